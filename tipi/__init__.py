@@ -1,0 +1,37 @@
+"""tipi (TensorImgPipeline): from a throw-away PyTorch script to a cached, config-driven pipeline."""
+
+from tipi.errors import (
+    ConfigError,
+    DefinitionError,
+    PermanenceFailure,
+    ProcessFailure,
+    TipiError,
+    UsageError,
+)
+from tipi.permanence import Permanence
+from tipi.process import PipelineProcess
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The runner pulls in networkx and Rich; a script that only subclasses Permanence or
+    # PipelineProcess should not pay for them.
+    if name == "PipelineRunner":
+        from tipi.engine import PipelineRunner
+
+        return PipelineRunner
+    raise AttributeError(f"module 'tipi' has no attribute '{name}'")
+
+__all__ = [
+    "ConfigError",
+    "DefinitionError",
+    "Permanence",
+    "PermanenceFailure",
+    "PipelineProcess",
+    "PipelineRunner",
+    "ProcessFailure",
+    "TipiError",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,51 @@
+"""Shows an error the way its kind deserves: config errors in one line, process failures with
+the user's frames only, engine bugs with everything."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+import tipi
+from tipi.errors import PermanenceFailure, ProcessFailure, TipiError
+
+_TIPI_DIR = str(Path(tipi.__file__).resolve().parent)
+
+
+def render_error(error: TipiError, console: Console, debug: bool = False) -> None:
+    """Print `error` to `console`: message, hint, and for failures the user's traceback."""
+    cause = error.error if isinstance(error, ProcessFailure | PermanenceFailure) else None
+    if cause is not None:
+        console.print(user_traceback(cause, full=debug), markup=False, highlight=False, end="")
+    elif debug and error.__cause__ is not None:
+        console.print(user_traceback(error.__cause__, full=True), markup=False, highlight=False, end="")
+    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+    if error.hint:
+        console.print(f"[dim]hint:[/] {escape(error.hint)}", highlight=False)
+
+
+def render_bug(error: BaseException, console: Console) -> None:
+    """An exception tipi did not expect: everything, and where to report it."""
+    console.print(user_traceback(error, full=True), markup=False, highlight=False, end="")
+    console.print(
+        f"[bold red]internal error:[/] {escape(type(error).__name__)}: {escape(str(error))}\n"
+        "[dim]hint:[/] this is a bug in tipi; please report it with the traceback above",
+        highlight=False,
+    )
+
+
+def user_traceback(error: BaseException, full: bool = False) -> str:
+    """The traceback of `error`, without tipi's own frames unless `full`."""
+    exc = traceback.TracebackException.from_exception(error)
+    if not full:
+        kept = [f for f in exc.stack if not f.filename.startswith(_TIPI_DIR)]
+        hidden = len(exc.stack) - len(kept)
+        exc.stack = traceback.StackSummary.from_list(kept)
+        exc.__cause__ = exc.__context__ = None
+        header = f"Traceback ({hidden} tipi frame(s) hidden; --debug shows them):\n"
+        body = "".join(exc.format())
+        return header + body.split("\n", 1)[1] if body.startswith("Traceback") else header + body
+    return "".join(exc.format())

@@ -1,0 +1,267 @@
+"""Reads a pipeline TOML file into a PipelineSpec, applying `--set` overrides first."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tipi.config.lines import key_lines
+from tipi.config.schema import (
+    PERMANENCE_KEYS,
+    PIPELINE_KEYS,
+    PROCESS_KEYS,
+    PermanenceSpec,
+    PipelineSpec,
+    ProcessSpec,
+)
+from tipi.errors import ConfigError, Location
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_pipeline(
+    file: Path,
+    *,
+    name: str,
+    root: Path,
+    overrides: Iterable[str] = (),
+    folder: Path | None = None,
+) -> PipelineSpec:
+    """Parse `file` and return the pipeline it declares.
+
+    Args:
+        file: the TOML file (usually `pipelines/<name>/pipeline.toml`).
+        name: the pipeline's name (its folder's name).
+        root: the project root; relative artifact paths resolve against it.
+        overrides: `process.param=value` strings; values are parsed as TOML.
+        folder: the pipeline folder whose `*.py` define local types (default: file's folder).
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, unknown or mistyped keys.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline file: {exc.strerror}", location=Location(file=file)) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        position = _TOML_POSITION.search(str(exc))
+        line = int(position.group(1)) if position else None
+        message = _TOML_POSITION.sub("", str(exc)).strip()
+        raise ConfigError(
+            f"invalid TOML: {message}",
+            hint="see https://toml.io for the syntax",
+            location=Location(file=file, line=line),
+        ) from None
+    lines = key_lines(text)
+    overridden = apply_overrides(data, overrides)
+    spec_base = PipelineSpec(
+        name=name, file=file, root=root, permanences={}, processes={},
+        key_lines=lines, overridden=frozenset(overridden),
+    )
+    _check_keys(data, PIPELINE_KEYS, (), spec_base, "a pipeline file")
+    permanences = {
+        n: _permanence(n, t, spec_base) for n, t in _tables(data, "permanences", spec_base)
+    }
+    processes = {n: _process(n, t, spec_base) for n, t in _tables(data, "processes", spec_base)}
+    meta = data.get("pipeline", {})
+    spec = PipelineSpec(
+        name=name,
+        file=file,
+        root=root,
+        permanences=permanences,
+        processes=processes,
+        key_lines=lines,
+        overridden=frozenset(overridden),
+        description=str(meta.get("description", "")) if isinstance(meta, dict) else "",
+        folder=folder,
+    )
+    _check_after(spec)
+    return spec
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `train.lr=0.01` into (["train", "lr"], 0.01); the value is parsed as TOML.
+
+    A value that is not valid TOML is taken as a string, so `--set train.name=run1` works.
+    """
+    key, sep, raw = text.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"bad override '{text}'",
+            hint="write --set STEP.PARAM=VALUE, e.g. --set train.lr=0.01",
+            location=Location(key="--set"),
+        )
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> set[tuple[str, ...]]:
+    """Write each override into `data` in place; return the key paths it set.
+
+    `STEP.PARAM=V` targets a process (or, failing that, a permanence) named STEP;
+    `processes.STEP.PARAM=V` and `permanences.NAME.PARAM=V` say which explicitly.
+    Deeper keys (`train.optimizer.lr=...`) set nested tables.
+    """
+    touched: set[tuple[str, ...]] = set()
+    for text in overrides:
+        parts, value = parse_override(text)
+        section, name, keys = _override_target(data, parts, text)
+        params = data[section][name].setdefault("params", {})
+        target = params
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"cannot set '{text}': {key} is not a table", location=Location(key="--set"))
+        target[keys[-1]] = copy.deepcopy(value)
+        touched.add((section, name, "params", *keys))
+    return touched
+
+
+def _override_target(
+    data: dict[str, Any], parts: list[str], text: str
+) -> tuple[str, str, list[str]]:
+    if parts[0] in ("processes", "permanences") and len(parts) >= 3:
+        section, name, keys = parts[0], parts[1], parts[2:]
+        if name in data.get(section, {}):
+            return section, name, keys
+        candidates = list(data.get(section, {}))
+    else:
+        name, keys = parts[0], parts[1:]
+        in_processes = name in data.get("processes", {})
+        in_permanences = name in data.get("permanences", {})
+        if in_processes and in_permanences:
+            raise ConfigError(
+                f"override '{text}' is ambiguous: '{name}' is a process and a permanence",
+                hint=f"write --set processes.{text} or --set permanences.{text}",
+                location=Location(key="--set"),
+            )
+        if in_processes or in_permanences:
+            return ("processes" if in_processes else "permanences"), name, keys
+        candidates = [*data.get("processes", {}), *data.get("permanences", {})]
+    close = difflib.get_close_matches(name, candidates, n=1)
+    raise ConfigError(
+        f"override '{text}' names no step or permanence '{name}'",
+        hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(candidates) or 'none'}",
+        location=Location(key="--set"),
+    )
+
+
+def _tables(data: Mapping[str, Any], section: str, spec: PipelineSpec) -> list[tuple[str, dict]]:
+    tables = data.get(section, {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"'{section}' must be a table", location=spec.locate(section))
+    result = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"'{section}.{name}' must be a table",
+                hint=f"write [{section}.{name}] followed by type = \"...\"",
+                location=spec.locate(section, name),
+            )
+        result.append((name, table))
+    return result
+
+
+def _check_keys(
+    table: Mapping[str, Any], allowed: tuple[str, ...], path: tuple[str, ...],
+    spec: PipelineSpec, what: str,
+) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+            raise ConfigError(f"unknown key '{key}' in {what}", hint=hint, location=spec.locate(*path, key))
+
+
+def _required_type(table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec) -> str:
+    value = table.get("type")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            "missing 'type'" if value is None else "'type' must be a non-empty string",
+            hint='add type = "ClassName" (a class beside pipeline.toml, a built-in, or module:Class)',
+            location=spec.locate(*path, "type") if value is not None else spec.locate(*path),
+        )
+    return value
+
+
+def _params(table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec) -> dict[str, Any]:
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError("'params' must be a table", location=spec.locate(*path, "params"))
+    return params
+
+
+def _permanence(name: str, table: dict[str, Any], spec: PipelineSpec) -> PermanenceSpec:
+    path = ("permanences", name)
+    _check_keys(table, PERMANENCE_KEYS, path, spec, f"permanence '{name}'")
+    return PermanenceSpec(
+        name=name,
+        type=_required_type(table, path, spec),
+        params=_params(table, path, spec),
+        location=spec.locate(*path),
+        description=str(table.get("description", "")),
+    )
+
+
+def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpec:
+    path = ("processes", name)
+    _check_keys(table, PROCESS_KEYS, path, spec, f"process '{name}'")
+    after = table.get("after", [])
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        raise ConfigError("'after' must be a list of step names", location=spec.locate(*path, "after"))
+    for flag in ("volatile", "force"):
+        if not isinstance(table.get(flag, False), bool):
+            raise ConfigError(f"'{flag}' must be true or false", location=spec.locate(*path, flag))
+    return ProcessSpec(
+        name=name,
+        type=_required_type(table, path, spec),
+        params=_params(table, path, spec),
+        location=spec.locate(*path),
+        inputs=_paths(table, "inputs", path, spec),
+        outputs=_paths(table, "outputs", path, spec),
+        after=tuple(after),
+        volatile=table.get("volatile", False),
+        force=table.get("force", False),
+        description=str(table.get("description", "")),
+    )
+
+
+def _paths(
+    table: Mapping[str, Any], key: str, path: tuple[str, ...], spec: PipelineSpec
+) -> dict[str, str]:
+    """`{name = "path"}` as is; a list `["a.txt"]` names each entry by its own path."""
+    value = table.get(key, {})
+    if isinstance(value, list):
+        value = {str(item): item for item in value}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(
+            f"'{key}' must be a table of name = \"path\" or a list of paths",
+            hint=f'{key} = {{ data = "out/data.pt" }}',
+            location=spec.locate(*path, key),
+        )
+    return dict(value)
+
+
+def _check_after(spec: PipelineSpec) -> None:
+    for process in spec.processes.values():
+        for other in process.after:
+            if other not in spec.processes:
+                close = difflib.get_close_matches(other, list(spec.processes), n=1)
+                raise ConfigError(
+                    f"'after' names unknown step '{other}'",
+                    hint=f"did you mean '{close[0]}'?" if close else f"steps: {', '.join(spec.processes)}",
+                    location=spec.locate("processes", process.name, "after"),
+                )

@@ -1,0 +1,119 @@
+"""Binds a PipelineSpec to classes: resolves types, checks params, interpolates paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from tipi.config.params import check_params
+from tipi.config.schema import PermanenceSpec, PipelineSpec, ProcessSpec
+from tipi.errors import ConfigError
+from tipi.permanence import Permanence
+from tipi.process import PipelineProcess
+from tipi.registry import Registry
+
+
+@dataclass(frozen=True)
+class ResolvedPermanence:
+    """A permanence ready to build: its class and checked params."""
+
+    spec: PermanenceSpec
+    cls: type[Permanence]
+    params: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class ResolvedStep:
+    """A process ready to run: class, checked params, absolute input and output paths."""
+
+    spec: ProcessSpec
+    cls: type[PipelineProcess]
+    params: Mapping[str, Any]
+    inputs: Mapping[str, Path]
+    outputs: Mapping[str, Path]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class ResolvedPipeline:
+    """Everything needed to run a pipeline, validated before anything runs."""
+
+    spec: PipelineSpec
+    permanences: Mapping[str, ResolvedPermanence]
+    steps: Mapping[str, ResolvedStep]
+    registry: Registry
+
+
+def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> ResolvedPipeline:
+    """Resolve every type and check every params table of `spec`.
+
+    Raises:
+        DefinitionError: a type is unknown or of the wrong kind.
+        ConfigError: a params table does not fit its class, or a path template is bad.
+    """
+    registry = registry or Registry(spec.directory, spec.root)
+    permanences = {}
+    for name, perm in spec.permanences.items():
+        path = ("permanences", name)
+        cls = registry.resolve(perm.type, Permanence, spec.locate(*path, "type"))
+        params = check_params(cls, perm.params, lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p))
+        permanences[name] = ResolvedPermanence(perm, cls, params)
+    steps = {}
+    for name, proc in spec.processes.items():
+        path = ("processes", name)
+        cls = registry.resolve(proc.type, PipelineProcess, spec.locate(*path, "type"))
+        params = check_params(cls, proc.params, lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p))
+        inputs = _bind(spec, proc, {**cls.inputs, **proc.inputs}, params, "inputs")
+        outputs = _bind(spec, proc, {**cls.outputs, **proc.outputs}, params, "outputs")
+        steps[name] = ResolvedStep(proc, cls, params, inputs, outputs)
+    return ResolvedPipeline(spec, permanences, steps, registry)
+
+
+def _bind(
+    spec: PipelineSpec,
+    proc: ProcessSpec,
+    templates: Mapping[str, str],
+    params: Mapping[str, Any],
+    section: str,
+) -> dict[str, Path]:
+    fields = {"name": proc.name, "pipeline": spec.name, "params": _Params(params)}
+    bound = {}
+    for key, template in templates.items():
+        try:
+            text = template.format_map(fields)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"bad placeholder in path '{template}': {exc}",
+                hint="placeholders: {name}, {pipeline}, {params.NAME}; write {{ }} for braces",
+                location=spec.locate("processes", proc.name, section, key),
+            ) from None
+        bound[key] = _absolute(spec.root, text)
+    return bound
+
+
+def _absolute(root: Path, text: str) -> Path:
+    """`root/text` normalized (no `..`), without resolving symlinks."""
+    path = Path(os.path.expanduser(text))
+    return Path(os.path.normpath(path if path.is_absolute() else root / path))
+
+
+class _Params(SimpleNamespace):
+    """`{params.x}` in a path: attribute access with a message naming the known params."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        known = ", ".join(sorted(vars(self))) or "none"
+        raise AttributeError(f"no param '{name}' (params: {known})")

@@ -1,0 +1,82 @@
+"""The typed, frozen form of a pipeline file: what the loader produces and the engine reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tipi.errors import Location
+
+PIPELINE_KEYS = ("pipeline", "permanences", "processes")
+PERMANENCE_KEYS = ("type", "params", "description")
+PROCESS_KEYS = (
+    "type",
+    "params",
+    "inputs",
+    "outputs",
+    "after",
+    "volatile",
+    "force",
+    "description",
+)
+
+
+@dataclass(frozen=True)
+class PermanenceSpec:
+    """One `[permanences.NAME]` table."""
+
+    name: str
+    type: str
+    params: Mapping[str, Any]
+    location: Location
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One `[processes.NAME]` table; path values are still templates (`{params.x}` etc.)."""
+
+    name: str
+    type: str
+    params: Mapping[str, Any]
+    location: Location
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+    volatile: bool = False
+    force: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A whole pipeline file, with where each key was written (for error messages)."""
+
+    name: str
+    file: Path
+    root: Path
+    permanences: Mapping[str, PermanenceSpec]
+    processes: Mapping[str, ProcessSpec]
+    key_lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, repr=False)
+    overridden: frozenset[tuple[str, ...]] = frozenset()
+    description: str = ""
+    folder: Path | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The pipeline folder (its `*.py` files define local types)."""
+        return self.folder or self.file.parent
+
+    def locate(self, *key: str) -> Location:
+        """Where `key` (a path of table keys) was written: the line, or the nearest table's."""
+        dotted = ".".join(key)
+        for n in range(len(key), 0, -1):
+            if key[:n] in self.overridden:
+                return Location(key=f"--set {'.'.join(key[1:])}")
+        for n in range(len(key), 0, -1):
+            line = self.key_lines.get(key[:n])
+            if line is not None:
+                return Location(file=self.file, key=dotted, line=line)
+        return Location(file=self.file, key=dotted)

@@ -1,0 +1,97 @@
+"""The TipiError hierarchy: every failure a user can cause, with a hint and an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a config file something was declared (any part may be unknown)."""
+
+    file: Path | None = None
+    key: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file is not None:
+            parts.append(_display_path(self.file) + (f":{self.line}" if self.line else ""))
+        if self.key:
+            parts.append(self.key)
+        return ": ".join(parts)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class TipiError(Exception):
+    """Base of every error tipi reports to a user; the CLI maps it to a message and exit code.
+
+    Attributes:
+        exit_code: the process exit code the CLI uses (2: usage/config, 1: a step failed).
+        hint: one sentence saying what to do next, or None.
+        location: the file, key and line the error is about, when it is about a config.
+    """
+
+    exit_code: int = 2
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, location: Location | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else ""
+        return f"{where}: {self.message}" if where else self.message
+
+
+class ConfigError(TipiError):
+    """A pipeline file is malformed or names something that does not fit (exit 2)."""
+
+
+class DefinitionError(TipiError):
+    """A type, class or graph definition is wrong: unknown type, bad class, cycle (exit 2)."""
+
+
+class UsageError(TipiError):
+    """The command line asks for something that does not exist or cannot be done (exit 2)."""
+
+
+class ProcessFailure(TipiError):
+    """A process raised while executing; `__cause__` holds the user's exception (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, step: str, error: BaseException, *, hint: str | None = None) -> None:
+        super().__init__(f"step '{step}' failed: {type(error).__name__}: {error}", hint=hint)
+        self.step = step
+        self.error = error
+
+
+class PermanenceFailure(TipiError):
+    """A permanence raised in one of its lifecycle phases (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, name: str, phase: str, error: BaseException) -> None:
+        super().__init__(
+            f"permanence '{name}' failed in {phase}(): {type(error).__name__}: {error}"
+        )
+        self.name = name
+        self.phase = phase
+        self.error = error
+
+
+class PipelineInterrupted(TipiError):
+    """The run was interrupted (Ctrl-C); every initialized permanence was cleaned up."""
+
+    exit_code = 130

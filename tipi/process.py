@@ -1,0 +1,59 @@
+"""PipelineProcess: one step of a pipeline, with declared inputs, outputs and params."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from tipi.permanence import Permanence
+
+
+class PermanenceProvider(Protocol):
+    """What a process sees of the controller: permanences by name."""
+
+    def get_permanence(self, name: str) -> Permanence: ...
+
+
+class PipelineProcess(ABC):
+    """A step of a pipeline. Subclass it, write ``execute()``, declare params in ``__init__``.
+
+    Params are the keyword arguments of ``__init__`` after ``controller`` and ``force``; the
+    values in the step's TOML ``params`` table are checked against their type hints before
+    anything runs.
+
+    Inputs and outputs may be declared as class attributes (name → path template) and are
+    extended or overridden by the step's TOML ``inputs``/``outputs``. At run time
+    ``self.inputs`` and ``self.outputs`` map each name to a resolved ``pathlib.Path``.
+
+    Attributes:
+        controller: gives access to permanences: ``self.controller.get_permanence("device")``.
+        force: run even when ``skip()`` says the work is done.
+        version: when set, stands for the code of this class in its fingerprint (bump it to
+            force a rebuild; leave it None to fingerprint the normalized source).
+    """
+
+    inputs: ClassVar[Mapping[str, str]] = {}
+    outputs: ClassVar[Mapping[str, str]] = {}
+    version: ClassVar[str | None] = None
+
+    def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
+        self.controller = controller
+        self.force = force
+
+    @abstractmethod
+    def execute(self) -> None:
+        """Do the step's work: read ``self.inputs``, write ``self.outputs``."""
+
+    def skip(self) -> bool:
+        """Return True when the work is already done and the step need not run."""
+        return False
+
+    def bind_paths(self, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
+        """Give the step its resolved input and output paths (the engine calls this)."""
+        # Instance attributes shadow the class-level declarations on purpose: the class keeps
+        # the templates, the instance holds the paths of this run.
+        self.inputs = dict(inputs)  # type: ignore[misc]
+        self.outputs = dict(outputs)  # type: ignore[misc]

@@ -1,0 +1,205 @@
+"""Resolves a `type` name to a class: built-ins, classes beside pipeline.toml, `module:Class`."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import traceback
+import types
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from tipi.errors import DefinitionError, Location
+from tipi.permanence import Permanence
+from tipi.process import PipelineProcess
+
+# Built-in types, by name → "module:attribute". Imported only when a pipeline names them, so
+# that planning a pipeline never imports torch through a built-in it does not use.
+BUILTIN_TYPES: dict[str, str] = {}
+
+_LOCAL_PACKAGE = "_tipi_pipelines"
+Component = type[Permanence] | type[PipelineProcess]
+
+
+def is_component(obj: object) -> bool:
+    """True for concrete Permanence or PipelineProcess subclasses."""
+    return (
+        inspect.isclass(obj)
+        and issubclass(obj, (Permanence, PipelineProcess))
+        and obj not in (Permanence, PipelineProcess)
+        and not inspect.isabstract(obj)
+    )
+
+
+def kind_of(cls: type) -> str:
+    """'permanence' or 'process', for messages."""
+    return "permanence" if issubclass(cls, Permanence) else "process"
+
+
+class Registry:
+    """The classes a pipeline may name in `type`, resolved lazily.
+
+    Local modules (every ``*.py`` beside ``pipeline.toml``) are imported on the first lookup,
+    as submodules of a synthetic package so that siblings import each other with relative
+    imports (``from .models import Net``) and two pipelines' same-named files never collide.
+    """
+
+    def __init__(
+        self,
+        pipeline_dir: Path | None = None,
+        project_root: Path | None = None,
+        builtins: Mapping[str, str] | None = None,
+    ) -> None:
+        self.pipeline_dir = pipeline_dir
+        self.project_root = project_root
+        self.builtins = dict(BUILTIN_TYPES if builtins is None else builtins)
+        self._local: dict[str, Component] | None = None
+
+    def resolve(self, name: str, expected: type, location: Location | None = None) -> Component:
+        """Return the class named `name`, which must subclass `expected`.
+
+        Raises:
+            DefinitionError: the name is unknown (with close matches), cannot be imported, or
+                names a class of the wrong kind.
+        """
+        cls = self._lookup(name, location)
+        if not (inspect.isclass(cls) and issubclass(cls, expected)):
+            wanted = "permanence" if expected is Permanence else "process"
+            found = kind_of(cls) if is_component(cls) else f"{type(cls).__name__} object"
+            raise DefinitionError(
+                f"type '{name}' is a {found}, but a {wanted} is declared here",
+                hint=f"declare it under [{'permanences' if found == 'permanence' else 'processes'}.…]"
+                if is_component(cls)
+                else f"point `type` at a {wanted} class",
+                location=location,
+            )
+        return cls
+
+    def names(self) -> list[str]:
+        """Every name a `type` may use without a module path, local names first."""
+        return sorted(self.local()) + sorted(set(self.builtins) - set(self.local()))
+
+    def components(self) -> Iterator[tuple[str, Component]]:
+        """Yield (name, class) for every local and built-in type, importing the built-ins."""
+        for name in self.names():
+            yield name, self._lookup(name, None)
+
+    def local(self) -> dict[str, Component]:
+        """Classes defined in the ``*.py`` files beside pipeline.toml, imported once."""
+        if self._local is None:
+            self._local = self._import_local()
+        return self._local
+
+    def _lookup(self, name: str, location: Location | None) -> Component:
+        if ":" in name:
+            return self._import_dotted(name, location)
+        if name in self.local():
+            return self.local()[name]
+        if name in self.builtins:
+            return self._import_dotted(self.builtins[name], location)
+        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
+        hint = (
+            f"did you mean {' or '.join(repr(c) for c in close)}?"
+            if close
+            else "run `tipi list` to see the available types, or use a `module:Class` path"
+        )
+        raise DefinitionError(f"unknown type '{name}'", hint=hint, location=location)
+
+    def _import_dotted(self, path: str, location: Location | None) -> Component:
+        module_name, _, attr = path.partition(":")
+        if not module_name or not attr:
+            raise DefinitionError(
+                f"type '{path}' is not of the form 'package.module:Class'", location=location
+            )
+        if self.project_root is not None and str(self.project_root) not in sys.path:
+            sys.path.insert(0, str(self.project_root))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise DefinitionError(
+                f"cannot import module '{module_name}' for type '{path}': {exc}",
+                hint="check the module path and that its package is installed",
+                location=location,
+            ) from exc
+        obj = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                close = difflib.get_close_matches(part, dir(obj), n=3)
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
+                raise DefinitionError(
+                    f"module '{module_name}' has no attribute '{attr}'", hint=hint, location=location
+                )
+            obj = getattr(obj, part)
+        return obj  # type: ignore[return-value]
+
+    def _import_local(self) -> dict[str, Component]:
+        if self.pipeline_dir is None:
+            return {}
+        package = _local_package(self.pipeline_dir)
+        found: dict[str, Component] = {}
+        origin: dict[str, Path] = {}
+        for file in sorted(self.pipeline_dir.glob("*.py")):
+            module = _import_file(package, file)
+            for name, obj in vars(module).items():
+                if not is_component(obj) or obj.__module__ != module.__name__:
+                    continue
+                if name in found:
+                    raise DefinitionError(
+                        f"type '{name}' is defined twice: in {origin[name].name} and {file.name}",
+                        hint="rename one of them",
+                        location=Location(file=file),
+                    )
+                found[name] = obj
+                origin[name] = file
+        return found
+
+
+def _local_package(pipeline_dir: Path) -> str:
+    """Create (once) the synthetic package that holds one pipeline folder's modules."""
+    slug = re.sub(r"\W", "_", pipeline_dir.name)
+    digest = zlib.crc32(str(pipeline_dir.resolve()).encode())
+    name = f"{_LOCAL_PACKAGE}.{slug}_{digest}"
+    if _LOCAL_PACKAGE not in sys.modules:
+        root = types.ModuleType(_LOCAL_PACKAGE)
+        root.__path__ = []
+        sys.modules[_LOCAL_PACKAGE] = root
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(pipeline_dir)]
+        sys.modules[name] = package
+    return name
+
+
+def _import_file(package: str, file: Path) -> types.ModuleType:
+    module_name = f"{package}.{file.stem}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    try:
+        return importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise DefinitionError(
+            f"syntax error: {exc.msg}",
+            hint="fix the Python file beside pipeline.toml",
+            location=Location(file=file, line=exc.lineno),
+        ) from exc
+    except Exception as exc:
+        line = _line_in(file, exc)
+        raise DefinitionError(
+            f"importing {file.name} failed: {type(exc).__name__}: {exc}",
+            hint="every *.py beside pipeline.toml is imported; it must import cleanly",
+            location=Location(file=file, line=line),
+        ) from exc
+
+
+def _line_in(file: Path, exc: BaseException) -> int | None:
+    """The deepest line of `file` in the traceback of `exc`, if any."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename) == file:
+            line = frame.lineno
+    return line

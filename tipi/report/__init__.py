@@ -1,0 +1,6 @@
+"""Reporter events (step started, skipped with reasons, failed, ...) rendered for people or tests."""
+
+from tipi.report.events import ListReporter, NullReporter, Reporter, RunSummary, StepResult
+from tipi.report.rich_reporter import RichReporter
+
+__all__ = ["ListReporter", "NullReporter", "Reporter", "RichReporter", "RunSummary", "StepResult"]
