@@ -1,4 +1,4 @@
-"""tipi (TensorImgPipeline): from a throw-away PyTorch script to a cached, config-driven pipeline."""
+"""tipi (TensorImgPipeline): from a throw-away PyTorch script to a cached pipeline."""
 
 from tipi.errors import (
     ConfigError,
@@ -22,6 +22,7 @@ def __getattr__(name: str) -> object:
 
         return PipelineRunner
     raise AttributeError(f"module 'tipi' has no attribute '{name}'")
+
 
 __all__ = [
     "ConfigError",

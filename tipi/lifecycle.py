@@ -72,7 +72,9 @@ class Controller:
             available = ", ".join(self._declared) or "none declared"
             raise DefinitionError(
                 f"no permanence named '{name}' (available: {available})",
-                hint=f"did you mean '{close[0]}'?" if close else "declare it under [permanences.NAME]",
+                hint=f"did you mean '{close[0]}'?"
+                if close
+                else "declare it under [permanences.NAME]",
             )
         instance = self._instances.get(name) or self._construct(name, declared)
         self._initialize(name, instance)

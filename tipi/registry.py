@@ -71,10 +71,11 @@ class Registry:
         if not (inspect.isclass(cls) and issubclass(cls, expected)):
             wanted = "permanence" if expected is Permanence else "process"
             found = kind_of(cls) if is_component(cls) else f"{type(cls).__name__} object"
+            section = {"permanence": "[permanences.NAME]", "process": "[processes.NAME]"}.get(found)
             raise DefinitionError(
                 f"type '{name}' is a {found}, but a {wanted} is declared here",
-                hint=f"declare it under [{'permanences' if found == 'permanence' else 'processes'}.…]"
-                if is_component(cls)
+                hint=f"declare it under {section}"
+                if section
                 else f"point `type` at a {wanted} class",
                 location=location,
             )
@@ -132,7 +133,9 @@ class Registry:
                 close = difflib.get_close_matches(part, dir(obj), n=3)
                 hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
                 raise DefinitionError(
-                    f"module '{module_name}' has no attribute '{attr}'", hint=hint, location=location
+                    f"module '{module_name}' has no attribute '{attr}'",
+                    hint=hint,
+                    location=location,
                 )
             obj = getattr(obj, part)
         return obj  # type: ignore[return-value]

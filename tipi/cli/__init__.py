@@ -1,4 +1,4 @@
-"""The `tipi` command line: a Typer app that maps TipiError to a message, a hint and an exit code."""
+"""The `tipi` command line: a Typer app mapping TipiError to a message, hint and exit code."""
 
 from tipi.cli.app import app, main
 

@@ -66,9 +66,14 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks, tipi's frames too.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks, tipi's frames too.")
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -76,11 +81,15 @@ def _main(
 PipelineArg = Annotated[str, typer.Argument(help="The pipeline: a folder name under pipelines/.")]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("-c", "--config", help="A TOML file to use instead of the folder's pipeline.toml."),
+    typer.Option(
+        "-c", "--config", help="A TOML file to use instead of the folder's pipeline.toml."
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", metavar="STEP.PARAM=VALUE", help="Override a param (value parsed as TOML)."),
+    typer.Option(
+        "--set", metavar="STEP.PARAM=VALUE", help="Override a param (value parsed as TOML)."
+    ),
 ]
 
 
@@ -90,20 +99,26 @@ def run_command(
     pipeline: PipelineArg,
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    force: Annotated[bool, typer.Option("--force", "-F", help="Run steps even if skip() says done.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-F", help="Run steps even if skip() says done.")
+    ] = False,
 ) -> None:
     """Run every step of PIPELINE, in dependency order."""
     from tipi.engine import PipelineRunner
     from tipi.report import RichReporter
 
-    runner = PipelineRunner(pipeline, config=config, overrides=set_ or (), reporter=RichReporter(stderr()))
+    runner = PipelineRunner(
+        pipeline, config=config, overrides=set_ or (), reporter=RichReporter(stderr())
+    )
     runner.run(force=force)
 
 
 @app.command("list")
 @guarded
 def list_command(
-    pipeline: Annotated[str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's types.")] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's types.")
+    ] = None,
 ) -> None:
     """List the pipelines of this project and the types their TOML can name, with params."""
     from tipi.cli.listing import show_listing
@@ -123,8 +138,11 @@ def init_command(
     root = find_project_root() or Path.cwd()
     files = scaffold(root, name)
     console = stdout()
+    here = Path.cwd()
     for path in files:
-        console.print(f"[green]created[/] {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+        console.print(
+            f"[green]created[/] {path.relative_to(here) if path.is_relative_to(here) else path}"
+        )
     console.print(f"next: [bold]tipi run {name}[/]")
 
 

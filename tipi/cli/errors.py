@@ -21,7 +21,9 @@ def render_error(error: TipiError, console: Console, debug: bool = False) -> Non
     if cause is not None:
         console.print(user_traceback(cause, full=debug), markup=False, highlight=False, end="")
     elif debug and error.__cause__ is not None:
-        console.print(user_traceback(error.__cause__, full=True), markup=False, highlight=False, end="")
+        console.print(
+            user_traceback(error.__cause__, full=True), markup=False, highlight=False, end=""
+        )
     console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     if error.hint:
         console.print(f"[dim]hint:[/] {escape(error.hint)}", highlight=False)

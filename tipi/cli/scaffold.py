@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tipi.errors import UsageError
 
-PIPELINE_TOML = '''\
+PIPELINE_TOML = """\
 # The "{name}" pipeline. Run it with:  tipi run {name}
 # Permanences are shared resources; processes are steps. Edges come from paths: a step whose
 # input is another step's output runs after it.
@@ -28,7 +28,7 @@ outputs = {{ numbers = "out/{{pipeline}}/numbers.txt" }}
 type = "SumNumbers"
 inputs = {{ numbers = "out/{{pipeline}}/numbers.txt" }}
 outputs = {{ total = "out/{{pipeline}}/total.txt" }}
-'''
+"""
 
 STEPS_PY = '''\
 """Types for the "{name}" pipeline. Every *.py beside pipeline.toml is imported; its
@@ -93,7 +93,9 @@ def scaffold(root: Path, name: str) -> list[Path]:
         )
     folder = root / "pipelines" / name
     if folder.exists():
-        raise UsageError(f"{folder} already exists", hint=f"pick another name, or run `tipi run {name}`")
+        raise UsageError(
+            f"{folder} already exists", hint=f"pick another name, or run `tipi run {name}`"
+        )
     folder.mkdir(parents=True)
     files = {"pipeline.toml": PIPELINE_TOML, "steps.py": STEPS_PY}
     written = []

@@ -47,7 +47,9 @@ def load_pipeline(
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read pipeline file: {exc.strerror}", location=Location(file=file)) from exc
+        raise ConfigError(
+            f"cannot read pipeline file: {exc.strerror}", location=Location(file=file)
+        ) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -62,8 +64,13 @@ def load_pipeline(
     lines = key_lines(text)
     overridden = apply_overrides(data, overrides)
     spec_base = PipelineSpec(
-        name=name, file=file, root=root, permanences={}, processes={},
-        key_lines=lines, overridden=frozenset(overridden),
+        name=name,
+        file=file,
+        root=root,
+        permanences={},
+        processes={},
+        key_lines=lines,
+        overridden=frozenset(overridden),
     )
     _check_keys(data, PIPELINE_KEYS, (), spec_base, "a pipeline file")
     permanences = {
@@ -122,7 +129,9 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> set[tuple
         for key in keys[:-1]:
             target = target.setdefault(key, {})
             if not isinstance(target, dict):
-                raise ConfigError(f"cannot set '{text}': {key} is not a table", location=Location(key="--set"))
+                raise ConfigError(
+                    f"cannot set '{text}': {key} is not a table", location=Location(key="--set")
+                )
         target[keys[-1]] = copy.deepcopy(value)
         touched.add((section, name, "params", *keys))
     return touched
@@ -152,7 +161,9 @@ def _override_target(
     close = difflib.get_close_matches(name, candidates, n=1)
     raise ConfigError(
         f"override '{text}' names no step or permanence '{name}'",
-        hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(candidates) or 'none'}",
+        hint=f"did you mean '{close[0]}'?"
+        if close
+        else f"known: {', '.join(candidates) or 'none'}",
         location=Location(key="--set"),
     )
 
@@ -166,7 +177,7 @@ def _tables(data: Mapping[str, Any], section: str, spec: PipelineSpec) -> list[t
         if not isinstance(table, dict):
             raise ConfigError(
                 f"'{section}.{name}' must be a table",
-                hint=f"write [{section}.{name}] followed by type = \"...\"",
+                hint=f'write [{section}.{name}] followed by type = "..."',
                 location=spec.locate(section, name),
             )
         result.append((name, table))
@@ -174,14 +185,19 @@ def _tables(data: Mapping[str, Any], section: str, spec: PipelineSpec) -> list[t
 
 
 def _check_keys(
-    table: Mapping[str, Any], allowed: tuple[str, ...], path: tuple[str, ...],
-    spec: PipelineSpec, what: str,
+    table: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    path: tuple[str, ...],
+    spec: PipelineSpec,
+    what: str,
 ) -> None:
     for key in table:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-            raise ConfigError(f"unknown key '{key}' in {what}", hint=hint, location=spec.locate(*path, key))
+            raise ConfigError(
+                f"unknown key '{key}' in {what}", hint=hint, location=spec.locate(*path, key)
+            )
 
 
 def _required_type(table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec) -> str:
@@ -189,7 +205,7 @@ def _required_type(table: Mapping[str, Any], path: tuple[str, ...], spec: Pipeli
     if not isinstance(value, str) or not value:
         raise ConfigError(
             "missing 'type'" if value is None else "'type' must be a non-empty string",
-            hint='add type = "ClassName" (a class beside pipeline.toml, a built-in, or module:Class)',
+            hint='add type = "ClassName" (a class beside pipeline.toml, built-in or module:Class)',
             location=spec.locate(*path, "type") if value is not None else spec.locate(*path),
         )
     return value
@@ -221,7 +237,9 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
     if isinstance(after, str):
         after = [after]
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-        raise ConfigError("'after' must be a list of step names", location=spec.locate(*path, "after"))
+        raise ConfigError(
+            "'after' must be a list of step names", location=spec.locate(*path, "after")
+        )
     for flag in ("volatile", "force"):
         if not isinstance(table.get(flag, False), bool):
             raise ConfigError(f"'{flag}' must be true or false", location=spec.locate(*path, flag))
@@ -262,6 +280,8 @@ def _check_after(spec: PipelineSpec) -> None:
                 close = difflib.get_close_matches(other, list(spec.processes), n=1)
                 raise ConfigError(
                     f"'after' names unknown step '{other}'",
-                    hint=f"did you mean '{close[0]}'?" if close else f"steps: {', '.join(spec.processes)}",
+                    hint=f"did you mean '{close[0]}'?"
+                    if close
+                    else f"steps: {', '.join(spec.processes)}",
                     location=spec.locate("processes", process.name, "after"),
                 )

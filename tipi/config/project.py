@@ -54,13 +54,20 @@ def locate_pipeline(root: Path, name: str | None, config: Path | None = None) ->
             name = available[0]
         else:
             raise UsageError(
-                "which pipeline? " + (f"this project has {len(available)}" if available else "this project has none"),
-                hint=f"pass -p NAME ({', '.join(available)})" if available else "run `tipi init NAME`",
+                "which pipeline? "
+                + (f"this project has {len(available)}" if available else "this project has none"),
+                hint=f"pass -p NAME ({', '.join(available)})"
+                if available
+                else "run `tipi init NAME`",
             )
     folder = root / PIPELINES_DIR / name
     if not (folder / PIPELINE_FILE).is_file() and config is None:
         close = difflib.get_close_matches(name, available, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"pipelines: {', '.join(available) or 'none'}"
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else f"pipelines: {', '.join(available) or 'none'}"
+        )
         raise UsageError(f"no pipeline '{name}' in {root / PIPELINES_DIR}", hint=hint)
     if config is None:
         return name, folder / PIPELINE_FILE

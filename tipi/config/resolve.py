@@ -67,13 +67,21 @@ def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Re
     for name, perm in spec.permanences.items():
         path = ("permanences", name)
         cls = registry.resolve(perm.type, Permanence, spec.locate(*path, "type"))
-        params = check_params(cls, perm.params, lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p))
+        params = check_params(
+            cls,
+            perm.params,
+            lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+        )
         permanences[name] = ResolvedPermanence(perm, cls, params)
     steps = {}
     for name, proc in spec.processes.items():
         path = ("processes", name)
         cls = registry.resolve(proc.type, PipelineProcess, spec.locate(*path, "type"))
-        params = check_params(cls, proc.params, lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p))
+        params = check_params(
+            cls,
+            proc.params,
+            lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+        )
         inputs = _bind(spec, proc, {**cls.inputs, **proc.inputs}, params, "inputs")
         outputs = _bind(spec, proc, {**cls.outputs, **proc.outputs}, params, "outputs")
         steps[name] = ResolvedStep(proc, cls, params, inputs, outputs)

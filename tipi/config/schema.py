@@ -72,9 +72,10 @@ class PipelineSpec:
     def locate(self, *key: str) -> Location:
         """Where `key` (a path of table keys) was written: the line, or the nearest table's."""
         dotted = ".".join(key)
-        for n in range(len(key), 0, -1):
-            if key[:n] in self.overridden:
-                return Location(key=f"--set {'.'.join(key[1:])}")
+        if key in self.overridden or any(key[:n] in self.overridden for n in range(len(key))):
+            # ("processes", "train", "params", "lr") was written as --set train.lr
+            shown = key[1:2] + key[3:] if key[2:3] == ("params",) else key[1:]
+            return Location(key=f"--set {'.'.join(shown)}")
         for n in range(len(key), 0, -1):
             line = self.key_lines.get(key[:n])
             if line is not None:

@@ -1,4 +1,4 @@
-"""Checks a TOML value against a type hint, coercing where TOML cannot say it (int→float, str→Path)."""
+"""Checks a TOML value against a type hint, coercing what TOML cannot say (int→float, str→Path)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ def _coerce_generic(value: Any, hint: Any, origin: Any, args: tuple[Any, ...]) -
             return tuple(coerce(v, args[0]) for v in value)
         if args and len(args) != len(value):
             raise TypeMismatch(f"{type_name(hint)} (exactly {len(args)} items)")
-        return tuple(coerce(v, a) for v, a in zip(value, args, strict=False)) if args else tuple(value)
+        return (
+            tuple(coerce(v, a) for v, a in zip(value, args, strict=False)) if args else tuple(value)
+        )
     if origin in (dict, cabc.Mapping, cabc.MutableMapping):
         if not isinstance(value, dict):
             raise TypeMismatch(type_name(hint))

@@ -1,4 +1,4 @@
-"""Reporter events (step started, skipped with reasons, failed, ...) rendered for people or tests."""
+"""Reporter events (step started, skipped with reasons, failed...) for people or for tests."""
 
 from tipi.report.events import ListReporter, NullReporter, Reporter, RunSummary, StepResult
 from tipi.report.rich_reporter import RichReporter

@@ -50,7 +50,8 @@ class RichReporter(Reporter):
             table.add_row(result.name, f"[{style}]{result.outcome}[/]", shown)
         self.console.print(table)
         counts = ", ".join(
-            f"{len(summary.of(kind))} {kind}" for kind in ("ran", "skipped", "failed", "not run")
+            f"{len(summary.of(kind))} {kind}"
+            for kind in ("ran", "skipped", "failed", "not run")
             if summary.of(kind)
         )
         verdict = "[green]done[/]" if summary.ok else "[red]failed[/]"

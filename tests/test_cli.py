@@ -1,0 +1,110 @@
+"""The command line: init → run in an empty folder, list, --version, --debug, failure output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tipi
+
+TIPI = shutil.which("tipi", path=str(Path(sys.executable).parent)) or "tipi"
+
+
+def test_init_then_run_in_an_empty_folder(tmp_path):
+    def tipi_cmd(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [TIPI, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+
+    created = tipi_cmd("init", "demo")
+    assert created.returncode == 0, created.stderr
+    assert "pipelines/demo/pipeline.toml" in created.stdout
+    ran = tipi_cmd("run", "demo")
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "out/demo/numbers.txt").read_text() == "1\n2\n3\n4\n5\n"
+    assert (tmp_path / "out/demo/total.txt").read_text() == "15\n"
+    assert "2 ran" in ran.stderr
+    again = tipi_cmd("init", "demo")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+
+
+def test_init_rejects_bad_names(project, cli):
+    result = cli("init", "../evil")
+    assert result.exit_code == 2
+    assert "bad pipeline name" in result.stderr
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"tipi {tipi.__version__}"
+
+
+def test_no_arguments_shows_help(cli):
+    result = cli()
+    assert "Usage" in result.stdout + result.stderr
+    for command in ("run", "list", "init"):
+        assert command in result.stdout + result.stderr
+
+
+def test_list_shows_pipelines_and_types_with_params(numbers_project, cli):
+    result = cli("list")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "numbers" in out
+    for name in ("Counter", "WriteNumbers", "SumNumbers"):
+        assert name in out
+    assert "start: int = 0" in out
+    assert "n: int = 3" in out
+
+
+BOOM = """
+[processes.boom]
+type = "Boom"
+"""
+BOOM_PY = """
+from tipi import PipelineProcess
+
+
+def helper():
+    raise ValueError("the user's bug")
+
+
+class Boom(PipelineProcess):
+    def execute(self):
+        helper()
+"""
+
+
+def test_failing_process_shows_user_frames_only_and_exits_1(project, cli):
+    project.pipeline("p", BOOM, steps=BOOM_PY)
+    result = cli("run", "p")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "tipi frame(s) hidden" in err
+    assert 'steps.py", line 5, in helper' in err
+    assert "tipi/engine.py" not in err
+    assert "error: step 'boom' failed: ValueError: the user's bug" in err
+
+
+def test_debug_shows_tipi_frames_too(project, cli):
+    project.pipeline("p", BOOM, steps=BOOM_PY)
+    result = cli("--debug", "run", "p")
+    assert result.exit_code == 1
+    assert "engine.py" in result.stderr
+
+
+def test_unexpected_exception_is_reported_as_a_tipi_bug(monkeypatch, numbers_project, cli):
+    import tipi.engine
+
+    def broken(self):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(tipi.engine.PipelineRunner, "load", broken)
+    result = cli("run", "numbers")
+    assert result.exit_code == 3
+    assert "internal error: RuntimeError: engine bug" in result.stderr
+    assert "report it" in result.stderr

@@ -1,0 +1,5 @@
+"""`python -m tipi` runs the CLI."""
+
+from tipi.cli import main
+
+main()
