@@ -94,16 +94,16 @@ def test_debug_shows_tipi_frames_too(project, cli):
     project.pipeline("p", BOOM, steps=BOOM_PY)
     result = cli("--debug", "run", "p")
     assert result.exit_code == 1
-    assert "engine.py" in result.stderr
+    assert "tipi/execution/sequential.py" in result.stderr
 
 
 def test_unexpected_exception_is_reported_as_a_tipi_bug(monkeypatch, numbers_project, cli):
     import tipi.engine
 
-    def broken(self):
+    def broken(self, save=True):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(tipi.engine.PipelineRunner, "load", broken)
+    monkeypatch.setattr(tipi.engine.Engine, "load", broken)
     result = cli("run", "numbers")
     assert result.exit_code == 3
     assert "internal error: RuntimeError: engine bug" in result.stderr

@@ -1,32 +1,35 @@
-"""Runs a pipeline: loads and validates it, orders its steps, executes them, always cleans up."""
+"""make(): plan → for each needed step: rebuilder → executor → staging → store → reporter."""
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tipi.config import (
-    ResolvedPipeline,
-    ResolvedStep,
-    load_pipeline,
-    locate_pipeline,
-    resolve_pipeline,
-)
-from tipi.config.project import require_project_root
-from tipi.errors import PipelineInterrupted, ProcessFailure, TipiError
-from tipi.graph import StepGraph, build_graph
-from tipi.graph.dag import StepNode
-from tipi.lifecycle import Controller
-from tipi.report import NullReporter, Reporter, RunSummary, StepResult
+from tipi.build import Build, BuildOptions
+from tipi.config.project import locate_pipeline, require_project_root
+from tipi.graph.select import needed, resolve_target
+from tipi.planning import Plan, Planner, absolute
+from tipi.report import NullReporter, Reporter, RunSummary
+
+CACHE_DIR = ".tipi_cache"
 
 
-class PipelineRunner:
-    """The programmatic way to run a pipeline; the CLI only wraps it.
+@dataclass(frozen=True)
+class StepStatus:
+    """One row of `tipi status`: whether a step is up to date, and why not."""
 
-    Example:
-        >>> from tipi import PipelineRunner
-        >>> summary = PipelineRunner("example").run()  # doctest: +SKIP
+    name: str
+    status: str
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "reasons": list(self.reasons)}
+
+
+class Engine:
+    """Builds a pipeline's targets incrementally: the configurable class behind `tipi make`.
 
     Args:
         pipeline: the pipeline's name (its folder under `pipelines/`); None for the only one.
@@ -51,101 +54,111 @@ class PipelineRunner:
         )
         self.overrides = tuple(overrides)
         self.reporter = reporter or NullReporter()
-        self._resolved: ResolvedPipeline | None = None
-        self._graph: StepGraph | None = None
+        self.cache_dir = self.root / CACHE_DIR
+        self.planner = Planner(
+            root=self.root,
+            name=self.name,
+            file=self.file,
+            overrides=self.overrides,
+            cache_file=self.cache_dir / "pipelines" / self.name / "plan.msgpack",
+            warn=self.reporter.warning,
+        )
+        self._explicit_pipeline = pipeline is not None
 
-    def load(self) -> ResolvedPipeline:
-        """Parse and validate the pipeline (types, params, paths, graph); nothing runs."""
-        if self._resolved is None:
-            spec = load_pipeline(
-                self.file,
-                name=self.name,
-                root=self.root,
-                overrides=self.overrides,
-                folder=self.root / "pipelines" / self.name,
-            )
-            self._resolved = resolve_pipeline(spec)
-            self._graph = build_graph(
-                {
-                    name: StepNode(name, s.inputs, s.outputs, s.spec.after, s.spec.location)
-                    for name, s in self._resolved.steps.items()
-                }
-            )
-        return self._resolved
+    def load(self, save: bool = True) -> Plan:
+        """Parse, validate and fingerprint the pipeline (from the plan cache when valid)."""
+        return self.planner.plan(save=save)
 
-    @property
-    def order(self) -> Sequence[str]:
-        """The steps in the order they run (topological, ties in declaration order)."""
-        self.load()
-        assert self._graph is not None
-        return self._graph.order
-
-    def run(self, *, force: bool = False) -> RunSummary:
-        """Run every step in order; permanences are always cleaned up.
+    def make(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        dry_run: bool = False,
+        force: Sequence[str] = (),
+        force_all: bool = False,
+        keep_going: bool = False,
+    ) -> RunSummary:
+        """Bring `targets` (step names or output paths; default: every step) up to date.
 
         Args:
-            force: run every step even when its `skip()` says the work is done.
-
-        Returns:
-            the summary of the run (also sent to the reporter).
+            targets: what to build; their ancestors are built first as needed.
+            dry_run: decide and report, but run and write nothing.
+            force: steps (or outputs) to run even when up to date.
+            force_all: run every needed step.
+            keep_going: after a failure, go on with steps that do not depend on it.
 
         Raises:
-            ProcessFailure: a step raised (exit code 1).
-            PermanenceFailure: a permanence failed to build, initialize or validate.
-            PipelineInterrupted: Ctrl-C; cleanup ran first.
-            ConfigError, DefinitionError: the pipeline is invalid; nothing ran.
+            ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
+            PipelineInterrupted: Ctrl-C; permanences were cleaned up, no partial output left.
+            ConfigError, DefinitionError, UsageError: nothing ran.
         """
-        resolved = self.load()
-        summary = RunSummary(self.name)
-        started = time.perf_counter()
-        self.reporter.run_started(self.name, list(self.order))
-        current: str | None = None
-        step_started = started
-        try:
-            with Controller(resolved.permanences, self.reporter) as controller:
-                for name in self.order:
-                    current, step_started = name, time.perf_counter()
-                    summary.results.append(self._run_step(resolved.steps[name], controller, force))
-                    current = None
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            raise PipelineInterrupted(
-                f"pipeline '{self.name}' interrupted; every initialized permanence was cleaned up",
-                hint="run the same command again to continue",
-            ) from None
-        except TipiError as error:
-            if current is not None:
-                seconds = time.perf_counter() - step_started
-                failed = StepResult(current, "failed", seconds, error=str(error))
-                summary.results.append(failed)
-                self.reporter.step_finished(failed)
-            raise
-        finally:
-            done = {r.name for r in summary.results}
-            summary.results += [StepResult(n, "not run") for n in self.order if n not in done]
-            summary.seconds = time.perf_counter() - started
-            self.reporter.run_finished(summary)
-        return summary
+        plan = self.load(save=not dry_run)
+        goal = [self._target(t, plan) for t in targets] or list(plan.order)
+        forced = {self._target(f, plan) for f in force}
+        selected = needed([*goal, *forced], plan.predecessors)
+        order = [name for name in plan.order if name in selected]
+        self._check_sources(plan, order)
+        options = BuildOptions(
+            dry_run=dry_run,
+            forced=frozenset(order) if force_all else frozenset(forced),
+            keep_going=keep_going,
+            resume_command=self.resume_command(targets),
+        )
+        return Build(self, plan, order, options).run()
 
-    def _run_step(self, step: ResolvedStep, controller: Controller, force: bool) -> StepResult:
-        process = step.cls(controller, force=force or step.spec.force, **step.params)
-        process.bind_paths(step.inputs, step.outputs)
-        if not process.force and process.skip():
-            result = StepResult(step.name, "skipped", reasons=("skip() said the work is done",))
-            self.reporter.step_finished(result)
-            return result
-        for path in step.outputs.values():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.reporter.step_started(step.name)
-        started = time.perf_counter()
-        with controller.recording() as used:
-            try:
-                process.execute()
-            except (TipiError, KeyboardInterrupt):
-                raise
-            except Exception as exc:
-                raise ProcessFailure(step.name, exc) from exc
-        controller.checkpoint(used)
-        result = StepResult(step.name, "ran", time.perf_counter() - started)
-        self.reporter.step_finished(result)
-        return result
+    def status(self, targets: Sequence[str] = ()) -> list[StepStatus]:
+        """Each needed step, "up-to-date" or "will-run", with reasons; nothing is written."""
+        summary = self.make(targets, dry_run=True)
+        return [
+            StepStatus(r.name, "will-run" if r.outcome == "would run" else "up-to-date", r.reasons)
+            for r in summary.results
+        ]
+
+    def resume_command(self, targets: Sequence[str]) -> str:
+        """The command that continues this make (finished steps are skipped by then)."""
+        parts = ["tipi", "make", *targets]
+        if self._explicit_pipeline:
+            parts += ["-p", self.name]
+        return " ".join(parts)
+
+    def _target(self, target: str, plan: Plan) -> str:
+        return resolve_target(target, list(plan.steps), plan.producers, self.root)
+
+    def _check_sources(self, plan: Plan, order: Sequence[str]) -> None:
+        """Every input nobody produces must exist before anything runs."""
+        from tipi.errors import DefinitionError
+
+        for name in order:
+            step = plan.steps[name]
+            for key, path in step.inputs.items():
+                if path not in plan.producers and not os.path.exists(absolute(path, self.root)):
+                    raise DefinitionError(
+                        f"input '{key}' of step '{name}' ({path}) does not exist "
+                        "and no step produces it",
+                        hint="create the file, fix the path, or add a step that outputs it",
+                        location=step.location,
+                    )
+
+
+class PipelineRunner(Engine):
+    """Runs a whole pipeline (every step, incrementally): `PipelineRunner("name").run()`."""
+
+    def run(self, *, force: bool = False) -> RunSummary:
+        """Make every step; `force=True` runs them all even when up to date."""
+        return self.make(force_all=force)
+
+
+def make(
+    pipeline: str | None = None,
+    targets: Sequence[str] = (),
+    *,
+    overrides: Iterable[str] = (),
+    reporter: Reporter | None = None,
+    **options: object,
+) -> RunSummary:
+    """One call: `tipi.make("digits", ["train"])`; options are those of Engine.make."""
+    engine = Engine(pipeline, overrides=overrides, reporter=reporter)
+    return engine.make(targets, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["Engine", "PipelineRunner", "StepStatus", "make"]

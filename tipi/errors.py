@@ -77,6 +77,17 @@ class ProcessFailure(TipiError):
         self.error = error
 
 
+class BuildFailed(TipiError):
+    """Several steps failed in a `--keep-going` make (exit 1); `failures` holds each one."""
+
+    exit_code = 1
+
+    def __init__(self, failures: list[tuple[str, TipiError]], *, hint: str | None = None) -> None:
+        names = ", ".join(f"'{step}'" for step, _ in failures)
+        super().__init__(f"{len(failures)} steps failed: {names}", hint=hint)
+        self.failures = failures
+
+
 class PermanenceFailure(TipiError):
     """A permanence raised in one of its lifecycle phases (exit 1)."""
 

@@ -33,11 +33,14 @@ class PipelineProcess(ABC):
         force: run even when ``skip()`` says the work is done.
         version: when set, stands for the code of this class in its fingerprint (bump it to
             force a rebuild; leave it None to fingerprint the normalized source).
+        scratch_dir: a folder of this step's own that survives a crash (write resumable
+            checkpoints there); removed once the step succeeds. None outside the engine.
     """
 
     inputs: ClassVar[Mapping[str, str]] = {}
     outputs: ClassVar[Mapping[str, str]] = {}
     version: ClassVar[str | None] = None
+    scratch_dir: Path | None = None
 
     def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
         self.controller = controller
@@ -51,9 +54,19 @@ class PipelineProcess(ABC):
         """Return True when the work is already done and the step need not run."""
         return False
 
-    def bind_paths(self, inputs: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
-        """Give the step its resolved input and output paths (the engine calls this)."""
+    def bind_paths(
+        self,
+        inputs: Mapping[str, Path],
+        outputs: Mapping[str, Path],
+        scratch_dir: Path | None = None,
+    ) -> None:
+        """Give the step its paths for this run (the engine calls this).
+
+        Outputs point into a staging folder; the engine moves them to their declared paths
+        only once `execute()` returned, so a crash never leaves a half-written output.
+        """
         # Instance attributes shadow the class-level declarations on purpose: the class keeps
         # the templates, the instance holds the paths of this run.
         self.inputs = dict(inputs)  # type: ignore[misc]
         self.outputs = dict(outputs)  # type: ignore[misc]
+        self.scratch_dir = scratch_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.console import Console
 import tipi
 from tipi.cli.errors import render_bug, render_error
 from tipi.errors import TipiError
+
+if TYPE_CHECKING:
+    from tipi.report import Reporter
 
 app = typer.Typer(
     name="tipi",
@@ -93,24 +96,143 @@ SetOpt = Annotated[
 ]
 
 
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option("-p", "--pipeline", help="The pipeline (may be left out when there is one)."),
+]
+TargetsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Steps or output paths to build (default: every step).", show_default=False
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("-n", "--dry-run", help="Say what would run and why; run nothing.")
+]
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="Print every reason, not only the first.")
+]
+KeepGoingOpt = Annotated[
+    bool, typer.Option("-k", "--keep-going", help="After a failure, go on with independent steps.")
+]
+ForceAllOpt = Annotated[bool, typer.Option("-F", "--force-all", help="Run every needed step.")]
+
+
+def _reporter(explain: bool = False, verbose: bool = False) -> Reporter:
+    from tipi.report import RichReporter
+
+    return RichReporter(stderr(), verbose=verbose, explain=explain)
+
+
+def _handle_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so a killed make still cleans up and keeps no partial file."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+@app.command("make")
+@guarded
+def make_command(
+    targets: TargetsArg = None,
+    pipeline: PipelineOpt = None,
+    dry_run: DryRunOpt = False,
+    force: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--force", metavar="TARGET", help="Run this step even if up to date."),
+    ] = None,
+    force_all: ForceAllOpt = False,
+    keep_going: KeepGoingOpt = False,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+    explain: ExplainOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")
+    ] = False,
+) -> None:
+    """Build TARGETS and what they need, running only what is out of date."""
+    from tipi.engine import Engine
+
+    _handle_sigterm()
+    engine = Engine(
+        pipeline, config=config, overrides=set_ or (), reporter=_reporter(explain, verbose)
+    )
+    engine.make(
+        targets or (),
+        dry_run=dry_run,
+        force=force or (),
+        force_all=force_all,
+        keep_going=keep_going,
+    )
+
+
 @app.command("run")
 @guarded
 def run_command(
     pipeline: PipelineArg,
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    force: Annotated[
-        bool, typer.Option("--force", "-F", help="Run steps even if skip() says done.")
+    force_all: ForceAllOpt = False,
+    dry_run: DryRunOpt = False,
+    keep_going: KeepGoingOpt = False,
+) -> None:
+    """Make every step of PIPELINE (what is up to date is skipped)."""
+    from tipi.engine import Engine
+
+    _handle_sigterm()
+    engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=_reporter())
+    engine.make(dry_run=dry_run, force_all=force_all, keep_going=keep_going)
+
+
+@app.command("status")
+@guarded
+def status_command(
+    targets: TargetsArg = None,
+    pipeline: PipelineOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Say which steps are up to date and why the others would run."""
+    from tipi.engine import Engine
+    from tipi.report import WarningsReporter
+
+    engine = Engine(
+        pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
+    )
+    rows = engine.status(targets or ())
+    if json_:
+        import json
+
+        typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in ("step", "status", "why"):
+        table.add_column(column)
+    for row in rows:
+        style = "green" if row.status == "up-to-date" else "cyan"
+        table.add_row(row.name, f"[{style}]{row.status}[/]", "; ".join(row.reasons))
+    stdout().print(table)
+
+
+@app.command("clean")
+@guarded
+def clean_command(
+    pipeline: PipelineOpt = None,
+    outputs: Annotated[
+        bool, typer.Option("--outputs", help="Also delete the steps' outputs.")
     ] = False,
 ) -> None:
-    """Run every step of PIPELINE, in dependency order."""
-    from tipi.engine import PipelineRunner
-    from tipi.report import RichReporter
+    """Forget what was built: remove tipi's state (and with --outputs, the outputs)."""
+    from tipi.cli.clean import clean
 
-    runner = PipelineRunner(
-        pipeline, config=config, overrides=set_ or (), reporter=RichReporter(stderr())
-    )
-    runner.run(force=force)
+    for line in clean(pipeline, outputs):
+        stdout().print(line, highlight=False)
 
 
 @app.command("list")

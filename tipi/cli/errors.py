@@ -10,13 +10,25 @@ from rich.console import Console
 from rich.markup import escape
 
 import tipi
-from tipi.errors import PermanenceFailure, ProcessFailure, TipiError
+from tipi.errors import BuildFailed, PermanenceFailure, ProcessFailure, TipiError
 
 _TIPI_DIR = str(Path(tipi.__file__).resolve().parent)
 
 
 def render_error(error: TipiError, console: Console, debug: bool = False) -> None:
     """Print `error` to `console`: message, hint, and for failures the user's traceback."""
+    if isinstance(error, BuildFailed):
+        for _, failure in error.failures:
+            _render_failure(failure, console, debug)
+    else:
+        _render_failure(error, console, debug)
+        return
+    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+    if error.hint:
+        console.print(f"[dim]hint:[/] {escape(error.hint)}", highlight=False)
+
+
+def _render_failure(error: TipiError, console: Console, debug: bool) -> None:
     cause = error.error if isinstance(error, ProcessFailure | PermanenceFailure) else None
     if cause is not None:
         console.print(user_traceback(cause, full=debug), markup=False, highlight=False, end="")

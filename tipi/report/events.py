@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Outcome = Literal["ran", "skipped", "failed", "not run"]
+Outcome = Literal["ran", "skipped", "failed", "not run", "would run"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class RunSummary:
     results: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    dry_run: bool = False
 
     def of(self, outcome: Outcome) -> list[StepResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -53,6 +54,9 @@ class Reporter:
 
     def warning(self, message: str) -> None:
         """Something went wrong that does not stop the run (a cleanup failed, ...)."""
+
+    def notice(self, message: str) -> None:
+        """Something a person should know while waiting (another make holds the lock, ...)."""
 
     def run_finished(self, summary: RunSummary) -> None:
         """The run ended, successfully or not."""
@@ -82,6 +86,9 @@ class ListReporter(Reporter):
 
     def warning(self, message: str) -> None:
         self.events.append(("warning", message))
+
+    def notice(self, message: str) -> None:
+        self.events.append(("notice", message))
 
     def run_finished(self, summary: RunSummary) -> None:
         self.events.append(("run_finished", summary))

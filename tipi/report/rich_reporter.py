@@ -1,63 +1,104 @@
-"""Renders a run's events to a terminal with Rich: a line per step and a summary table."""
+"""Renders a run's events to a terminal with Rich: a line per step that does something and a
+summary table; up-to-date steps are counted, not listed (unless verbose)."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tipi.report.events import Reporter, RunSummary, StepResult
 
-_STYLE = {"ran": "green", "skipped": "dim", "failed": "bold red", "not run": "yellow"}
-_MARK = {"ran": "✔", "skipped": "·", "failed": "✘", "not run": "-"}
+_STYLE = {
+    "ran": "green",
+    "skipped": "dim",
+    "failed": "bold red",
+    "not run": "yellow",
+    "would run": "cyan",
+}
+_MARK = {"ran": "✔", "skipped": "·", "failed": "✘", "not run": "-", "would run": "→"}
+_ORDER = ("ran", "would run", "skipped", "failed", "not run")
 
 
 class RichReporter(Reporter):
-    """Prints each step as it ends and a ran/skipped/failed table when the run ends."""
+    """Prints each step that runs (or would run) and a summary when the run ends.
 
-    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+    Args:
+        console: where to print (default: stderr).
+        verbose: also list up-to-date steps and permanence initialization.
+        explain: print every reason of a step, not only the first.
+    """
+
+    def __init__(
+        self, console: Console | None = None, verbose: bool = False, explain: bool = False
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.verbose = verbose
+        self.explain = explain
 
     def run_started(self, pipeline: str, steps: list[str]) -> None:
-        self.console.print(f"[bold]tipi[/] pipeline [cyan]{pipeline}[/]: {len(steps)} step(s)")
+        self.console.print(f"[bold]tipi[/] [cyan]{escape(pipeline)}[/]: {len(steps)} step(s)")
 
     def step_started(self, name: str) -> None:
-        self.console.print(f"[blue]▶[/] {name}", highlight=False)
+        self.console.print(f"[blue]▶[/] {escape(name)}", highlight=False)
 
     def permanence_initializing(self, name: str) -> None:
         if self.verbose:
-            self.console.print(f"  [dim]initializing permanence {name}[/]")
+            self.console.print(f"  [dim]initializing permanence {escape(name)}[/]")
 
     def step_finished(self, result: StepResult) -> None:
+        if result.outcome == "skipped" and not (self.verbose or self.explain):
+            return
         style = _STYLE[result.outcome]
-        text = f"[{style}]{_MARK[result.outcome]} {result.name}[/] [dim]{result.outcome}"
+        text = f"[{style}]{_MARK[result.outcome]} {escape(result.name)}[/] [dim]{result.outcome}"
         if result.outcome in ("ran", "failed"):
             text += f" in {_seconds(result.seconds)}"
-        if result.reasons:
-            text += f": {result.reasons[0]}"
+        reasons = list(result.reasons) if result.outcome != "failed" else []
+        if reasons and not self.explain:
+            text += f": {escape(reasons[0])}" + (
+                f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            )
         self.console.print(text + "[/]", highlight=False)
+        if self.explain:
+            for reason in reasons:
+                self.console.print(f"    [dim]- {escape(reason)}[/]", highlight=False)
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+    def notice(self, message: str) -> None:
+        self.console.print(f"[cyan]note:[/] {escape(message)}", highlight=False)
 
     def run_finished(self, summary: RunSummary) -> None:
-        table = Table(title=None, show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("step", "outcome", "time"):
-            table.add_column(column)
-        for result in summary.results:
-            style = _STYLE[result.outcome]
-            shown = _seconds(result.seconds) if result.outcome in ("ran", "failed") else ""
-            table.add_row(result.name, f"[{style}]{result.outcome}[/]", shown)
-        self.console.print(table)
-        counts = ", ".join(
-            f"{len(summary.of(kind))} {kind}"
-            for kind in ("ran", "skipped", "failed", "not run")
-            if summary.of(kind)
-        )
+        shown = [r for r in summary.results if r.outcome in ("ran", "failed", "not run")]
+        if shown:
+            table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+            for column in ("step", "outcome", "time"):
+                table.add_column(column)
+            for result in shown:
+                took = _seconds(result.seconds) if result.outcome in ("ran", "failed") else ""
+                outcome = f"[{_STYLE[result.outcome]}]{result.outcome}[/]"
+                table.add_row(escape(result.name), outcome, took)
+            self.console.print(table)
+        counts = ", ".join(f"{len(summary.of(k))} {k}" for k in _ORDER if summary.of(k))
         verdict = "[green]done[/]" if summary.ok else "[red]failed[/]"
         if summary.interrupted:
             verdict = "[yellow]interrupted[/]"
+        elif summary.dry_run:
+            verdict = "[cyan]dry run[/]"
+        elif summary.ok and not summary.of("ran"):
+            verdict = "[green]up to date[/]"
         self.console.print(f"{verdict}: {counts or 'nothing to do'} in {_seconds(summary.seconds)}")
+
+
+class WarningsReporter(Reporter):
+    """Shows warnings only: for commands whose output is something else (`tipi status`)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def _seconds(value: float) -> str:

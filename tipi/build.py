@@ -1,0 +1,237 @@
+"""One make: decides each needed step in order, runs what must run, records what succeeded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tipi.cache.hashing import StatCache
+from tipi.cache.lock import ProjectLock
+from tipi.cache.reasons import Reason
+from tipi.cache.rebuilder import Decision, StepFacts, decide
+from tipi.cache.store import TraceStore, read_document, write_document
+from tipi.cache.trace import Trace
+from tipi.errors import BuildFailed, PipelineInterrupted, ProcessFailure, TipiError
+from tipi.execution import Job, SequentialExecutor
+from tipi.execution.staging import Staging
+from tipi.lifecycle import Controller
+from tipi.planning import Plan, absolute
+from tipi.report import RunSummary, StepResult
+
+if TYPE_CHECKING:
+    from tipi.engine import Engine
+
+STAT_KIND = "stat-cache"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    dry_run: bool = False
+    forced: frozenset[str] = frozenset()
+    keep_going: bool = False
+    resume_command: str = "tipi make"
+
+
+@dataclass
+class _State:
+    outcomes: dict[str, str] = field(default_factory=dict)
+    failures: list[tuple[str, TipiError]] = field(default_factory=list)
+    stopped: bool = False
+
+
+class Build:
+    """The state of one make; `run()` is the whole of it and always cleans up."""
+
+    def __init__(
+        self, engine: Engine, plan: Plan, order: Sequence[str], options: BuildOptions
+    ) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.order = list(order)
+        self.options = options
+        self.reporter = engine.reporter
+        self.root = engine.root
+        state_dir = engine.cache_dir / "pipelines" / engine.name
+        self.store = TraceStore(state_dir / "traces.log", engine.reporter.warning)
+        self.stat_file = engine.cache_dir / "stat.msgpack"
+        entries = read_document(self.stat_file, STAT_KIND, engine.reporter.warning)
+        self.stat = StatCache(entries if isinstance(entries, dict) else {})
+        self.staging = Staging(engine.cache_dir, engine.name)
+        self.lock = ProjectLock(engine.cache_dir, engine.reporter.notice)
+        self.controller: Controller | None = None
+        self.state = _State()
+
+    def run(self) -> RunSummary:
+        summary = RunSummary(self.plan.pipeline, dry_run=self.options.dry_run)
+        started = time.perf_counter()
+        self.reporter.run_started(self.plan.pipeline, self.order)
+        try:
+            for name in self.order:
+                summary.results.append(self._step(name))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise PipelineInterrupted(
+                f"make of '{self.plan.pipeline}' interrupted; no partial output was kept and "
+                "every initialized permanence was cleaned up",
+                hint=f"run `{self.options.resume_command}` to continue where it stopped",
+            ) from None
+        finally:
+            self._close()
+            done = {r.name for r in summary.results}
+            summary.results += [StepResult(n, "not run") for n in self.order if n not in done]
+            summary.seconds = time.perf_counter() - started
+            self.reporter.run_finished(summary)
+        self._raise_failures()
+        return summary
+
+    def _step(self, name: str) -> StepResult:
+        blocker = next(
+            (
+                p
+                for p in self.plan.predecessors[name]
+                if self.state.outcomes.get(p) in ("failed", "not run")
+            ),
+            None,
+        )
+        if self.state.stopped or blocker is not None:
+            reasons = (str(Reason("failed-upstream", blocker)),) if blocker else ()
+            return self._finish(StepResult(name, "not run", reasons=reasons))
+        decision = self._decide(name)
+        if decision.run and not self.options.dry_run and not self.lock.held and self._lock():
+            decision = self._decide(name)
+        if not decision.run:
+            return self._finish(StepResult(name, "skipped", reasons=tuple(decision.explain())))
+        if self.options.dry_run:
+            return self._finish(StepResult(name, "would run", reasons=tuple(decision.explain())))
+        return self._execute(name, decision)
+
+    def _lock(self) -> bool:
+        """Take the project lock; if another make held it, reread what it recorded."""
+        waited = self.lock.acquire()
+        self.staging.discard_all()
+        if waited:
+            self.store.close()
+            self.store = TraceStore(self.store.path, self.reporter.warning)
+        return waited
+
+    def _facts(self, name: str) -> StepFacts:
+        step = self.plan.steps[name]
+        pending = {}
+        inputs = {}
+        for path in step.inputs.values():
+            producer = self.plan.producers.get(path)
+            if producer is not None and self.state.outcomes.get(producer) == "would run":
+                pending[path] = producer
+                inputs[path] = None
+            else:
+                inputs[path] = self.stat.hash_path(absolute(path, self.root))
+        forced = name in self.options.forced or step.force
+        return StepFacts(
+            name=name,
+            type=step.type,
+            code=step.code,
+            params=step.params,
+            inputs=inputs,
+            outputs={p: self.stat.hash_path(absolute(p, self.root)) for p in step.outputs.values()},
+            permanences={k: v for k, v in self.plan.permanences.items() if v is not None},
+            pending=pending,
+            forced=forced,
+            volatile=step.volatile,
+            force_reason="force = true" if step.force and name not in self.options.forced else "",
+        )
+
+    def _decide(self, name: str) -> Decision:
+        self._current_facts = self._facts(name)
+        return decide(self._current_facts, self.store.get(name))
+
+    def _execute(self, name: str, decision: Decision) -> StepResult:
+        facts = self._current_facts
+        step = self.engine.planner.resolve().steps[name]
+        if self.controller is None:
+            resolved = self.engine.planner.resolve()
+            self.controller = Controller(resolved.permanences, self.reporter)
+        staged, scratch = self.staging.prepare(name, step.outputs)
+        self.reporter.step_started(name)
+        try:
+            result = SequentialExecutor(self.controller).run(
+                Job(step, staged, scratch, facts.forced)
+            )
+            if result.outcome == "ran":
+                self.staging.commit(name, staged, step.outputs)
+        except ProcessFailure as failure:
+            result = result.__class__(name, "failed", result.seconds, result.used, failure)
+        finally:
+            self.staging.discard(name)
+        reasons = tuple(decision.explain())
+        if result.outcome == "skipped":
+            return self._finish(
+                StepResult(name, "skipped", result.seconds, (str(Reason("skip-method")),))
+            )
+        if result.outcome == "failed":
+            return self._fail(name, result.error, result.seconds, reasons)
+        self._record(name, facts, result.used, result.seconds)
+        self.staging.finish(name)
+        return self._finish(StepResult(name, "ran", result.seconds, reasons))
+
+    def _record(self, name: str, facts: StepFacts, used: frozenset[str], seconds: float) -> None:
+        relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
+        outputs = {
+            p: self.stat.hash_path(absolute(p, self.root))
+            for p in self.plan.steps[name].outputs.values()
+        }
+        trace = Trace(
+            fingerprint=facts.fingerprint(relevant),
+            type=facts.type,
+            code=facts.code,
+            params=facts.params,
+            inputs=facts.inputs,
+            permanences=facts.used_configs(relevant),
+            outputs=outputs,
+            finished=time.time(),
+            seconds=seconds,
+        )
+        self.store.put(name, trace)
+
+    def _fail(
+        self, name: str, error: BaseException | None, seconds: float, reasons: tuple[str, ...]
+    ) -> StepResult:
+        failure = (
+            error
+            if isinstance(error, TipiError)
+            else ProcessFailure(name, error or RuntimeError("the step failed"))
+        )
+        self.state.failures.append((name, failure))
+        self.state.stopped = not self.options.keep_going
+        return self._finish(StepResult(name, "failed", seconds, reasons, error=str(failure)))
+
+    def _finish(self, result: StepResult) -> StepResult:
+        self.state.outcomes[result.name] = result.outcome
+        self.reporter.step_finished(result)
+        return result
+
+    def _close(self) -> None:
+        try:
+            if self.controller is not None:
+                self.controller.cleanup()
+        finally:
+            self.store.close()
+            if not self.options.dry_run:
+                if self.lock.held:
+                    self.store.compact(force=False)
+                if self.stat.dirty:
+                    write_document(self.stat_file, STAT_KIND, self.stat.entries)
+            self.lock.release()
+
+    def _raise_failures(self) -> None:
+        failures = self.state.failures
+        hint = (
+            f"fix it, then run `{self.options.resume_command}`: finished steps will not run again"
+        )
+        if len(failures) == 1:
+            error = failures[0][1]
+            error.hint = error.hint or hint
+            raise error
+        if failures:
+            raise BuildFailed(failures, hint=hint.replace("fix it", "fix them"))

@@ -1,0 +1,1 @@
+"""Fingerprints, traces, the trace store and the pure rebuilder that decides run or skip."""

@@ -1,0 +1,91 @@
+"""Content hashes (xxh3_128) of files and directories, with a stat cache so unchanged files
+are never read twice."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+
+_CHUNK = 1 << 20
+# A file modified less than this long before it was hashed could change again within the
+# file system's timestamp granularity without its (size, mtime, inode) changing ("racy git");
+# such entries are used once and not trusted later.
+RACY_SECONDS = 0.1
+MISSING = None
+
+
+@dataclass
+class StatCache:
+    """Maps a path to ((size, mtime_ns, inode), hash); on disk as a msgpack map (store.py).
+
+    Attributes:
+        entries: path string → [size, mtime_ns, inode, hex hash].
+        reads: how many files were actually read (tests assert unchanged files are not).
+    """
+
+    entries: dict[str, list] = field(default_factory=dict)
+    reads: int = 0
+    dirty: bool = False
+
+    def hash_path(self, path: Path) -> str | None:
+        """Content hash of a file or directory; None when it does not exist."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return MISSING
+        if os.path.isdir(path):
+            return self._hash_dir(path)
+        return self._hash_file(str(path), st)
+
+    def _hash_file(self, key: str, st: os.stat_result) -> str:
+        signature = [st.st_size, st.st_mtime_ns, st.st_ino]
+        cached = self.entries.get(key)
+        if cached is not None and cached[:3] == signature:
+            return cached[3]
+        digest = hash_file_content(key)
+        self.reads += 1
+        if time.time_ns() - st.st_mtime_ns > RACY_SECONDS * 1e9:
+            self.entries[key] = [*signature, digest]
+            self.dirty = True
+        elif key in self.entries:
+            del self.entries[key]
+            self.dirty = True
+        return digest
+
+    def _hash_dir(self, path: Path) -> str:
+        """Hash of the sorted (relative path, content hash) pairs of every file below."""
+        h = xxhash.xxh3_128()
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, path)
+                h.update(
+                    rel.encode() + b"\0" + self._hash_file(full, os.stat(full)).encode() + b"\n"
+                )
+        return "d" + h.hexdigest()
+
+    def forget(self, path: Path) -> None:
+        """Drop what is known of `path` (and below, for a directory)."""
+        prefix = str(path)
+        for key in [k for k in self.entries if k == prefix or k.startswith(prefix + os.sep)]:
+            del self.entries[key]
+            self.dirty = True
+
+
+def hash_file_content(path: str | Path) -> str:
+    """xxh3_128 of a file's bytes, read in 1 MiB chunks."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_bytes(data: bytes) -> str:
+    """xxh3_128 of `data` as hex."""
+    return xxhash.xxh3_128_hexdigest(data)

@@ -1,0 +1,64 @@
+"""Why a step runs: a Reason is a code, a subject and old → new, rendered as a sentence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_SENTENCES = {
+    "new": "new step: no record of an earlier run",
+    "forced": "forced{subject_paren}",
+    "volatile": "volatile: runs every time",
+    "type": "type changed: {old} → {new}",
+    "code": "code of {subject} changed",
+    "param-changed": "params changed: {subject} {old} → {new}",
+    "param-added": "params changed: {subject} added ({new})",
+    "param-removed": "params changed: {subject} removed (was {old})",
+    "input-changed": "input {subject} changed",
+    "input-new": "new input {subject}",
+    "input-dropped": "input {subject} no longer used",
+    "upstream": "upstream '{subject}' will run first",
+    "permanence-changed": "permanence '{subject}' config changed{detail}",
+    "permanence-gone": "permanence '{subject}' is no longer declared",
+    "output-missing": "output {subject} missing",
+    "output-modified": "output {subject} was modified since it was made",
+    "output-new": "output {subject} was not made by the last run",
+    "fingerprint": "fingerprint changed",
+    "skip-method": "skip() said the work is done",
+    "up-to-date": "up to date",
+    "failed-upstream": "not run: upstream '{subject}' failed",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One cause of a run (or of a skip).
+
+    Attributes:
+        code: a key of the sentence table, e.g. "param-changed", "output-missing".
+        subject: what it is about: a param, a path, a step or permanence name.
+        old: the recorded value, where there is one.
+        new: the current value, where there is one.
+    """
+
+    code: str
+    subject: str = ""
+    old: Any = None
+    new: Any = None
+
+    def __str__(self) -> str:
+        detail = ""
+        if self.code == "permanence-changed" and self.new:
+            detail = f": {self.new}"
+        return _SENTENCES[self.code].format(
+            subject=self.subject,
+            subject_paren=f" ({self.subject})" if self.subject else "",
+            old=_short(self.old),
+            new=_short(self.new),
+            detail=detail,
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,149 @@
+"""The rebuilder: a pure function from what a step is now and what it was to run-or-skip."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tipi.cache.fingerprint import step_fingerprint
+from tipi.cache.reasons import Reason
+from tipi.cache.trace import Trace
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """Everything the rebuilder needs to know of a step now. Paths are project-relative.
+
+    Attributes:
+        name: the step's name.
+        type: its declared `type`.
+        code: its code fingerprint.
+        params: canonical params.
+        inputs: input path → current content hash (None: missing).
+        pending: input path → producing step, for inputs whose producer will run first (only
+            in a dry run: their content cannot be known yet).
+        permanences: declared permanence name → canonical config, result-relevant ones only.
+        outputs: output path → current content hash (None: missing).
+        forced: -f/-F or `force = true`.
+        volatile: `volatile = true`.
+    """
+
+    name: str
+    type: str
+    code: str
+    params: Mapping[str, Any]
+    inputs: Mapping[str, str | None]
+    outputs: Mapping[str, str | None]
+    permanences: Mapping[str, Any] = field(default_factory=dict)
+    pending: Mapping[str, str] = field(default_factory=dict)
+    forced: bool = False
+    volatile: bool = False
+    force_reason: str = ""
+
+    def used_configs(self, used: list[str] | Mapping[str, Any]) -> dict[str, Any]:
+        """Current configs of the permanences named in `used` (absent ones as None)."""
+        return {name: self.permanences.get(name) for name in used}
+
+    def fingerprint(self, used: list[str] | Mapping[str, Any]) -> str:
+        """The fingerprint, given the permanences the step uses."""
+        return step_fingerprint(
+            self.type, self.code, self.params, self.inputs, self.used_configs(used)
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Run or skip, and every reason for it (the first one is the one shown by default)."""
+
+    run: bool
+    reasons: tuple[Reason, ...]
+
+    def explain(self) -> list[str]:
+        return [str(r) for r in self.reasons]
+
+
+def decide(facts: StepFacts, trace: Trace | None) -> Decision:
+    """Decide whether a step must run. Pure: reads its arguments, touches nothing.
+
+    A step is up to date when it is neither forced nor volatile, its trace's fingerprint
+    equals the current one (type, code, params, input contents, used permanences' configs)
+    and every output exists with the hash recorded after its last run.
+    """
+    reasons: list[Reason] = []
+    if facts.forced:
+        reasons.append(Reason("forced", facts.force_reason))
+    if facts.volatile:
+        reasons.append(Reason("volatile"))
+    reasons += [Reason("upstream", producer) for producer in sorted(set(facts.pending.values()))]
+    if trace is None:
+        reasons.append(Reason("new"))
+        return Decision(True, tuple(reasons))
+    changed = _changes(facts, trace)
+    if not changed and facts.fingerprint(trace.permanences) != trace.fingerprint:
+        changed.append(Reason("fingerprint"))
+    reasons += changed
+    reasons += _output_problems(facts, trace)
+    if reasons:
+        return Decision(True, tuple(reasons))
+    return Decision(False, (Reason("up-to-date"),))
+
+
+def _changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+    reasons: list[Reason] = []
+    if facts.type != trace.type:
+        reasons.append(Reason("type", facts.name, trace.type, facts.type))
+    elif facts.code != trace.code:
+        reasons.append(Reason("code", facts.type))
+    reasons += diff_params(facts.params, trace.params)
+    for path, digest in facts.inputs.items():
+        if path in facts.pending:
+            continue
+        if path not in trace.inputs:
+            reasons.append(Reason("input-new", path))
+        elif digest != trace.inputs[path]:
+            reasons.append(Reason("input-changed", path))
+    reasons += [Reason("input-dropped", p) for p in trace.inputs if p not in facts.inputs]
+    for name, old in trace.permanences.items():
+        new = facts.permanences.get(name)
+        if new is None:
+            reasons.append(Reason("permanence-gone", name))
+        elif new != old:
+            reasons.append(Reason("permanence-changed", name, new=_config_diff(old, new)))
+    return reasons
+
+
+def diff_params(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[Reason]:
+    """One reason per changed, added or removed key, in key order."""
+    reasons = []
+    for key in sorted(set(new) | set(old)):
+        if key not in old:
+            reasons.append(Reason("param-added", key, new=new[key]))
+        elif key not in new:
+            reasons.append(Reason("param-removed", key, old=old[key]))
+        elif new[key] != old[key]:
+            reasons.append(Reason("param-changed", key, old[key], new[key]))
+    return reasons
+
+
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    if old.get("type") != new.get("type"):
+        return f"type {old.get('type')} → {new.get('type')}"
+    diffs = diff_params(new.get("params", {}), old.get("params", {}))
+    if diffs:
+        return "; ".join(str(d).removeprefix("params changed: ") for d in diffs)
+    if old.get("code") != new.get("code"):
+        return f"code of {new.get('type')} changed"
+    return ""
+
+
+def _output_problems(facts: StepFacts, trace: Trace) -> list[Reason]:
+    reasons = []
+    for path, digest in facts.outputs.items():
+        if digest is None:
+            reasons.append(Reason("output-missing", path))
+        elif path not in trace.outputs:
+            reasons.append(Reason("output-new", path))
+        elif trace.outputs[path] != digest:
+            reasons.append(Reason("output-modified", path))
+    return reasons

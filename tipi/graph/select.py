@@ -1,0 +1,71 @@
+"""Which steps a make considers: the targets and everything they need. Pure Python over the
+plan's edges, so that a no-op make never imports networkx."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tipi.errors import UsageError
+
+
+def resolve_target(
+    target: str,
+    steps: Sequence[str],
+    producers: Mapping[str, str],
+    root: Path,
+    cwd: Path | None = None,
+) -> str:
+    """Map a target (a step name or an output path) to a step name.
+
+    Raises:
+        UsageError: neither a step nor a produced path; the hint suggests close names.
+    """
+    if target in steps:
+        return target
+    candidates = [target]
+    path = Path(target)
+    base = cwd or Path.cwd()
+    full = Path(os.path.normpath(path if path.is_absolute() else base / path))
+    if full.is_relative_to(root):
+        candidates.append(full.relative_to(root).as_posix())
+    for candidate in candidates:
+        if candidate in producers:
+            return producers[candidate]
+    close = difflib.get_close_matches(target, [*steps, *producers], n=3, cutoff=0.6)
+    raise UsageError(
+        f"unknown target '{target}': not a step nor an output of one",
+        hint=f"did you mean {' or '.join(repr(c) for c in close)}?"
+        if close
+        else f"steps: {', '.join(steps)}",
+    )
+
+
+def needed(targets: Sequence[str], predecessors: Mapping[str, Sequence[str]]) -> set[str]:
+    """The targets and all their ancestors."""
+    seen: set[str] = set()
+    stack = list(targets)
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(predecessors.get(name, ()))
+    return seen
+
+
+def descendants(start: str, predecessors: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every step that depends, directly or not, on `start`."""
+    successors: dict[str, list[str]] = {}
+    for name, preds in predecessors.items():
+        for pred in preds:
+            successors.setdefault(pred, []).append(name)
+    seen: set[str] = set()
+    stack = list(successors.get(start, ()))
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(successors.get(name, ()))
+    return seen

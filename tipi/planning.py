@@ -1,0 +1,234 @@
+"""The plan: a pipeline resolved, validated and fingerprinted, cached so that a no-op make
+neither imports the user's modules (nor torch through them) nor networkx."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tipi
+from tipi.cache.fingerprint import canonical, code_fingerprint
+from tipi.cache.store import read_document, write_document
+from tipi.config import ResolvedPipeline, load_pipeline, resolve_pipeline
+from tipi.errors import DefinitionError, Location
+
+PLAN_KIND = "plan"
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step as the engine decides on it: canonical params, project-relative paths."""
+
+    name: str
+    type: str
+    code: str
+    params: Mapping[str, Any]
+    inputs: Mapping[str, str]
+    outputs: Mapping[str, str]
+    after: Sequence[str]
+    volatile: bool
+    force: bool
+    file: str
+    line: int | None
+
+    @property
+    def location(self) -> Location:
+        return Location(file=Path(self.file), key=f"processes.{self.name}", line=self.line)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Steps in declaration order, a topological order, edges and result-relevant configs.
+
+    Attributes:
+        permanences: name → canonical config ({type, params, code}) for permanences that
+            affect results; None for the others (devices, progress, loggers).
+    """
+
+    pipeline: str
+    steps: Mapping[str, PlannedStep]
+    order: Sequence[str]
+    predecessors: Mapping[str, Sequence[str]]
+    producers: Mapping[str, str]
+    permanences: Mapping[str, Any]
+
+    def to_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["steps"] = [asdict(s) for s in self.steps.values()]
+        return data
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Plan:
+        steps = {s["name"]: PlannedStep(**s) for s in data["steps"]}
+        return cls(
+            data["pipeline"],
+            steps,
+            data["order"],
+            data["predecessors"],
+            data["producers"],
+            data["permanences"],
+        )
+
+
+def relative(path: Path, root: Path) -> str:
+    """Project-relative POSIX path when under `root`, else the absolute path."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def absolute(path: str, root: Path) -> Path:
+    """Inverse of `relative`."""
+    return Path(path) if os.path.isabs(path) else root / path
+
+
+@dataclass
+class Planner:
+    """Loads a pipeline's plan from `.tipi_cache/` when its sources are unchanged, else builds it.
+
+    Attributes:
+        root: the project root.
+        name: the pipeline's name.
+        file: its TOML file.
+        overrides: `--set` strings (part of the cache key).
+        cache_file: where the plan is cached.
+        warn: receives warnings about an unreadable cache.
+    """
+
+    root: Path
+    name: str
+    file: Path
+    overrides: Sequence[str]
+    cache_file: Path
+    warn: Callable[[str], None]
+    resolved: ResolvedPipeline | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "pipelines" / self.name
+
+    def plan(self, save: bool = True) -> Plan:
+        """The plan, from the cache when valid; a fresh one is saved when `save`."""
+        cached = read_document(self.cache_file, PLAN_KIND, self.warn)
+        if cached is not None and self._valid(cached):
+            try:
+                return Plan.from_data(cached["plan"])
+            except (KeyError, TypeError):
+                self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
+        plan, deps = self._build()
+        if save and not any(time.time_ns() - d[1] < 1e8 for d in deps):
+            write_document(
+                self.cache_file,
+                PLAN_KIND,
+                {"key": self._key(), "deps": deps, "plan": plan.to_data()},
+            )
+        return plan
+
+    def resolve(self) -> ResolvedPipeline:
+        """The pipeline with its classes imported (needed only when a step runs)."""
+        if self.resolved is None:
+            spec = load_pipeline(
+                self.file,
+                name=self.name,
+                root=self.root,
+                overrides=self.overrides,
+                folder=self.folder,
+            )
+            self.resolved = resolve_pipeline(spec)
+        return self.resolved
+
+    def _key(self) -> list[Any]:
+        return [str(self.file), list(self.overrides), tipi.__version__, str(self.root)]
+
+    def _valid(self, cached: Mapping[str, Any]) -> bool:
+        if cached.get("key") != self._key():
+            return False
+        deps = cached.get("deps", [])
+        if sorted(str(p) for p in self.folder.glob("*.py")) != sorted(
+            d[0] for d in deps if d[0].endswith(".py") and Path(d[0]).parent == self.folder
+        ):
+            return False
+        return all(_stat(path) == [path, *sig] for path, *sig in deps)
+
+    def _build(self) -> tuple[Plan, list[list[Any]]]:
+        from tipi.graph import build_graph
+        from tipi.graph.dag import StepNode
+
+        resolved = self.resolve()
+        graph = build_graph(
+            {
+                name: StepNode(name, s.inputs, s.outputs, s.spec.after, s.spec.location)
+                for name, s in resolved.steps.items()
+            }
+        )
+        for step in resolved.steps.values():
+            for path in step.outputs.values():
+                if not path.is_relative_to(self.root):
+                    raise DefinitionError(
+                        f"output {path} of step '{step.name}' is outside the project root "
+                        f"{self.root}",
+                        hint="write outputs under the project; read outside files as inputs",
+                        location=step.spec.location,
+                    )
+        permanences = {
+            name: {
+                "type": p.spec.type,
+                "params": canonical(p.params),
+                "code": code_fingerprint(p.cls),
+            }
+            if p.cls.affects_results
+            else None
+            for name, p in resolved.permanences.items()
+        }
+        steps = {}
+        for name, step in resolved.steps.items():
+            location = step.spec.location
+            steps[name] = PlannedStep(
+                name=name,
+                type=step.spec.type,
+                code=code_fingerprint(step.cls),
+                params=canonical(step.params),
+                inputs={k: relative(p, self.root) for k, p in step.inputs.items()},
+                outputs={k: relative(p, self.root) for k, p in step.outputs.items()},
+                after=list(step.spec.after),
+                volatile=step.spec.volatile,
+                force=step.spec.force,
+                file=str(location.file or self.file),
+                line=location.line,
+            )
+        plan = Plan(
+            pipeline=self.name,
+            steps=steps,
+            order=list(graph.order),
+            predecessors={n: sorted(graph.graph.predecessors(n)) for n in graph.order},
+            producers={relative(p, self.root): s for p, s in graph.producers.items()},
+            permanences=permanences,
+        )
+        return plan, self._dependencies(resolved)
+
+    def _dependencies(self, resolved: ResolvedPipeline) -> list[list[Any]]:
+        files = {str(self.file), *(str(p) for p in self.folder.glob("*.py"))}
+        classes = [s.cls for s in resolved.steps.values()] + [
+            p.cls for p in resolved.permanences.values()
+        ]
+        for cls in classes:
+            for klass in cls.__mro__:
+                try:
+                    files.add(inspect.getsourcefile(klass) or "")
+                except TypeError:
+                    continue
+        return [dep for f in sorted(files) if f and (dep := _stat(f)) is not None]
+
+
+def _stat(path: str) -> list[Any] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [path, st.st_mtime_ns, st.st_size, st.st_ino]
