@@ -1,5 +1,6 @@
 """tipi (TensorImgPipeline): from a throw-away PyTorch script to a cached pipeline."""
 
+from tipi._version import __version__
 from tipi.errors import (
     ConfigError,
     DefinitionError,
@@ -10,8 +11,6 @@ from tipi.errors import (
 )
 from tipi.permanence import Permanence
 from tipi.process import PipelineProcess
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import tipi
+from tipi._version import __version__
 from tipi.cache.fingerprint import canonical, code_fingerprint
 from tipi.cache.store import read_document, write_document
 from tipi.config import ResolvedPipeline, load_pipeline, resolve_pipeline
@@ -144,7 +144,7 @@ class Planner:
         return self.resolved
 
     def _key(self) -> list[Any]:
-        return [str(self.file), list(self.overrides), tipi.__version__, str(self.root)]
+        return [str(self.file), list(self.overrides), __version__, str(self.root)]
 
     def _valid(self, cached: Mapping[str, Any]) -> bool:
         if cached.get("key") != self._key():
