@@ -220,6 +220,7 @@ class Build:
             if not self.options.dry_run:
                 if self.lock.held:
                     self.store.compact(force=False)
+                    self.staging.tidy()
                 if self.stat.dirty:
                     write_document(self.stat_file, STAT_KIND, self.stat.entries)
             self.lock.release()

@@ -9,7 +9,7 @@ _SENTENCES = {
     "new": "new step: no record of an earlier run",
     "forced": "forced{subject_paren}",
     "volatile": "volatile: runs every time",
-    "type": "type changed: {old} → {new}",
+    "type": "type changed: {old_text} → {new_text}",
     "code": "code of {subject} changed",
     "param-changed": "params changed: {subject} {old} → {new}",
     "param-added": "params changed: {subject} added ({new})",
@@ -55,6 +55,8 @@ class Reason:
             subject_paren=f" ({self.subject})" if self.subject else "",
             old=_short(self.old),
             new=_short(self.new),
+            old_text=self.old,
+            new_text=self.new,
             detail=detail,
         )
 

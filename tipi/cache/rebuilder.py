@@ -80,7 +80,11 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         reasons.append(Reason("new"))
         return Decision(True, tuple(reasons))
     changed = _changes(facts, trace)
-    if not changed and facts.fingerprint(trace.permanences) != trace.fingerprint:
+    if (
+        not changed
+        and not facts.pending
+        and facts.fingerprint(trace.permanences) != trace.fingerprint
+    ):
         changed.append(Reason("fingerprint"))
     reasons += changed
     reasons += _output_problems(facts, trace)

@@ -172,11 +172,15 @@ class TraceStore:
         self._read_entries(unpacker, len(raw))
 
     def _read_entries(self, unpacker: msgpack.Unpacker, size: int) -> None:
+        complete = unpacker.tell()
         while True:
             try:
                 entry = unpacker.unpack()
+                complete = unpacker.tell()
             except msgpack.OutOfData:
-                if unpacker.tell() < size:
+                # tell() also counts bytes of a partly read object: compare with the end of
+                # the last complete one.
+                if complete < size:
                     self._warn(f"{self.path}: ignored a torn last entry (a crash while writing)")
                     self._rewrite = True
                 return

@@ -66,6 +66,15 @@ class Staging:
         """Remove staging left by runs that died (call it while holding the project lock)."""
         _remove(self.staging_root)
 
+    def tidy(self) -> None:
+        """Remove this pipeline's staging and scratch folders where they are empty."""
+        for folder in (self.staging_root, self.scratch_root):
+            for path in (folder, folder.parent):
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
+
 
 def _replace(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,114 @@
+"""Content hashes with a stat cache: unchanged files are not read again."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tipi.cache.fingerprint import canonical, code_fingerprint, digest
+from tipi.cache.hashing import StatCache
+
+
+def age(path, seconds: float = 10) -> None:
+    """Make a file look written `seconds` ago (older than the racy window)."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_unchanged_files_are_hashed_from_the_stat_cache(tmp_path):
+    files = [tmp_path / f"f{i}.txt" for i in range(5)]
+    for f in files:
+        f.write_text(f"content {f.name}")
+        age(f)
+    cache = StatCache()
+    first = [cache.hash_path(f) for f in files]
+    assert cache.reads == 5
+    reloaded = StatCache(dict(cache.entries))
+    assert [reloaded.hash_path(f) for f in files] == first
+    assert reloaded.reads == 0
+
+
+def test_a_changed_file_is_read_again_even_with_the_same_size(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("aaaa")
+    age(f, 20)
+    cache = StatCache()
+    before = cache.hash_path(f)
+    f.write_text("bbbb")
+    age(f, 10)
+    assert cache.hash_path(f) != before
+    assert cache.reads == 2
+
+
+def test_freshly_written_files_are_not_trusted_by_stat_alone(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+    cache = StatCache()
+    cache.hash_path(f)
+    assert str(f) not in cache.entries
+
+
+def test_directories_hash_their_files_and_names(tmp_path):
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("1")
+    (d / "sub" / "b.txt").write_text("2")
+    cache = StatCache()
+    first = cache.hash_path(d)
+    (d / "sub" / "b.txt").rename(d / "sub" / "c.txt")
+    assert cache.hash_path(d) != first
+    assert cache.hash_path(tmp_path / "missing") is None
+
+
+def test_canonical_form_ignores_key_order_and_tuple_vs_list():
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": (1, 2), "a": 1})
+    assert digest({"a": 1}) != digest({"a": 1.5})
+    assert canonical({"p": tmp_path_like()}) == {"p": "x/y"}
+
+
+def tmp_path_like():
+    from pathlib import PurePosixPath
+
+    return PurePosixPath("x/y")
+
+
+def _class_from(source: str) -> type:
+    namespace: dict = {"__name__": "generated_steps"}
+    exec(compile(source, "<steps>", "exec"), namespace)  # no file: hash the given source
+    return namespace["Step"]
+
+
+def test_code_fingerprint_ignores_docstrings_comments_and_formatting(monkeypatch):
+    import inspect
+
+    sources = {
+        "plain": "class Step:\n    def run(self):\n        return 1\n",
+        "documented": 'class Step:\n    """Doc."""\n\n    def run(self):  # why\n'
+        '        """More doc."""\n        return (1)\n',
+        "changed": "class Step:\n    def run(self):\n        return 2\n",
+    }
+    classes = {}
+    for name, source in sources.items():
+        cls = _class_from(source)
+        cls.__tipi_source__ = source
+        classes[name] = cls
+    monkeypatch.setattr(inspect, "getsource", lambda obj: obj.__tipi_source__)
+    assert code_fingerprint(classes["plain"]) == code_fingerprint(classes["documented"])
+    assert code_fingerprint(classes["plain"]) != code_fingerprint(classes["changed"])
+
+
+def test_version_attribute_stands_for_the_code():
+    class A:
+        version = "1"
+
+        def run(self):
+            return 1
+
+    class B:
+        version = "1"
+
+        def run(self):
+            return 2
+
+    B.__qualname__ = A.__qualname__
+    assert code_fingerprint(A) == code_fingerprint(B)
