@@ -144,6 +144,11 @@ class Registry:
         if self.pipeline_dir is None:
             return {}
         package = _local_package(self.pipeline_dir)
+        # A new registry sees the files as they are now: in a long-lived process (a notebook,
+        # a test session) an edited steps.py must not keep running its old classes.
+        for name in [m for m in sys.modules if m.startswith(package + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
         found: dict[str, Component] = {}
         origin: dict[str, Path] = {}
         for file in sorted(self.pipeline_dir.glob("*.py")):
@@ -180,7 +185,7 @@ def _local_package(pipeline_dir: Path) -> str:
 
 def _import_file(package: str, file: Path) -> types.ModuleType:
     module_name = f"{package}.{file.stem}"
-    if module_name in sys.modules:
+    if module_name in sys.modules:  # imported already by a sibling's relative import
         return sys.modules[module_name]
     try:
         return importlib.import_module(module_name)

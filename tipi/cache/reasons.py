@@ -26,7 +26,7 @@ _SENTENCES = {
     "fingerprint": "fingerprint changed",
     "skip-method": "skip() said the work is done",
     "up-to-date": "up to date",
-    "failed-upstream": "not run: upstream '{subject}' failed",
+    "failed-upstream": "upstream '{subject}' failed",
 }
 
 
