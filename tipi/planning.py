@@ -157,8 +157,7 @@ class Planner:
         return all(_stat(path) == [path, *sig] for path, *sig in deps)
 
     def _build(self) -> tuple[Plan, list[list[Any]]]:
-        from tipi.graph import build_graph
-        from tipi.graph.dag import StepNode
+        from tipi.graph.dag import StepNode, build_graph
 
         resolved = self.resolve()
         graph = build_graph(

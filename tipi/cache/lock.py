@@ -49,9 +49,7 @@ class ProjectLock:
                 {
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
-                    "command": " ".join(
-                        os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)
-                    ),
+                    "command": " ".join(["tipi", *sys.argv[1:]]),
                     "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )

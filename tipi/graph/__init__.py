@@ -1,5 +1,4 @@
-"""The step graph: building and validating the DAG, selecting targets, ordering steps."""
+"""The step graph: building and validating the DAG (dag), choosing what a make needs (select).
 
-from tipi.graph.dag import StepGraph, build_graph
-
-__all__ = ["StepGraph", "build_graph"]
+Submodules are imported directly: `dag` needs networkx, which a no-op make never loads.
+"""
