@@ -36,13 +36,13 @@ def trace_of(facts: StepFacts, used=("net",), **changes) -> Trace:
 
 def reasons(facts: StepFacts, trace: Trace | None) -> list[str]:
     decision = decide(facts, trace)
-    return decision.explain() if decision.run else []
+    return list(decision.explain()) if decision.run else []
 
 
 def test_unchanged_step_is_up_to_date():
     decision = decide(FACTS, trace_of(FACTS))
     assert not decision.run
-    assert decision.explain() == ["up to date"]
+    assert decision.explain() == ("up to date",)
 
 
 def test_other_permanences_do_not_matter_when_unused():

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tipi.cache.hashing import StatCache
-from tipi.cache.lock import ProjectLock
 from tipi.cache.reasons import Reason
 from tipi.cache.rebuilder import Decision, StepFacts, decide
 from tipi.cache.store import TraceStore, read_document, write_document
 from tipi.cache.trace import Trace
 from tipi.errors import BuildFailed, PipelineInterrupted, ProcessFailure, TipiError
-from tipi.execution import Job, SequentialExecutor
-from tipi.execution.staging import Staging
-from tipi.lifecycle import Controller
 from tipi.planning import Plan, absolute
 from tipi.report import RunSummary, StepResult
 
 if TYPE_CHECKING:
+    from tipi.cache.lock import ProjectLock
     from tipi.engine import Engine
+    from tipi.execution.staging import Staging
+    from tipi.lifecycle import Controller
 
 STAT_KIND = "stat-cache"
 
@@ -58,10 +58,27 @@ class Build:
         self.stat_file = engine.cache_dir / "stat.msgpack"
         entries = read_document(self.stat_file, STAT_KIND, engine.reporter.warning)
         self.stat = StatCache(entries if isinstance(entries, dict) else {})
-        self.staging = Staging(engine.cache_dir, engine.name)
-        self.lock = ProjectLock(engine.cache_dir, engine.reporter.notice)
+        # Executing needs more machinery than deciding; a no-op make never loads it.
+        self._staging: Staging | None = None
+        self.lock = _Lock(engine.cache_dir, engine.reporter.notice)
         self.controller: Controller | None = None
         self.state = _State()
+        self._paths: dict[str, str] = {}
+        self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
+
+    @property
+    def staging(self) -> Staging:
+        if self._staging is None:
+            from tipi.execution.staging import Staging
+
+            self._staging = Staging(self.engine.cache_dir, self.engine.name)
+        return self._staging
+
+    def _hash(self, path: str) -> str | None:
+        full = self._paths.get(path)
+        if full is None:
+            full = self._paths[path] = absolute(path, self.root)
+        return self.stat.hash_path(full)
 
     def run(self) -> RunSummary:
         summary = RunSummary(self.plan.pipeline, dry_run=self.options.dry_run)
@@ -126,7 +143,7 @@ class Build:
                 pending[path] = producer
                 inputs[path] = None
             else:
-                inputs[path] = self.stat.hash_path(absolute(path, self.root))
+                inputs[path] = self._hash(path)
         forced = name in self.options.forced or step.force
         return StepFacts(
             name=name,
@@ -134,8 +151,8 @@ class Build:
             code=step.code,
             params=step.params,
             inputs=inputs,
-            outputs={p: self.stat.hash_path(absolute(p, self.root)) for p in step.outputs.values()},
-            permanences={k: v for k, v in self.plan.permanences.items() if v is not None},
+            outputs={p: self._hash(p) for p in step.outputs.values()},
+            permanences=self._configs,
             pending=pending,
             forced=forced,
             volatile=step.volatile,
@@ -149,7 +166,11 @@ class Build:
     def _execute(self, name: str, decision: Decision) -> StepResult:
         facts = self._current_facts
         step = self.engine.planner.resolve().steps[name]
+        from tipi.execution import Job, SequentialExecutor
+
         if self.controller is None:
+            from tipi.lifecycle import Controller
+
             resolved = self.engine.planner.resolve()
             self.controller = Controller(resolved.permanences, self.reporter)
         staged, scratch = self.staging.prepare(name, step.outputs)
@@ -163,7 +184,7 @@ class Build:
         except ProcessFailure as failure:
             result = result.__class__(name, "failed", result.seconds, result.used, failure)
         finally:
-            self.staging.discard(name)
+            self.staging.discard(staged)
         reasons = tuple(decision.explain())
         if result.outcome == "skipped":
             return self._finish(
@@ -177,10 +198,7 @@ class Build:
 
     def _record(self, name: str, facts: StepFacts, used: frozenset[str], seconds: float) -> None:
         relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
-        outputs = {
-            p: self.stat.hash_path(absolute(p, self.root))
-            for p in self.plan.steps[name].outputs.values()
-        }
+        outputs = {p: self._hash(p) for p in self.plan.steps[name].outputs.values()}
         trace = Trace(
             fingerprint=facts.fingerprint(relevant),
             type=facts.type,
@@ -220,7 +238,8 @@ class Build:
             if not self.options.dry_run:
                 if self.lock.held:
                     self.store.compact(force=False)
-                    self.staging.tidy()
+                    if self._staging is not None:
+                        self._staging.tidy()
                 if self.stat.dirty:
                     write_document(self.stat_file, STAT_KIND, self.stat.entries)
             self.lock.release()
@@ -236,3 +255,26 @@ class Build:
             raise error
         if failures:
             raise BuildFailed(failures, hint=hint.replace("fix it", "fix them"))
+
+
+class _Lock:
+    """The project lock, imported and created only when a step is about to run."""
+
+    def __init__(self, cache_dir: Path, on_wait: Callable[[str], None]) -> None:
+        self.cache_dir = cache_dir
+        self.on_wait = on_wait
+        self._lock: ProjectLock | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    def acquire(self) -> bool:
+        from tipi.cache.lock import ProjectLock
+
+        self._lock = ProjectLock(self.cache_dir, self.on_wait)
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()

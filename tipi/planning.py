@@ -7,14 +7,16 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tipi._version import __version__
 from tipi.cache.fingerprint import canonical, code_fingerprint
 from tipi.cache.store import read_document, write_document
-from tipi.config import ResolvedPipeline, load_pipeline, resolve_pipeline
+
+if TYPE_CHECKING:
+    from tipi.config.resolve import ResolvedPipeline
 from tipi.errors import DefinitionError, Location
 
 PLAN_KIND = "plan"
@@ -58,9 +60,14 @@ class Plan:
     permanences: Mapping[str, Any]
 
     def to_data(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["steps"] = [asdict(s) for s in self.steps.values()]
-        return data
+        return {
+            "pipeline": self.pipeline,
+            "steps": [dict(vars(s)) for s in self.steps.values()],
+            "order": list(self.order),
+            "predecessors": dict(self.predecessors),
+            "producers": dict(self.producers),
+            "permanences": dict(self.permanences),
+        }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Plan:
@@ -83,9 +90,9 @@ def relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def absolute(path: str, root: Path) -> Path:
-    """Inverse of `relative`."""
-    return Path(path) if os.path.isabs(path) else root / path
+def absolute(path: str, root: Path | str) -> str:
+    """Inverse of `relative`, as a string (this runs for every path of every make)."""
+    return path if path.startswith("/") else f"{root}/{path}"
 
 
 @dataclass
@@ -133,6 +140,9 @@ class Planner:
     def resolve(self) -> ResolvedPipeline:
         """The pipeline with its classes imported (needed only when a step runs)."""
         if self.resolved is None:
+            from tipi.config.loader import load_pipeline
+            from tipi.config.resolve import resolve_pipeline
+
             spec = load_pipeline(
                 self.file,
                 name=self.name,
@@ -213,9 +223,8 @@ class Planner:
 
     def _dependencies(self, resolved: ResolvedPipeline) -> list[list[Any]]:
         files = {str(self.file), *(str(p) for p in self.folder.glob("*.py"))}
-        classes = [s.cls for s in resolved.steps.values()] + [
-            p.cls for p in resolved.permanences.values()
-        ]
+        classes = {s.cls for s in resolved.steps.values()}
+        classes |= {p.cls for p in resolved.permanences.values()}
         for cls in classes:
             for klass in cls.__mro__:
                 try:

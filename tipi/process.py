@@ -40,7 +40,6 @@ class PipelineProcess(ABC):
     inputs: ClassVar[Mapping[str, str]] = {}
     outputs: ClassVar[Mapping[str, str]] = {}
     version: ClassVar[str | None] = None
-    scratch_dir: Path | None = None
 
     def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
         self.controller = controller
@@ -69,4 +68,12 @@ class PipelineProcess(ABC):
         # the templates, the instance holds the paths of this run.
         self.inputs = dict(inputs)  # type: ignore[misc]
         self.outputs = dict(outputs)  # type: ignore[misc]
-        self.scratch_dir = scratch_dir
+        self._scratch_dir = scratch_dir
+
+    @property
+    def scratch_dir(self) -> Path | None:
+        """This step's own folder that survives a crash (created on first use)."""
+        scratch = getattr(self, "_scratch_dir", None)
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        return scratch

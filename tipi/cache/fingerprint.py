@@ -79,16 +79,24 @@ def step_fingerprint(
     inputs: Mapping[str, str | None],
     permanences: Mapping[str, Any],
 ) -> str:
-    """The fingerprint of a step: everything that decides what its outputs contain."""
-    return digest([type_name, code, params, inputs, permanences])
+    """The fingerprint of a step: everything that decides what its outputs contain.
+
+    The parts are already canonical (params and configs were canonicalized when the plan was
+    made; paths and hashes are strings), so they are packed as they are: this runs for every
+    step of every make.
+    """
+    packed = msgpack.packb([type_name, code, params, inputs, permanences], use_bin_type=True)
+    return hash_bytes(packed)
 
 
+@functools.lru_cache(maxsize=1024)
 def code_fingerprint(cls: type) -> str:
     """Hash of a class's code: its `version` attribute when set, else its normalized source.
 
     The source of the class and of each base class defined outside tipi's vocabulary is parsed
     and dumped without docstrings, comments or formatting, so reformatting or documenting a
     step never reruns it. Classes without retrievable source hash their qualified name.
+    Cached per class object: a re-imported (edited) module makes new class objects.
     """
     version = getattr(cls, "version", None)
     if version is not None:

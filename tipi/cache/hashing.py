@@ -4,6 +4,7 @@ are never read twice."""
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,24 +31,28 @@ class StatCache:
     entries: dict[str, list] = field(default_factory=dict)
     reads: int = 0
     dirty: bool = False
+    # Hashes taken during this make, trusted by signature for its rest even when racy: the
+    # make holds the project lock, and what a step just wrote is read by the next one.
+    session: dict[str, list] = field(default_factory=dict)
 
-    def hash_path(self, path: Path) -> str | None:
+    def hash_path(self, path: str | Path) -> str | None:
         """Content hash of a file or directory; None when it does not exist."""
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return MISSING
-        if os.path.isdir(path):
-            return self._hash_dir(path)
+        if stat.S_ISDIR(st.st_mode):
+            return self._hash_dir(str(path))
         return self._hash_file(str(path), st)
 
     def _hash_file(self, key: str, st: os.stat_result) -> str:
         signature = [st.st_size, st.st_mtime_ns, st.st_ino]
-        cached = self.entries.get(key)
+        cached = self.entries.get(key) or self.session.get(key)
         if cached is not None and cached[:3] == signature:
             return cached[3]
         digest = hash_file_content(key)
         self.reads += 1
+        self.session[key] = [*signature, digest]
         if time.time_ns() - st.st_mtime_ns > RACY_SECONDS * 1e9:
             self.entries[key] = [*signature, digest]
             self.dirty = True
@@ -56,7 +61,7 @@ class StatCache:
             self.dirty = True
         return digest
 
-    def _hash_dir(self, path: Path) -> str:
+    def _hash_dir(self, path: str) -> str:
         """Hash of the sorted (relative path, content hash) pairs of every file below."""
         h = xxhash.xxh3_128()
         for root, dirs, files in os.walk(path):

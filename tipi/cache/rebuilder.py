@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,8 +60,17 @@ class Decision:
     run: bool
     reasons: tuple[Reason, ...]
 
-    def explain(self) -> list[str]:
-        return [str(r) for r in self.reasons]
+    @functools.cached_property
+    def sentences(self) -> tuple[str, ...]:
+        """The reasons as sentences (computed once: UP_TO_DATE is shared by most steps)."""
+        return tuple(str(r) for r in self.reasons)
+
+    def explain(self) -> tuple[str, ...]:
+        """The reasons as sentences."""
+        return self.sentences
+
+
+UP_TO_DATE = Decision(False, (Reason("up-to-date"),))
 
 
 def decide(facts: StepFacts, trace: Trace | None) -> Decision:
@@ -79,18 +89,15 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
     if trace is None:
         reasons.append(Reason("new"))
         return Decision(True, tuple(reasons))
-    changed = _changes(facts, trace)
-    if (
-        not changed
-        and not facts.pending
-        and facts.fingerprint(trace.permanences) != trace.fingerprint
-    ):
-        changed.append(Reason("fingerprint"))
-    reasons += changed
+    # The common case first: an unchanged fingerprint makes the part-by-part diff unnecessary.
+    same = not facts.pending and facts.fingerprint(trace.permanences) == trace.fingerprint
+    if not same:
+        changed = _changes(facts, trace)
+        reasons += changed or ([] if facts.pending else [Reason("fingerprint")])
     reasons += _output_problems(facts, trace)
     if reasons:
         return Decision(True, tuple(reasons))
-    return Decision(False, (Reason("up-to-date"),))
+    return UP_TO_DATE
 
 
 def _changes(facts: StepFacts, trace: Trace) -> list[Reason]:

@@ -86,7 +86,9 @@ class TraceStore:
     def __init__(self, path: Path, warn: Warn | None = None) -> None:
         self.path = path
         self._warn = warn or (lambda message: None)
-        self._traces: dict[str, Trace] = {}
+        # Records stay as loaded until asked for: a no-op make of thousands of steps reads
+        # them all but needs Trace objects only for the steps it looks at closely.
+        self._traces: dict[str, Trace | dict[str, Any]] = {}
         self._entries = 0
         self._rewrite = False
         self._handle: BinaryIO | None = None
@@ -101,10 +103,22 @@ class TraceStore:
     @property
     def traces(self) -> dict[str, Trace]:
         """Step name → its latest trace."""
-        return dict(self._traces)
+        loaded = {name: self.get(name) for name in list(self._traces)}
+        return {name: trace for name, trace in loaded.items() if trace is not None}
 
     def get(self, step: str) -> Trace | None:
-        return self._traces.get(step)
+        found = self._traces.get(step)
+        if found is None or isinstance(found, Trace):
+            return found
+        try:
+            trace = Trace.from_record(found)
+        except (KeyError, TypeError, ValueError):
+            self._warn(f"{self.path}: ignored a malformed entry for '{step}'")
+            del self._traces[step]
+            self._rewrite = True
+            return None
+        self._traces[step] = trace
+        return trace
 
     def put(self, step: str, trace: Trace | None) -> None:
         """Record (or, with None, forget) a step's trace durably before returning."""
@@ -127,7 +141,10 @@ class TraceStore:
         self.close()
         packer = msgpack.Packer(use_bin_type=True)
         chunks = [packer.pack(self.HEADER)]
-        chunks += [packer.pack([n, t.to_record()]) for n, t in self._traces.items()]
+        chunks += [
+            packer.pack([n, t.to_record() if isinstance(t, Trace) else t])
+            for n, t in self._traces.items()
+        ]
         atomic_write(self.path, b"".join(chunks))
         self._entries = len(self._traces)
         self._rewrite = False
@@ -188,12 +205,12 @@ class TraceStore:
                 self._warn(f"{self.path}: ignored corrupt entries after {self._entries} good ones")
                 self._rewrite = True
                 return
-            try:
+            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict | None):
                 name, record = entry
                 self._traces.pop(name, None)
                 if record is not None:
-                    self._traces[name] = Trace.from_record(record)
-            except (KeyError, TypeError, ValueError):
+                    self._traces[name] = record
+            else:
                 self._warn(f"{self.path}: ignored a malformed entry")
                 self._rewrite = True
             self._entries += 1

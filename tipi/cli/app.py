@@ -152,14 +152,17 @@ def make_command(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print only warnings and errors.")
+    ] = False,
 ) -> None:
     """Build TARGETS and what they need, running only what is out of date."""
     from tipi.engine import Engine
+    from tipi.report import WarningsReporter
 
     _handle_sigterm()
-    engine = Engine(
-        pipeline, config=config, overrides=set_ or (), reporter=_reporter(explain, verbose)
-    )
+    reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
+    engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
     engine.make(
         targets or (),
         dry_run=dry_run,

@@ -12,29 +12,44 @@ from tipi.errors import ProcessFailure
 
 
 class Staging:
-    """Per-step folders under `.tipi_cache/`.
+    """Per-pipeline folders under `.tipi_cache/`.
 
-    ``staging/<pipeline>/<step>/<n>/<basename>`` receives output n while the step runs (same
-    basename, so code that looks at the suffix still works); ``scratch/<pipeline>/<step>/``
-    holds the step's own checkpoints and survives a crash so a rerun can resume from it.
+    ``staging/<pipeline>/slot<k>/<basename>`` receives each output while a step runs in slot
+    k (one slot per concurrently running step; the same basename, so code that looks at names
+    or suffixes still works; ``slot<k>/<n>/`` when two outputs share a basename). A slot
+    is reused by the next step instead of being made and removed for each one: on slow file
+    systems a mkdir/rmdir pair costs more than a small step. ``scratch/<pipeline>/<step>/``
+    holds the step's own checkpoints and survives a crash so a rerun can resume from it; it
+    is created only when the step asks for it.
     """
 
     def __init__(self, cache_dir: Path, pipeline: str) -> None:
         self.staging_root = cache_dir / "staging" / pipeline
         self.scratch_root = cache_dir / "scratch" / pipeline
+        self._ready = False
 
-    def prepare(self, step: str, outputs: Mapping[str, Path]) -> tuple[dict[str, Path], Path]:
-        """Fresh staging paths for `outputs` (parents created) and the step's scratch folder."""
-        folder = self.staging_root / step
-        _remove(folder)
+    def prepare(
+        self, step: str, outputs: Mapping[str, Path], slot: int = 0
+    ) -> tuple[dict[str, Path], Path]:
+        """Fresh staging paths for `outputs` and the (not yet created) scratch folder."""
+        folder = self.staging_root / f"slot{slot}"
+        if not self._ready:
+            self.staging_root.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            for leftover in os.listdir(folder):  # left by a step that failed or was killed
+                _remove(folder / leftover)
+        unique = len({p.name for p in outputs.values()}) == len(outputs)
         staged = {}
         for index, (name, final) in enumerate(outputs.items()):
-            path = folder / str(index) / final.name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staged[name] = path
-        scratch = self.scratch_root / step
-        scratch.mkdir(parents=True, exist_ok=True)
-        return staged, scratch
+            if unique:
+                staged[name] = folder / final.name
+            else:
+                staged[name] = folder / str(index) / final.name
+                staged[name].parent.mkdir()
+        return staged, self.scratch_root / step
 
     def commit(self, step: str, staged: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
         """Move every staged output into place, after checking the step wrote them all.
@@ -52,11 +67,12 @@ class Staging:
             )
         for name, path in staged.items():
             _replace(path, outputs[name])
-        self.discard(step)
 
-    def discard(self, step: str) -> None:
-        """Remove the step's staging folder (after a failure, or once committed)."""
-        _remove(self.staging_root / step)
+    def discard(self, staged: Mapping[str, Path]) -> None:
+        """Remove whatever a step left at its staging paths (nothing, once committed)."""
+        for path in staged.values():
+            if os.path.lexists(path):
+                _remove(path)
 
     def finish(self, step: str) -> None:
         """Remove the step's scratch folder: it succeeded, nothing to resume."""
@@ -65,38 +81,57 @@ class Staging:
     def discard_all(self) -> None:
         """Remove staging left by runs that died (call it while holding the project lock)."""
         _remove(self.staging_root)
+        self._ready = False
 
     def tidy(self) -> None:
         """Remove this pipeline's staging and scratch folders where they are empty."""
+        if self.staging_root.is_dir():
+            for slot in os.listdir(self.staging_root):
+                _remove(self.staging_root / slot)
         for folder in (self.staging_root, self.scratch_root):
             for path in (folder, folder.parent):
                 try:
                     path.rmdir()
                 except OSError:
                     break
+        self._ready = False
 
 
 def _replace(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir() and not target.is_symlink():
-        # A directory cannot be replaced atomically: move the old one aside first.
-        trash = target.with_name(f".{target.name}.tipi-old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, trash)
+    try:
         _move(source, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
         _move(source, target)
+    except IsADirectoryError:
+        _replace_dir(source, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        _replace_dir(source, target)
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    # A directory cannot be replaced atomically: move the old one aside first.
+    trash = target.with_name(f".{target.name}.tipi-old-{uuid.uuid4().hex[:8]}")
+    os.replace(target, trash)
+    _move(source, target)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _move(source: Path, target: Path) -> None:
     try:
         os.replace(source, target)
-    except OSError:
-        shutil.move(source, target)  # another file system: copy, then remove
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV: another file system; anything else is real
+            raise
+        shutil.move(source, target)
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
+    try:
         path.unlink()
+    except FileNotFoundError:
+        return
+    except (IsADirectoryError, PermissionError):
+        shutil.rmtree(path, ignore_errors=True)

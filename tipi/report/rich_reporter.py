@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from tipi.report.events import Reporter, RunSummary, StepResult
 
@@ -72,6 +71,8 @@ class RichReporter(Reporter):
     def run_finished(self, summary: RunSummary) -> None:
         shown = [r for r in summary.results if r.outcome in ("ran", "failed", "not run")]
         if shown:
+            from rich.table import Table
+
             table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
             for column in ("step", "outcome", "time"):
                 table.add_column(column)

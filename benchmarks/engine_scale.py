@@ -1,0 +1,235 @@
+"""Engine speed and memory at scale: tipi vs Snakemake on the same generated pipelines.
+
+For each size and shape (a chain, and a wide fan-in: N-1 independent steps feeding one),
+it generates a tipi project and an equivalent Snakefile, then measures in this one
+invocation, side by side:
+
+* first run: a clean build of every step (wall time, peak RSS);
+* no-op: the same command again, nothing to do (median of REPEAT runs, peak RSS);
+* status: `tipi status --json` / `snakemake --summary` (median of REPEAT runs);
+* engine overhead per executed step: (first run - running the same step bodies in a plain
+  loop in one process) / N.
+
+Snakemake's rules use `shell: "echo ... > {output}"`: its `run:` rules cost about 2 s per
+job in Snakemake 9 (each runs in a fresh interpreter that re-reads the Snakefile), which would
+make the comparison meaningless. Snakemake is installed into its own throw-away venv
+(~/.cache/tipi-bench/snakemake). The generated projects live under --workdir (default:
+benchmarks/.work, git-ignored), on the disk where you work: some machines' /tmp is an order
+of magnitude slower at creating files.
+
+Usage:
+    .venv/bin/python benchmarks/engine_scale.py [--sizes 1000 5000 10000] [--repeat 3]
+        [--snakemake-sizes 1000 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SNAKEMAKE_VERSION = "9.27.1"
+HERE = Path(sys.executable).parent
+TIPI = HERE / "tipi"
+GNU_TIME = shutil.which("time") or "/usr/bin/time"
+
+STEPS_PY = """
+from tipi import PipelineProcess
+
+
+class Touch(PipelineProcess):
+    def __init__(self, controller, force: bool = False, i: int = 0) -> None:
+        super().__init__(controller, force)
+        self.i = i
+
+    def execute(self) -> None:
+        size = sum(len(p.read_bytes()) for p in self.inputs.values())
+        self.outputs["out"].write_text(f"{self.i} {size}\\n")
+"""
+
+
+def inputs_of(shape: str, n: int, i: int) -> list[int]:
+    if shape == "chain":
+        return [i - 1] if i else []
+    return list(range(n - 1)) if i == n - 1 else []
+
+
+def write_tipi(root: Path, shape: str, n: int) -> None:
+    folder = root / "pipelines" / "bench"
+    folder.mkdir(parents=True)
+    (folder / "steps.py").write_text(STEPS_PY)
+    lines = []
+    for i in range(n):
+        ins = ", ".join(f'i{j} = "out/{j}.txt"' for j in inputs_of(shape, n, i))
+        lines += [
+            f"[processes.s{i}]",
+            'type = "Touch"',
+            f"params = {{ i = {i} }}",
+            f"inputs = {{ {ins} }}",
+            f'outputs = {{ out = "out/{i}.txt" }}',
+            "",
+        ]
+    (folder / "pipeline.toml").write_text("\n".join(lines))
+
+
+def write_snakefile(root: Path, shape: str, n: int) -> None:
+    if shape == "chain":
+        inputs = "lambda wc: [f'out/{int(wc.i) - 1}.txt'] if int(wc.i) > 0 else []"
+        sink_rule = ""
+    else:
+        inputs = "[]"
+        sink_rule = (
+            "rule sink:\n"
+            f"    input: expand('out/{{i}}.txt', i=range({n - 1}))\n"
+            f"    output: 'out/{n - 1}.txt'\n"
+            f'    shell: "echo {n - 1} > {{output}}"\n\n'
+        )
+    (root / "Snakefile").write_text(
+        'wildcard_constraints:\n    i=r"\\d+"\n\n'
+        f"rule all:\n    input: 'out/{n - 1}.txt'\n\n" + sink_rule + "rule step:\n"
+        f"    input: {inputs}\n"
+        "    output: 'out/{i}.txt'\n"
+        '    shell: "echo {wildcards.i} > {output}"\n'
+    )
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one command, via GNU time."""
+    out = Path(tempfile.mktemp())
+    done = subprocess.run(
+        [GNU_TIME, "-f", "%e %M", "-o", str(out), *cmd],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if done.returncode != 0:
+        last = [line for line in done.stderr.splitlines() if "Error" in line]
+        raise RuntimeError(last[0].strip() if last else done.stderr[-300:])
+    wall, rss_kb = out.read_text().split()[-2:]
+    out.unlink()
+    return float(wall), int(rss_kb) / 1024
+
+
+def median_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, float]:
+    runs = [timed(cmd, cwd) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def plain_loop_seconds(root: Path, shape: str, n: int) -> float:
+    """The step bodies alone: the same reads and writes in a plain Python loop."""
+    out = root / "plain"
+    out.mkdir()
+    started = time.perf_counter()
+    for i in range(n):
+        size = sum(len((out / f"{j}.txt").read_bytes()) for j in inputs_of(shape, n, i))
+        (out / f"{i}.txt").write_text(f"{i} {size}\n")
+    return time.perf_counter() - started
+
+
+def snakemake_bin() -> Path:
+    venv = Path.home() / ".cache" / "tipi-bench" / "snakemake"
+    exe = venv / "bin" / "snakemake"
+    if not exe.exists():
+        print(f"installing snakemake=={SNAKEMAKE_VERSION} into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"snakemake=={SNAKEMAKE_VERSION}"],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+    return exe
+
+
+WORKDIR = Path(__file__).parent / ".work"
+
+
+def bench_tipi(shape: str, n: int, repeat: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="tipi-bench-", dir=WORKDIR) as tmp:
+        root = Path(tmp)
+        write_tipi(root, shape, n)
+        first, first_rss = timed([str(TIPI), "make", "-q"], root)
+        noop, noop_rss = median_of([str(TIPI), "make", "-q"], root, repeat)
+        status, _ = median_of([str(TIPI), "status", "--json"], root, repeat)
+        plain = plain_loop_seconds(root, shape, n)
+    return {
+        "first": first,
+        "first_rss": first_rss,
+        "noop": noop,
+        "noop_rss": noop_rss,
+        "status": status,
+        "overhead_ms": (first - plain) / n * 1000,
+    }
+
+
+def bench_snakemake(shape: str, n: int, repeat: int) -> dict[str, float]:
+    exe = str(snakemake_bin())
+    with tempfile.TemporaryDirectory(prefix="smk-bench-", dir=WORKDIR) as tmp:
+        root = Path(tmp)
+        write_snakefile(root, shape, n)
+        cmd = [exe, "all", "-c1", "--nolock", "--quiet"]
+        first, first_rss = timed(cmd, root)
+        noop, noop_rss = median_of(cmd, root, repeat)
+        status, _ = median_of([exe, "-c1", "--summary", "--nolock"], root, repeat)
+        plain = plain_loop_seconds(root, shape, n)
+    return {
+        "first": first,
+        "first_rss": first_rss,
+        "noop": noop,
+        "noop_rss": noop_rss,
+        "status": status,
+        "overhead_ms": (first - plain) / n * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
+    parser.add_argument("--snakemake-sizes", type=int, nargs="*", default=[1000, 5000])
+    parser.add_argument("--shapes", nargs="+", default=["chain", "fanin"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    args = parser.parse_args()
+    globals()["WORKDIR"] = args.workdir
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"{'shape':7} {'steps':>6} {'tool':10} {'first s':>8} {'no-op s':>8} {'status s':>9} "
+        f"{'ms/step':>8} {'RSS first':>10} {'RSS no-op':>10} {'no-op x':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for shape in args.shapes:
+        for n in args.sizes:
+            t = bench_tipi(shape, n, args.repeat)
+            rows = [("tipi", t, "")]
+            if n in args.snakemake_sizes:
+                try:
+                    s = bench_snakemake(shape, n, args.repeat)
+                except RuntimeError as failure:
+                    print(f"{shape:7} {n:>6} {'snakemake':10} failed: {failure}")
+                else:
+                    rows.append(("snakemake", s, ""))
+                    rows[0] = ("tipi", t, f"{s['noop'] / t['noop']:.1f}")
+            for tool, r, ratio in rows:
+                print(
+                    f"{shape:7} {n:>6} {tool:10} {r['first']:>8.2f} {r['noop']:>8.3f} "
+                    f"{r['status']:>9.3f} {r['overhead_ms']:>8.2f} {r['first_rss']:>8.0f}MB "
+                    f"{r['noop_rss']:>8.0f}MB {ratio:>8}",
+                    flush=True,
+                )
+    print(
+        "\nno-op x = Snakemake's no-op time / tipi's, measured in this run. "
+        f"Times are medians of {args.repeat} runs (first run: one). ms/step = engine overhead per "
+        "executed step beyond the step bodies themselves."
+    )
+
+
+if __name__ == "__main__":
+    main()
