@@ -210,7 +210,7 @@ def status_command(
     if json_:
         import json
 
-        typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        typer.echo(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
         return
     from rich.table import Table
 
