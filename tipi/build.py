@@ -63,7 +63,7 @@ class Build:
         self.lock = _Lock(engine.cache_dir, engine.reporter.notice)
         self.controller: Controller | None = None
         self.state = _State()
-        self._paths: dict[str, str] = {}
+        self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
 
     @property
@@ -75,10 +75,16 @@ class Build:
         return self._staging
 
     def _hash(self, path: str) -> str | None:
-        full = self._paths.get(path)
-        if full is None:
-            full = self._paths[path] = absolute(path, self.root)
-        return self.stat.hash_path(full)
+        """The content hash of a project path, once per make: in a chain, one step's output
+        is the next one's input. `_rehash` refreshes it after a step rewrote the file."""
+        try:
+            return self._known[path]
+        except KeyError:
+            return self._rehash(path)
+
+    def _rehash(self, path: str) -> str | None:
+        digest = self._known[path] = self.stat.hash_path(absolute(path, self.root))
+        return digest
 
     def run(self) -> RunSummary:
         summary = RunSummary(self.plan.pipeline, dry_run=self.options.dry_run)
@@ -128,7 +134,8 @@ class Build:
         """Take the project lock; if another make held it, reread what it recorded."""
         waited = self.lock.acquire()
         self.staging.discard_all()
-        if waited:
+        if waited:  # another make changed files and traces meanwhile: look again
+            self._known.clear()
             self.store.close()
             self.store = TraceStore(self.store.path, self.reporter.warning)
         return waited
@@ -198,7 +205,7 @@ class Build:
 
     def _record(self, name: str, facts: StepFacts, used: frozenset[str], seconds: float) -> None:
         relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
-        outputs = {p: self._hash(p) for p in self.plan.steps[name].outputs.values()}
+        outputs = {p: self._rehash(p) for p in self.plan.steps[name].outputs.values()}
         trace = Trace(
             fingerprint=facts.fingerprint(relevant),
             type=facts.type,

@@ -3,11 +3,13 @@
 Formats (msgpack; never pickle):
 
 * ``pipelines/<name>/traces.log``: an append-only log. The first object is the header
-  ``{"tipi": "trace-log", "version": 1}``; every later object is ``[step_name, record]``
-  where record is a Trace map (trace.py) or nil to forget the step. Later entries win. A
-  record is appended only after its step succeeded and its outputs are in place, so a crash
-  leaves at worst a torn last entry, which is ignored. The log is rewritten (temp file +
-  rename) when it holds much more than its live entries.
+  ``{"tipi": "trace-log", "version": 1}``; every later object is either ``[step_name,
+  record]``, where record is a Trace map (trace.py) or nil to forget the step, or a map
+  ``{step_name: record, ...}`` (a snapshot, written by compaction and loaded in one call).
+  Later entries win. A record is appended only after its step succeeded and its outputs are
+  in place, so a crash leaves at worst a torn last entry, which is ignored. The log is
+  rewritten as header + snapshot (temp file + rename) when it holds much more than its live
+  entries.
 * ``stat.msgpack`` and ``pipelines/<name>/plan.msgpack``: ``{"tipi": KIND, "version": 1,
   "data": ...}`` written whole to a temp file and renamed into place.
 
@@ -140,11 +142,10 @@ class TraceStore:
             return
         self.close()
         packer = msgpack.Packer(use_bin_type=True)
-        chunks = [packer.pack(self.HEADER)]
-        chunks += [
-            packer.pack([n, t.to_record() if isinstance(t, Trace) else t])
-            for n, t in self._traces.items()
-        ]
+        snapshot = {
+            n: t.to_record() if isinstance(t, Trace) else t for n, t in self._traces.items()
+        }
+        chunks = [packer.pack(self.HEADER), packer.pack(snapshot)]
         atomic_write(self.path, b"".join(chunks))
         self._entries = len(self._traces)
         self._rewrite = False
@@ -205,7 +206,9 @@ class TraceStore:
                 self._warn(f"{self.path}: ignored corrupt entries after {self._entries} good ones")
                 self._rewrite = True
                 return
-            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict | None):
+            if isinstance(entry, dict):
+                self._traces.update(entry)
+            elif isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict | None):
                 name, record = entry
                 self._traces.pop(name, None)
                 if record is not None:
