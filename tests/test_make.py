@@ -394,3 +394,23 @@ def test_overrides_are_part_of_the_plan(proj):
 def test_unknown_target_error_type(proj):
     with pytest.raises(UsageError):
         make("nope")
+
+
+def test_a_no_op_make_reads_no_file_content(proj, monkeypatch):
+    make()
+    past = time.time() - 60
+    for path in [*(proj.root / "out").iterdir(), *(proj.root / "pipelines/m").iterdir()]:
+        os.utime(path, (past, past))
+    make()  # records the now-old files in the stat cache
+    import tipi.cache.hashing as hashing
+
+    reads: list[str] = []
+    real = hashing.hash_file_content
+    monkeypatch.setattr(hashing, "hash_file_content", lambda p: reads.append(str(p)) or real(p))
+    summary = make()
+    assert {r.outcome for r in summary.results} == {"skipped"}
+    assert reads == []
+    (proj.root / "out/b.txt").write_text("changed")
+    make()
+    # only the changed file: once to see the change, once after `b` rewrote it
+    assert reads == [str(proj.root / "out/b.txt")] * 2
