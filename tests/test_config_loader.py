@@ -242,3 +242,31 @@ def test_outside_a_project_the_error_says_how_to_start(tmp_path, monkeypatch, cl
     assert result.exit_code == 2
     assert "no tipi project here" in error_line(result)
     assert "tipi init NAME" in result.stderr
+
+
+def test_class_attributes_declare_paths_and_toml_extends_them(project):
+    folder = project.pipeline(
+        "cls",
+        """
+        [processes.s]
+        type = "S"
+        outputs = { extra = "out/extra.txt", model = "out/override.pt" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+        class S(PipelineProcess):
+            inputs = {"data": "data/{name}.csv"}
+            outputs = {"model": "out/{pipeline}/model.pt"}
+            def execute(self): pass
+        """,
+    )
+    from tipi.config import resolve_pipeline
+
+    step = resolve_pipeline(
+        load_pipeline(folder / "pipeline.toml", name="cls", root=project.root)
+    ).steps["s"]
+    assert step.inputs == {"data": project.root / "data/s.csv"}
+    assert step.outputs == {
+        "model": project.root / "out/override.pt",
+        "extra": project.root / "out/extra.txt",
+    }

@@ -56,7 +56,7 @@ def test_changing_params_reruns_that_step_and_what_then_changes(proj):
     ran = {r.name: r.reasons for r in summary.results if r.outcome == "ran"}
     assert ran == {
         "b": ("params changed: text 'b' → 'B'",),
-        "cat": ("input out/b.txt changed",),
+        "cat": ("input out/b.txt changed: upstream 'b' made it again",),
     }
 
 

@@ -62,6 +62,10 @@ def test_other_permanences_do_not_matter_when_unused():
         ({"params": {"lr": 0.001}}, ["params changed: epochs removed (was 3)"]),
         ({"params": {"lr": 0.001, "epochs": 3, "seed": 1}}, ["params changed: seed added (1)"]),
         ({"inputs": {"data/x.pt": "h-x2"}}, ["input data/x.pt changed"]),
+        (
+            {"inputs": {"data/x.pt": "h-x2"}, "remade": {"data/x.pt": "prepare"}},
+            ["input data/x.pt changed: upstream 'prepare' made it again"],
+        ),
         ({"inputs": {"data/x.pt": "h-x", "data/y.pt": "h-y"}}, ["new input data/y.pt"]),
         ({"inputs": {}}, ["input data/x.pt no longer used"]),
         ({"outputs": {"models/m.pt": None}}, ["output models/m.pt missing"]),

@@ -142,15 +142,19 @@ class Build:
 
     def _facts(self, name: str) -> StepFacts:
         step = self.plan.steps[name]
-        pending = {}
+        pending: dict[str, str] = {}
+        remade: dict[str, str] = {}
         inputs = {}
         for path in step.inputs.values():
             producer = self.plan.producers.get(path)
-            if producer is not None and self.state.outcomes.get(producer) == "would run":
-                pending[path] = producer
+            outcome = self.state.outcomes.get(producer) if producer is not None else None
+            if outcome == "would run":
+                pending[path] = producer  # type: ignore[assignment]
                 inputs[path] = None
-            else:
-                inputs[path] = self._hash(path)
+                continue
+            if outcome == "ran":
+                remade[path] = producer  # type: ignore[assignment]
+            inputs[path] = self._hash(path)
         forced = name in self.options.forced or step.force
         return StepFacts(
             name=name,
@@ -161,6 +165,7 @@ class Build:
             outputs={p: self._hash(p) for p in step.outputs.values()},
             permanences=self._configs,
             pending=pending,
+            remade=remade,
             forced=forced,
             volatile=step.volatile,
             force_reason="force = true" if step.force and name not in self.options.forced else "",

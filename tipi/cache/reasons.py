@@ -18,6 +18,7 @@ _SENTENCES = {
     "input-new": "new input {subject}",
     "input-dropped": "input {subject} no longer used",
     "upstream": "upstream '{subject}' will run first",
+    "upstream-changed": "input {subject} changed: upstream '{new_plain}' made it again",
     "permanence-changed": "permanence '{subject}' config changed{detail}",
     "permanence-gone": "permanence '{subject}' is no longer declared",
     "output-missing": "output {subject} missing",
@@ -57,6 +58,7 @@ class Reason:
             new=_short(self.new),
             old_text=self.old,
             new_text=self.new,
+            new_plain=self.new,
             detail=detail,
         )
 

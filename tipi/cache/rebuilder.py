@@ -24,6 +24,7 @@ class StepFacts:
         inputs: input path → current content hash (None: missing).
         pending: input path → producing step, for inputs whose producer will run first (only
             in a dry run: their content cannot be known yet).
+        remade: input path → producing step, for inputs whose producer ran in this make.
         permanences: declared permanence name → canonical config, result-relevant ones only.
         outputs: output path → current content hash (None: missing).
         forced: -f/-F or `force = true`.
@@ -38,6 +39,7 @@ class StepFacts:
     outputs: Mapping[str, str | None]
     permanences: Mapping[str, Any] = field(default_factory=dict)
     pending: Mapping[str, str] = field(default_factory=dict)
+    remade: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False
     volatile: bool = False
     force_reason: str = ""
@@ -113,7 +115,12 @@ def _changes(facts: StepFacts, trace: Trace) -> list[Reason]:
         if path not in trace.inputs:
             reasons.append(Reason("input-new", path))
         elif digest != trace.inputs[path]:
-            reasons.append(Reason("input-changed", path))
+            producer = facts.remade.get(path)
+            reasons.append(
+                Reason("upstream-changed", path, new=producer)
+                if producer
+                else Reason("input-changed", path)
+            )
     reasons += [Reason("input-dropped", p) for p in trace.inputs if p not in facts.inputs]
     for name, old in trace.permanences.items():
         new = facts.permanences.get(name)
