@@ -414,3 +414,55 @@ def test_a_no_op_make_reads_no_file_content(proj, monkeypatch):
     make()
     # only the changed file: once to see the change, once after `b` rewrote it
     assert reads == [str(proj.root / "out/b.txt")] * 2
+
+
+def age_all(root) -> None:
+    past = time.time() - 60
+    for path in root.rglob("*"):
+        if ".tipi_cache" not in path.parts:
+            os.utime(path, (past, past))
+
+
+def test_the_clean_record_proves_a_no_op_without_reading_traces(proj, monkeypatch):
+    make()
+    age_all(proj.root)
+    make()  # all up to date, files old: the clean record is written
+    assert (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
+    import tipi.build
+
+    opened: list[str] = []
+    real = tipi.build.TraceStore
+    monkeypatch.setattr(
+        tipi.build, "TraceStore", lambda *a, **k: opened.append("x") or real(*a, **k)
+    )
+    summary = make()
+    assert opened == []  # decided by stat alone
+    assert {r.outcome for r in summary.results} == {"skipped"}
+    assert summary.results[0].reasons == ("up to date",)
+    (proj.root / "out/b.txt").write_text("tampered")
+    summary = make()
+    assert opened  # the record no longer matched: the normal path
+    assert runs(proj)[-2:] == ["b", "concat"] or runs(proj) == []
+
+
+def test_forced_volatile_and_skip_method_steps_bypass_the_clean_record(proj):
+    make()
+    age_all(proj.root)
+    make()
+    runs(proj)
+    make(force=["b"])
+    assert runs(proj) == ["b"]
+    age_all(proj.root)
+    make()
+    edit(proj, '[processes.b]\ntype = "Write"', '[processes.b]\nvolatile = true\ntype = "Write"')
+    make()
+    runs(proj)
+    age_all(proj.root)
+    make()
+    assert runs(proj) == ["b"]
+    assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
+
+
+def test_no_clean_record_while_files_are_fresh(proj):
+    make()
+    assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tipi.cache.clean import forget as forget_clean
+from tipi.cache.clean import is_clean, write_clean_record
 from tipi.cache.hashing import StatCache
 from tipi.cache.reasons import Reason
-from tipi.cache.rebuilder import Decision, StepFacts, decide
+from tipi.cache.rebuilder import UP_TO_DATE, Decision, StepFacts, decide
 from tipi.cache.store import TraceStore, read_document, write_document
 from tipi.cache.trace import Trace
 from tipi.errors import BuildFailed, PipelineInterrupted, ProcessFailure, TipiError
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from tipi.lifecycle import Controller
 
 STAT_KIND = "stat-cache"
+_UP = UP_TO_DATE.explain()
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class _State:
     outcomes: dict[str, str] = field(default_factory=dict)
     failures: list[tuple[str, TipiError]] = field(default_factory=list)
     stopped: bool = False
+    skip_method: bool = False
 
 
 class Build:
@@ -53,11 +57,12 @@ class Build:
         self.options = options
         self.reporter = engine.reporter
         self.root = engine.root
-        state_dir = engine.cache_dir / "pipelines" / engine.name
-        self.store = TraceStore(state_dir / "traces.log", engine.reporter.warning)
+        self.state_dir = engine.cache_dir / "pipelines" / engine.name
         self.stat_file = engine.cache_dir / "stat.msgpack"
-        entries = read_document(self.stat_file, STAT_KIND, engine.reporter.warning)
-        self.stat = StatCache(entries if isinstance(entries, dict) else {})
+        self.clean_file = self.state_dir / "clean.msgpack"
+        # Loaded on first use: the clean-record shortcut needs neither.
+        self._store: TraceStore | None = None
+        self._stat: StatCache | None = None
         # Executing needs more machinery than deciding; a no-op make never loads it.
         self._staging: Staging | None = None
         self.lock = _Lock(engine.cache_dir, engine.reporter.notice)
@@ -65,6 +70,23 @@ class Build:
         self.state = _State()
         self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
+
+    @property
+    def store(self) -> TraceStore:
+        if self._store is None:
+            self._store = TraceStore(self.state_dir / "traces.log", self.reporter.warning)
+        return self._store
+
+    @store.setter
+    def store(self, value: TraceStore) -> None:
+        self._store = value
+
+    @property
+    def stat(self) -> StatCache:
+        if self._stat is None:
+            entries = read_document(self.stat_file, STAT_KIND, self.reporter.warning)
+            self._stat = StatCache(entries if isinstance(entries, dict) else {})
+        return self._stat
 
     @property
     def staging(self) -> Staging:
@@ -91,8 +113,13 @@ class Build:
         started = time.perf_counter()
         self.reporter.run_started(self.plan.pipeline, self.order)
         try:
-            for name in self.order:
-                summary.results.append(self._step(name))
+            if self._clean_shortcut():
+                summary.results += [
+                    self._finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
+                ]
+            else:
+                for name in self.order:
+                    summary.results.append(self._step(name))
         except KeyboardInterrupt:
             summary.interrupted = True
             raise PipelineInterrupted(
@@ -107,7 +134,30 @@ class Build:
             summary.seconds = time.perf_counter() - started
             self.reporter.run_finished(summary)
         self._raise_failures()
+        self._record_clean(summary)
         return summary
+
+    def _clean_shortcut(self) -> bool:
+        """True when the clean record proves every selected step up to date (see clean.py)."""
+        if self.options.forced or not self.engine.planner.from_cache:
+            return False
+        steps = self.plan.steps
+        if any(steps[n].volatile or steps[n].force for n in self.order):
+            return False
+        return is_clean(self.clean_file, self.order, self.reporter.warning)
+
+    def _record_clean(self, summary: RunSummary) -> None:
+        if self.options.dry_run or self.state.skip_method or not summary.ok:
+            return
+        if any(self.plan.steps[n].volatile or self.plan.steps[n].force for n in self.order):
+            return
+        paths = {
+            absolute(p, self.root)
+            for n in self.order
+            for p in (*self.plan.steps[n].inputs.values(), *self.plan.steps[n].outputs.values())
+        }
+        guards = [self.engine.planner.cache_file, self.state_dir / "traces.log"]
+        write_clean_record(self.clean_file, self.order, paths, guards)
 
     def _step(self, name: str) -> StepResult:
         blocker = next(
@@ -133,6 +183,7 @@ class Build:
     def _lock(self) -> bool:
         """Take the project lock; if another make held it, reread what it recorded."""
         waited = self.lock.acquire()
+        forget_clean(self.clean_file)
         self.staging.discard_all()
         if waited:  # another make changed files and traces meanwhile: look again
             self._known.clear()
@@ -199,6 +250,7 @@ class Build:
             self.staging.discard(staged)
         reasons = tuple(decision.explain())
         if result.outcome == "skipped":
+            self.state.skip_method = True
             return self._finish(
                 StepResult(name, "skipped", result.seconds, (str(Reason("skip-method")),))
             )
@@ -246,14 +298,15 @@ class Build:
             if self.controller is not None:
                 self.controller.cleanup()
         finally:
-            self.store.close()
+            if self._store is not None:
+                self._store.close()
             if not self.options.dry_run:
-                if self.lock.held:
-                    self.store.compact(force=False)
+                if self.lock.held and self._store is not None:
+                    self._store.compact(force=False)
                     if self._staging is not None:
                         self._staging.tidy()
-                if self.stat.dirty:
-                    write_document(self.stat_file, STAT_KIND, self.stat.entries)
+                if self._stat is not None and self._stat.dirty:
+                    write_document(self.stat_file, STAT_KIND, self._stat.entries)
             self.lock.release()
 
     def _raise_failures(self) -> None:

@@ -115,6 +115,7 @@ class Planner:
     cache_file: Path
     warn: Callable[[str], None]
     resolved: ResolvedPipeline | None = None
+    from_cache: bool = False
 
     @property
     def folder(self) -> Path:
@@ -125,7 +126,9 @@ class Planner:
         cached = read_document(self.cache_file, PLAN_KIND, self.warn)
         if cached is not None and self._valid(cached):
             try:
-                return Plan.from_data(cached["plan"])
+                plan = Plan.from_data(cached["plan"])
+                self.from_cache = True
+                return plan
             except (KeyError, TypeError):
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan, deps = self._build()

@@ -1,0 +1,86 @@
+"""The clean record: proof that a whole selection of steps was up to date, checked by stat alone.
+
+After a make in which every selected step ended up to date (ran or skipped by the cache), tipi
+writes ``pipelines/<name>/clean.msgpack``: the stat signature (size, mtime_ns, inode) of the
+plan file, of the trace log and of every input and output of those steps. The next make, when
+nothing is forced, no step is volatile and its selection is covered, only stats those files; if
+every signature matches, nothing changed and every step is up to date, without loading traces or
+fingerprinting anything (ninja's no-op path). Any mismatch means the normal, step-by-step path.
+
+A file modified within the file system's timestamp granularity of the record could keep its
+signature, so no record is written while any file is younger than RACY_SECONDS; directories
+are never covered (their stat does not reflect their contents).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tipi.cache.hashing import RACY_SECONDS
+from tipi.cache.store import read_document, write_document
+
+KIND = "clean-record"
+
+
+def signature(path: str) -> list[int] | None:
+    """[size, mtime_ns, inode] of a regular file; None if missing or not a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def write_clean_record(
+    file: Path, steps: Iterable[str], paths: Iterable[str], guards: Iterable[Path]
+) -> bool:
+    """Record that `steps` are up to date; False (nothing written) when it cannot be trusted.
+
+    Args:
+        file: where the record goes.
+        steps: the steps the record covers.
+        paths: absolute paths of every input and output of those steps.
+        guards: files whose change must invalidate the record (plan cache, trace log).
+    """
+    now = time.time_ns()
+    files: dict[str, list[int]] = {}
+    for path in paths:
+        sig = signature(path)
+        if sig is None or now - sig[1] < RACY_SECONDS * 1e9:
+            file.unlink(missing_ok=True)
+            return False
+        files[path] = sig
+    # tipi changes its own files only by rename (new inode) or append (new size), so their
+    # signature always changes with them: no racy check needed.
+    for guard in guards:
+        sig = signature(str(guard))
+        if sig is None:
+            file.unlink(missing_ok=True)
+            return False
+        files[str(guard)] = sig
+    write_document(file, KIND, {"steps": sorted(steps), "files": files})
+    return True
+
+
+def is_clean(file: Path, steps: Iterable[str], warn: Callable[[str], None]) -> bool:
+    """True when the record covers `steps` and no file it names has changed."""
+    record: Any = read_document(file, KIND, warn)
+    if not isinstance(record, dict):
+        return False
+    covered = set(record.get("steps", ()))
+    if not covered.issuperset(steps):
+        return False
+    files = record.get("files", {})
+    return all(signature(path) == sig for path, sig in files.items())
+
+
+def forget(file: Path) -> None:
+    """Remove the record (before anything that changes outputs or traces)."""
+    file.unlink(missing_ok=True)
