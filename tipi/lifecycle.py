@@ -55,6 +55,10 @@ class Controller:
         """The checked params of a declared permanence (its config, for fingerprints)."""
         return self._declared[name].params
 
+    def notice(self, message: str) -> None:
+        """Let a permanence tell the user something once (e.g. "no GPU; using the CPU")."""
+        self._reporter.notice(message)
+
     def get_permanence(self, name: str) -> Permanence:
         """Return permanence `name`, building, initializing and validating it on first use.
 

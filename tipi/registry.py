@@ -20,7 +20,18 @@ from tipi.process import PipelineProcess
 
 # Built-in types, by name → "module:attribute". Imported only when a pipeline names them, so
 # that planning a pipeline never imports torch through a built-in it does not use.
-BUILTIN_TYPES: dict[str, str] = {}
+BUILTIN_TYPES: dict[str, str] = {
+    "Device": "tipi.permanences.device:Device",
+    "ProgressManager": "tipi.permanences.progress:ProgressManager",
+    "NullProgressManager": "tipi.permanences.progress:NullProgressManager",
+    "BasicLogger": "tipi.permanences.loggers:BasicLogger",
+    "TensorBoardLogger": "tipi.permanences.loggers:TensorBoardLogger",
+    "WandBLogger": "tipi.permanences.loggers:WandBLogger",
+    "MultiLogger": "tipi.permanences.loggers:MultiLogger",
+    "Network": "tipi.permanences.network:Network",
+    "Data": "tipi.permanences.data:Data",
+    "Hyperparameters": "tipi.permanences.hyperparameters:Hyperparameters",
+}
 
 _LOCAL_PACKAGE = "_tipi_pipelines"
 Component = type[Permanence] | type[PipelineProcess]

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tipi.report.events import Reporter, RunSummary, StepResult
+from tipi.report.live import LiveProgress, interactive
 
 _STYLE = {
     "ran": "green",
@@ -34,9 +35,16 @@ class RichReporter(Reporter):
         self.console = console or Console(stderr=True)
         self.verbose = verbose
         self.explain = explain
+        self._live = False
+        self._overall = None
 
     def run_started(self, pipeline: str, steps: list[str]) -> None:
         self.console.print(f"[bold]tipi[/] [cyan]{escape(pipeline)}[/]: {len(steps)} step(s)")
+        if steps and interactive(self.console):
+            # The overall bar and the processes' ProgressManager bars share one display.
+            progress = LiveProgress.acquire(self.console)
+            self._overall = progress.add_task(f"make {pipeline}", total=len(steps), status="")
+            self._live = True
 
     def step_started(self, name: str) -> None:
         self.console.print(f"[blue]▶[/] {escape(name)}", highlight=False)
@@ -46,6 +54,9 @@ class RichReporter(Reporter):
             self.console.print(f"  [dim]initializing permanence {escape(name)}[/]")
 
     def step_finished(self, result: StepResult) -> None:
+        progress = LiveProgress.current()
+        if self._live and progress is not None:
+            progress.update(self._overall, advance=1, status=result.name)
         if result.outcome == "skipped" and not (self.verbose or self.explain):
             return
         style = _STYLE[result.outcome]
@@ -69,6 +80,12 @@ class RichReporter(Reporter):
         self.console.print(f"[cyan]note:[/] {escape(message)}", highlight=False)
 
     def run_finished(self, summary: RunSummary) -> None:
+        if self._live:
+            progress = LiveProgress.current()
+            if progress is not None:
+                progress.remove_task(self._overall)
+            LiveProgress.release()
+            self._live = False
         shown = [r for r in summary.results if r.outcome in ("ran", "failed", "not run")]
         if shown:
             from rich.table import Table

@@ -1,0 +1,105 @@
+"""Data: a dataset split into train/val/test with a seed, and DataLoaders over each part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tipi.errors import ConfigError
+from tipi.permanence import Permanence
+from tipi.permanences.factory import build
+from tipi.permanences.zoo import DATASETS
+
+
+class Data(Permanence):
+    """A dataset and its loaders.
+
+    Args:
+        dataset: a built-in name ("synthetic_images") or "package.module:factory" returning a
+            torch Dataset.
+        params: keyword arguments of the factory.
+        split: fractions for train, val and test (they must add up to 1).
+        seed: seeds the split and the training loader's shuffling.
+        batch_size: loader batch size.
+        num_workers: loader worker processes.
+        device: the Device permanence's name; pinned memory only when it is a CUDA device.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        params: dict[str, Any] | None = None,
+        split: list[float] | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        device: str = "device",
+    ) -> None:
+        self.split = list(split or [0.8, 0.1, 0.1])
+        if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
+            raise ConfigError(f"split must be three fractions adding up to 1, not {self.split}")
+        self.spec = dataset
+        self.params = dict(params or {})
+        self.seed = seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device_name = device
+        self.dataset: Any = None
+        self.parts: dict[str, Any] = {}
+
+    def initialize(self) -> None:
+        import torch
+        from torch.utils.data import random_split
+
+        self.dataset = build(self.spec, DATASETS, self.params, "dataset")
+        n = len(self.dataset)
+        sizes = [int(n * f) for f in self.split]
+        sizes[0] += n - sum(sizes)
+        generator = torch.Generator().manual_seed(self.seed)
+        train, val, test = random_split(self.dataset, sizes, generator=generator)
+        self.parts = {"train": train, "val": val, "test": test}
+
+    def validate(self) -> None:
+        if len(self.parts["train"]) == 0:
+            raise ConfigError(f"dataset '{self.spec}' left no training samples after the split")
+
+    def loader(self, part: str, shuffle: bool | None = None, batch_size: int | None = None) -> Any:
+        """A DataLoader over "train", "val" or "test" (shuffled, seeded, for train)."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        if part not in self.parts:
+            raise KeyError(f"no data part '{part}' (parts: train, val, test)")
+        shuffle = part == "train" if shuffle is None else shuffle
+        return DataLoader(
+            self.parts[part],
+            batch_size=batch_size or self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self._on_cuda(),
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    @property
+    def train_loader(self) -> Any:
+        return self.loader("train")
+
+    @property
+    def val_loader(self) -> Any:
+        return self.loader("val")
+
+    @property
+    def test_loader(self) -> Any:
+        return self.loader("test")
+
+    def get_state(self) -> dict[str, Any]:
+        return {part: len(ds) for part, ds in self.parts.items()}
+
+    def cleanup(self) -> None:
+        self.dataset = None
+        self.parts = {}
+
+    def _on_cuda(self) -> bool:
+        if not self.device_name or self.controller is None:
+            return False
+        device = self.controller.get_permanence(self.device_name)
+        return bool(getattr(device, "is_cuda", False))

@@ -1,0 +1,35 @@
+"""Builds an object from a built-in name or a `module:factory` path, with a clear error."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tipi.errors import ConfigError
+
+
+def build(
+    spec: str, builtins: Mapping[str, Callable[..., Any]], params: Mapping[str, Any], what: str
+) -> Any:
+    """Call the factory named `spec` (a built-in name or `module:function`) with `params`."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load {what} factory '{spec}': {exc}") from exc
+    elif spec in builtins:
+        factory = builtins[spec]
+    else:
+        close = difflib.get_close_matches(spec, list(builtins), n=1)
+        raise ConfigError(
+            f"unknown {what} '{spec}'",
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + f"built-in: {', '.join(builtins)}; or give 'package.module:function'",
+        )
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise ConfigError(f"{what} '{spec}' rejected its params {dict(params)}: {exc}") from exc

@@ -1,0 +1,88 @@
+"""Network: a model from the zoo or a `module:factory`, on the pipeline's device, checkpointed
+atomically and loaded with `weights_only=True`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tipi.permanence import Permanence
+from tipi.permanences.factory import build
+from tipi.permanences.zoo import MODELS
+
+
+class Network(Permanence):
+    """A torch model shared by the steps that train, evaluate or export it.
+
+    Args:
+        model: a zoo name ("mlp", "small_cnn") or "package.module:factory".
+        params: keyword arguments of the factory.
+        device: the name of the Device permanence to move it to ("" keeps it on the CPU).
+        checkpoint: where `checkpoint()` saves weights and optimizer state (None: nowhere).
+
+    Attributes:
+        model: the `torch.nn.Module`, after initialize.
+        optimizer: set by a training step to have its state checkpointed too.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        params: dict[str, Any] | None = None,
+        device: str = "device",
+        checkpoint: Path | None = None,
+    ) -> None:
+        self.spec = model
+        self.params = dict(params or {})
+        self.device_name = device
+        self.checkpoint_path = checkpoint
+        self.model: Any = None
+        self.optimizer: Any = None
+
+    def initialize(self) -> None:
+        self.model = build(self.spec, MODELS, self.params, "model")
+        if self.device_name and self.controller is not None:
+            self.model.to(self.controller.get_permanence(self.device_name).device)
+
+    def validate(self) -> None:
+        import torch
+
+        if not isinstance(self.model, torch.nn.Module):
+            raise TypeError(
+                f"model factory '{self.spec}' returned {type(self.model).__name__}, not a torch.nn.Module"
+            )
+
+    def checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            self.save(self.checkpoint_path)
+
+    def save(self, path: Path) -> None:
+        """Save weights (and optimizer state) so a crash never leaves a torn file."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": self.model.state_dict()}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        """Load what `save` wrote; tensors only (`weights_only=True`), never arbitrary pickles."""
+        import torch
+
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None and "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def get_state(self) -> dict[str, Any]:
+        count = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
+        return {"model": self.spec, "parameters": count}
+
+    def cleanup(self) -> None:
+        self.model = None
+        self.optimizer = None

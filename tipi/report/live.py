@@ -1,0 +1,81 @@
+"""The one live Rich display of a process, shared by the engine's reporter and the
+ProgressManager permanences, so their bars stack in one place instead of fighting."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+# One palette for every bar tipi draws.
+PALETTE = {
+    "description": "bold cyan",
+    "bar": "cyan",
+    "finished": "green",
+    "pulse": "magenta",
+    "status": "magenta",
+    "dim": "dim",
+}
+
+
+def interactive(console: Console | None = None) -> bool:
+    """True when a live display makes sense: a terminal, and not CI."""
+    if os.environ.get("CI") or os.environ.get("TIPI_NO_LIVE"):
+        return False
+    console = console or Console(stderr=True)
+    return console.is_terminal and sys.stderr.isatty()
+
+
+def new_progress(console: Console | None = None) -> Progress:
+    """A Progress with tipi's columns: name, bar, count, elapsed, remaining, status."""
+    return Progress(
+        TextColumn("{task.description}", style=PALETTE["description"]),
+        BarColumn(
+            style=PALETTE["dim"],
+            complete_style=PALETTE["bar"],
+            finished_style=PALETTE["finished"],
+            pulse_style=PALETTE["pulse"],
+        ),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}", style=PALETTE["status"]),
+        console=console or Console(stderr=True),
+        transient=False,
+    )
+
+
+class LiveProgress:
+    """Reference-counted access to the shared display: the first user starts it, the last
+    one stops it."""
+
+    _progress: Progress | None = None
+    _users = 0
+
+    @classmethod
+    def acquire(cls, console: Console | None = None) -> Progress:
+        if cls._progress is None:
+            cls._progress = new_progress(console)
+            cls._progress.start()
+        cls._users += 1
+        return cls._progress
+
+    @classmethod
+    def release(cls) -> None:
+        cls._users = max(0, cls._users - 1)
+        if cls._users == 0 and cls._progress is not None:
+            cls._progress.stop()
+            cls._progress = None
+
+    @classmethod
+    def current(cls) -> Progress | None:
+        return cls._progress
