@@ -49,9 +49,8 @@ class Network(Permanence):
         import torch
 
         if not isinstance(self.model, torch.nn.Module):
-            raise TypeError(
-                f"model factory '{self.spec}' returned {type(self.model).__name__}, not a torch.nn.Module"
-            )
+            found = type(self.model).__name__
+            raise TypeError(f"model factory '{self.spec}' returned {found}, not a torch.nn.Module")
 
     def checkpoint(self) -> None:
         if self.checkpoint_path is not None:
