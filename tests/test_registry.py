@@ -112,4 +112,4 @@ def test_abstract_and_imported_classes_are_not_registered(project):
         steps="from tipi import PipelineProcess\nfrom tipi.permanence import Permanence\n"
         "class Base(PipelineProcess):\n    pass\n",
     )
-    assert Registry(folder, project.root).names() == []
+    assert Registry(folder, project.root).local() == {}
