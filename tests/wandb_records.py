@@ -1,0 +1,65 @@
+"""Reads the records of an offline W&B run file (`run-*.wandb`) back, for tests.
+
+The file is in LevelDB's log format (a 7-byte `:W&B` header, 32 KiB blocks, records split into
+FULL/FIRST/MIDDLE/LAST chunks of [crc32 u32, length u16, type u8, data]); each record is a
+`wandb.proto.wandb_internal_pb2.Record`. wandb itself no longer ships a Python reader.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BLOCK = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def records(path: Path) -> Iterator[Any]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    ident, _magic, _version = struct.unpack("<4sHB", data[:7])
+    assert ident == b":W&B", f"not a W&B run file: {ident!r}"
+    pos, pending = 7, b""
+    while pos + 7 <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (FULL, LAST):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def history(path: Path) -> list[dict[str, str]]:
+    """Every logged row (metric → JSON value), in order."""
+    rows = []
+    for record in records(path):
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): item.value_json
+                    for item in record.history.item
+                }
+            )
+    return rows
+
+
+def config(path: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "config":
+            found.update(
+                {u.key or "/".join(u.nested_key): u.value_json for u in record.config.update}
+            )
+    return found
