@@ -116,3 +116,13 @@ def test_bad_settings_are_config_errors():
         Device(device="tpu")
     with pytest.raises(ConfigError, match="max_usage"):
         Device(max_usage=1.5)
+
+
+def test_real_nvml_without_a_driver_falls_back_with_a_message(monkeypatch):
+    import pynvml
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # pretend CUDA, no driver
+    device = Device(nvml=pynvml)
+    device.initialize()
+    assert device.name == "cuda:0"
+    assert device.message.startswith("NVML unavailable")

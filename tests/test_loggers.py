@@ -114,3 +114,16 @@ def test_several_loggers_at_once(tmp_path):
     assert "loss" in (tmp_path / "files/metrics.jsonl").read_text()
     assert any(Path(tmp_path / "tb").iterdir())
     assert os.path.getsize(next((tmp_path / "tb").glob("events.out.tfevents.*"))) > 0
+
+
+def test_seaborn_style_graphs_are_logged_through_their_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    _, axes = plt.subplots()  # seaborn returns Axes or grids that carry `.figure`
+    logger = BasicLogger(log_dir=tmp_path)
+    logger.initialize()
+    logger.log_seaborn_graph("dist", axes, step=1)
+    logger.cleanup()
+    assert (tmp_path / "figures/dist_1.png").exists()
+    with pytest.raises(TypeError, match="cannot find a matplotlib figure"):
+        logger.log_seaborn_graph("bad", object())

@@ -91,3 +91,36 @@ def test_live_display_is_shared_and_released():
     assert LiveProgress.current() is first
     LiveProgress.release()
     assert LiveProgress.current() is None
+
+
+def test_in_a_terminal_bars_join_the_live_display(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import tipi.permanences.progress as progress_module
+    from tipi.report import live
+
+    monkeypatch.setattr(progress_module, "interactive", lambda console=None: True)
+    buffer = io.StringIO()
+    monkeypatch.setattr(
+        live,
+        "new_progress",
+        lambda console=None: live.Progress(
+            console=Console(file=buffer, force_terminal=True, width=80)
+        ),
+    )
+    pm = ProgressManager()
+    pm.initialize()
+    shared = LiveProgress.current()
+    assert shared is not None
+    with pm.task("epochs", total=2) as epochs:
+        assert [t.description for t in shared.tasks] == ["epochs"]
+        pm.add("batches", total=4, parent="epochs")
+        assert [t.description for t in shared.tasks] == ["epochs", "  batches"]
+        pm.advance("batches", 4)
+        assert shared.tasks[1].completed == 4
+        pm.remove("batches")
+        epochs.advance()
+    pm.cleanup()
+    assert LiveProgress.current() is None
