@@ -149,14 +149,15 @@ def snakemake_bin() -> Path:
 WORKDIR = Path(__file__).parent / ".work"
 
 
-def bench_tipi(shape: str, n: int, repeat: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="tipi-bench-", dir=WORKDIR) as tmp:
-        root = Path(tmp)
-        write_tipi(root, shape, n)
-        first, first_rss = timed([str(TIPI), "make", "-q"], root)
-        noop, noop_rss = median_of([str(TIPI), "make", "-q"], root, repeat)
-        status, _ = median_of([str(TIPI), "status", "--json"], root, repeat)
-        plain = plain_loop_seconds(root, shape, n)
+def figures(
+    first: float,
+    first_rss: float,
+    noop: float,
+    noop_rss: float,
+    status: float,
+    plain: float,
+    n: int,
+) -> dict[str, float]:
     return {
         "first": first,
         "first_rss": first_rss,
@@ -165,6 +166,17 @@ def bench_tipi(shape: str, n: int, repeat: int) -> dict[str, float]:
         "status": status,
         "overhead_ms": (first - plain) / n * 1000,
     }
+
+
+def bench_tipi(shape: str, n: int, repeat: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="tipi-bench-", dir=WORKDIR) as tmp:
+        root = Path(tmp)
+        write_tipi(root, shape, n)
+        first, first_rss = timed([str(TIPI), "make", "-q"], root)
+        noop, noop_rss = median_of([str(TIPI), "make", "-q"], root, repeat)
+        status, _ = median_of([str(TIPI), "status", "--json"], root, repeat)
+        plain = plain_loop_seconds(root, shape, n)
+    return figures(first, first_rss, noop, noop_rss, status, plain, n)
 
 
 def bench_snakemake(shape: str, n: int, repeat: int, build: bool) -> dict[str, float]:
@@ -185,14 +197,7 @@ def bench_snakemake(shape: str, n: int, repeat: int, build: bool) -> dict[str, f
         noop, noop_rss = median_of(cmd, root, repeat)
         status, _ = median_of([exe, "-c1", "--summary", "--nolock"], root, repeat)
         plain = plain_loop_seconds(root, shape, n)
-    return {
-        "first": first,
-        "first_rss": first_rss,
-        "noop": noop,
-        "noop_rss": noop_rss,
-        "status": status,
-        "overhead_ms": (first - plain) / n * 1000,
-    }
+    return figures(first, first_rss, noop, noop_rss, status, plain, n)
 
 
 def main() -> None:

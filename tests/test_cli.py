@@ -108,3 +108,17 @@ def test_unexpected_exception_is_reported_as_a_tipi_bug(monkeypatch, numbers_pro
     assert result.exit_code == 3
     assert "internal error: RuntimeError: engine bug" in result.stderr
     assert "report it" in result.stderr
+
+
+def test_the_example_pipeline_is_what_tipi_init_writes(tmp_path):
+    from tipi.cli.scaffold import scaffold
+
+    repo = Path(__file__).parent.parent
+    scaffold(tmp_path, "example")
+    made = tmp_path / "pipelines/example"
+    shipped = repo / "pipelines/example"
+    assert (made / "steps.py").read_text() == (shipped / "steps.py").read_text()
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith("description")]  # noqa: E731
+    assert strip((made / "pipeline.toml").read_text()) == strip(
+        (shipped / "pipeline.toml").read_text()
+    )
