@@ -31,6 +31,12 @@ BUILTIN_TYPES: dict[str, str] = {
     "Network": "tipi.permanences.network:Network",
     "Data": "tipi.permanences.data:Data",
     "Hyperparameters": "tipi.permanences.hyperparameters:Hyperparameters",
+    "PrepareDigits": "tipi.processes.digits:PrepareDigits",
+    "Train": "tipi.processes.training:Train",
+    "Evaluate": "tipi.processes.evaluation:Evaluate",
+    "Predict": "tipi.processes.evaluation:Predict",
+    "Export": "tipi.processes.export:Export",
+    "Profile": "tipi.processes.profiling:Profile",
 }
 
 _LOCAL_PACKAGE = "_tipi_pipelines"

@@ -1,0 +1,111 @@
+"""Evaluate and Predict: metrics (torchmetrics) and batch inference for a trained model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from tipi.process import PipelineProcess
+from tipi.processes.data import load_splits, make_loader
+
+
+def _predict(controller: Any, model_name: str, device_name: str, weights: Any, dataset: Any) -> tuple[Any, Any]:
+    import torch
+
+    network = controller.get_permanence(model_name)
+    device = controller.get_permanence(device_name).device
+    model = network.model
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    predictions, labels = [], []
+    with torch.no_grad():
+        for x, y in make_loader(dataset, 256, shuffle=False):
+            predictions.append(model(x.to(device)).argmax(1).cpu())
+            labels.append(y)
+    return torch.cat(predictions), torch.cat(labels)
+
+
+class Evaluate(PipelineProcess):
+    """Accuracy, macro precision/recall/F1 and the confusion matrix on one data part.
+
+    Inputs: `model` (weights), `data` (splits). Output: `metrics` (JSON). The confusion
+    matrix is also logged as a figure to the `loggers` permanence when one is named.
+    """
+
+    outputs = {"metrics": "out/{pipeline}/{name}/metrics.json"}
+
+    def __init__(
+        self,
+        controller: Any,
+        force: bool = False,
+        model: str = "net",
+        device: str = "device",
+        loggers: str = "",
+        part: str = "test",
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__(controller, force)
+        self.model_name, self.device_name, self.loggers_name = model, device, loggers
+        self.part, self.num_classes = part, num_classes
+
+    def execute(self) -> None:
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassConfusionMatrix,
+            MulticlassF1Score,
+            MulticlassPrecision,
+            MulticlassRecall,
+        )
+
+        dataset = load_splits(self.inputs["data"])[self.part]
+        predicted, labels = _predict(self.controller, self.model_name, self.device_name, self.inputs["model"], dataset)
+        k = self.num_classes
+        metrics = {
+            "accuracy": MulticlassAccuracy(k, average="micro")(predicted, labels).item(),
+            "precision_macro": MulticlassPrecision(k, average="macro")(predicted, labels).item(),
+            "recall_macro": MulticlassRecall(k, average="macro")(predicted, labels).item(),
+            "f1_macro": MulticlassF1Score(k, average="macro")(predicted, labels).item(),
+        }
+        confusion = MulticlassConfusionMatrix(k)(predicted, labels)
+        report = {**metrics, "samples": len(labels), "part": self.part, "confusion_matrix": confusion.tolist()}
+        self.outputs["metrics"].write_text(json.dumps(report, indent=2))
+        if self.loggers_name:
+            loggers = self.controller.get_permanence(self.loggers_name)
+            loggers.log_metrics({f"{self.part}_{k}": v for k, v in metrics.items()})
+            loggers.log_figure("confusion_matrix", _confusion_figure(confusion))
+
+
+def _confusion_figure(confusion: Any) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.imshow(confusion.numpy(), cmap="Blues")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for (i, j), value in __import__("numpy").ndenumerate(confusion.numpy()):
+        axes.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    return figure
+
+
+class Predict(PipelineProcess):
+    """Batch inference over one data part, written as CSV (index, prediction, label)."""
+
+    outputs = {"predictions": "out/{pipeline}/{name}/predictions.csv"}
+
+    def __init__(
+        self, controller: Any, force: bool = False, model: str = "net", device: str = "device", part: str = "test"
+    ) -> None:
+        super().__init__(controller, force)
+        self.model_name, self.device_name, self.part = model, device, part
+
+    def execute(self) -> None:
+        dataset = load_splits(self.inputs["data"])[self.part]
+        predicted, labels = _predict(self.controller, self.model_name, self.device_name, self.inputs["model"], dataset)
+        with self.outputs["predictions"].open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "prediction", "label"])
+            writer.writerows(zip(range(len(labels)), predicted.tolist(), labels.tolist(), strict=True))

@@ -1,0 +1,114 @@
+"""Export: ONNX (checked, and compared with the eager model in onnxruntime), ONNX fp16,
+TorchScript, and a TensorRT engine where tensorrt and a GPU are present."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tipi.errors import ConfigError, ProcessFailure
+from tipi.process import PipelineProcess
+
+
+class Export(PipelineProcess):
+    """Writes `onnx`, `onnx_fp16` and `torchscript` (and `tensorrt` when asked for).
+
+    The ONNX model is validated with `onnx.checker` and must match the eager model on a random
+    batch within `tolerance` (max absolute difference) in onnxruntime, or the step fails.
+    """
+
+    outputs = {
+        "onnx": "out/{pipeline}/{name}/model.onnx",
+        "onnx_fp16": "out/{pipeline}/{name}/model.fp16.onnx",
+        "torchscript": "out/{pipeline}/{name}/model.ts",
+    }
+
+    def __init__(
+        self,
+        controller: Any,
+        force: bool = False,
+        model: str = "net",
+        input_shape: list[int] | None = None,
+        opset: int = 18,
+        tolerance: float = 1e-4,
+        tensorrt: bool = False,
+    ) -> None:
+        super().__init__(controller, force)
+        self.model_name = model
+        self.input_shape = list(input_shape or [1, 8, 8])
+        self.opset, self.tolerance, self.tensorrt = opset, tolerance, tensorrt
+
+    def execute(self) -> None:
+        import torch
+
+        if self.tensorrt:
+            _check_tensorrt()
+        model = self.controller.get_permanence(self.model_name).model.cpu().eval()
+        model.load_state_dict(torch.load(self.inputs["model"], map_location="cpu", weights_only=True))
+        example = torch.randn(4, *self.input_shape, generator=torch.Generator().manual_seed(0))
+        export_onnx(model, example, self.outputs["onnx"], self.opset)
+        difference = onnx_parity(model, self.outputs["onnx"], example)
+        if difference > self.tolerance:
+            raise ProcessFailure(
+                "export",
+                ValueError(f"ONNX output differs from the eager model by {difference:.2e} (> {self.tolerance:.0e})"),
+            )
+        to_fp16(self.outputs["onnx"], self.outputs["onnx_fp16"])
+        traced = torch.jit.trace(model, example)
+        traced.save(str(self.outputs["torchscript"]))
+
+
+def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
+    """torch.onnx.export with a dynamic batch axis, then `onnx.checker`."""
+    import onnx
+    import torch
+
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=opset,
+        dynamo=False,
+    )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def onnx_parity(model: Any, path: Any, example: Any) -> float:
+    """Max absolute difference between onnxruntime and eager outputs on `example`."""
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {"input": example.numpy()})
+    with torch.no_grad():
+        eager = model(example).numpy()
+    return float(abs(onnx_out - eager).max())
+
+
+def to_fp16(source: Any, target: Any) -> None:
+    """Convert weights and activations to float16, keeping float32 inputs and outputs."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    onnx.checker.check_model(converted)
+    onnx.save(converted, str(target))
+
+
+def _check_tensorrt() -> None:
+    import torch
+
+    missing = []
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        missing.append("the tensorrt package (pip install tensorrt)")
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU")
+    if missing:
+        raise ConfigError(
+            "a TensorRT engine needs " + " and ".join(missing),
+            hint="set tensorrt = false to export ONNX and TorchScript only",
+        )

@@ -1,0 +1,259 @@
+"""Train: one training phase, resumable mid-epoch after a crash, with callbacks and logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from tipi.errors import ConfigError
+from tipi.process import PipelineProcess
+from tipi.processes.callbacks import Callback, EarlyStopping, ModelCheckpoint, Transition
+from tipi.processes.data import load_splits, make_loader
+from tipi.processes.optim import apply_freeze, build_optimizer, build_scheduler
+
+RESUME_FILE = "resume.pt"
+
+
+class Train(PipelineProcess):
+    """Trains the Network permanence `model` for one phase.
+
+    A multi-phase run is several Train steps: phase B's `init` input is phase A's `model`
+    output, so changing phase B reruns phase B only. Each phase freezes what matches `freeze`,
+    builds its own optimizer and scheduler, and ends after `epochs` or when the `until` rule
+    fires (whichever comes first), or by early stopping.
+
+    Inputs: `data` (splits written by a prepare step; else the Data permanence `data`),
+    optional `init` (weights to start from). Outputs: `model` (last weights), `best` (best
+    weights by `monitor`), `history` (JSON, one row per epoch).
+
+    Every `checkpoint_every` batches and at each epoch's end, model, optimizer, scheduler, RNG
+    states and position go to the step's scratch folder; a killed run resumes from there and
+    ends with the same weights as an uninterrupted one (on CPU with a fixed seed).
+    """
+
+    inputs = {}
+    outputs = {
+        "model": "out/{pipeline}/{name}/model.pt",
+        "best": "out/{pipeline}/{name}/best.pt",
+        "history": "out/{pipeline}/{name}/history.json",
+    }
+
+    def __init__(
+        self,
+        controller: Any,
+        force: bool = False,
+        model: str = "net",
+        device: str = "device",
+        data: str = "data",
+        loggers: str = "",
+        progress: str = "",
+        epochs: int = 10,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        freeze: list[str] | None = None,
+        until: dict[str, Any] | None = None,
+        early_stopping: dict[str, Any] | None = None,
+        monitor: str = "val_accuracy",
+        grad_clip: float | None = None,
+        mixed_precision: bool = True,
+        checkpoint_every: int = 20,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(controller, force)
+        if epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, not {epochs}")
+        self.model_name, self.device_name, self.data_name = model, device, data
+        self.loggers_name, self.progress_name = loggers, progress
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.optimizer_spec = optimizer or {"name": "Adam"}
+        self.scheduler_spec = scheduler
+        self.freeze = freeze or []
+        self.grad_clip = grad_clip
+        self.mixed_precision = mixed_precision
+        self.checkpoint_every = checkpoint_every
+        self.seed = seed
+        self.callbacks: list[Callback] = [ModelCheckpoint(monitor)]
+        if early_stopping:
+            self.callbacks.append(EarlyStopping(**early_stopping))
+        if until:
+            self.callbacks.append(Transition(**until))
+
+    def execute(self) -> None:
+        import torch
+
+        torch.manual_seed(self.seed)
+        random.seed(self.seed)
+        get = self.controller.get_permanence
+        network = get(self.model_name)
+        device = get(self.device_name).device
+        model = network.model
+        if "init" in self.inputs:
+            model.load_state_dict(torch.load(self.inputs["init"], map_location="cpu", weights_only=True))
+        frozen = apply_freeze(model, self.freeze)
+        optimizer = build_optimizer(model.parameters(), self.optimizer_spec, self.lr)
+        scheduler = build_scheduler(optimizer, self.scheduler_spec)
+        network.optimizer = optimizer
+        train_set, val_set = self._datasets()
+        state: dict[str, Any] = {"epoch": 0, "batch": 0, "history": [], "frozen": frozen}
+        resume = self.scratch_dir / RESUME_FILE if self.scratch_dir else None
+        if resume is not None and resume.exists():
+            state = self._restore(resume, model, optimizer, scheduler)
+        state["model"] = model
+        run = _Loop(self, model, optimizer, scheduler, device, resume)
+        run.fit(train_set, val_set, state)
+        self._write_outputs(model, state)
+
+    def _datasets(self) -> tuple[Any, Any]:
+        if "data" in self.inputs:
+            splits = load_splits(self.inputs["data"])
+            return splits["train"], splits["val"]
+        data = self.controller.get_permanence(self.data_name)
+        return data.parts["train"], data.parts["val"]
+
+    def _restore(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        import torch
+
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        random.setstate(_as_random_state(saved["python_rng"]))
+        return saved["state"]
+
+    def _write_outputs(self, model: Any, state: dict[str, Any]) -> None:
+        import torch
+
+        torch.save(model.state_dict(), self.outputs["model"])
+        torch.save(state.get("best_weights") or model.state_dict(), self.outputs["best"])
+        summary = {
+            "epochs": state["epoch"],
+            "stopped_by": state.get("stopped_by", f"{self.epochs} epochs"),
+            "best_epoch": state.get("best_epoch"),
+            "best_score": state.get("best_score"),
+            "frozen": state.get("frozen", []),
+            "history": state["history"],
+        }
+        self.outputs["history"].write_text(json.dumps(summary, indent=2))
+
+
+class _Loop:
+    """The epoch/batch loop of one Train step (kept apart so each piece stays small)."""
+
+    def __init__(self, step: Train, model: Any, optimizer: Any, scheduler: Any, device: Any, resume: Path | None):
+        import torch
+
+        self.step, self.model, self.optimizer, self.scheduler = step, model, optimizer, scheduler
+        self.device, self.resume = device, resume
+        self.amp = step.mixed_precision and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        get = step.controller.get_permanence
+        self.loggers = get(step.loggers_name) if step.loggers_name else None
+        self.progress = get(step.progress_name) if step.progress_name else None
+
+    def fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
+        step = self.step
+        for epoch in range(state["epoch"], step.epochs):
+            loader = make_loader(train_set, step.batch_size, shuffle=True, seed=step.seed + epoch)
+            train_loss = self._epoch(loader, epoch, state)
+            metrics = {"train_loss": train_loss, **self._validate(val_set), "lr": self.optimizer.param_groups[0]["lr"]}
+            self._schedule(metrics)
+            state["history"].append({"epoch": epoch + 1, **metrics})
+            state["epoch"], state["batch"] = epoch + 1, 0
+            stop = any([cb.on_epoch_end(epoch + 1, metrics, state) for cb in step.callbacks])
+            if self.loggers is not None:
+                self.loggers.log_metrics(metrics, step=epoch + 1)
+            self._save(state)
+            if stop:
+                break
+
+    def _epoch(self, loader: Any, epoch: int, state: dict[str, Any]) -> float:
+        import torch
+
+        self.model.train()
+        total, count = state.get("epoch_loss", 0.0), state.get("epoch_count", 0)
+        batches = iter(loader)
+        for _ in range(state["batch"]):  # resuming mid-epoch: the same order, skipped
+            next(batches)
+        name = f"{self.step.outputs['model'].parent.name} epoch {epoch + 1}"
+        tracked = self.progress.track(batches, name, total=len(loader) - state["batch"]) if self.progress else batches
+        for x, y in tracked:
+            x, y = x.to(self.device), y.to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                loss = torch.nn.functional.cross_entropy(self.model(x), y)
+            self._backward(loss)
+            total, count = total + loss.item() * len(y), count + len(y)
+            state["batch"] += 1
+            state["epoch_loss"], state["epoch_count"] = total, count
+            if self.step.checkpoint_every and state["batch"] % self.step.checkpoint_every == 0:
+                self._save(state)
+        state["epoch_loss"], state["epoch_count"] = 0.0, 0
+        return total / max(count, 1)
+
+    def _backward(self, loss: Any) -> None:
+        import torch
+
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.step.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.step.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+
+    def _validate(self, val_set: Any) -> dict[str, float]:
+        import torch
+
+        self.model.eval()
+        loss, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for x, y in make_loader(val_set, 256, shuffle=False):
+                x, y = x.to(self.device), y.to(self.device)
+                logits = self.model(x)
+                loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+                count += len(y)
+        return {"val_loss": loss / max(count, 1), "val_accuracy": correct / max(count, 1)}
+
+    def _schedule(self, metrics: dict[str, float]) -> None:
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(metrics["val_loss"])
+        elif self.scheduler is not None:
+            self.scheduler.step()
+
+    def _save(self, state: dict[str, Any]) -> None:
+        import torch
+
+        if self.resume is None:
+            return
+        kept = {k: v for k, v in state.items() if k != "model"}
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "state": kept,
+        }
+        tmp = self.resume.with_name(f".{self.resume.name}.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.resume)
+
+
+def _as_random_state(saved: Any) -> tuple:
+    version, internal, gauss = saved
+    return (version, tuple(internal), gauss)
