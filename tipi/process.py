@@ -58,6 +58,7 @@ class PipelineProcess(ABC):
         inputs: Mapping[str, Path],
         outputs: Mapping[str, Path],
         scratch_dir: Path | None = None,
+        name: str | None = None,
     ) -> None:
         """Give the step its paths for this run (the engine calls this).
 
@@ -69,6 +70,7 @@ class PipelineProcess(ABC):
         self.inputs = dict(inputs)  # type: ignore[misc]
         self.outputs = dict(outputs)  # type: ignore[misc]
         self._scratch_dir = scratch_dir
+        self.name = name or type(self).__name__
 
     @property
     def scratch_dir(self) -> Path | None:

@@ -33,3 +33,14 @@ def build(
         return factory(**params)
     except TypeError as exc:
         raise ConfigError(f"{what} '{spec}' rejected its params {dict(params)}: {exc}") from exc
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency, or fail with the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{what} needs the '{module.split('.')[0]}' package, which is not installed ({exc})",
+            hint=f"pip install 'tipi[{extra}]'",
+        ) from exc

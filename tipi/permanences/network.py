@@ -20,6 +20,7 @@ class Network(Permanence):
         params: keyword arguments of the factory.
         device: the name of the Device permanence to move it to ("" keeps it on the CPU).
         checkpoint: where `checkpoint()` saves weights and optimizer state (None: nowhere).
+        seed: seeds the weight initialization, so every run starts from the same weights.
 
     Attributes:
         model: the `torch.nn.Module`, after initialize.
@@ -32,8 +33,10 @@ class Network(Permanence):
         params: dict[str, Any] | None = None,
         device: str = "device",
         checkpoint: Path | None = None,
+        seed: int = 0,
     ) -> None:
         self.spec = model
+        self.seed = seed
         self.params = dict(params or {})
         self.device_name = device
         self.checkpoint_path = checkpoint
@@ -41,7 +44,11 @@ class Network(Permanence):
         self.optimizer: Any = None
 
     def initialize(self) -> None:
-        self.model = build(self.spec, MODELS, self.params, "model")
+        import torch
+
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            self.model = build(self.spec, MODELS, self.params, "model")
         if self.device_name and self.controller is not None:
             self.model.to(self.controller.get_permanence(self.device_name).device)
 

@@ -33,7 +33,13 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when `metric` has not improved for `patience` epochs."""
 
-    def __init__(self, metric: str = "val_loss", patience: int = 3, mode: str | None = None, min_delta: float = 0.0):
+    def __init__(
+        self,
+        metric: str = "val_loss",
+        patience: int = 3,
+        mode: str | None = None,
+        min_delta: float = 0.0,
+    ):
         self.metric, self.patience, self.min_delta = metric, patience, min_delta
         self.mode = _mode_of(metric, mode)
 
@@ -48,7 +54,9 @@ class EarlyStopping(Callback):
         else:
             state["es_bad"] = state.get("es_bad", 0) + 1
         if state["es_bad"] >= self.patience:
-            state["stopped_by"] = f"early stopping: {self.metric} did not improve for {self.patience} epochs"
+            state["stopped_by"] = (
+                f"early stopping: {self.metric} did not improve for {self.patience} epochs"
+            )
             return True
         return False
 
@@ -65,7 +73,9 @@ class ModelCheckpoint(Callback):
         if better(value, state.get("best_score"), self.mode):
             state["best_score"] = value
             state["best_epoch"] = epoch
-            state["best_weights"] = {k: v.detach().clone() for k, v in state["model"].state_dict().items()}
+            state["best_weights"] = {
+                k: v.detach().clone() for k, v in state["model"].state_dict().items()
+            }
         return False
 
 

@@ -15,7 +15,9 @@ class PrepareDigits(PipelineProcess):
 
     outputs = {"splits": "data/{pipeline}/splits.pt"}
 
-    def __init__(self, controller: Any, force: bool = False, split: list[float] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, controller: Any, force: bool = False, split: list[float] | None = None, seed: int = 0
+    ) -> None:
         super().__init__(controller, force)
         self.split = list(split or [0.7, 0.15, 0.15])
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:
@@ -24,9 +26,10 @@ class PrepareDigits(PipelineProcess):
 
     def execute(self) -> None:
         import torch
-        from sklearn.datasets import load_digits
 
-        digits = load_digits()
+        from tipi.permanences.factory import require
+
+        digits = require("sklearn.datasets", "examples", "PrepareDigits").load_digits()
         images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         labels = torch.tensor(digits.target, dtype=torch.int64)
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))

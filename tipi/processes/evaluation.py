@@ -10,7 +10,9 @@ from tipi.process import PipelineProcess
 from tipi.processes.data import load_splits, make_loader
 
 
-def _predict(controller: Any, model_name: str, device_name: str, weights: Any, dataset: Any) -> tuple[Any, Any]:
+def _predict(
+    controller: Any, model_name: str, device_name: str, weights: Any, dataset: Any
+) -> tuple[Any, Any]:
     import torch
 
     network = controller.get_permanence(model_name)
@@ -59,7 +61,9 @@ class Evaluate(PipelineProcess):
         )
 
         dataset = load_splits(self.inputs["data"])[self.part]
-        predicted, labels = _predict(self.controller, self.model_name, self.device_name, self.inputs["model"], dataset)
+        predicted, labels = _predict(
+            self.controller, self.model_name, self.device_name, self.inputs["model"], dataset
+        )
         k = self.num_classes
         metrics = {
             "accuracy": MulticlassAccuracy(k, average="micro")(predicted, labels).item(),
@@ -68,7 +72,12 @@ class Evaluate(PipelineProcess):
             "f1_macro": MulticlassF1Score(k, average="macro")(predicted, labels).item(),
         }
         confusion = MulticlassConfusionMatrix(k)(predicted, labels)
-        report = {**metrics, "samples": len(labels), "part": self.part, "confusion_matrix": confusion.tolist()}
+        report = {
+            **metrics,
+            "samples": len(labels),
+            "part": self.part,
+            "confusion_matrix": confusion.tolist(),
+        }
         self.outputs["metrics"].write_text(json.dumps(report, indent=2))
         if self.loggers_name:
             loggers = self.controller.get_permanence(self.loggers_name)
@@ -97,15 +106,24 @@ class Predict(PipelineProcess):
     outputs = {"predictions": "out/{pipeline}/{name}/predictions.csv"}
 
     def __init__(
-        self, controller: Any, force: bool = False, model: str = "net", device: str = "device", part: str = "test"
+        self,
+        controller: Any,
+        force: bool = False,
+        model: str = "net",
+        device: str = "device",
+        part: str = "test",
     ) -> None:
         super().__init__(controller, force)
         self.model_name, self.device_name, self.part = model, device, part
 
     def execute(self) -> None:
         dataset = load_splits(self.inputs["data"])[self.part]
-        predicted, labels = _predict(self.controller, self.model_name, self.device_name, self.inputs["model"], dataset)
+        predicted, labels = _predict(
+            self.controller, self.model_name, self.device_name, self.inputs["model"], dataset
+        )
         with self.outputs["predictions"].open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["index", "prediction", "label"])
-            writer.writerows(zip(range(len(labels)), predicted.tolist(), labels.tolist(), strict=True))
+            writer.writerows(
+                zip(range(len(labels)), predicted.tolist(), labels.tolist(), strict=True)
+            )

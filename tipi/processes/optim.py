@@ -18,7 +18,9 @@ def build_optimizer(parameters: Iterable[Any], spec: Mapping[str, Any], lr: floa
     cls = getattr(torch.optim, name, None)
     if not isinstance(cls, type) or not issubclass(cls, torch.optim.Optimizer):
         known = sorted(n for n in dir(torch.optim) if n[:1].isupper() and n != "Optimizer")
-        raise ConfigError(f"unknown optimizer '{name}'", hint=f"torch.optim has: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown optimizer '{name}'", hint=f"torch.optim has: {', '.join(known)}"
+        )
     params = [p for p in parameters if p.requires_grad]
     if not params:
         raise ConfigError("every parameter is frozen: nothing to optimize", hint="check `freeze`")
@@ -38,8 +40,12 @@ def build_scheduler(optimizer: Any, spec: Mapping[str, Any] | None) -> Any:
     name = options.pop("name", None)
     cls = getattr(lr_scheduler, str(name), None)
     if not isinstance(cls, type):
-        known = sorted(n for n in dir(lr_scheduler) if n[:1].isupper() and n.endswith(("LR", "Plateau")))
-        raise ConfigError(f"unknown scheduler '{name}'", hint=f"torch.optim.lr_scheduler has: {', '.join(known)}")
+        known = sorted(
+            n for n in dir(lr_scheduler) if n[:1].isupper() and n.endswith(("LR", "Plateau"))
+        )
+        raise ConfigError(
+            f"unknown scheduler '{name}'", hint=f"torch.optim.lr_scheduler has: {', '.join(known)}"
+        )
     try:
         return cls(optimizer, **options)
     except TypeError as exc:

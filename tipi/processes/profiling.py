@@ -52,7 +52,9 @@ class Profile(PipelineProcess):
         rows = []
         for name, run in self._runtimes().items():
             for batch in self.batch_sizes:
-                seconds = time_call(lambda run=run, batch=batch: run(batch), self.repeats, self.warmup)
+                seconds = time_call(
+                    lambda run=run, batch=batch: run(batch), self.repeats, self.warmup
+                )
                 rows.append(
                     {
                         "runtime": name,
@@ -65,13 +67,19 @@ class Profile(PipelineProcess):
         Console(stderr=True).print(_table(rows))
 
     def _runtimes(self) -> dict[str, Callable[[int], Any]]:
-        import onnxruntime
         import torch
 
+        from tipi.permanences.factory import require
+
+        onnxruntime = require("onnxruntime", "onnx", "Profile")
         model = self.controller.get_permanence(self.model_name).model.cpu().eval()
-        model.load_state_dict(torch.load(self.inputs["model"], map_location="cpu", weights_only=True))
+        model.load_state_dict(
+            torch.load(self.inputs["model"], map_location="cpu", weights_only=True)
+        )
         scripted = torch.jit.load(str(self.inputs["torchscript"]))
-        session = onnxruntime.InferenceSession(str(self.inputs["onnx"]), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(self.inputs["onnx"]), providers=["CPUExecutionProvider"]
+        )
         inputs = {b: torch.randn(b, *self.input_shape) for b in self.batch_sizes}
 
         def eager(batch: int) -> Any:
@@ -93,5 +101,10 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     for column in ("runtime", "batch", "latency ms", "throughput /s"):
         table.add_column(column, justify="right" if column != "runtime" else "left")
     for row in rows:
-        table.add_row(row["runtime"], str(row["batch_size"]), f"{row['latency_ms']:.3f}", f"{row['throughput_per_s']:,.0f}")
+        table.add_row(
+            row["runtime"],
+            str(row["batch_size"]),
+            f"{row['latency_ms']:.3f}",
+            f"{row['throughput_per_s']:,.0f}",
+        )
     return table

@@ -93,7 +93,9 @@ class Train(PipelineProcess):
         device = get(self.device_name).device
         model = network.model
         if "init" in self.inputs:
-            model.load_state_dict(torch.load(self.inputs["init"], map_location="cpu", weights_only=True))
+            model.load_state_dict(
+                torch.load(self.inputs["init"], map_location="cpu", weights_only=True)
+            )
         frozen = apply_freeze(model, self.freeze)
         optimizer = build_optimizer(model.parameters(), self.optimizer_spec, self.lr)
         scheduler = build_scheduler(optimizer, self.scheduler_spec)
@@ -146,7 +148,15 @@ class Train(PipelineProcess):
 class _Loop:
     """The epoch/batch loop of one Train step (kept apart so each piece stays small)."""
 
-    def __init__(self, step: Train, model: Any, optimizer: Any, scheduler: Any, device: Any, resume: Path | None):
+    def __init__(
+        self,
+        step: Train,
+        model: Any,
+        optimizer: Any,
+        scheduler: Any,
+        device: Any,
+        resume: Path | None,
+    ):
         import torch
 
         self.step, self.model, self.optimizer, self.scheduler = step, model, optimizer, scheduler
@@ -162,7 +172,11 @@ class _Loop:
         for epoch in range(state["epoch"], step.epochs):
             loader = make_loader(train_set, step.batch_size, shuffle=True, seed=step.seed + epoch)
             train_loss = self._epoch(loader, epoch, state)
-            metrics = {"train_loss": train_loss, **self._validate(val_set), "lr": self.optimizer.param_groups[0]["lr"]}
+            metrics = {
+                "train_loss": train_loss,
+                **self._validate(val_set),
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
             self._schedule(metrics)
             state["history"].append({"epoch": epoch + 1, **metrics})
             state["epoch"], state["batch"] = epoch + 1, 0
@@ -181,8 +195,12 @@ class _Loop:
         batches = iter(loader)
         for _ in range(state["batch"]):  # resuming mid-epoch: the same order, skipped
             next(batches)
-        name = f"{self.step.outputs['model'].parent.name} epoch {epoch + 1}"
-        tracked = self.progress.track(batches, name, total=len(loader) - state["batch"]) if self.progress else batches
+        name = f"{self.step.name} epoch {epoch + 1}"
+        tracked = (
+            self.progress.track(batches, name, total=len(loader) - state["batch"])
+            if self.progress
+            else batches
+        )
         for x, y in tracked:
             x, y = x.to(self.device), y.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
