@@ -270,3 +270,27 @@ def test_class_attributes_declare_paths_and_toml_extends_them(project):
         "model": project.root / "out/override.pt",
         "extra": project.root / "out/extra.txt",
     }
+
+
+def test_path_params_are_rooted_at_the_project_but_fingerprinted_relative(project, monkeypatch):
+    from tipi.engine import Engine
+
+    project.pipeline(
+        "p",
+        """
+        [permanences.net]
+        type = "Network"
+        params = { model = "mlp", checkpoint = "out/net.pt", device = "" }
+        [permanences.files]
+        type = "BasicLogger"
+        params = { log_dir = "logs/p" }
+        """,
+    )
+    (project.root / "elsewhere").mkdir()
+    monkeypatch.chdir(project.root / "elsewhere")  # started from a subfolder
+    engine = Engine("p")
+    plan = engine.load()
+    resolved = engine.planner.resolve()
+    assert resolved.permanences["files"].params["log_dir"] == project.root / "logs/p"
+    assert resolved.permanences["net"].params["checkpoint"] == project.root / "out/net.pt"
+    assert plan.permanences["net"]["params"]["checkpoint"] == "out/net.pt"

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from tipi._version import __version__
@@ -191,7 +191,7 @@ class Planner:
         permanences = {
             name: {
                 "type": p.spec.type,
-                "params": canonical(p.params),
+                "params": canonical(self._portable(p.params)),
                 "code": code_fingerprint(p.cls),
             }
             if p.cls.affects_results
@@ -205,7 +205,7 @@ class Planner:
                 name=name,
                 type=step.spec.type,
                 code=code_fingerprint(step.cls),
-                params=canonical(step.params),
+                params=canonical(self._portable(step.params)),
                 inputs={k: relative(p, self.root) for k, p in step.inputs.items()},
                 outputs={k: relative(p, self.root) for k, p in step.outputs.items()},
                 after=list(step.spec.after),
@@ -223,6 +223,14 @@ class Planner:
             permanences=permanences,
         )
         return plan, self._dependencies(resolved)
+
+    def _portable(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Params with paths under the project root made relative: fingerprints must not
+        depend on where the project is checked out."""
+        return {
+            k: relative(Path(v), self.root) if isinstance(v, PurePath) else v
+            for k, v in params.items()
+        }
 
     def _dependencies(self, resolved: ResolvedPipeline) -> list[list[Any]]:
         files = {str(self.file), *(str(p) for p in self.folder.glob("*.py"))}

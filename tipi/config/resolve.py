@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,20 +67,26 @@ def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Re
     for name, perm in spec.permanences.items():
         path = ("permanences", name)
         cls = registry.resolve(perm.type, Permanence, spec.locate(*path, "type"))
-        params = check_params(
-            cls,
-            perm.params,
-            lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+        params = _rooted(
+            spec.root,
+            check_params(
+                cls,
+                perm.params,
+                lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+            ),
         )
         permanences[name] = ResolvedPermanence(perm, cls, params)
     steps = {}
     for name, proc in spec.processes.items():
         path = ("processes", name)
         cls = registry.resolve(proc.type, PipelineProcess, spec.locate(*path, "type"))
-        params = check_params(
-            cls,
-            proc.params,
-            lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+        params = _rooted(
+            spec.root,
+            check_params(
+                cls,
+                proc.params,
+                lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
+            ),
         )
         inputs = _bind(spec, proc, {**cls.inputs, **proc.inputs}, params, "inputs")
         outputs = _bind(spec, proc, {**cls.outputs, **proc.outputs}, params, "outputs")
@@ -108,6 +114,15 @@ def _bind(
             ) from None
         bound[key] = _absolute(spec.root, text)
     return bound
+
+
+def _rooted(root: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Relative `Path` params (a log folder, a checkpoint file) are relative to the project
+    root, like artifact paths, not to wherever tipi was started from."""
+    return {
+        key: root / value if isinstance(value, PurePath) and not value.is_absolute() else value
+        for key, value in params.items()
+    }
 
 
 def _absolute(root: Path, text: str) -> Path:

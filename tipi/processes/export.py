@@ -3,6 +3,7 @@ TorchScript, and a TensorRT engine where tensorrt and a GPU are present."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from tipi.errors import ConfigError, ProcessFailure
@@ -56,7 +57,11 @@ class Export(PipelineProcess):
         to_fp16(self.outputs["onnx"], self.outputs["onnx_fp16"])
         fp16 = onnx_parity(model, self.outputs["onnx_fp16"], example)
         self._check("fp16 ONNX", fp16, max(1e-2, 100 * self.tolerance))
-        traced = torch.jit.trace(model, example)
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream in favour of torch.export, but deployment
+            # targets still load it; it is exported on purpose.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(model, example)
         traced.save(str(self.outputs["torchscript"]))
 
     def _check(self, what: str, difference: float, limit: float) -> None:
@@ -68,7 +73,8 @@ class Export(PipelineProcess):
 
 
 def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
-    """torch.onnx.export with a dynamic batch axis, then `onnx.checker`."""
+    """torch.onnx.export (the torch.export-based exporter) with a dynamic batch axis, then
+    `onnx.checker`."""
     import onnx
     import torch
 
@@ -78,9 +84,11 @@ def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
         str(path),
         input_names=["input"],
         output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
         opset_version=opset,
-        dynamo=False,
+        dynamo=True,
+        external_data=False,
+        verbose=False,
     )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 

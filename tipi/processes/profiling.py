@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -76,7 +77,9 @@ class Profile(PipelineProcess):
         model.load_state_dict(
             torch.load(self.inputs["model"], map_location="cpu", weights_only=True)
         )
-        scripted = torch.jit.load(str(self.inputs["torchscript"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # see export.py
+            scripted = torch.jit.load(str(self.inputs["torchscript"]))
         session = onnxruntime.InferenceSession(
             str(self.inputs["onnx"]), providers=["CPUExecutionProvider"]
         )
