@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,10 @@ class Train(PipelineProcess):
     optional `init` (weights to start from). Outputs: `model` (last weights), `best` (best
     weights by `monitor`), `history` (JSON, one row per epoch).
 
-    Every `checkpoint_every` batches and at each epoch's end, model, optimizer, scheduler, RNG
-    states and position go to the step's scratch folder; a killed run resumes from there and
-    ends with the same weights as an uninterrupted one (on CPU with a fixed seed).
+    Every `checkpoint_seconds` (checked after each batch and epoch) and, if set, every
+    `checkpoint_every` batches, model, optimizer, scheduler, RNG states and position go to the
+    step's scratch folder; a killed run resumes from the last one and ends with the same
+    weights as an uninterrupted run (on CPU with a fixed seed).
     """
 
     inputs = {}
@@ -61,7 +63,8 @@ class Train(PipelineProcess):
         monitor: str = "val_accuracy",
         grad_clip: float | None = None,
         mixed_precision: bool = True,
-        checkpoint_every: int = 20,
+        checkpoint_every: int = 0,
+        checkpoint_seconds: float = 30.0,
         seed: int = 0,
     ) -> None:
         super().__init__(controller, force)
@@ -76,6 +79,7 @@ class Train(PipelineProcess):
         self.grad_clip = grad_clip
         self.mixed_precision = mixed_precision
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
         self.seed = seed
         self.callbacks: list[Callback] = [ModelCheckpoint(monitor)]
         if early_stopping:
@@ -162,6 +166,7 @@ class _Loop:
         self.step, self.model, self.optimizer, self.scheduler = step, model, optimizer, scheduler
         self.device, self.resume = device, resume
         self.amp = step.mixed_precision and device.type == "cuda"
+        self.last_save = time.monotonic()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         get = step.controller.get_permanence
         self.loggers = get(step.loggers_name) if step.loggers_name else None
@@ -183,7 +188,8 @@ class _Loop:
             stop = any([cb.on_epoch_end(epoch + 1, metrics, state) for cb in step.callbacks])
             if self.loggers is not None:
                 self.loggers.log_metrics(metrics, step=epoch + 1)
-            self._save(state)
+            if self._due():
+                self._save(state)
             if stop:
                 break
 
@@ -210,7 +216,8 @@ class _Loop:
             total, count = total + loss.item() * len(y), count + len(y)
             state["batch"] += 1
             state["epoch_loss"], state["epoch_count"] = total, count
-            if self.step.checkpoint_every and state["batch"] % self.step.checkpoint_every == 0:
+            every = self.step.checkpoint_every
+            if (every and state["batch"] % every == 0) or self._due():
                 self._save(state)
         state["epoch_loss"], state["epoch_count"] = 0.0, 0
         return total / max(count, 1)
@@ -253,9 +260,13 @@ class _Loop:
         elif self.scheduler is not None:
             self.scheduler.step()
 
+    def _due(self) -> bool:
+        return time.monotonic() - self.last_save >= self.step.checkpoint_seconds
+
     def _save(self, state: dict[str, Any]) -> None:
         import torch
 
+        self.last_save = time.monotonic()
         if self.resume is None:
             return
         kept = {k: v for k, v in state.items() if k != "model"}
