@@ -173,6 +173,15 @@ class _Loop:
         self.progress = get(step.progress_name) if step.progress_name else None
 
     def fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
+        self.epochs_task = f"{self.step.name}: epochs"
+        if self.progress is None:
+            self._fit(train_set, val_set, state)
+            return
+        with self.progress.task(self.epochs_task, total=self.step.epochs):
+            self.progress.update(self.epochs_task, completed=state["epoch"])
+            self._fit(train_set, val_set, state)
+
+    def _fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
         step = self.step
         for epoch in range(state["epoch"], step.epochs):
             loader = make_loader(train_set, step.batch_size, shuffle=True, seed=step.seed + epoch)
@@ -188,6 +197,9 @@ class _Loop:
             stop = any([cb.on_epoch_end(epoch + 1, metrics, state) for cb in step.callbacks])
             if self.loggers is not None:
                 self.loggers.log_metrics(metrics, step=epoch + 1)
+            if self.progress is not None:
+                status = f"val_acc {metrics['val_accuracy']:.3f} loss {metrics['val_loss']:.3f}"
+                self.progress.update(self.epochs_task, completed=epoch + 1, status=status)
             if self._due():
                 self._save(state)
             if stop:
@@ -201,9 +213,10 @@ class _Loop:
         batches = iter(loader)
         for _ in range(state["batch"]):  # resuming mid-epoch: the same order, skipped
             next(batches)
-        name = f"{self.step.name} epoch {epoch + 1}"
+        name = f"{self.step.name}: batches"
+        left = len(loader) - state["batch"]
         tracked = (
-            self.progress.track(batches, name, total=len(loader) - state["batch"])
+            self.progress.track(batches, name, total=left, parent=self.epochs_task)
             if self.progress
             else batches
         )
