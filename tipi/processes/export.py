@@ -3,6 +3,7 @@ TorchScript, and a TensorRT engine where tensorrt and a GPU are present."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -76,6 +77,23 @@ def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
     """torch.onnx.export (the torch.export-based exporter) with a dynamic batch axis, then
     `onnx.checker`."""
     import onnx
+
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    with warnings.catch_warnings():
+        # torch's exporter warns about its own internals (pytree, TorchScript helpers) and
+        # logs that optional torchvision ops are skipped; none of it concerns the user.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        onnx_logger.setLevel(logging.ERROR)
+        try:
+            _export(model, example, path, opset)
+        finally:
+            onnx_logger.setLevel(level)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def _export(model: Any, example: Any, path: Any, opset: int) -> None:
     import torch
 
     torch.onnx.export(
@@ -90,7 +108,6 @@ def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
         external_data=False,
         verbose=False,
     )
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
 def onnx_parity(model: Any, path: Any, example: Any) -> float:

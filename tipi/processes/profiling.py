@@ -10,10 +10,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from tipi.process import PipelineProcess
+from tipi.report.live import console
 
 
 def time_call(call: Callable[[], Any], repeats: int, warmup: int) -> float:
@@ -65,7 +65,7 @@ class Profile(PipelineProcess):
                     }
                 )
         self.outputs["table"].write_text(json.dumps(rows, indent=2))
-        Console(stderr=True).print(_table(rows))
+        console().print(_table(rows))
 
     def _runtimes(self) -> dict[str, Callable[[int], Any]]:
         import torch

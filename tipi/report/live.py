@@ -79,3 +79,9 @@ class LiveProgress:
     @classmethod
     def current(cls) -> Progress | None:
         return cls._progress
+
+
+def console() -> Console:
+    """Where a step should print: above the live bars when they are shown, else stderr."""
+    progress = LiveProgress.current()
+    return progress.console if progress is not None else Console(stderr=True)
