@@ -51,6 +51,10 @@ class Controller:
         """Names of every permanence the pipeline declares."""
         return list(self._declared)
 
+    def declared_class(self, name: str) -> type:
+        """The class of a declared permanence (without building it)."""
+        return self._declared[name].cls
+
     def params_of(self, name: str) -> Mapping[str, Any]:
         """The checked params of a declared permanence (its config, for fingerprints)."""
         return self._declared[name].params

@@ -43,8 +43,14 @@ _LOCAL_PACKAGE = "_tipi_pipelines"
 Component = type[Permanence] | type[PipelineProcess]
 
 
+def unwrap(obj: object) -> object:
+    """The step class behind a @pipeline_process function, else `obj` itself."""
+    return getattr(obj, "__tipi_process__", obj)
+
+
 def is_component(obj: object) -> bool:
     """True for concrete Permanence or PipelineProcess subclasses."""
+    obj = unwrap(obj)
     return (
         inspect.isclass(obj)
         and issubclass(obj, (Permanence, PipelineProcess))
@@ -84,7 +90,7 @@ class Registry:
             DefinitionError: the name is unknown (with close matches), cannot be imported, or
                 names a class of the wrong kind.
         """
-        cls = self._lookup(name, location)
+        cls = unwrap(self._lookup(name, location))
         if not (inspect.isclass(cls) and issubclass(cls, expected)):
             wanted = "permanence" if expected is Permanence else "process"
             found = kind_of(cls) if is_component(cls) else f"{type(cls).__name__} object"
@@ -105,7 +111,7 @@ class Registry:
     def components(self) -> Iterator[tuple[str, Component]]:
         """Yield (name, class) for every local and built-in type, importing the built-ins."""
         for name in self.names():
-            yield name, self._lookup(name, None)
+            yield name, unwrap(self._lookup(name, None))  # type: ignore[misc]
 
     def local(self) -> dict[str, Component]:
         """Classes defined in the ``*.py`` files beside pipeline.toml, imported once."""
@@ -173,6 +179,7 @@ class Registry:
             for name, obj in vars(module).items():
                 if not is_component(obj) or obj.__module__ != module.__name__:
                     continue
+                obj = unwrap(obj)
                 if name in found:
                     raise DefinitionError(
                         f"type '{name}' is defined twice: in {origin[name].name} and {file.name}",

@@ -101,6 +101,9 @@ def code_fingerprint(cls: type) -> str:
     version = getattr(cls, "version", None)
     if version is not None:
         return digest(["version", cls.__qualname__, str(version)])
+    function = getattr(cls, "__tipi_function__", None)
+    if function is not None:  # a @pipeline_process step: its code is the function's
+        return digest([_normalized_source(function)])
     parts = []
     for klass in cls.__mro__:
         if klass.__module__ in ("builtins", "abc", "tipi.process", "tipi.permanence"):
@@ -109,7 +112,7 @@ def code_fingerprint(cls: type) -> str:
     return digest(parts)
 
 
-def _normalized_source(klass: type) -> str:
+def _normalized_source(klass: Any) -> str:
     try:
         source = textwrap.dedent(inspect.getsource(klass))
         tree = ast.parse(source)

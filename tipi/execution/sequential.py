@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from tipi.context import running
 from tipi.errors import ProcessFailure, TipiError
 from tipi.execution.base import Job, JobResult
 from tipi.lifecycle import Controller
@@ -24,7 +25,8 @@ class SequentialExecutor:
                 process.bind_paths(step.inputs, job.outputs, job.scratch, job.name)
                 if not process.force and process.skip():
                     return JobResult(job.name, "skipped", time.perf_counter() - started)
-                process.execute()
+                with running(self.controller, job.name):
+                    process.execute()
                 self.controller.checkpoint(used)
             except KeyboardInterrupt:
                 raise
