@@ -12,8 +12,8 @@ from typing import Any
 from tipi import context
 from tipi.permanences.loggers import BaseLoggerManager, BasicLogger, MultiLogger, WandBLogger
 
+# The logger a plain script opened; a pipeline's loggers are never kept here.
 _active: BaseLoggerManager | None = None
-_owned = False
 
 
 def init(
@@ -27,28 +27,28 @@ def init(
             "wandb", "tensorboard" or "files".
         log_dir: where local files go.
     """
-    global _active, _owned
-    finish()
+    global _active
     pipeline = _pipeline_logger()
     if pipeline is not None:
-        _active, _owned = pipeline, False
-        return pipeline
-    _active, _owned = _standalone(project, backend, Path(log_dir), options), True
+        return pipeline  # looked up on every call: the pipeline owns and closes it
+    finish()
+    _active = _standalone(project, backend, Path(log_dir), options)
     _active.initialize()
     return _active
 
 
 def log(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log scalar metrics; starts a default logger on first use if `init` was not called."""
-    (_active or init()).log_metrics(metrics, step)
+    target = _pipeline_logger() or _active or init()
+    target.log_metrics(metrics, step)
 
 
 def finish() -> None:
     """Close the logger this script opened (a pipeline's loggers are closed by the pipeline)."""
-    global _active, _owned
-    if _active is not None and _owned:
+    global _active
+    if _active is not None:
         _active.finish()
-    _active, _owned = None, False
+    _active = None
 
 
 def _pipeline_logger() -> BaseLoggerManager | None:

@@ -170,6 +170,8 @@ class ProgressManager(Permanence):
             self._log(task)
 
     def _log(self, task: _Task) -> None:
+        if task.total is None and not task.completed:
+            return  # a pure container (a step's bar holding its loops' bars)
         if task.total:
             where = f"{task.completed:g}/{task.total:g} ({task.completed / task.total:.0%})"
         else:

@@ -1,0 +1,47 @@
+"""Level 4: + @pipeline_process: still a plain function, now also a pipeline step."""
+
+import os
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from tipi.decorators import pipeline_process
+from tipi.helpers import device_manager, logger, progress_bar
+
+EPOCHS = int(os.environ.get("EPOCHS", "3"))
+
+
+def load_data() -> torch.utils.data.TensorDataset:
+    digits = load_digits()  # ships with scikit-learn: no download
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return torch.utils.data.TensorDataset(images, torch.tensor(digits.target))
+
+
+@pipeline_process(outputs={"model": "out/model.pt"})
+def train_model(
+    epochs: int = EPOCHS, lr: float = 0.01, batch_size: int = 64, model: Path | None = None
+) -> float:
+    torch.manual_seed(0)
+    device = device_manager.get_device()
+    loader = torch.utils.data.DataLoader(load_data(), batch_size=batch_size, shuffle=True)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    for epoch in range(epochs):
+        for images, labels in progress_bar(loader, desc=f"epoch {epoch}"):
+            images, labels = images.to(device), labels.to(device)
+            loss = nn.functional.cross_entropy(net(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        logger.log({"loss": loss.item()}, step=epoch)
+    if model is not None:  # the step's declared output, or a path of your choosing
+        torch.save(net.state_dict(), model)
+    return loss.item()
+
+
+if __name__ == "__main__":
+    logger.init(project="progressive")
+    train_model()
+    logger.finish()
