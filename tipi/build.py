@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tipi.cache.clean import forget as forget_clean
 from tipi.cache.clean import is_clean, write_clean_record
+from tipi.cache.failures import update_failures
 from tipi.cache.hashing import StatCache
 from tipi.cache.reasons import Reason
 from tipi.cache.rebuilder import UP_TO_DATE, Decision, StepFacts, decide
@@ -43,6 +44,7 @@ class _State:
     failures: list[tuple[str, TipiError]] = field(default_factory=list)
     stopped: bool = False
     skip_method: bool = False
+    failed_runs: list[tuple[str, str, float, float]] = field(default_factory=list)
 
 
 class Build:
@@ -285,6 +287,7 @@ class Build:
             else ProcessFailure(name, error or RuntimeError("the step failed"))
         )
         self.state.failures.append((name, failure))
+        self.state.failed_runs.append((name, str(failure), time.time(), seconds))
         self.state.stopped = not self.options.keep_going
         return self._finish(StepResult(name, "failed", seconds, reasons, error=str(failure)))
 
@@ -301,6 +304,14 @@ class Build:
             if self._store is not None:
                 self._store.close()
             if not self.options.dry_run:
+                ran = [n for n, outcome in self.state.outcomes.items() if outcome == "ran"]
+                if ran or self.state.failed_runs:
+                    update_failures(
+                        self.state_dir / "failures.msgpack",
+                        self.state.failed_runs,
+                        ran,
+                        self.reporter.warning,
+                    )
                 if self.lock.held and self._store is not None:
                     self._store.compact(force=False)
                     if self._staging is not None:

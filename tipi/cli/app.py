@@ -206,21 +206,85 @@ def status_command(
     engine = Engine(
         pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
     )
-    rows = engine.status(targets or ())
     if json_:
         import json
 
+        rows = engine.status(targets or ())
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
         return
-    from rich.table import Table
+    from tipi.cli.views import status_table
+    from tipi.overview import overview
 
-    table = Table(header_style="bold", box=None, pad_edge=False)
-    for column in ("step", "status", "why"):
-        table.add_column(column)
-    for row in rows:
-        style = "green" if row.status == "up-to-date" else "cyan"
-        table.add_row(row.name, f"[{style}]{row.status}[/]", "; ".join(row.reasons))
-    stdout().print(table)
+    stdout().print(status_table(overview(engine, targets or ())))
+
+
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", "-f", help="tree, dot, mermaid, json, svg, png or html."),
+]
+
+
+@app.command("graph")
+@guarded
+def graph_command(
+    targets: TargetsArg = None,
+    pipeline: PipelineOpt = None,
+    format_: FormatOpt = "tree",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    files: Annotated[bool, typer.Option("--files", help="Draw artifact files as nodes.")] = False,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Draw the step graph, each step marked by its state and first reason."""
+    from tipi.cli.views import render_graph
+    from tipi.engine import Engine
+    from tipi.overview import overview
+    from tipi.report import WarningsReporter
+
+    engine = Engine(
+        pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
+    )
+    data = render_graph(overview(engine, targets or ()), format_, files, output, engine.root)
+    _emit(data, output)
+
+
+@app.command("report")
+@guarded
+def report_command(
+    pipeline: PipelineOpt = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file.")] = Path(
+        "report.html"
+    ),
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write one self-contained HTML report: DAG, states, durations, reasons, metrics, outputs."""
+    from tipi.engine import Engine
+    from tipi.overview import overview
+    from tipi.report import WarningsReporter
+    from tipi.report.html import to_html
+
+    engine = Engine(
+        pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
+    )
+    page = to_html(overview(engine, metrics=True), base=output.resolve().parent, root=engine.root)
+    output.write_text(page, encoding="utf-8")
+    stdout().print(f"[green]wrote[/] {output}")
+
+
+def _emit(data: str | bytes, output: Path | None) -> None:
+    if output is not None:
+        if isinstance(data, bytes):
+            output.write_bytes(data)
+        else:
+            output.write_text(data, encoding="utf-8")
+        stdout().print(f"[green]wrote[/] {output}")
+    elif isinstance(data, bytes):
+        import sys
+
+        sys.stdout.buffer.write(data)
+    else:
+        typer.echo(data, nl=False)
 
 
 @app.command("clean")

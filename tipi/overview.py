@@ -1,0 +1,71 @@
+"""Builds the PipelineView of a pipeline: a dry run's decisions plus what the last runs left."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tipi.cache.failures import load_failures
+from tipi.cache.store import TraceStore
+from tipi.engine import Engine
+from tipi.report.views import PipelineView, StepView
+
+
+def overview(engine: Engine, targets: Sequence[str] = (), metrics: bool = False) -> PipelineView:
+    """Every needed step's state ("up-to-date", "will-run", "failed" last time, "never-run"),
+    reasons, last run and duration; with `metrics`, the metrics BasicLoggers wrote."""
+    plan = engine.load(save=False)
+    statuses = {s.name: s for s in engine.status(targets)}
+    state_dir = engine.cache_dir / "pipelines" / engine.name
+    traces = TraceStore(state_dir / "traces.log").traces
+    failures = load_failures(state_dir / "failures.msgpack", engine.reporter.warning)
+    steps = []
+    for name in plan.order:
+        if name not in statuses:
+            continue
+        status, trace, failure = statuses[name], traces.get(name), failures.get(name)
+        if status.status == "up-to-date":
+            state = "up-to-date"
+        elif failure is not None:
+            state = "failed"
+        else:
+            state = "never-run" if trace is None else "will-run"
+        planned = plan.steps[name]
+        steps.append(
+            StepView(
+                name=name,
+                type=planned.type,
+                state=state,
+                reasons=status.reasons,
+                inputs=tuple(planned.inputs.values()),
+                outputs=tuple(planned.outputs.values()),
+                last_run=(failure or {}).get("at") or (trace.finished if trace else None),
+                duration=(failure or {}).get("seconds")
+                if failure
+                else (trace.seconds if trace else None),
+                error=(failure or {}).get("error"),
+            )
+        )
+    names = {s.name for s in steps}
+    edges = tuple(
+        (p, n) for n in plan.order if n in names for p in plan.predecessors[n] if p in names
+    )
+    found = _logged_metrics(engine) if metrics else {}
+    return PipelineView(engine.name, tuple(steps), edges, found)
+
+
+def _logged_metrics(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """metrics.jsonl of each BasicLogger permanence, by permanence name."""
+    from tipi.permanences.loggers import BasicLogger
+
+    resolved = engine.planner.resolve()
+    found = {}
+    for name, permanence in resolved.permanences.items():
+        if issubclass(permanence.cls, BasicLogger):
+            path = Path(permanence.params.get("log_dir", "logs")) / "metrics.jsonl"
+            if path.exists():
+                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                found[name] = rows
+    return found
