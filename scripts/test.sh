@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+bash scripts/test-deps.sh
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet .

@@ -233,7 +233,7 @@ def test_status_json_follows_the_public_contract(proj, cli):
     assert rows[1]["status"] == "will-run"
     assert rows[1]["reasons"] == ["new step: no record of an earlier run"]
     table = cli("status")
-    assert "will-run" in table.stdout and "up-to-date" in table.stdout
+    assert "never-run" in table.stdout and "up-to-date" in table.stdout
 
 
 def test_only_steps_that_used_a_changed_permanence_rerun(proj):

@@ -220,7 +220,7 @@ def status_command(
 
 FormatOpt = Annotated[
     str,
-    typer.Option("--format", "-f", help="tree, dot, mermaid, json, svg, png or html."),
+    typer.Option("--format", help="tree, dot, mermaid, json, svg, png or html."),
 ]
 
 
