@@ -49,3 +49,30 @@ def test_report_renders_in_headless_chromium(digits_report, cli, monkeypatch, tm
     png = screenshot(digits_report / "report.html", tmp_path / "report.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000  # a drawn page, not a blank one
+
+
+SIGNATURES = {
+    "tree": "prepare [up-to-date]",
+    "dot": 'digraph "digits"',
+    "mermaid": "flowchart LR",
+    "json": '"pipeline": "digits"',
+    "svg": "<svg",
+    "png": "\x89PNG",
+    "html": "<!DOCTYPE html>",
+}
+
+
+@pytest.mark.parametrize("fmt", list(SIGNATURES))
+def test_the_digits_graph_renders_in_every_format(digits_report, cli, monkeypatch, fmt):
+    from tests.browser import dot
+
+    if fmt in ("svg", "png"):
+        dot()
+    monkeypatch.chdir(digits_report)
+    result = cli("graph", "--format", fmt, "-o", f"graph.{fmt}")
+    assert result.exit_code == 0, result.stderr
+    data = (digits_report / f"graph.{fmt}").read_bytes().decode("latin-1")
+    assert SIGNATURES[fmt] in data
+    if fmt != "png":
+        for step in ("prepare", "train", "evaluate", "predict", "export", "profile"):
+            assert step in data
