@@ -106,7 +106,7 @@ def test_in_a_terminal_bars_join_the_live_display(monkeypatch):
     monkeypatch.setattr(
         live,
         "new_progress",
-        lambda console=None: live.Progress(
+        lambda console=None: __import__("rich.progress").progress.Progress(
             console=Console(file=buffer, force_terminal=True, width=80)
         ),
     )
