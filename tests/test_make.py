@@ -466,3 +466,35 @@ def test_forced_volatile_and_skip_method_steps_bypass_the_clean_record(proj):
 def test_no_clean_record_while_files_are_fresh(proj):
     make()
     assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
+
+
+def test_the_clean_record_is_written_only_when_nobody_else_holds_the_lock(proj):
+    import subprocess
+    import sys
+
+    make()
+    age_all(proj.root)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+            "ProjectLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+            str(proj.root / ".tipi_cache"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert {r.outcome for r in make().results} == {"skipped"}  # a no-op needs no lock
+        assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    make()
+    record = proj.root / ".tipi_cache/pipelines/m/clean.msgpack"
+    assert record.exists()
+    before = record.stat().st_mtime_ns
+    make()  # proven by the record: not written again
+    assert record.stat().st_mtime_ns == before

@@ -44,6 +44,8 @@ class _State:
     failures: list[tuple[str, TipiError]] = field(default_factory=list)
     stopped: bool = False
     skip_method: bool = False
+    shortcut: bool = False
+    completed: bool = False
     failed_runs: list[tuple[str, str, float, float]] = field(default_factory=list)
 
 
@@ -116,12 +118,14 @@ class Build:
         self.reporter.run_started(self.plan.pipeline, self.order)
         try:
             if self._clean_shortcut():
+                self.state.shortcut = True
                 summary.results += [
                     self._finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
                 ]
             else:
                 for name in self.order:
                     summary.results.append(self._step(name))
+            self.state.completed = True
         except KeyboardInterrupt:
             summary.interrupted = True
             raise PipelineInterrupted(
@@ -136,7 +140,6 @@ class Build:
             summary.seconds = time.perf_counter() - started
             self.reporter.run_finished(summary)
         self._raise_failures()
-        self._record_clean(summary)
         return summary
 
     def _clean_shortcut(self) -> bool:
@@ -148,10 +151,18 @@ class Build:
             return False
         return is_clean(self.clean_file, self.order, self.reporter.warning)
 
-    def _record_clean(self, summary: RunSummary) -> None:
-        if self.options.dry_run or self.state.skip_method or not summary.ok:
+    def _record_clean(self) -> None:
+        """Write the clean record after a complete make with nothing failed, forced, volatile
+        or left to `skip()`. Called while the lock is held, or taken without waiting: a make
+        running beside this one must not change files while their signatures are recorded."""
+        state = self.state
+        if self.options.dry_run or state.shortcut or not state.completed:
+            return
+        if state.failures or state.skip_method or self.options.forced:
             return
         if any(self.plan.steps[n].volatile or self.plan.steps[n].force for n in self.order):
+            return
+        if not self.lock.held and not self.lock.try_acquire():
             return
         paths = {
             absolute(p, self.root)
@@ -318,6 +329,10 @@ class Build:
                         self._staging.tidy()
                 if self._stat is not None and self._stat.dirty:
                     write_document(self.stat_file, STAT_KIND, self._stat.entries)
+            try:
+                self._record_clean()  # last: compaction above rewrites one of its guards
+            except OSError as exc:
+                self.reporter.warning(f"could not write the clean record: {exc}")
             self.lock.release()
 
     def _raise_failures(self) -> None:
@@ -350,6 +365,16 @@ class _Lock:
 
         self._lock = ProjectLock(self.cache_dir, self.on_wait)
         return self._lock.acquire()
+
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free right now."""
+        from tipi.cache.lock import ProjectLock
+
+        lock = ProjectLock(self.cache_dir, self.on_wait)
+        lock.acquire(wait=False)
+        if lock.held:
+            self._lock = lock
+        return lock.held
 
     def release(self) -> None:
         if self._lock is not None:

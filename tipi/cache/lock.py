@@ -30,8 +30,11 @@ class ProjectLock:
     def held(self) -> bool:
         return self._lock is not None and self._lock.is_locked
 
-    def acquire(self, poll: float = 0.2) -> bool:
-        """Take the lock, waiting as long as needed; True when it had to wait."""
+    def acquire(self, poll: float = 0.2, wait: bool = True) -> bool:
+        """Take the lock, waiting as long as needed; True when it had to wait.
+
+        With `wait=False`, give up at once when another process holds it (then `held` is
+        False)."""
         from filelock import FileLock, Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,8 @@ class ProjectLock:
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            if not wait:
+                return False
             waited = True
             self.on_wait(f"waiting for {self.describe_holder()} to finish (it holds {self.path})")
             lock.acquire(timeout=-1, poll_interval=poll)
