@@ -168,7 +168,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(crash_project):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
-            "ProjectLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+            "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(root / ".tipi_cache"),
         ],
         stdout=subprocess.PIPE,

@@ -479,7 +479,7 @@ def test_the_clean_record_is_written_only_when_nobody_else_holds_the_lock(proj):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
-            "ProjectLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+            "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(proj.root / ".tipi_cache"),
         ],
         stdout=subprocess.PIPE,
