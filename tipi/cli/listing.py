@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import PurePath
 
 from rich.console import Console
 from rich.table import Table
@@ -48,8 +49,9 @@ def _params_text(cls: type) -> str:
     parts = []
     for info in infos:
         text = f"{info.name}: {info.type_label}"
-        if not info.required:
-            text += f" = {info.default!r}" if info.default is not inspect.Parameter.empty else ""
+        if not info.required and info.default is not inspect.Parameter.empty:
+            default = str(info.default) if isinstance(info.default, PurePath) else info.default
+            text += f" = {default!r}"
         parts.append(text)
     if var_keyword:
         parts.append("**kwargs")
