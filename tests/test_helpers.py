@@ -160,8 +160,14 @@ def test_decorated_params_are_checked_like_class_params(project, cli):
     assert "processes.fit.params.epochs: expected int, found 'two' (str)" in result.stderr
 
 
-def test_the_decorated_function_is_still_callable(tmp_path):
+def test_the_decorated_function_is_still_callable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # standalone, logger.log opens a default logger under ./logs
+    monkeypatch.setenv("WANDB_MODE", "offline")
     namespace: dict = {"__name__": "decorated_module"}
     exec(STEPS, namespace)
-    assert namespace["fit"](epochs=1, scale=3.0, report=tmp_path / "r.txt") == "cpu 1 3.0"
+    try:
+        assert namespace["fit"](epochs=1, scale=3.0, report=tmp_path / "r.txt") == "cpu 1 3.0"
+    finally:
+        logger.finish()
     assert (tmp_path / "r.txt").read_text() == "cpu 1 3.0"
+    assert list((tmp_path / "logs/wandb").glob("offline-run-*"))
