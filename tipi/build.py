@@ -23,7 +23,10 @@ from tipi.report import RunSummary, StepResult
 if TYPE_CHECKING:
     from tipi.cache.lock import ProjectLock
     from tipi.engine import Engine
+    from tipi.execution.base import JobResult
+    from tipi.execution.resources import Inventory
     from tipi.execution.staging import Staging
+    from tipi.execution.task import Task, TaskResult
     from tipi.lifecycle import Controller
 
 STAT_KIND = "stat-cache"
@@ -32,10 +35,20 @@ _UP = UP_TO_DATE.explain()
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """How to make: `jobs` > 1 or the dask executor runs steps in workers (schedule.py)."""
+
     dry_run: bool = False
     forced: frozenset[str] = frozenset()
     keep_going: bool = False
     resume_command: str = "tipi make"
+    jobs: int | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    inventory: Inventory | None = None
+
+    @property
+    def parallel(self) -> bool:
+        return not self.dry_run and ((self.jobs or 1) > 1 or self.executor != "local")
 
 
 @dataclass
@@ -122,6 +135,10 @@ class Build:
                 summary.results += [
                     self._finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
                 ]
+            elif self.options.parallel:
+                from tipi.schedule import Scheduler
+
+                Scheduler(self, summary).run()
             else:
                 for name in self.order:
                     summary.results.append(self._step(name))
@@ -173,6 +190,14 @@ class Build:
         write_clean_record(self.clean_file, self.order, paths, guards)
 
     def _step(self, name: str) -> StepResult:
+        considered = self.consider(name)
+        if isinstance(considered, StepResult):
+            return considered
+        return self._execute(name, *considered)
+
+    def consider(self, name: str) -> StepResult | tuple[Decision, StepFacts]:
+        """Decide `name` (its predecessors are done): a finished result when it needs no
+        run, else the decision to run it and the facts to record when it succeeds."""
         blocker = next(
             (
                 p
@@ -184,14 +209,14 @@ class Build:
         if self.state.stopped or blocker is not None:
             reasons = (str(Reason("failed-upstream", blocker)),) if blocker else ()
             return self._finish(StepResult(name, "not run", reasons=reasons))
-        decision = self._decide(name)
+        decision, facts = self._decide(name)
         if decision.run and not self.options.dry_run and not self.lock.held and self._lock():
-            decision = self._decide(name)
+            decision, facts = self._decide(name)
         if not decision.run:
             return self._finish(StepResult(name, "skipped", reasons=tuple(decision.explain())))
         if self.options.dry_run:
             return self._finish(StepResult(name, "would run", reasons=tuple(decision.explain())))
-        return self._execute(name, decision)
+        return decision, facts
 
     def _lock(self) -> bool:
         """Take the project lock; if another make held it, reread what it recorded."""
@@ -235,12 +260,26 @@ class Build:
             force_reason="force = true" if step.force and name not in self.options.forced else "",
         )
 
-    def _decide(self, name: str) -> Decision:
-        self._current_facts = self._facts(name)
-        return decide(self._current_facts, self.store.get(name))
+    def _decide(self, name: str) -> tuple[Decision, StepFacts]:
+        facts = self._facts(name)
+        return decide(facts, self.store.get(name)), facts
 
-    def _execute(self, name: str, decision: Decision) -> StepResult:
-        facts = self._current_facts
+    def _execute(self, name: str, decision: Decision, facts: StepFacts) -> StepResult:
+        """Run one step in this process (the sequential make)."""
+        planned = self.plan.steps[name]
+        outputs = self.outputs_of(name)
+        staged, scratch = self.staging.prepare(name, outputs)
+        self.reporter.step_started(name)
+        if planned.launcher != "none":  # torch.distributed: ranks in child processes
+            from tipi.execution.distributed import launch
+
+            task = self.task(name, staged, scratch, facts.forced)
+            try:
+                outcome = launch(task, lambda line: self.reporter.step_output(name, line))
+            except BaseException:
+                self.staging.discard(staged)
+                raise
+            return self.conclude(name, decision, facts, staged, outcome)
         step = self.engine.planner.resolve().steps[name]
         from tipi.execution import Job, SequentialExecutor
 
@@ -249,29 +288,71 @@ class Build:
 
             resolved = self.engine.planner.resolve()
             self.controller = Controller(resolved.permanences, self.reporter)
-        staged, scratch = self.staging.prepare(name, step.outputs)
-        self.reporter.step_started(name)
         try:
             result = SequentialExecutor(self.controller).run(
                 Job(step, staged, scratch, facts.forced)
             )
-            if result.outcome == "ran":
-                self.staging.commit(name, staged, step.outputs)
+        except BaseException:
+            self.staging.discard(staged)
+            raise
+        return self.conclude(name, decision, facts, staged, result)
+
+    def outputs_of(self, name: str) -> dict[str, Path]:
+        """The step's outputs as absolute paths, from the plan (no import of its class)."""
+        return {k: Path(absolute(p, self.root)) for k, p in self.plan.steps[name].outputs.items()}
+
+    def task(self, name: str, staged: dict[str, Path], scratch: Path, forced: bool) -> Task:
+        """`name` as a Task for a worker process, a Dask worker or torchrun."""
+        from tipi.execution.task import Task
+
+        planned = self.plan.steps[name]
+        return Task(
+            root=str(self.root),
+            pipeline=self.engine.name,
+            file=str(self.engine.file),
+            overrides=tuple(self.engine.overrides),
+            step=name,
+            outputs={k: str(v) for k, v in staged.items()},
+            scratch=str(scratch),
+            forced=forced,
+            log=str(self.log_of(name)),
+            env={"TIPI_NO_LIVE": "1"},
+            nproc=planned.nproc,
+            launcher=planned.launcher,
+        )
+
+    def log_of(self, name: str) -> Path:
+        """Where a step running in a worker writes its stdout and stderr."""
+        return self.engine.cache_dir / "logs" / self.engine.name / f"{name}.log"
+
+    def conclude(
+        self,
+        name: str,
+        decision: Decision,
+        facts: StepFacts,
+        staged: dict[str, Path],
+        result: JobResult | TaskResult,
+    ) -> StepResult:
+        """Commit a finished step's outputs and record it, or record its failure."""
+        outcome, seconds, error = result.outcome, result.seconds, _error_of(result)
+        try:
+            if outcome == "ran":
+                self.staging.commit(name, staged, self.outputs_of(name))
         except ProcessFailure as failure:
-            result = result.__class__(name, "failed", result.seconds, result.used, failure)
+            outcome, error = "failed", failure
         finally:
             self.staging.discard(staged)
         reasons = tuple(decision.explain())
-        if result.outcome == "skipped":
+        if outcome == "interrupted":
+            raise KeyboardInterrupt
+        if outcome == "skipped":
             self.state.skip_method = True
-            return self._finish(
-                StepResult(name, "skipped", result.seconds, (str(Reason("skip-method")),))
-            )
-        if result.outcome == "failed":
-            return self._fail(name, result.error, result.seconds, reasons)
-        self._record(name, facts, result.used, result.seconds)
+            return self._finish(StepResult(name, "skipped", seconds, (str(Reason("skip-method")),)))
+        if outcome == "failed":
+            return self._fail(name, error, seconds, reasons)
+        self._record(name, facts, frozenset(result.used), seconds)
         self.staging.finish(name)
-        return self._finish(StepResult(name, "ran", result.seconds, reasons))
+        return self._finish(StepResult(name, "ran", seconds, reasons))
 
     def _record(self, name: str, facts: StepFacts, used: frozenset[str], seconds: float) -> None:
         relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
@@ -346,6 +427,10 @@ class Build:
             raise error
         if failures:
             raise BuildFailed(failures, hint=hint.replace("fix it", "fix them"))
+
+
+def _error_of(result: JobResult | TaskResult) -> BaseException | None:
+    return getattr(result, "error", None) or getattr(result, "failure", None)
 
 
 class _Lock:

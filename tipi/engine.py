@@ -6,12 +6,16 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tipi.build import Build, BuildOptions
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.graph.select import needed, resolve_target
 from tipi.planning import Plan, Planner, absolute
 from tipi.report import NullReporter, Reporter, RunSummary
+
+if TYPE_CHECKING:
+    from tipi.execution.resources import Inventory
 
 CACHE_DIR = ".tipi_cache"
 
@@ -77,6 +81,10 @@ class Engine:
         force: Sequence[str] = (),
         force_all: bool = False,
         keep_going: bool = False,
+        jobs: int | None = None,
+        executor: str = "local",
+        scheduler: str | None = None,
+        inventory: Inventory | None = None,
     ) -> RunSummary:
         """Bring `targets` (step names or output paths; default: every step) up to date.
 
@@ -86,12 +94,19 @@ class Engine:
             force: steps (or outputs) to run even when up to date.
             force_all: run every needed step.
             keep_going: after a failure, go on with steps that do not depend on it.
+            jobs: run up to this many independent steps at once, each in a worker process
+                (default 1: in this process, permanences shared between steps).
+            executor: "local" (worker processes on this machine) or "dask".
+            scheduler: the Dask scheduler's address (default: a LocalCluster for this make).
+            inventory: the cores, memory and GPUs the local executor may hand out
+                (default: this machine's).
 
         Raises:
             ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
             PipelineInterrupted: Ctrl-C; permanences were cleaned up, no partial output left.
             ConfigError, DefinitionError, UsageError: nothing ran.
         """
+        _check_execution(jobs, executor, scheduler)
         plan = self.load(save=not dry_run)
         goal = [self._target(t, plan) for t in targets] or list(plan.order)
         forced = {self._target(f, plan) for f in force}
@@ -103,6 +118,10 @@ class Engine:
             forced=frozenset(order) if force_all else frozenset(forced),
             keep_going=keep_going,
             resume_command=self.resume_command(targets),
+            jobs=jobs,
+            executor=executor,
+            scheduler=scheduler,
+            inventory=inventory,
         )
         return Build(self, plan, order, options).run()
 
@@ -138,6 +157,22 @@ class Engine:
                         hint="create the file, fix the path, or add a step that outputs it",
                         location=step.location,
                     )
+
+
+EXECUTORS = ("local", "dask")
+
+
+def _check_execution(jobs: int | None, executor: str, scheduler: str | None) -> None:
+    from tipi.errors import UsageError
+
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"-j must be at least 1, not {jobs}")
+    if executor not in EXECUTORS:
+        raise UsageError(
+            f"unknown executor {executor!r}", hint=f"use one of: {', '.join(EXECUTORS)}"
+        )
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
 
 
 class PipelineRunner(Engine):

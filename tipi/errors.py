@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+_TIPI_DIR = str(Path(__file__).resolve().parent)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,53 @@ class PermanenceFailure(TipiError):
         self.name = name
         self.phase = phase
         self.error = error
+
+
+class WorkerFailure(TipiError):
+    """A step failed in a worker process or on a cluster; `details` is its traceback as text
+    (the exception itself stays over there: exceptions do not all survive pickling)."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        step: str,
+        message: str,
+        *,
+        details: str = "",
+        hint: str | None = None,
+        exit_code: int = 1,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.details = details
+        self.exit_code = exit_code
+
+    @classmethod
+    def describe(cls, step: str, error: BaseException) -> WorkerFailure:
+        """The text form of `error`, made where it happened, to be sent back to the driver."""
+        if isinstance(error, TipiError):
+            cause = getattr(error, "error", None) or error.__cause__
+            details = user_traceback(cause) if cause is not None else ""
+            return cls(
+                step, str(error), details=details, hint=error.hint, exit_code=error.exit_code
+            )
+        details = user_traceback(error)
+        return cls(step, f"step '{step}' failed: {type(error).__name__}: {error}", details=details)
+
+
+def user_traceback(error: BaseException, full: bool = False) -> str:
+    """The traceback of `error`, without tipi's own frames unless `full`."""
+    exc = traceback.TracebackException.from_exception(error)
+    if not full:
+        kept = [f for f in exc.stack if not f.filename.startswith(_TIPI_DIR)]
+        hidden = len(exc.stack) - len(kept)
+        exc.stack = traceback.StackSummary.from_list(kept)
+        exc.__cause__ = exc.__context__ = None
+        header = f"Traceback ({hidden} tipi frame(s) hidden; --debug shows them):\n"
+        body = "".join(exc.format())
+        return header + body.split("\n", 1)[1] if body.startswith("Traceback") else header + body
+    return "".join(exc.format())
 
 
 class PipelineInterrupted(TipiError):

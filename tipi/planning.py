@@ -7,7 +7,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class PlannedStep:
     force: bool
     file: str
     line: int | None
+    resources: Mapping[str, float] = field(default_factory=dict)
+    nproc: int = 1
+    launcher: str = "none"
 
     @property
     def location(self) -> Location:
@@ -205,7 +208,7 @@ class Planner:
                 name=name,
                 type=step.spec.type,
                 code=code_fingerprint(step.cls),
-                params=canonical(self._portable(step.params)),
+                params=canonical(self._portable(step.params) | _launch_params(step.spec)),
                 inputs={k: relative(p, self.root) for k, p in step.inputs.items()},
                 outputs={k: relative(p, self.root) for k, p in step.outputs.items()},
                 after=list(step.spec.after),
@@ -213,6 +216,9 @@ class Planner:
                 force=step.spec.force,
                 file=str(location.file or self.file),
                 line=location.line,
+                resources=dict(step.spec.resources),
+                nproc=step.spec.nproc,
+                launcher=step.spec.launcher,
             )
         plan = Plan(
             pipeline=self.name,
@@ -243,6 +249,12 @@ class Planner:
                 except TypeError:
                     continue
         return [dep for f in sorted(files) if f and (dep := _stat(f)) is not None]
+
+
+def _launch_params(spec: Any) -> dict[str, Any]:
+    """How many ranks train together changes the result (the effective batch size), so it
+    enters the fingerprint like a param; one process, the usual case, adds nothing."""
+    return {"(nproc)": spec.nproc} if spec.launcher != "none" else {}
 
 
 def _stat(path: str) -> list[Any] | None:

@@ -116,6 +116,28 @@ KeepGoingOpt = Annotated[
     bool, typer.Option("-k", "--keep-going", help="After a failure, go on with independent steps.")
 ]
 ForceAllOpt = Annotated[bool, typer.Option("-F", "--force-all", help="Run every needed step.")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-j",
+        "--jobs",
+        metavar="N",
+        help="Run up to N independent steps at once, each in a worker process.",
+        show_default=False,
+    ),
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option("--executor", help="Where steps run with -j: local (worker processes) or dask."),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="The Dask scheduler (tcp://host:8786); default: a local cluster for this make.",
+    ),
+]
 
 
 def _reporter(explain: bool = False, verbose: bool = False) -> Reporter:
@@ -146,6 +168,9 @@ def make_command(
     ] = None,
     force_all: ForceAllOpt = False,
     keep_going: KeepGoingOpt = False,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     explain: ExplainOpt = False,
@@ -169,6 +194,9 @@ def make_command(
         force=force or (),
         force_all=force_all,
         keep_going=keep_going,
+        jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
     )
 
 
@@ -181,13 +209,23 @@ def run_command(
     force_all: ForceAllOpt = False,
     dry_run: DryRunOpt = False,
     keep_going: KeepGoingOpt = False,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Make every step of PIPELINE (what is up to date is skipped)."""
     from tipi.engine import Engine
 
     _handle_sigterm()
     engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=_reporter())
-    engine.make(dry_run=dry_run, force_all=force_all, keep_going=keep_going)
+    engine.make(
+        dry_run=dry_run,
+        force_all=force_all,
+        keep_going=keep_going,
+        jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
+    )
 
 
 @app.command("status")

@@ -3,16 +3,17 @@ the user's frames only, engine bugs with everything."""
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
-
 from rich.console import Console
 from rich.markup import escape
 
-import tipi
-from tipi.errors import BuildFailed, PermanenceFailure, ProcessFailure, TipiError
-
-_TIPI_DIR = str(Path(tipi.__file__).resolve().parent)
+from tipi.errors import (
+    BuildFailed,
+    PermanenceFailure,
+    ProcessFailure,
+    TipiError,
+    WorkerFailure,
+    user_traceback,
+)
 
 
 def render_error(error: TipiError, console: Console, debug: bool = False) -> None:
@@ -32,6 +33,8 @@ def _render_failure(error: TipiError, console: Console, debug: bool) -> None:
     cause = error.error if isinstance(error, ProcessFailure | PermanenceFailure) else None
     if cause is not None:
         console.print(user_traceback(cause, full=debug), markup=False, highlight=False, end="")
+    elif isinstance(error, WorkerFailure) and error.details:
+        console.print(error.details, markup=False, highlight=False, end="")
     elif debug and error.__cause__ is not None:
         console.print(
             user_traceback(error.__cause__, full=True), markup=False, highlight=False, end=""
@@ -49,17 +52,3 @@ def render_bug(error: BaseException, console: Console) -> None:
         "[dim]hint:[/] this is a bug in tipi; please report it with the traceback above",
         highlight=False,
     )
-
-
-def user_traceback(error: BaseException, full: bool = False) -> str:
-    """The traceback of `error`, without tipi's own frames unless `full`."""
-    exc = traceback.TracebackException.from_exception(error)
-    if not full:
-        kept = [f for f in exc.stack if not f.filename.startswith(_TIPI_DIR)]
-        hidden = len(exc.stack) - len(kept)
-        exc.stack = traceback.StackSummary.from_list(kept)
-        exc.__cause__ = exc.__context__ = None
-        header = f"Traceback ({hidden} tipi frame(s) hidden; --debug shows them):\n"
-        body = "".join(exc.format())
-        return header + body.split("\n", 1)[1] if body.startswith("Traceback") else header + body
-    return "".join(exc.format())

@@ -12,9 +12,11 @@ from typing import Any
 
 from tipi.config.lines import key_lines
 from tipi.config.schema import (
+    LAUNCHERS,
     PERMANENCE_KEYS,
     PIPELINE_KEYS,
     PROCESS_KEYS,
+    RESOURCE_KEYS,
     PermanenceSpec,
     PipelineSpec,
     ProcessSpec,
@@ -243,6 +245,7 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
     for flag in ("volatile", "force"):
         if not isinstance(table.get(flag, False), bool):
             raise ConfigError(f"'{flag}' must be true or false", location=spec.locate(*path, flag))
+    nproc, launcher = _launch(table, path, spec)
     return ProcessSpec(
         name=name,
         type=_required_type(table, path, spec),
@@ -253,8 +256,61 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
         after=tuple(after),
         volatile=table.get("volatile", False),
         force=table.get("force", False),
+        resources=_resources(table, path, spec),
+        nproc=nproc,
+        launcher=launcher,
         description=str(table.get("description", "")),
     )
+
+
+def _resources(
+    table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec
+) -> dict[str, float]:
+    """`resources = { gpu = 1, cpu = 2, mem_gb = 8 }`: what the step needs while it runs."""
+    value = table.get("resources", {})
+    if not isinstance(value, dict):
+        raise ConfigError(
+            "'resources' must be a table",
+            hint="resources = { gpu = 1, cpu = 2, mem_gb = 8 }",
+            location=spec.locate(*path, "resources"),
+        )
+    _check_keys(value, RESOURCE_KEYS, (*path, "resources"), spec, f"resources of '{path[1]}'")
+    for key, amount in value.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+            raise ConfigError(
+                f"resource '{key}' must be a number >= 0, not {amount!r}",
+                location=spec.locate(*path, "resources", key),
+            )
+        if key == "gpu" and amount != int(amount):
+            raise ConfigError(
+                "'gpu' must be a whole number of devices",
+                location=spec.locate(*path, "resources", key),
+            )
+    return {k: float(v) for k, v in value.items() if v}
+
+
+def _launch(table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec) -> tuple[int, str]:
+    """`nproc = N` and/or `launcher = "torchrun"`: one process per rank under torch.distributed."""
+    nproc = table.get("nproc", 1)
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(
+            f"'nproc' must be a whole number >= 1, not {nproc!r}",
+            location=spec.locate(*path, "nproc"),
+        )
+    launcher = table.get("launcher", "torchrun" if nproc > 1 else "none")
+    if launcher not in LAUNCHERS:
+        raise ConfigError(
+            f"unknown launcher {launcher!r}",
+            hint=f"use one of: {', '.join(repr(x) for x in LAUNCHERS)}",
+            location=spec.locate(*path, "launcher"),
+        )
+    if launcher == "none" and nproc > 1:
+        raise ConfigError(
+            f'nproc = {nproc} needs launcher = "torchrun"',
+            hint='leave launcher out, or set it to "torchrun"',
+            location=spec.locate(*path, "launcher"),
+        )
+    return nproc, launcher
 
 
 def _paths(

@@ -19,8 +19,13 @@ PROCESS_KEYS = (
     "after",
     "volatile",
     "force",
+    "resources",
+    "nproc",
+    "launcher",
     "description",
 )
+RESOURCE_KEYS = ("gpu", "cpu", "mem_gb")
+LAUNCHERS = ("none", "torchrun")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class ProcessSpec:
     after: tuple[str, ...] = ()
     volatile: bool = False
     force: bool = False
+    resources: Mapping[str, float] = field(default_factory=dict)
+    nproc: int = 1
+    launcher: str = "none"
     description: str = ""
 
 

@@ -3,65 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from tipi.errors import ConfigError
+from tipi.execution.gpus import GpuInfo, import_nvml, query_gpus, visible
 from tipi.permanence import Permanence
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One GPU as NVML reports it: physical index, memory in bytes."""
-
-    index: int
-    name: str
-    total: int
-    used: int
-
-    @property
-    def free(self) -> int:
-        return self.total - self.used
-
-    @property
-    def usage(self) -> float:
-        return self.used / self.total if self.total else 1.0
-
-
-def query_gpus(nvml: Any) -> list[GpuInfo]:
-    """Every GPU NVML sees (free memory is the device's, not this process's reservations)."""
-    nvml.nvmlInit()
-    try:
-        gpus = []
-        for index in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            name = nvml.nvmlDeviceGetName(handle)
-            gpus.append(
-                GpuInfo(
-                    index,
-                    name.decode() if isinstance(name, bytes) else str(name),
-                    memory.total,
-                    memory.used,
-                )
-            )
-        return gpus
-    finally:
-        nvml.nvmlShutdown()
-
-
-def visible(gpus: list[GpuInfo], cuda_visible_devices: str | None) -> list[tuple[int, GpuInfo]]:
-    """(logical CUDA index, GPU) pairs this process may use under CUDA_VISIBLE_DEVICES."""
-    if cuda_visible_devices is None:
-        return list(enumerate(gpus))
-    by_index = {g.index: g for g in gpus}
-    chosen = []
-    for logical, item in enumerate(x.strip() for x in cuda_visible_devices.split(",") if x.strip()):
-        if not item.lstrip("-").isdigit() or int(item) < 0:
-            break  # CUDA stops at the first invalid entry; UUIDs are not mapped here
-        if int(item) in by_index:
-            chosen.append((logical, by_index[int(item)]))
-    return chosen
 
 
 def choose(candidates: list[tuple[int, GpuInfo]], max_usage: float) -> int:
@@ -145,7 +91,7 @@ class Device(Permanence):
         if local_rank is not None:  # one process per GPU under torch.distributed
             return f"cuda:{int(local_rank)}", ""
         try:
-            gpus = query_gpus(self._nvml or _import_nvml())
+            gpus = query_gpus(self._nvml or import_nvml())
         except Exception as exc:  # no NVML library, driver mismatch, ...
             return "cuda:0", f"NVML unavailable ({exc}); using cuda:0 without checking its memory"
         candidates = visible(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -154,7 +100,4 @@ class Device(Permanence):
         return f"cuda:{choose(candidates, self.max_usage)}", ""
 
 
-def _import_nvml() -> Any:
-    import pynvml
-
-    return pynvml
+__all__ = ["Device", "GpuInfo", "choose", "query_gpus", "visible"]

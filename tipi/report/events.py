@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,13 @@ class Reporter:
     def step_finished(self, result: StepResult) -> None:
         """A step ran, was skipped, failed or was not run (see `result.outcome`)."""
 
+    def step_progress(self, name: str, line: str) -> None:
+        """The latest line a step running in a worker printed (for a live status)."""
+
+    def step_output(self, name: str, text: str) -> None:
+        """What a step running in another process printed: a worker's whole output when the
+        step ends (so parallel steps do not interleave), or torchrun's lines as they come."""
+
     def permanence_initializing(self, name: str) -> None:
         """A permanence is being initialized on its first use."""
 
@@ -81,6 +89,9 @@ class ListReporter(Reporter):
     def step_finished(self, result: StepResult) -> None:
         self.events.append(("step_finished", result))
 
+    def step_output(self, name: str, text: str) -> None:
+        self.events.append(("step_output", (name, text)))
+
     def permanence_initializing(self, name: str) -> None:
         self.events.append(("permanence_initializing", name))
 
@@ -92,3 +103,17 @@ class ListReporter(Reporter):
 
     def run_finished(self, summary: RunSummary) -> None:
         self.events.append(("run_finished", summary))
+
+
+class PlainReporter(Reporter):
+    """Warnings and notices as plain lines on stderr: for a step running in a worker, whose
+    output the driver collects and shows when the step ends."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def warning(self, message: str) -> None:
+        sys.stderr.write(f"warning: {message}\n")
+
+    def notice(self, message: str) -> None:
+        sys.stderr.write(f"note: {message}\n")

@@ -37,6 +37,7 @@ class RichReporter(Reporter):
         self.explain = explain
         self._live = False
         self._overall = None
+        self._running: dict[str, object] = {}
 
     def run_started(self, pipeline: str, steps: list[str]) -> None:
         self.console.print(f"[bold]tipi[/] [cyan]{escape(pipeline)}[/]: {len(steps)} step(s)")
@@ -49,6 +50,18 @@ class RichReporter(Reporter):
     def step_started(self, name: str) -> None:
         self.console.print(f"[blue]▶[/] {escape(name)}", highlight=False)
 
+    def step_progress(self, name: str, line: str) -> None:
+        progress = LiveProgress.current()
+        if not self._live or progress is None:
+            return
+        if name not in self._running:
+            self._running[name] = progress.add_task(f"▶ {name}", total=None, status="")
+        progress.update(self._running[name], status=line)
+
+    def step_output(self, name: str, text: str) -> None:
+        for line in text.rstrip("\n").splitlines():
+            self.console.print(f"[dim]{escape(name)} │[/] {escape(line)}", highlight=False)
+
     def permanence_initializing(self, name: str) -> None:
         if self.verbose:
             self.console.print(f"  [dim]initializing permanence {escape(name)}[/]")
@@ -57,6 +70,8 @@ class RichReporter(Reporter):
         progress = LiveProgress.current()
         if self._live and progress is not None:
             progress.update(self._overall, advance=1, status=result.name)
+            if result.name in self._running:
+                progress.remove_task(self._running.pop(result.name))
         if result.outcome == "skipped" and not (self.verbose or self.explain):
             return
         style = _STYLE[result.outcome]

@@ -1,0 +1,118 @@
+"""Runs one step under torch.distributed: `torch.distributed.run` starts `nproc` ranks of
+`python -m tipi.execution.rank`; rank 0 writes the step's outputs, the others write theirs
+to a folder that is thrown away."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tipi.errors import WorkerFailure
+from tipi.execution.task import Task, TaskResult
+
+RANKS_FOLDER = ".ranks"
+
+
+def command(task: Task, spec: Path) -> list[str]:
+    """The torchrun command line (one node; `--standalone` picks a free local port)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc-per-node={task.nproc}",
+        "-m",
+        "tipi.execution.rank",
+        str(spec),
+    ]
+
+
+def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
+    """Run `task` on `task.nproc` ranks; every line they print goes to `sink`."""
+    folder = Path(task.scratch) / RANKS_FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    spec = folder / "task.json"
+    spec.write_text(json.dumps(task.to_data()))
+    env = {**os.environ, "TIPI_NO_LIVE": "1", "PYTHONUNBUFFERED": "1"}
+    # torchrun would set 1 and print a banner about it; share the cores between the ranks.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // task.nproc)))
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command(task, spec),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=task.root,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sink(line)
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGTERM)  # torchrun passes it on to every rank
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+    seconds = time.perf_counter() - started
+    return _collect(task, folder, code, seconds)
+
+
+def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
+    reports = {}
+    for path in sorted(folder.glob("rank*.json")):
+        reports[int(path.stem[4:])] = json.loads(path.read_text())
+    failed = [r for _, r in sorted(reports.items()) if r["outcome"] == "failed"]
+    if failed:
+        f = failed[0]["failure"]
+        failure = WorkerFailure(
+            task.step,
+            f["message"],
+            details=f["details"],
+            hint=f["hint"],
+            exit_code=f["exit_code"],
+        )
+        return TaskResult(task.step, "failed", seconds, failure=failure)
+    first = reports.get(0)
+    if code != 0 or first is None:
+        failure = WorkerFailure(
+            task.step,
+            f"step '{task.step}' failed: torch.distributed.run exited with code {code} "
+            f"({len(reports)} of {task.nproc} rank(s) reported)",
+            hint="see the step's output above for the ranks' errors",
+        )
+        return TaskResult(task.step, "failed", seconds, failure=failure)
+    return TaskResult(task.step, first["outcome"], seconds, tuple(first["used"]))
+
+
+def report(folder: Path, rank: int, result: TaskResult) -> None:
+    """Write one rank's result where the launcher reads it."""
+    failure = result.failure
+    data = {
+        "outcome": result.outcome,
+        "seconds": result.seconds,
+        "used": list(result.used),
+        "failure": None
+        if failure is None
+        else {
+            "message": failure.message,
+            "details": failure.details,
+            "hint": failure.hint,
+            "exit_code": failure.exit_code,
+        },
+    }
+    tmp = folder / f".rank{rank}.json.tmp"
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, folder / f"rank{rank}.json")

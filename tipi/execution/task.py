@@ -1,0 +1,186 @@
+"""A step as it travels to a worker process or a Dask worker, and what comes back.
+
+The driver decides, stages, commits and records; a worker only runs the step. It rebuilds
+the pipeline from its files (classes cannot be sent reliably: local modules live in synthetic
+packages), builds only the permanences the step asks for, cleans them up, and sends back
+plain data: exceptions do not all survive pickling, so a failure comes back as text.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from tipi.errors import WorkerFailure
+
+if TYPE_CHECKING:
+    from tipi.config.resolve import ResolvedPipeline
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to run one step: plain strings, picklable anywhere.
+
+    Attributes:
+        outputs: output name → staging path (rank 0 writes there under torch.distributed).
+        log: the file the step's stdout and stderr go to (shown by the driver when it ends).
+        env: variables set for the step (CUDA_VISIBLE_DEVICES when the scheduler chose GPUs).
+    """
+
+    root: str
+    pipeline: str
+    file: str
+    overrides: tuple[str, ...]
+    step: str
+    outputs: Mapping[str, str]
+    scratch: str
+    forced: bool = False
+    log: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    nproc: int = 1
+    launcher: str = "none"
+
+    def to_data(self) -> dict[str, object]:
+        return {**vars(self), "overrides": list(self.overrides), "outputs": dict(self.outputs)}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, object]) -> Task:
+        return cls(**{**data, "overrides": tuple(data["overrides"])})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How the step went, in plain data."""
+
+    name: str
+    outcome: Literal["ran", "skipped", "failed", "interrupted"]
+    seconds: float = 0.0
+    used: tuple[str, ...] = ()
+    failure: WorkerFailure | None = None
+
+
+_resolved: dict[tuple[str, str, str, tuple[str, ...]], ResolvedPipeline] = {}
+_busy = False
+
+
+def resolve(task: Task) -> ResolvedPipeline:
+    """The task's pipeline with its classes imported, once per worker process."""
+    key = (task.root, task.pipeline, task.file, task.overrides)
+    if key not in _resolved:
+        from tipi.config.loader import load_pipeline
+        from tipi.config.resolve import resolve_pipeline
+
+        root = Path(task.root)
+        spec = load_pipeline(
+            Path(task.file),
+            name=task.pipeline,
+            root=root,
+            overrides=task.overrides,
+            folder=root / "pipelines" / task.pipeline,
+        )
+        _resolved[key] = resolve_pipeline(spec)
+    return _resolved[key]
+
+
+def execute(task: Task) -> TaskResult:
+    """Run `task` here (a worker process or a Dask worker), its output going to its log."""
+    global _busy
+    _busy = True
+    try:
+        with environment(task.env), captured(task.log):
+            if task.launcher != "none":
+                from tipi.execution.distributed import launch
+
+                return launch(task, sys.stdout.write)
+            return run_here(task, outputs=task.outputs, scratch=task.scratch)
+    finally:
+        _busy = False
+
+
+def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> TaskResult:
+    """Run the step in this process with a controller of its own, always cleaned up."""
+    from tipi.execution.base import Job
+    from tipi.execution.sequential import SequentialExecutor
+    from tipi.lifecycle import Controller
+    from tipi.report.events import PlainReporter
+
+    started = time.perf_counter()
+    try:
+        resolved = resolve(task)
+        step = resolved.steps[task.step]
+        job = Job(step, {k: Path(v) for k, v in outputs.items()}, Path(scratch), task.forced)
+        with Controller(resolved.permanences, PlainReporter(task.step)) as controller:
+            result = SequentialExecutor(controller).run(job)
+    except KeyboardInterrupt:
+        return TaskResult(task.step, "interrupted", time.perf_counter() - started)
+    except Exception as exc:  # the pipeline no longer loads here, or a permanence failed
+        failure = WorkerFailure.describe(task.step, exc)
+        return TaskResult(task.step, "failed", time.perf_counter() - started, failure=failure)
+    failure = None
+    if result.error is not None:
+        failure = WorkerFailure.describe(task.step, result.error)
+    return TaskResult(
+        task.step, result.outcome, result.seconds, tuple(sorted(result.used)), failure
+    )
+
+
+@contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Set `env` for the block and put back what was there."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def captured(log: str) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so child processes
+    and C libraries too) to `log` for the block."""
+    if not log:
+        yield
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    saved = os.dup(1), os.dup(2)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
+def worker_initializer(env: Mapping[str, str] | None = None) -> None:
+    """Set up a local worker process: plain progress lines (the driver owns the terminal),
+    Ctrl-C left to the driver, SIGTERM from the driver interrupts the running step."""
+    os.environ["TIPI_NO_LIVE"] = "1"
+    os.environ.update(env or {})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    if _busy:
+        raise KeyboardInterrupt  # the step's permanences are cleaned up on the way out
+    os._exit(0)
