@@ -125,6 +125,10 @@ class WorkerFailure(TipiError):
         self.details = details
         self.exit_code = exit_code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle as cls(*args); this one's args are not its signature.
+        return (self.__class__, (self.step, self.message), dict(self.__dict__))
+
     @classmethod
     def describe(cls, step: str, error: BaseException) -> WorkerFailure:
         """The text form of `error`, made where it happened, to be sent back to the driver."""

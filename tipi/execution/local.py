@@ -1,19 +1,21 @@
 """Worker processes on this machine for `tipi make -j N`.
 
-Steps run in a pool of `N` spawned processes (spawn, not fork: a forked CUDA or a forked
-thread pool is undefined behaviour). A step given GPUs gets a fresh process of its own, since
-CUDA_VISIBLE_DEVICES only takes effect before CUDA starts in a process.
+Each worker is a spawned process (spawn, not fork: a forked CUDA context or thread pool is
+undefined behaviour) that runs one task at a time and is reused by the next. A worker that
+dies (killed, out of memory, a crash in C) fails only the step it was running and is
+replaced; concurrent.futures' pool would fail every running step with it. A step given GPUs
+gets a fresh worker of its own, since CUDA_VISIBLE_DEVICES only takes effect before CUDA
+starts in a process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
-import signal
 import time
-from collections.abc import Collection
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Collection, Mapping
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from tipi.errors import WorkerFailure
 from tipi.execution.resources import Resources
@@ -22,64 +24,129 @@ from tipi.execution.task import Task, TaskResult, execute, worker_initializer
 GRACE_SECONDS = 30.0
 
 
+class _Worker:
+    """One worker process and the pipe the driver talks to it through."""
+
+    def __init__(self, context: Any, env: Mapping[str, str]) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, dict(env)), daemon=True)
+        self.process.start()
+        child.close()
+        self.single_use = bool(env)
+        self.task: Task | None = None
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.conn.close()
+
+
+class Handle:
+    """A submitted task; `result` is set once it is done."""
+
+    def __init__(self, task: Task, worker: _Worker) -> None:
+        self.task = task
+        self.worker = worker
+        self.result: TaskResult | None = None
+
+
 class LocalPool:
-    """`slots` worker processes; `submit` returns a future of the step's TaskResult."""
+    """Up to `slots` worker processes, started as steps need them."""
 
     name = "local"
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self._context = multiprocessing.get_context("spawn")
-        self._shared: ProcessPoolExecutor | None = None
-        self._private: dict[Future[TaskResult], ProcessPoolExecutor] = {}
+        self._idle: list[_Worker] = []
+        self._busy: dict[_Worker, Handle] = {}
 
-    def submit(self, task: Task, need: Resources) -> Future[TaskResult]:
-        if "CUDA_VISIBLE_DEVICES" in task.env:
-            pool = ProcessPoolExecutor(
-                1, self._context, initializer=worker_initializer, initargs=(dict(task.env),)
-            )
-            future = pool.submit(execute, task)
-            self._private[future] = pool
-            return future
-        if self._shared is None:
-            self._shared = ProcessPoolExecutor(
-                self.slots, self._context, initializer=worker_initializer
-            )
-        return self._shared.submit(execute, task)
+    def submit(self, task: Task, need: Resources) -> Handle:
+        gpus = {k: v for k, v in task.env.items() if k == "CUDA_VISIBLE_DEVICES"}
+        worker = _Worker(self._context, gpus) if gpus else self._take_idle()
+        worker.conn.send(task)
+        handle = self._busy[worker] = Handle(task, worker)
+        return handle
 
-    def wait(
-        self, futures: Collection[Future[TaskResult]], timeout: float
-    ) -> set[Future[TaskResult]]:
-        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
-        for future in done:
-            pool = self._private.pop(future, None)
-            if pool is not None:
-                pool.shutdown(wait=False)
+    def _take_idle(self) -> _Worker:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.process.is_alive():
+                return worker
+        return _Worker(self._context, {})
+
+    def wait(self, handles: Collection[Handle], timeout: float) -> set[Handle]:
+        busy = {h.worker: h for h in handles}
+        waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(wait(waitables, timeout))
+        done = set()
+        for worker, handle in busy.items():
+            if worker.conn in ready:
+                try:
+                    handle.result = worker.conn.recv()
+                except (EOFError, OSError):
+                    handle.result = _died(handle.task, worker)
+            elif worker.process.sentinel in ready:
+                handle.result = _died(handle.task, worker)
+            else:
+                continue
+            done.add(handle)
+            del self._busy[worker]
+            if worker.single_use or handle.result.outcome == "interrupted":
+                worker.stop()
+                worker.process.join(GRACE_SECONDS)
+            elif worker.process.is_alive():
+                self._idle.append(worker)
         return done
 
-    def result(self, future: Future[TaskResult], task: Task) -> TaskResult:
-        try:
-            return future.result()
-        except Exception as exc:  # the worker died (killed, out of memory, segfault)
-            failure = WorkerFailure.describe(task.step, exc)
-            failure.hint = f"see {task.log} for what it printed before it died"
-            return TaskResult(task.step, "failed", failure=failure)
+    def result(self, handle: Handle, task: Task) -> TaskResult:
+        assert handle.result is not None
+        return handle.result
 
     def close(self, interrupted: bool = False) -> None:
-        """Stop the workers; when interrupted, running steps get SIGTERM (their permanences
-        are cleaned up) and are killed if they take longer than GRACE_SECONDS."""
-        pools = [p for p in (self._shared, *self._private.values()) if p is not None]
-        workers = multiprocessing.active_children() if interrupted else []
-        for pool in pools:
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
-        for worker in workers:
-            if worker.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGTERM)
+        """Stop the workers; running steps (only after an interrupt) get SIGTERM, so their
+        permanences are cleaned up, and are killed after GRACE_SECONDS."""
+        for worker in self._idle:
+            worker.stop()
+        running = list(self._busy)
+        for worker in running:
+            worker.process.terminate()
+            worker.conn.close()  # its result is not wanted: the worker exits once it is sent
         deadline = time.monotonic() + GRACE_SECONDS
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                worker.kill()
-        self._shared = None
-        self._private.clear()
+        for worker in running:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+        for worker in [*self._idle, *running]:
+            worker.process.join(GRACE_SECONDS)
+        self._idle.clear()
+        self._busy.clear()
+
+
+def _died(task: Task, worker: _Worker) -> TaskResult:
+    worker.process.join(1.0)
+    code = worker.process.exitcode
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    failure = WorkerFailure(
+        task.step,
+        f"step '{task.step}' failed: its worker process died ({how})",
+        hint=f"see {task.log} for what it printed before it died",
+    )
+    return TaskResult(task.step, "failed", failure=failure)
+
+
+def _serve(conn: Connection, env: dict[str, str]) -> None:
+    """A worker's loop: run tasks until the driver sends None or goes away."""
+    worker_initializer(env)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        result = execute(task)
+        try:
+            conn.send(result)
+        except OSError:  # the driver stopped listening (interrupted)
+            return

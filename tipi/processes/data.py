@@ -22,10 +22,37 @@ def load_splits(path: Path) -> dict[str, Any]:
     return {name: TensorDataset(x, y) for name, (x, y) in raw.items()}
 
 
-def make_loader(dataset: Any, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
-    """A single-process DataLoader whose order depends only on `seed` (resumable)."""
+def make_loader(
+    dataset: Any,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    shard: tuple[int, int] | None = None,
+) -> Any:
+    """A single-process DataLoader whose order depends only on `seed` (resumable).
+
+    `shard=(rank, world_size)` gives this rank its part of each epoch (DistributedSampler,
+    seeded the same way, so resuming mid-epoch still replays the same order).
+    """
     import torch
     from torch.utils.data import DataLoader
 
+    if shard is not None:
+        from torch.utils.data import DistributedSampler
+
+        rank, world = shard
+        sampler = DistributedSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed
+        )
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def distributed_rank() -> tuple[int, int] | None:
+    """(rank, world size) when this process is one of several under torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None

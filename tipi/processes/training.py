@@ -12,7 +12,7 @@ from typing import Any
 from tipi.errors import ConfigError
 from tipi.process import PipelineProcess
 from tipi.processes.callbacks import Callback, EarlyStopping, ModelCheckpoint, Transition
-from tipi.processes.data import load_splits, make_loader
+from tipi.processes.data import distributed_rank, load_splits, make_loader
 from tipi.processes.optim import apply_freeze, build_optimizer, build_scheduler
 
 RESUME_FILE = "resume.pt"
@@ -34,6 +34,10 @@ class Train(PipelineProcess):
     `checkpoint_every` batches, model, optimizer, scheduler, RNG states and position go to the
     step's scratch folder; a killed run resumes from the last one and ends with the same
     weights as an uninterrupted run (on CPU with a fixed seed).
+
+    Under torch.distributed (the step declares `nproc = N`), the model is wrapped in
+    DistributedDataParallel and each rank trains on its shard of every epoch (`batch_size`
+    is per rank); rank 0 alone logs and draws progress, and its outputs are the step's.
     """
 
     inputs = {}
@@ -168,9 +172,17 @@ class _Loop:
         self.amp = step.mixed_precision and device.type == "cuda"
         self.last_save = time.monotonic()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.shard = distributed_rank()
+        self.forward = model
+        if self.shard is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.forward = DistributedDataParallel(model, device_ids=ids)
+        primary = self.shard is None or self.shard[0] == 0
         get = step.controller.get_permanence
-        self.loggers = get(step.loggers_name) if step.loggers_name else None
-        self.progress = get(step.progress_name) if step.progress_name else None
+        self.loggers = get(step.loggers_name) if step.loggers_name and primary else None
+        self.progress = get(step.progress_name) if step.progress_name and primary else None
 
     def fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
         self.epochs_task = f"{self.step.name}: epochs"
@@ -184,7 +196,9 @@ class _Loop:
     def _fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
         step = self.step
         for epoch in range(state["epoch"], step.epochs):
-            loader = make_loader(train_set, step.batch_size, shuffle=True, seed=step.seed + epoch)
+            loader = make_loader(
+                train_set, step.batch_size, shuffle=True, seed=step.seed + epoch, shard=self.shard
+            )
             train_loss = self._epoch(loader, epoch, state)
             metrics = {
                 "train_loss": train_loss,
@@ -224,7 +238,7 @@ class _Loop:
             x, y = x.to(self.device), y.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, enabled=self.amp):
-                loss = torch.nn.functional.cross_entropy(self.model(x), y)
+                loss = torch.nn.functional.cross_entropy(self.forward(x), y)
             self._backward(loss)
             total, count = total + loss.item() * len(y), count + len(y)
             state["batch"] += 1
@@ -233,6 +247,12 @@ class _Loop:
             if (every and state["batch"] % every == 0) or self._due():
                 self._save(state)
         state["epoch_loss"], state["epoch_count"] = 0.0, 0
+        if self.shard is not None:  # the loss over every rank's shard
+            import torch.distributed as dist
+
+            sums = torch.tensor([total, float(count)])
+            dist.all_reduce(sums)
+            total, count = sums.tolist()
         return total / max(count, 1)
 
     def _backward(self, loss: Any) -> None:
