@@ -74,7 +74,8 @@ def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
     reports = {}
     for path in sorted(folder.glob("rank*.json")):
         reports[int(path.stem[4:])] = json.loads(path.read_text())
-    failed = [r for _, r in sorted(reports.items()) if r["outcome"] == "failed"]
+    # The first rank to fail is the cause; the others usually fail because it went away.
+    failed = sorted((r for r in reports.values() if r["outcome"] == "failed"), key=_when)
     if failed:
         f = failed[0]["failure"]
         failure = WorkerFailure(
@@ -97,11 +98,16 @@ def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
     return TaskResult(task.step, first["outcome"], seconds, tuple(first["used"]))
 
 
+def _when(report: dict[str, object]) -> float:
+    return float(report.get("finished", 0.0))  # type: ignore[arg-type]
+
+
 def report(folder: Path, rank: int, result: TaskResult) -> None:
     """Write one rank's result where the launcher reads it."""
     failure = result.failure
     data = {
         "outcome": result.outcome,
+        "finished": time.time(),
         "seconds": result.seconds,
         "used": list(result.used),
         "failure": None

@@ -177,8 +177,15 @@ class _Loop:
         if self.shard is not None:
             from torch.nn.parallel import DistributedDataParallel
 
+            import torch.distributed as dist
+
             ids = [device.index] if device.type == "cuda" else None
             self.forward = DistributedDataParallel(model, device_ids=ids)
+            if self.shard[0] == 0:
+                step.controller.notice(
+                    f"{step.name}: DistributedDataParallel over {self.shard[1]} ranks "
+                    f"({dist.get_backend()}, {device}), batch_size {step.batch_size} per rank"
+                )
         primary = self.shard is None or self.shard[0] == 0
         get = step.controller.get_permanence
         self.loggers = get(step.loggers_name) if step.loggers_name and primary else None

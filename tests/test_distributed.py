@@ -1,0 +1,163 @@
+"""Steps under torch.distributed: `nproc = N` launches N ranks with torch.distributed.run
+(gloo on the CPU here); rank 0 writes the outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tipi.engine import Engine
+from tipi.errors import WorkerFailure
+from tipi.report import ListReporter
+
+STEPS = """
+import json, os, time
+from tipi import PipelineProcess
+
+
+class Reduce(PipelineProcess):
+    def __init__(self, controller, force: bool = False, fail_on: int = -1) -> None:
+        super().__init__(controller, force)
+        self.fail_on = fail_on
+
+    def execute(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if rank == self.fail_on:
+            raise RuntimeError(f"rank {rank} gave up")
+        total = torch.tensor([rank + 1.0])
+        dist.all_reduce(total)
+        device = self.controller.get_permanence("device")
+        print(f"rank {rank} of {world}: sum {total.item()}", flush=True)
+        self.outputs["out"].write_text(json.dumps({
+            "rank": rank, "world": world, "sum": total.item(), "backend": dist.get_backend(),
+            "local_rank": os.environ["LOCAL_RANK"], "device": device.name,
+        }))
+
+
+class Sleep(PipelineProcess):
+    def execute(self) -> None:
+        time.sleep(0.5)
+        self.outputs["out"].write_text("slept")
+"""
+
+PIPELINE = """
+[permanences.device]
+type = "Device"
+
+[processes.reduce]
+type = "Reduce"
+nproc = {nproc}
+params = {{ fail_on = {fail_on} }}
+outputs = {{ out = "out/reduce.json" }}
+
+[processes.other]
+type = "Sleep"
+outputs = {{ out = "out/other.txt" }}
+"""
+
+
+def setup(project, nproc: int = 2, fail_on: int = -1) -> None:
+    project.pipeline("ddp", PIPELINE.format(nproc=nproc, fail_on=fail_on), steps=STEPS)
+
+
+def test_two_ranks_run_the_step_and_rank_zero_writes_its_output(project):
+    setup(project)
+    reporter = ListReporter()
+    summary = Engine("ddp", reporter=reporter).make(["reduce"])
+    assert [r.name for r in summary.of("ran")] == ["reduce"]
+    written = json.loads(project.read("out/reduce.json"))
+    assert written == {
+        "rank": 0,
+        "world": 2,
+        "sum": 3.0,
+        "backend": "gloo",
+        "local_rank": "0",
+        "device": "cpu",
+    }
+    output = "".join(text for kind, (_, text) in _outputs(reporter))
+    assert "rank 0 of 2: sum 3.0" in output and "rank 1 of 2: sum 3.0" in output
+    # The other ranks' files and the task folder went with the scratch folder.
+    assert not (project.root / ".tipi_cache" / "scratch" / "ddp" / "reduce").exists()
+    assert not Engine("ddp").make(["reduce"]).of("ran")
+
+
+def test_the_number_of_ranks_is_part_of_the_fingerprint(project):
+    setup(project, nproc=2)
+    Engine("ddp").make(["reduce"])
+    setup(project, nproc=3)
+    reporter = ListReporter()
+    summary = Engine("ddp", reporter=reporter).make(["reduce"])
+    assert summary.of("ran")[0].reasons == ("params changed: (nproc) 2 → 3",)
+    assert json.loads(project.read("out/reduce.json"))["sum"] == 6.0
+
+
+def test_a_failing_rank_fails_the_step_without_hanging_the_others(project):
+    setup(project, fail_on=1)
+    with pytest.raises(WorkerFailure) as caught:
+        Engine("ddp").make(["reduce"])
+    assert "rank 1 gave up" in str(caught.value)
+    assert "RuntimeError" in caught.value.details
+    assert not (project.root / "out" / "reduce.json").exists()
+
+
+def test_a_distributed_step_runs_beside_others_under_j(project):
+    setup(project)
+    summary = Engine("ddp").make(jobs=2)
+    assert sorted(r.name for r in summary.of("ran")) == ["other", "reduce"]
+    assert json.loads(project.read("out/reduce.json"))["world"] == 2
+    log = project.root / ".tipi_cache" / "logs" / "ddp" / "reduce.log"
+    assert "rank 1 of 2: sum 3.0" in log.read_text()
+
+
+def test_bad_launch_settings_are_config_errors(project, cli):
+    project.pipeline(
+        "bad",
+        """
+        [processes.a]
+        type = "Reduce"
+        nproc = 2
+        launcher = "mpirun"
+        """,
+        steps=STEPS,
+    )
+    result = cli("make", "-p", "bad")
+    assert result.exit_code == 2
+    assert "unknown launcher 'mpirun'" in result.stderr and "pipeline.toml:4" in result.stderr
+
+
+def test_train_uses_distributed_data_parallel_over_two_ranks(project):
+    project.pipeline(
+        "t",
+        """
+        [permanences.device]
+        type = "Device"
+
+        [permanences.net]
+        type = "Network"
+        params = { model = "small_cnn", params = { width = 8 } }
+
+        [processes.prepare]
+        type = "PrepareDigits"
+
+        [processes.train]
+        type = "Train"
+        nproc = 2
+        inputs = { data = "data/t/splits.pt" }
+        params = { epochs = 2, batch_size = 32, lr = 0.01 }
+        """,
+    )
+    reporter = ListReporter()
+    Engine("t", reporter=reporter).make()
+    output = "".join(text for _, (_, text) in _outputs(reporter))
+    assert "train: DistributedDataParallel over 2 ranks (gloo, cpu)" in output
+    history = json.loads(project.read("out/t/train/history.json"))
+    assert history["epochs"] == 2
+    assert history["history"][-1]["val_accuracy"] > 0.8
+
+
+def _outputs(reporter: ListReporter) -> list:
+    return [(kind, payload) for kind, payload in reporter.events if kind == "step_output"]
