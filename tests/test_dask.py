@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -21,14 +22,19 @@ def cluster(monkeypatch):
     """A LocalCluster of two single-threaded worker processes, one of which offers a GPU."""
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        resources={"GPU": 1},
-    ) as local:
+    from tipi.execution.dask import preserved_environment
+
+    with (
+        preserved_environment(),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            resources={"GPU": 1},
+        ) as local,
+    ):
         yield local
 
 
@@ -90,6 +96,13 @@ def test_a_scheduler_address_and_worker_resources(project, events, cluster):
     )
     with pytest.raises(ConfigError, match="needs GPU=2 but no worker of the Dask cluster"):
         Engine("greedy").make(executor="dask", scheduler=cluster.scheduler_address)
+
+
+def test_a_dask_make_leaves_the_environment_as_it_was(project, events):
+    project.pipeline("wide", wide(["a"], gather=False), steps=STEPS)
+    before = dict(os.environ)
+    Engine("wide").make(executor="dask", jobs=1)
+    assert dict(os.environ) == before
 
 
 def test_an_unreachable_scheduler_is_a_usage_error(numbers_project, cli):

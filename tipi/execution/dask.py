@@ -11,12 +11,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from tipi.errors import ConfigError, UsageError
 from tipi.execution.resources import Resources
 from tipi.execution.task import Task, TaskResult, execute
+
+
+@contextlib.contextmanager
+def preserved_environment() -> Iterator[None]:
+    """Put os.environ back as it was: distributed's Nanny writes its workers' settings
+    (OMP_NUM_THREADS=1, PYTHONHASHSEED, ...) into the parent's environment, which would
+    change how torch computes in anything this process starts afterwards."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
 
 # Declared resources → the names Dask workers are started with (`dask worker --resources`).
 DASK_NAMES = {"gpu": "GPU", "cpu": "CPU", "mem_gb": "MEM_GB"}
@@ -46,15 +60,16 @@ class DaskPool:
                     "local cluster",
                 ) from None
         else:
-            self.cluster = LocalCluster(
-                n_workers=slots or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-                env={"TIPI_NO_LIVE": "1"},
-            )
-            self.client = Client(self.cluster)
+            with preserved_environment():  # its nannies set OMP_NUM_THREADS=1 etc. in ours
+                self.cluster = LocalCluster(
+                    n_workers=slots or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    env={"TIPI_NO_LIVE": "1"},
+                )
+                self.client = Client(self.cluster)
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
         self.offered = [dict(w.get("resources") or {}) for w in workers.values()]
         threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
@@ -101,11 +116,12 @@ class DaskPool:
 
     def close(self, interrupted: bool = False) -> None:
         """Close the client; a cluster started for this make stops with its running steps."""
-        try:
-            self.client.close()
-        finally:
-            if self.cluster is not None:
-                self.cluster.close()
+        with preserved_environment():
+            try:
+                self.client.close()
+            finally:
+                if self.cluster is not None:
+                    self.cluster.close()
 
     def _resources(self, need: Resources) -> dict[str, float]:
         declared = {"gpu": need.gpu, "cpu": need.cpu, "mem_gb": need.mem_gb}

@@ -175,9 +175,8 @@ class _Loop:
         self.shard = distributed_rank()
         self.forward = model
         if self.shard is not None:
-            from torch.nn.parallel import DistributedDataParallel
-
             import torch.distributed as dist
+            from torch.nn.parallel import DistributedDataParallel
 
             ids = [device.index] if device.type == "cuda" else None
             self.forward = DistributedDataParallel(model, device_ids=ids)
