@@ -30,7 +30,7 @@ def cluster(monkeypatch):
             n_workers=1,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
             resources={"GPU": 1},
         ) as local,

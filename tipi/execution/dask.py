@@ -65,7 +65,7 @@ class DaskPool:
                     n_workers=slots or os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     env={"TIPI_NO_LIVE": "1"},
                 )
