@@ -21,7 +21,9 @@ from tipi.planning import Plan, absolute
 from tipi.report import RunSummary, StepResult
 
 if TYPE_CHECKING:
+    from tipi.cache.content import ContentStore, RunRecord
     from tipi.cache.lock import ProjectLock
+    from tipi.cache.remote import RemoteStore
     from tipi.engine import Engine
     from tipi.execution.base import JobResult
     from tipi.execution.resources import Inventory
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from tipi.lifecycle import Controller
 
 STAT_KIND = "stat-cache"
+RESTORE_SLOT = 999  # the staging slot the driver restores cached runs through
+RAN_OR_RESTORED = ("ran", "restored")
 _UP = UP_TO_DATE.explain()
 
 
@@ -45,6 +49,7 @@ class BuildOptions:
     executor: str = "local"
     scheduler: str | None = None
     inventory: Inventory | None = None
+    remote: str | None = None
 
     @property
     def parallel(self) -> bool:
@@ -60,6 +65,7 @@ class _State:
     shortcut: bool = False
     completed: bool = False
     failed_runs: list[tuple[str, str, float, float]] = field(default_factory=list)
+    kept: list[RunRecord] = field(default_factory=list)
 
 
 class Build:
@@ -82,6 +88,12 @@ class Build:
         self._stat: StatCache | None = None
         # Executing needs more machinery than deciding; a no-op make never loads it.
         self._staging: Staging | None = None
+        self._run_cache: ContentStore | None = None
+        self.remote: RemoteStore | None = None
+        if options.remote:
+            from tipi.cache.remote import RemoteStore
+
+            self.remote = RemoteStore(options.remote, self.reporter.warning)
         self.lock = _Lock(engine.cache_dir, engine.reporter.notice)
         self.controller: Controller | None = None
         self.state = _State()
@@ -214,9 +226,61 @@ class Build:
             decision, facts = self._decide(name)
         if not decision.run:
             return self._finish(StepResult(name, "skipped", reasons=tuple(decision.explain())))
+        record = self._cached_run(name, facts)
         if self.options.dry_run:
-            return self._finish(StepResult(name, "would run", reasons=tuple(decision.explain())))
+            reasons = tuple(decision.explain())
+            if record is not None:
+                reasons = (f"{_restorable(record)}: it would be restored", *reasons)
+            return self._finish(StepResult(name, "would run", reasons=reasons))
+        if record is not None:
+            return self._restore(name, decision, facts, record)
         return decision, facts
+
+    @property
+    def run_cache(self) -> ContentStore:
+        if self._run_cache is None:
+            from tipi.cache.content import ContentStore
+
+            self._run_cache = ContentStore(self.engine.cache_dir, self.reporter.warning)
+        return self._run_cache
+
+    def _cached_run(self, name: str, facts: StepFacts) -> RunRecord | None:
+        """An earlier successful run with this fingerprint, from the run cache (or the
+        remote one); None for steps that must run (forced, volatile)."""
+        if facts.forced or facts.volatile:
+            return None
+        key = self._run_key(facts)
+        record = self.run_cache.lookup(key, self.plan.permanences)
+        if record is None and self.remote is not None:
+            try:
+                record = self.remote.fetch(key, self.plan.permanences, self.run_cache)
+            except OSError as exc:
+                self.reporter.warning(f"remote cache {self.remote.url}: {exc}")
+        return record
+
+    def _run_key(self, facts: StepFacts) -> str:
+        from tipi.cache.content import run_key
+
+        return run_key(facts.type, facts.code, facts.params, facts.inputs)
+
+    def _restore(
+        self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
+    ) -> StepResult | tuple[Decision, StepFacts]:
+        """Put an earlier run's outputs in place instead of running the step (or, when that
+        fails, say it must run after all)."""
+        started = time.perf_counter()
+        staged, _ = self.staging.prepare(name, self.outputs_of(name), slot=RESTORE_SLOT)
+        try:
+            self.run_cache.restore(record, staged)
+            self.staging.commit(name, staged, self.outputs_of(name))
+        except (OSError, ProcessFailure) as exc:
+            self.reporter.warning(f"could not restore '{name}' from the run cache: {exc}")
+            return decision, facts
+        finally:
+            self.staging.discard(staged)
+        self._record(name, facts, frozenset(record.permanences), record.seconds, keep=False)
+        reasons = (_restorable(record), *decision.explain())
+        return self._finish(StepResult(name, "restored", time.perf_counter() - started, reasons))
 
     def _lock(self) -> bool:
         """Take the project lock; if another make held it, reread what it recorded."""
@@ -241,7 +305,7 @@ class Build:
                 pending[path] = producer  # type: ignore[assignment]
                 inputs[path] = None
                 continue
-            if outcome == "ran":
+            if outcome in ("ran", "restored"):
                 remade[path] = producer  # type: ignore[assignment]
             inputs[path] = self._hash(path)
         forced = name in self.options.forced or step.force
@@ -354,7 +418,14 @@ class Build:
         self.staging.finish(name)
         return self._finish(StepResult(name, "ran", seconds, reasons))
 
-    def _record(self, name: str, facts: StepFacts, used: frozenset[str], seconds: float) -> None:
+    def _record(
+        self,
+        name: str,
+        facts: StepFacts,
+        used: frozenset[str],
+        seconds: float,
+        keep: bool = True,
+    ) -> None:
         relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
         outputs = {p: self._rehash(p) for p in self.plan.steps[name].outputs.values()}
         trace = Trace(
@@ -369,6 +440,24 @@ class Build:
             seconds=seconds,
         )
         self.store.put(name, trace)
+        if keep and not facts.volatile:
+            self._keep(name, facts, trace.permanences, seconds)
+
+    def _keep(self, name: str, facts: StepFacts, configs: dict, seconds: float) -> None:
+        """Put a successful run's outputs in the run cache (a failure here is a warning)."""
+        try:
+            record = self.run_cache.save(
+                self._run_key(facts),
+                name,
+                configs,
+                self.outputs_of(name),
+                lambda path: self.stat.hash_path(path),
+                seconds,
+            )
+        except OSError as exc:
+            self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
+            return
+        self.state.kept.append(record)
 
     def _fail(
         self, name: str, error: BaseException | None, seconds: float, reasons: tuple[str, ...]
@@ -396,7 +485,9 @@ class Build:
             if self._store is not None:
                 self._store.close()
             if not self.options.dry_run:
-                ran = [n for n, outcome in self.state.outcomes.items() if outcome == "ran"]
+                ran = [
+                    n for n, outcome in self.state.outcomes.items() if outcome in RAN_OR_RESTORED
+                ]
                 if ran or self.state.failed_runs:
                     update_failures(
                         self.state_dir / "failures.msgpack",
@@ -410,11 +501,26 @@ class Build:
                         self._staging.tidy()
                 if self._stat is not None and self._stat.dirty:
                     write_document(self.stat_file, STAT_KIND, self._stat.entries)
+                self._push()
             try:
                 self._record_clean()  # last: compaction above rewrites one of its guards
             except OSError as exc:
                 self.reporter.warning(f"could not write the clean record: {exc}")
             self.lock.release()
+
+    def _push(self) -> None:
+        """Send the runs this make kept to the remote cache (`--remote`)."""
+        if self.remote is None or not self.state.kept:
+            return
+        try:
+            sent = self.remote.push(self.run_cache, self.state.kept)
+        except OSError as exc:
+            self.reporter.warning(f"could not push to the remote cache {self.remote.url}: {exc}")
+            return
+        if sent.records:
+            self.reporter.notice(
+                f"pushed {sent.records} run(s), {sent.objects} file(s) to {self.remote.url}"
+            )
 
     def _raise_failures(self) -> None:
         failures = self.state.failures
@@ -427,6 +533,12 @@ class Build:
             raise error
         if failures:
             raise BuildFailed(failures, hint=hint.replace("fix it", "fix them"))
+
+
+def _restorable(record: RunRecord) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished))
+    took = f"{record.seconds:.1f}s"
+    return f"restored from the run cache: same fingerprint as a run of {when} ({took})"
 
 
 def _error_of(result: JobResult | TaskResult) -> BaseException | None:

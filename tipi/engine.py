@@ -85,6 +85,7 @@ class Engine:
         executor: str = "local",
         scheduler: str | None = None,
         inventory: Inventory | None = None,
+        remote: str | None = None,
     ) -> RunSummary:
         """Bring `targets` (step names or output paths; default: every step) up to date.
 
@@ -100,6 +101,8 @@ class Engine:
             scheduler: the Dask scheduler's address (default: a LocalCluster for this make).
             inventory: the cores, memory and GPUs the local executor may hand out
                 (default: this machine's).
+            remote: a remote run cache (fsspec URL): runs found there are restored, and the
+                runs of this make are pushed to it.
 
         Raises:
             ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
@@ -122,6 +125,7 @@ class Engine:
             executor=executor,
             scheduler=scheduler,
             inventory=inventory,
+            remote=remote,
         )
         return Build(self, plan, order, options).run()
 

@@ -1,5 +1,6 @@
 """The `tipi` command line: a Typer app mapping TipiError to a message, hint and exit code."""
 
+from tipi.cli import cache as _cache  # noqa: F401 - registers `tipi cache ...`
 from tipi.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -130,6 +130,14 @@ ExecutorOpt = Annotated[
     str,
     typer.Option("--executor", help="Where steps run with -j: local (worker processes) or dask."),
 ]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        metavar="URL",
+        help="A remote run cache (directory, file://, s3://, gs://): restore from it, push to it.",
+    ),
+]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
@@ -171,6 +179,7 @@ def make_command(
     jobs: JobsOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
+    remote: RemoteOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     explain: ExplainOpt = False,
@@ -197,6 +206,7 @@ def make_command(
         jobs=jobs,
         executor=executor,
         scheduler=scheduler,
+        remote=remote,
     )
 
 
@@ -212,6 +222,7 @@ def run_command(
     jobs: JobsOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
+    remote: RemoteOpt = None,
 ) -> None:
     """Make every step of PIPELINE (what is up to date is skipped)."""
     from tipi.engine import Engine
@@ -225,6 +236,7 @@ def run_command(
         jobs=jobs,
         executor=executor,
         scheduler=scheduler,
+        remote=remote,
     )
 
 

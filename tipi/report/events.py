@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Outcome = Literal["ran", "skipped", "failed", "not run", "would run"]
+Outcome = Literal["ran", "restored", "skipped", "failed", "not run", "would run"]
 
 
 @dataclass(frozen=True)

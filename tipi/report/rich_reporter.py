@@ -11,13 +11,21 @@ from tipi.report.live import LiveProgress, interactive
 
 _STYLE = {
     "ran": "green",
+    "restored": "green",
     "skipped": "dim",
     "failed": "bold red",
     "not run": "yellow",
     "would run": "cyan",
 }
-_MARK = {"ran": "✔", "skipped": "·", "failed": "✘", "not run": "-", "would run": "→"}
-_ORDER = ("ran", "would run", "skipped", "failed", "not run")
+_MARK = {
+    "ran": "✔",
+    "restored": "⤓",
+    "skipped": "·",
+    "failed": "✘",
+    "not run": "-",
+    "would run": "→",
+}
+_ORDER = ("ran", "restored", "would run", "skipped", "failed", "not run")
 
 
 class RichReporter(Reporter):
@@ -76,7 +84,7 @@ class RichReporter(Reporter):
             return
         style = _STYLE[result.outcome]
         text = f"[{style}]{_MARK[result.outcome]} {escape(result.name)}[/] [dim]{result.outcome}"
-        if result.outcome in ("ran", "failed"):
+        if result.outcome in ("ran", "restored", "failed"):
             text += f" in {_seconds(result.seconds)}"
         reasons = list(result.reasons) if result.outcome != "failed" else []
         if reasons and not self.explain:
@@ -101,7 +109,9 @@ class RichReporter(Reporter):
                 progress.remove_task(self._overall)
             LiveProgress.release()
             self._live = False
-        shown = [r for r in summary.results if r.outcome in ("ran", "failed", "not run")]
+        shown = [
+            r for r in summary.results if r.outcome in ("ran", "restored", "failed", "not run")
+        ]
         if shown:
             from rich.table import Table
 
@@ -109,7 +119,11 @@ class RichReporter(Reporter):
             for column in ("step", "outcome", "time"):
                 table.add_column(column)
             for result in shown:
-                took = _seconds(result.seconds) if result.outcome in ("ran", "failed") else ""
+                took = (
+                    _seconds(result.seconds)
+                    if result.outcome in ("ran", "restored", "failed")
+                    else ""
+                )
                 outcome = f"[{_STYLE[result.outcome]}]{result.outcome}[/]"
                 table.add_row(escape(result.name), outcome, took)
             self.console.print(table)
@@ -119,7 +133,7 @@ class RichReporter(Reporter):
             verdict = "[yellow]interrupted[/]"
         elif summary.dry_run:
             verdict = "[cyan]dry run[/]"
-        elif summary.ok and not summary.of("ran"):
+        elif summary.ok and not summary.of("ran") and not summary.of("restored"):
             verdict = "[green]up to date[/]"
         self.console.print(f"{verdict}: {counts or 'nothing to do'} in {_seconds(summary.seconds)}")
 
