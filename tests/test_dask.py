@@ -95,7 +95,7 @@ def test_a_scheduler_address_and_worker_resources(project, events, cluster):
         (project.root / "pipelines" / "gpu" / "steps.py").read_text()
     )
     with pytest.raises(ConfigError, match="needs GPU=2 but no worker of the Dask cluster"):
-        Engine("greedy").make(executor="dask", scheduler=cluster.scheduler_address)
+        Engine("greedy").make(executor="dask", scheduler=cluster.scheduler_address, force_all=True)
 
 
 def test_a_dask_make_leaves_the_environment_as_it_was(project, events):

@@ -15,6 +15,19 @@ from tipi.errors import DefinitionError, UsageError
 from tipi.report import ListReporter
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _without_run_cache():
+    """These tests pin the rebuilder's decisions (what reruns); with the run cache on, a
+    step whose outputs were deleted or changed would be restored instead (test_run_cache)."""
+    saved = os.environ.get("TIPI_RUN_CACHE")
+    os.environ["TIPI_RUN_CACHE"] = "0"
+    yield
+    if saved is None:
+        os.environ.pop("TIPI_RUN_CACHE", None)
+    else:
+        os.environ["TIPI_RUN_CACHE"] = saved
+
+
 @pytest.fixture
 def proj(project):
     project.pipeline("m", PIPELINE, steps=STEPS)

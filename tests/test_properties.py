@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,19 @@ class Node(PipelineProcess):
         parts = [self.inputs[k].read_text() for k in sorted(self.inputs)]
         self.outputs["out"].write_text(f"{self.salt % self.mod}(" + ",".join(parts) + ")")
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _without_run_cache():
+    """These tests pin the rebuilder's decisions (what reruns); with the run cache on, a
+    step whose outputs were deleted or changed would be restored instead (test_run_cache)."""
+    saved = os.environ.get("TIPI_RUN_CACHE")
+    os.environ["TIPI_RUN_CACHE"] = "0"
+    yield
+    if saved is None:
+        os.environ.pop("TIPI_RUN_CACHE", None)
+    else:
+        os.environ["TIPI_RUN_CACHE"] = saved
 
 
 @dataclass

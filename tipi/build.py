@@ -50,6 +50,7 @@ class BuildOptions:
     scheduler: str | None = None
     inventory: Inventory | None = None
     remote: str | None = None
+    run_cache: bool = True
 
     @property
     def parallel(self) -> bool:
@@ -247,7 +248,7 @@ class Build:
     def _cached_run(self, name: str, facts: StepFacts) -> RunRecord | None:
         """An earlier successful run with this fingerprint, from the run cache (or the
         remote one); None for steps that must run (forced, volatile)."""
-        if facts.forced or facts.volatile:
+        if facts.forced or facts.volatile or not self.options.run_cache:
             return None
         key = self._run_key(facts)
         record = self.run_cache.lookup(key, self.plan.permanences)
@@ -440,7 +441,7 @@ class Build:
             seconds=seconds,
         )
         self.store.put(name, trace)
-        if keep and not facts.volatile:
+        if keep and not facts.volatile and self.options.run_cache:
             self._keep(name, facts, trace.permanences, seconds)
 
     def _keep(self, name: str, facts: StepFacts, configs: dict, seconds: float) -> None:

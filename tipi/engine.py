@@ -86,6 +86,7 @@ class Engine:
         scheduler: str | None = None,
         inventory: Inventory | None = None,
         remote: str | None = None,
+        run_cache: bool | None = None,
     ) -> RunSummary:
         """Bring `targets` (step names or output paths; default: every step) up to date.
 
@@ -103,6 +104,8 @@ class Engine:
                 (default: this machine's).
             remote: a remote run cache (fsspec URL): runs found there are restored, and the
                 runs of this make are pushed to it.
+            run_cache: keep successful runs' outputs and restore them when a fingerprint
+                matches again (default: on, unless the environment sets TIPI_RUN_CACHE=0).
 
         Raises:
             ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
@@ -126,6 +129,7 @@ class Engine:
             scheduler=scheduler,
             inventory=inventory,
             remote=remote,
+            run_cache=run_cache if run_cache is not None else _run_cache_default(),
         )
         return Build(self, plan, order, options).run()
 
@@ -164,6 +168,10 @@ class Engine:
 
 
 EXECUTORS = ("local", "dask")
+
+
+def _run_cache_default() -> bool:
+    return os.environ.get("TIPI_RUN_CACHE", "1").strip().lower() not in ("0", "false", "no")
 
 
 def _check_execution(jobs: int | None, executor: str, scheduler: str | None) -> None:

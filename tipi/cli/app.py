@@ -180,6 +180,14 @@ def make_command(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     remote: RemoteOpt = None,
+    run_cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--run-cache/--no-run-cache",
+            help="Restore outputs of earlier runs with the same fingerprint, keep new ones.",
+            show_default=False,
+        ),
+    ] = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     explain: ExplainOpt = False,
@@ -207,6 +215,7 @@ def make_command(
         executor=executor,
         scheduler=scheduler,
         remote=remote,
+        run_cache=run_cache,
     )
 
 
