@@ -254,7 +254,10 @@ class Build:
         record = self.run_cache.lookup(key, self.plan.permanences)
         if record is None and self.remote is not None:
             try:
-                record = self.remote.fetch(key, self.plan.permanences, self.run_cache)
+                if self.options.dry_run:  # say what would be restored; copy nothing
+                    record = self.remote.find(key, self.plan.permanences)
+                else:
+                    record = self.remote.fetch(key, self.plan.permanences, self.run_cache)
             except OSError as exc:
                 self.reporter.warning(f"remote cache {self.remote.url}: {exc}")
         return record

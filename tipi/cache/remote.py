@@ -77,21 +77,29 @@ class RemoteStore:
                     self.warn(f"skipping unreadable remote record {key}/{name}: {exc}")
         return sorted(found, key=lambda r: -r.finished)
 
+    def find(self, key: str, configs: Mapping[str, Any]) -> RunRecord | None:
+        """The newest run under `key` whose permanence configs match; nothing is copied."""
+        return next((r for r in self.records(key) if r.matches(configs)), None)
+
     def fetch(self, key: str, configs: Mapping[str, Any], local: ContentStore) -> RunRecord | None:
         """Copy the newest matching run under `key` (record and objects) into `local`."""
-        for record in self.records(key):
-            if record.matches(configs):
-                self._download(record, local)
-                return record
-        return None
+        record = self.find(key, configs)
+        if record is not None:
+            self._download(record, local)
+        return record
 
     def push(self, local: ContentStore, only: Iterable[RunRecord] | None = None) -> Transfer:
         """Upload local records (all, or `only`) the remote lacks, objects first."""
-        have = self.keys_and_names()
-        records = list(only) if only is not None else [r for _, r in local.all_records()]
+        if only is None:  # everything: one listing of the remote beats a query per record
+            have = self.keys_and_names()
+            records = [r for _, r in local.all_records()]
+            present = lambda r: (r.key, r.name) in have  # noqa: E731
+        else:  # a make's few new runs: ask about each rather than list the whole remote
+            records = list(only)
+            present = lambda r: self.fs.exists(self._path("runs", r.key, r.name))  # noqa: E731
         done = Transfer()
         for record in records:
-            if (record.key, record.name) in have:
+            if present(record):
                 continue
             for digest in set(record.objects()):
                 target = self._path("objects", digest[:2], digest)
