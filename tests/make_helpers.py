@@ -116,3 +116,12 @@ def runs(project) -> list[str]:
     lines = path.read_text().split()
     path.unlink()
     return lines
+
+
+def interruptible() -> None:
+    """A `preexec_fn`: Ctrl-C behaves as in a terminal even when the test run itself was
+    started in the background (a non-interactive shell starts background jobs with SIGINT
+    ignored, and a Python started so never raises KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.make_helpers import interruptible
+
 SLOW = """
 import os, time
 from pathlib import Path
@@ -87,6 +89,7 @@ def tipi(root: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tipi", *args],
         cwd=root,
+        preexec_fn=interruptible,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.make_helpers import interruptible
 from tipi import PipelineRunner
 from tipi.errors import DefinitionError, PipelineInterrupted, ProcessFailure
 from tipi.report import ListReporter
@@ -145,6 +146,7 @@ def test_real_sigint_cleans_up_and_exits_130(project):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tipi", "run", "p"],
         cwd=project.root,
+        preexec_fn=interruptible,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.make_helpers import interruptible
 from tipi.engine import Engine
 from tipi.errors import BuildFailed, ConfigError, WorkerFailure
 from tipi.execution.gpus import GpuInfo
@@ -306,6 +307,7 @@ def test_ctrl_c_stops_the_workers_cleans_up_and_keeps_no_partial_output(project,
     make = subprocess.Popen(
         [str(tipi), "make", "-j", "2"],
         cwd=project.root,
+        preexec_fn=interruptible,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
