@@ -83,7 +83,7 @@ class Build:
         self.root = engine.root
         self.state_dir = engine.cache_dir / "pipelines" / engine.name
         self.stat_file = engine.cache_dir / "stat.msgpack"
-        self.clean_file = self.state_dir / "clean.msgpack"
+        self.clean_file = engine.state_dir / "clean.msgpack"
         # Loaded on first use: the clean-record shortcut needs neither.
         self._store: TraceStore | None = None
         self._stat: StatCache | None = None
@@ -297,6 +297,11 @@ class Build:
             self.store = TraceStore(self.store.path, self.reporter.warning)
         return waited
 
+    def key(self, name: str) -> str:
+        """The name `name`'s trace is kept under (its own per sweep variant, when swept)."""
+        variant = self.engine.variant
+        return name if variant is None else variant.key(name)
+
     def _facts(self, name: str) -> StepFacts:
         step = self.plan.steps[name]
         pending: dict[str, str] = {}
@@ -330,7 +335,7 @@ class Build:
 
     def _decide(self, name: str) -> tuple[Decision, StepFacts]:
         facts = self._facts(name)
-        return decide(facts, self.store.get(name)), facts
+        return decide(facts, self.store.get(self.key(name))), facts
 
     def _execute(self, name: str, decision: Decision, facts: StepFacts) -> StepResult:
         """Run one step in this process (the sequential make)."""
@@ -387,11 +392,13 @@ class Build:
             env={"TIPI_NO_LIVE": "1"},
             nproc=planned.nproc,
             launcher=planned.launcher,
+            variant=self.engine.variant.to_data() if self.engine.variant else None,
         )
 
     def log_of(self, name: str) -> Path:
         """Where a step running in a worker writes its stdout and stderr."""
-        return self.engine.cache_dir / "logs" / self.engine.name / f"{name}.log"
+        logs = self.engine.cache_dir / "logs" / self.engine.name
+        return logs / f"{self.key(name).replace('/', '~')}.log"
 
     def conclude(
         self,
@@ -443,7 +450,7 @@ class Build:
             finished=time.time(),
             seconds=seconds,
         )
-        self.store.put(name, trace)
+        self.store.put(self.key(name), trace)
         if keep and not facts.volatile and self.options.run_cache:
             self._keep(name, facts, trace.permanences, seconds)
 

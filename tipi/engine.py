@@ -15,6 +15,7 @@ from tipi.planning import Plan, Planner, absolute
 from tipi.report import NullReporter, Reporter, RunSummary
 
 if TYPE_CHECKING:
+    from tipi.config.variant import Variant
     from tipi.execution.resources import Inventory
 
 CACHE_DIR = ".tipi_cache"
@@ -41,6 +42,8 @@ class Engine:
         config: another TOML file instead of `pipeline.toml` in the pipeline folder.
         overrides: `step.param=value` strings, values parsed as TOML.
         reporter: receives the run's events; default: none shown.
+        variant: a sweep variant: the steps it names write under its own folder and keep
+            their own traces (see `tipi sweep`).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Engine:
         config: Path | str | None = None,
         overrides: Iterable[str] = (),
         reporter: Reporter | None = None,
+        variant: Variant | None = None,
     ) -> None:
         self.root = Path(root).resolve() if root is not None else require_project_root()
         self.name, self.file = locate_pipeline(
@@ -59,13 +63,19 @@ class Engine:
         self.overrides = tuple(overrides)
         self.reporter = reporter or NullReporter()
         self.cache_dir = self.root / CACHE_DIR
+        self.variant = variant
+        # What is per variant: the plan and the clean record (traces are shared, by key).
+        self.state_dir = self.cache_dir / "pipelines" / self.name
+        if variant is not None:
+            self.state_dir = self.state_dir / "sweeps" / variant.sweep / variant.name
         self.planner = Planner(
             root=self.root,
             name=self.name,
             file=self.file,
             overrides=self.overrides,
-            cache_file=self.cache_dir / "pipelines" / self.name / "plan.msgpack",
+            cache_file=self.state_dir / "plan.msgpack",
             warn=self.reporter.warning,
+            variant=variant,
         )
         self._explicit_pipeline = pipeline is not None
 

@@ -17,6 +17,7 @@ from tipi.cache.store import read_document, write_document
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
+    from tipi.config.variant import Variant
 from tipi.errors import DefinitionError, Location
 
 PLAN_KIND = "plan"
@@ -109,6 +110,7 @@ class Planner:
         overrides: `--set` strings (part of the cache key).
         cache_file: where the plan is cached.
         warn: receives warnings about an unreadable cache.
+        variant: the sweep variant whose outputs live apart (part of the cache key).
     """
 
     root: Path
@@ -117,6 +119,7 @@ class Planner:
     overrides: Sequence[str]
     cache_file: Path
     warn: Callable[[str], None]
+    variant: Variant | None = None
     resolved: ResolvedPipeline | None = None
     from_cache: bool = False
 
@@ -148,6 +151,7 @@ class Planner:
         if self.resolved is None:
             from tipi.config.loader import load_pipeline
             from tipi.config.resolve import resolve_pipeline
+            from tipi.config.variant import apply_variant
 
             spec = load_pipeline(
                 self.file,
@@ -156,11 +160,12 @@ class Planner:
                 overrides=self.overrides,
                 folder=self.folder,
             )
-            self.resolved = resolve_pipeline(spec)
+            self.resolved = apply_variant(resolve_pipeline(spec), self.variant)
         return self.resolved
 
     def _key(self) -> list[Any]:
-        return [str(self.file), list(self.overrides), __version__, str(self.root)]
+        variant = self.variant.to_data() if self.variant is not None else None
+        return [str(self.file), list(self.overrides), __version__, str(self.root), variant]
 
     def _valid(self, cached: Mapping[str, Any]) -> bool:
         if cached.get("key") != self._key():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tipi.config.variant import Variant, apply_variant
 from tipi.errors import WorkerFailure
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Task:
         outputs: output name → staging path (rank 0 writes there under torch.distributed).
         log: the file the step's stdout and stderr go to (shown by the driver when it ends).
         env: variables set for the step (CUDA_VISIBLE_DEVICES when the scheduler chose GPUs).
+        variant: the sweep variant (Variant.to_data()) whose outputs live apart, if any.
     """
 
     root: str
@@ -46,6 +48,7 @@ class Task:
     env: Mapping[str, str] = field(default_factory=dict)
     nproc: int = 1
     launcher: str = "none"
+    variant: Mapping[str, object] | None = None
 
     def to_data(self) -> dict[str, object]:
         return {**vars(self), "overrides": list(self.overrides), "outputs": dict(self.outputs)}
@@ -66,13 +69,14 @@ class TaskResult:
     failure: WorkerFailure | None = None
 
 
-_resolved: dict[tuple[str, str, str, tuple[str, ...]], ResolvedPipeline] = {}
+_resolved: dict[tuple[object, ...], ResolvedPipeline] = {}
 _busy = False
 
 
 def resolve(task: Task) -> ResolvedPipeline:
     """The task's pipeline with its classes imported, once per worker process."""
-    key = (task.root, task.pipeline, task.file, task.overrides)
+    variant = Variant.from_data(task.variant)
+    key = (task.root, task.pipeline, task.file, task.overrides, variant)
     if key not in _resolved:
         from tipi.config.loader import load_pipeline
         from tipi.config.resolve import resolve_pipeline
@@ -85,7 +89,7 @@ def resolve(task: Task) -> ResolvedPipeline:
             overrides=task.overrides,
             folder=root / "pipelines" / task.pipeline,
         )
-        _resolved[key] = resolve_pipeline(spec)
+        _resolved[key] = apply_variant(resolve_pipeline(spec), variant)
     return _resolved[key]
 
 

@@ -8,7 +8,7 @@ import os
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,18 @@ class BaseLoggerManager(Permanence):
     def log_hparams(self, hparams: Mapping[str, Any], metrics: Metrics | None = None) -> None:
         """Log the run's hyperparameters (and the final metrics they led to)."""
         self._log_hparams(dict(hparams), dict(metrics or {}))
+
+    def supports_sweep(self) -> bool:
+        """True when this backend runs sweeps itself (`tipi sweep --logger NAME`)."""
+        return False
+
+    def run_sweep(
+        self, run_once: Callable[[Mapping[str, Any]], dict[str, float]], config: Mapping[str, Any]
+    ) -> None:
+        """Run a sweep: choose params (`config` is in W&B's sweep format, parameter names
+        `STEP.PARAM`), call `run_once(params)` for each variant (it makes the variant and
+        returns its metrics; it raises when the variant failed) and stop when done."""
+        raise NotImplementedError(f"{type(self).__name__} does not run sweeps")
 
     def finish(self) -> None:
         """Flush and close; safe to call more than once."""
@@ -203,6 +215,7 @@ class WandBLogger(BaseLoggerManager):
         self.mode = mode
         self.run_name = run_name
         self.run: Any = None
+        self._owns_run = True
 
     @property
     def resolved_mode(self) -> str:
@@ -218,6 +231,10 @@ class WandBLogger(BaseLoggerManager):
                 f"WandBLogger needs wandb: {exc}", hint="pip install 'tipi[wandb]'"
             ) from exc
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        active = wandb.run
+        if active is not None and os.environ.get(SWEEP_RUN_VARIABLE) == active.id:
+            self.run, self._owns_run = active, False  # the sweep agent's run: log into it
+            return
         self.run = wandb.init(
             project=self.project,
             dir=str(self.log_dir),
@@ -241,8 +258,67 @@ class WandBLogger(BaseLoggerManager):
             self.run.summary[name] = value
 
     def _finish(self) -> None:
-        if self.run is not None:
+        if self.run is not None and self._owns_run:
             self.run.finish()
+
+    def supports_sweep(self) -> bool:
+        return True
+
+    def run_sweep(
+        self, run_once: Callable[[Mapping[str, Any]], dict[str, float]], config: Mapping[str, Any]
+    ) -> None:
+        """A W&B sweep: W&B's controller chooses the params (grid, random or bayes), its
+        agent runs each variant here; the pipeline's W&B logging goes to the agent's run."""
+        if self.resolved_mode != "online":
+            raise ConfigError(
+                "a W&B sweep needs W&B online; this logger is "
+                f"{self.resolved_mode} (mode = {self.mode!r})",
+                hint="set WANDB_API_KEY or run `wandb login` (and mode auto or online), "
+                "or run the sweep without --wandb: tipi runs grid and random sweeps itself",
+            )
+        import wandb
+
+        wandb_config = {**config, "parameters": nested_parameters(config["parameters"])}
+        sweep_id = wandb.sweep(sweep=wandb_config, project=self.project)
+
+        def trial() -> None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with wandb.init(dir=str(self.log_dir)) as run:
+                os.environ[SWEEP_RUN_VARIABLE] = run.id
+                try:
+                    metrics = run_once(flat_parameters(dict(run.config)))
+                finally:
+                    os.environ.pop(SWEEP_RUN_VARIABLE, None)
+                run.log(metrics)
+
+        wandb.agent(sweep_id, function=trial, project=self.project, count=config.get("run_cap"))
+
+
+SWEEP_RUN_VARIABLE = "TIPI_WANDB_SWEEP_RUN"
+
+
+def nested_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"train.lr": {...}}` in W&B's nested form: `{"train": {"parameters": {"lr": ...}}}`."""
+    nested: dict[str, Any] = {}
+    for key, table in parameters.items():
+        *tables, leaf = key.split(".")
+        target = nested
+        for name in tables:
+            target = target.setdefault(name, {"parameters": {}})["parameters"]
+        target[leaf] = dict(table)
+    return nested
+
+
+def flat_parameters(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The inverse of `nested_parameters` for a run's config: `{"train": {"lr": 0.1}}` →
+    `{"train.lr": 0.1}`."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat |= flat_parameters(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 class MultiLogger(BaseLoggerManager):

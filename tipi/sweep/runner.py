@@ -1,0 +1,254 @@
+"""Runs a sweep: each variant is a make with overrides, its swept steps kept apart.
+
+Which steps a variant owns is decided from the swept keys alone (so that W&B, choosing
+values one run at a time, gets the same layout): the steps the keys name, plus every step
+downstream of them; all steps when a key names a permanence that affects results. The other
+steps keep their paths and traces, so they run once for all variants.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from tipi.config.loader import apply_overrides
+from tipi.config.variant import Variant
+from tipi.engine import Engine
+from tipi.errors import PipelineInterrupted, TipiError, UsageError
+from tipi.planning import Plan, absolute
+from tipi.report import Reporter
+from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
+from tipi.sweep.sample import overrides, variant_name, variants
+from tipi.sweep.spec import SweepSpec, slug
+
+RunOnce = Callable[[Mapping[str, Any]], dict[str, float]]
+
+
+class SweepRunner(Protocol):
+    """What a logger offers to run sweeps itself (W&B's agent, or another backend's)."""
+
+    def supports_sweep(self) -> bool: ...
+
+    def run_sweep(self, run_once: RunOnce, config: Mapping[str, Any]) -> None: ...
+
+
+class VariantFailed(TipiError):
+    """A variant's make failed (exit 1); the local sweep goes on with the next one."""
+
+    exit_code = 1
+
+
+class SweepFailed(TipiError):
+    """Some variants failed; the others' results were written (exit 1)."""
+
+    exit_code = 1
+
+
+class Sweep:
+    """One sweep of a pipeline: `Sweep("digits", spec).run()`.
+
+    Args:
+        pipeline: the pipeline's name (None for the only one).
+        spec: what to sweep (`load_sweep` or `grid_from_options`).
+        root, config, overrides, reporter: as for Engine; `overrides` apply to every variant.
+        targets: what each variant builds (default: every step).
+        make_options: keyword arguments of Engine.make for each variant (jobs, remote...).
+        announce: receives a line as each variant starts.
+    """
+
+    def __init__(
+        self,
+        pipeline: str | None,
+        spec: SweepSpec,
+        *,
+        root: Path | str | None = None,
+        config: Path | str | None = None,
+        overrides: Sequence[str] = (),
+        reporter: Reporter | None = None,
+        targets: Sequence[str] = (),
+        make_options: Mapping[str, Any] | None = None,
+        announce: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.base = Engine(
+            pipeline, root=root, config=config, overrides=overrides, reporter=reporter
+        )
+        self.spec = spec
+        self.name = slug(spec.name)
+        self.config = config
+        self.reporter = reporter
+        self.targets = list(targets)
+        self.options = dict(make_options or {})
+        self.dry_run = bool(self.options.get("dry_run"))
+        self.announce = announce
+        plan = self.base.load(save=not self.dry_run)
+        self.steps = frozenset(self._owned_steps(plan))
+        self.results = SweepResults(self.base.name, self.name, spec.method, spec.metric, spec.goal)
+
+    @property
+    def folder(self) -> Path:
+        """Where this sweep's variants and results live."""
+        return self.base.root / "out" / "sweeps" / self.base.name / self.name
+
+    def run(self, count: int | None = None, seed: int = 0) -> SweepResults:
+        """Run every variant here, one after another; a failed variant does not stop the
+        others (a config error does, before anything runs).
+
+        Raises:
+            SweepFailed: some variants failed (the results of all are written).
+            PipelineInterrupted: Ctrl-C; the results of finished variants are written.
+        """
+        chosen = variants(self.spec, count, seed)
+        for params in chosen:  # every variant's config is checked before anything runs
+            self.engine(params).load(save=not self.dry_run)
+        self.total = len(chosen)
+        for params in chosen:
+            try:
+                self.run_once(params)
+            except VariantFailed:
+                continue
+        return self._finish()
+
+    def run_with(self, runner: SweepRunner) -> SweepResults:
+        """Hand the sweep to a logger's own runner (`--wandb`): it chooses the params and
+        calls `run_once` for each variant."""
+        if not runner.supports_sweep():
+            raise UsageError(
+                f"{type(runner).__name__} cannot run sweeps",
+                hint="run the sweep without a logger (tipi runs grid and random itself)",
+            )
+        self.total = 0
+        runner.run_sweep(self.run_once, self.spec.to_wandb())
+        return self._finish()
+
+    def engine(self, params: Mapping[str, Any]) -> Engine:
+        """The make of one variant."""
+        return Engine(
+            self.base.name,
+            root=self.base.root,
+            config=self.config,
+            overrides=[*self.base.overrides, *overrides(params)],
+            reporter=self.reporter,
+            variant=Variant(
+                self.base.name, self.name, variant_name(params, self.spec.swept), self.steps
+            ),
+        )
+
+    def run_once(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """Make one variant and return its metrics (the function a sweep runner calls).
+
+        Raises:
+            VariantFailed: its make failed; the failure is in the results.
+            ConfigError, UsageError: its params do not fit the pipeline.
+        """
+        engine = self.engine(params)
+        assert engine.variant is not None
+        result = VariantResult(engine.variant.name, dict(params), folder=engine.variant.folder)
+        self.results.variants.append(result)
+        count = len(self.results.variants)
+        of = f"/{self.total}" if getattr(self, "total", 0) else ""
+        self.announce(f"variant {count}{of}: {result.name}")
+        started = time.perf_counter()
+        try:
+            summary = engine.make(self.targets, **self.options)
+        except PipelineInterrupted:
+            result.status = "interrupted"
+            raise
+        except TipiError as error:
+            if error.exit_code != 1:
+                self.results.variants.remove(result)
+                raise
+            result.status, result.error = "failed", str(error)
+            raise VariantFailed(f"variant {result.name} failed: {error}") from error
+        finally:
+            result.seconds = time.perf_counter() - started
+            self._save()
+        outcomes = {r.name: r.outcome for r in summary.results}
+        if self.dry_run:
+            result.status = "would run" if "would run" in outcomes.values() else "up to date"
+            return {}
+        result.status = "ran" if {"ran", "restored"} & set(outcomes.values()) else "up to date"
+        plan = engine.load()
+        result.metrics = collect_metrics(
+            {
+                name: [Path(absolute(p, engine.root)) for p in plan.steps[name].outputs.values()]
+                for name in outcomes
+                if name in self.steps
+            }
+        )
+        self._save()
+        return result.metrics
+
+    def _finish(self) -> SweepResults:
+        failed = [v for v in self.results.variants if v.status == "failed"]
+        if failed:
+            names = ", ".join(v.name for v in failed)
+            raise SweepFailed(
+                f"{len(failed)} of {len(self.results.variants)} variants failed: {names}",
+                hint=f"see {self._where()}; fix, then run the sweep again: "
+                "finished variants are up to date",
+            )
+        return self.results
+
+    def _where(self) -> str:
+        return str((self.folder / "results.json").relative_to(self.base.root))
+
+    def _save(self) -> None:
+        if not self.dry_run:
+            self.results.write(self.folder)
+
+    def _owned_steps(self, plan: Plan) -> set[str]:
+        try:
+            data = tomllib.loads(self.base.file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            return set(plan.order)  # load() read it a moment ago; keep every step apart
+        touched = apply_overrides(copy.deepcopy(data), [f"{key}=0" for key in self.spec.swept])
+        owned = {name for section, name, *_ in touched if section == "processes"}
+        if any(
+            section == "permanences" and plan.permanences.get(name) is not None
+            for section, name, *_ in touched
+        ):
+            owned = set(plan.order)
+        return descendants(owned, plan.predecessors)
+
+
+def descendants(steps: set[str], predecessors: Mapping[str, Sequence[str]]) -> set[str]:
+    """`steps` and every step that (transitively) depends on one of them."""
+    result = set(steps)
+    changed = True
+    while changed:
+        changed = False
+        for name, before in predecessors.items():
+            if name not in result and result.intersection(before):
+                result.add(name)
+                changed = True
+    return result
+
+
+def sweep_logger(sweep: Sweep, name: str | None = None, wandb: bool = False) -> SweepRunner:
+    """The logger that runs the sweep: the permanence `name`, or with `wandb` the pipeline's
+    W&B logger (a default one when the pipeline declares none). Constructed, not initialized:
+    running a sweep needs no open run."""
+    from tipi.permanences.loggers import WandBLogger
+
+    resolved = sweep.base.planner.resolve()
+    if wandb and name is None:
+        found = [n for n, p in resolved.permanences.items() if issubclass(p.cls, WandBLogger)]
+        if not found:
+            return WandBLogger(project=f"tipi-{sweep.base.name}", log_dir=sweep.base.root / "logs")
+        name = found[0]
+    if name not in resolved.permanences:
+        known = ", ".join(resolved.permanences) or "none"
+        raise UsageError(f"no permanence '{name}' in '{sweep.base.name}'", hint=f"known: {known}")
+    declared = resolved.permanences[name]
+    logger = declared.cls(**declared.params)
+    if not callable(getattr(logger, "supports_sweep", None)) or not logger.supports_sweep():
+        raise UsageError(
+            f"'{name}' ({declared.cls.__name__}) cannot run sweeps",
+            hint="name a logger whose supports_sweep() is true (WandBLogger), or leave "
+            "--logger out: tipi runs grid and random sweeps itself",
+        )
+    return logger  # type: ignore[return-value]
