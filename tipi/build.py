@@ -263,9 +263,12 @@ class Build:
         return record
 
     def _run_key(self, facts: StepFacts) -> str:
+        """Inputs enter by name and content, not path: a sweep variant reads its inputs from
+        its own folder, and a run with the same content elsewhere is the same run."""
         from tipi.cache.content import run_key
 
-        return run_key(facts.type, facts.code, facts.params, facts.inputs)
+        named = {k: facts.inputs.get(p) for k, p in self.plan.steps[facts.name].inputs.items()}
+        return run_key(facts.type, facts.code, facts.params, named)
 
     def _restore(
         self, name: str, decision: Decision, facts: StepFacts, record: RunRecord

@@ -351,7 +351,7 @@ def _emit(data: str | bytes, output: Path | None) -> None:
 def clean_command(
     pipeline: PipelineOpt = None,
     outputs: Annotated[
-        bool, typer.Option("--outputs", help="Also delete the steps' outputs.")
+        bool, typer.Option("--outputs", help="Also delete the steps' outputs and sweeps.")
     ] = False,
 ) -> None:
     """Forget what was built: remove tipi's state (and with --outputs, the outputs)."""

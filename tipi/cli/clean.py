@@ -7,11 +7,13 @@ from pathlib import Path
 
 from tipi.config import list_pipelines
 from tipi.config.project import require_project_root
+from tipi.config.variant import SWEEPS_DIR
 from tipi.engine import CACHE_DIR, Engine
 
 
 def clean(pipeline: str | None, outputs: bool) -> list[str]:
-    """Delete `.tipi_cache/` (or one pipeline's part of it) and, with `outputs`, its outputs.
+    """Delete `.tipi_cache/` (or one pipeline's part of it) and, with `outputs`, its outputs
+    and its sweeps' (`out/sweeps/<pipeline>/`).
 
     Returns:
         one line per thing removed, for the user.
@@ -26,6 +28,7 @@ def clean(pipeline: str | None, outputs: bool) -> list[str]:
             for step in plan.steps.values():
                 for path in step.outputs.values():
                     removed += _remove(root / path, root)
+            removed += _remove(root / SWEEPS_DIR / name, root)
     if pipeline is None:
         removed += _remove(cache, root)
     else:

@@ -22,11 +22,13 @@ from tipi.cli.app import (
     TargetsArg,
     _handle_sigterm,
     _reporter,
+    _state,
     app,
     guarded,
     stderr,
     stdout,
 )
+from tipi.cli.errors import render_error
 from tipi.errors import UsageError
 
 if TYPE_CHECKING:
@@ -149,6 +151,7 @@ def sweep_command(
             "run_cache": run_cache,
         },
         announce=lambda line: console.rule(f"[bold]{line}", align="left"),
+        on_failure=lambda error: render_error(error, console, _state["debug"]),
     )
     try:
         if wandb or logger:

@@ -58,6 +58,7 @@ class Sweep:
         targets: what each variant builds (default: every step).
         make_options: keyword arguments of Engine.make for each variant (jobs, remote...).
         announce: receives a line as each variant starts.
+        on_failure: receives the error of each variant that fails (the sweep goes on).
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class Sweep:
         targets: Sequence[str] = (),
         make_options: Mapping[str, Any] | None = None,
         announce: Callable[[str], None] = lambda line: None,
+        on_failure: Callable[[TipiError], None] = lambda error: None,
     ) -> None:
         self.base = Engine(
             pipeline, root=root, config=config, overrides=overrides, reporter=reporter
@@ -84,6 +86,7 @@ class Sweep:
         self.options = dict(make_options or {})
         self.dry_run = bool(self.options.get("dry_run"))
         self.announce = announce
+        self.on_failure = on_failure
         plan = self.base.load(save=not self.dry_run)
         self.steps = frozenset(self._owned_steps(plan))
         self.results = SweepResults(self.base.name, self.name, spec.method, spec.metric, spec.goal)
@@ -162,6 +165,7 @@ class Sweep:
                 self.results.variants.remove(result)
                 raise
             result.status, result.error = "failed", str(error)
+            self.on_failure(error)
             raise VariantFailed(f"variant {result.name} failed: {error}") from error
         finally:
             result.seconds = time.perf_counter() - started

@@ -93,7 +93,8 @@ def variant_name(params: Mapping[str, Any], swept: Sequence[str]) -> str:
     text = ",".join(f"{s}={_text(params[k])}" for s, k in zip(shorts, keys, strict=True))
     name = slug(text)
     if name != text or len(name) > MAX_NAME:
-        digest = xxhash.xxh3_64_hexdigest(json.dumps(dict(params), sort_keys=True, default=str))
+        canonical = json.dumps(dict(params), sort_keys=True, default=str)
+        digest = xxhash.xxh3_64_hexdigest(canonical.encode())
         name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
     return name or "default"
 
