@@ -127,3 +127,47 @@ def test_seaborn_style_graphs_are_logged_through_their_figure(tmp_path):
     assert (tmp_path / "figures/dist_1.png").exists()
     with pytest.raises(TypeError, match="cannot find a matplotlib figure"):
         logger.log_seaborn_graph("bad", object())
+
+
+def test_inside_a_wandb_sweep_trial_the_pipeline_logs_into_the_agents_run(tmp_path, monkeypatch):
+    """What `run_sweep`'s trial relies on: the W&B logger of a make run in the trial reuses the
+    agent's run (and leaves it open) instead of finishing it and starting another."""
+    import wandb
+
+    from tipi.permanences.loggers import SWEEP_RUN_VARIABLE
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    trial = wandb.init(project="tipi-test", dir=str(tmp_path), mode="offline")
+    try:
+        monkeypatch.setenv(SWEEP_RUN_VARIABLE, trial.id)
+        logger = WandBLogger(project="tipi-test", log_dir=tmp_path / "logs", mode="offline")
+        logger.initialize()
+        assert logger.run is trial
+        logger.log_metrics({"loss": 0.5}, step=1)
+        logger.cleanup()
+        assert wandb.run is trial  # still open: the trial logs the variant's metrics next
+        trial.log({"evaluate.accuracy": 0.9}, step=2)
+    finally:
+        trial.finish()
+    rows = history(next(tmp_path.glob("wandb/offline-run-*/run-*.wandb")))
+    assert [(r["_step"], r.get("loss"), r.get("evaluate.accuracy")) for r in rows] == [
+        ("1", "0.5", None),
+        ("2", None, "0.9"),
+    ]
+
+
+def test_sweep_parameters_travel_to_wandb_nested_and_come_back_flat():
+    from tipi.permanences.loggers import flat_parameters, nested_parameters
+
+    flat = {"train.lr": {"values": [0.1, 0.2]}, "train.optimizer.momentum": {"value": 0.9}}
+    nested = nested_parameters(flat)
+    assert nested == {
+        "train": {
+            "parameters": {
+                "lr": {"values": [0.1, 0.2]},
+                "optimizer": {"parameters": {"momentum": {"value": 0.9}}},
+            }
+        }
+    }
+    run_config = {"train": {"lr": 0.1, "optimizer": {"momentum": 0.9}}}
+    assert flat_parameters(run_config) == {"train.lr": 0.1, "train.optimizer.momentum": 0.9}

@@ -55,6 +55,8 @@ class Fit(PipelineProcess):
         log_run(f"fit:{self.lr}")
         if self.lr > 1:
             raise RuntimeError("lr too large")
+        if self.tag == "interrupt":
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of the step
         assert self.inputs["data"].read_text() == "data"
         self.outputs["model"].write_text(repr(self.lr))
         history = {"best_score": self.lr * 10, "nested": {"depth": 2}, "history": [1, 2]}
@@ -258,6 +260,18 @@ def test_a_failed_variant_does_not_stop_the_others(toy, cli):
     assert "lr=0.2" in result.stdout  # the table is printed all the same
 
 
+def test_ctrl_c_stops_the_sweep_and_keeps_the_results_of_finished_variants(toy, cli):
+    result = cli("sweep", "-p", "toy", "--grid", "fit.tag=a,interrupt,b")
+    assert result.exit_code == 130
+    data = json.loads((toy.root / "out/sweeps/toy/grid/results.json").read_text())
+    assert [(v["variant"], v["status"]) for v in data["variants"]] == [
+        ("tag=a", "ran"),
+        ("tag=interrupt", "interrupted"),
+    ]
+    assert not (toy.root / "out/sweeps/toy/grid/tag=interrupt/fit/model.txt").exists()
+    assert "fit:0.1" in runs(toy)
+
+
 def test_a_bad_value_stops_the_sweep_before_anything_runs(toy, cli):
     result = cli("sweep", "-p", "toy", "--grid", 'fit.lr=0.01,"fast"')
     assert result.exit_code == 2
@@ -388,3 +402,43 @@ def test_clean_outputs_removes_the_pipelines_sweeps(toy, cli):
     result = cli("clean", "-p", "toy", "--outputs")
     assert result.exit_code == 0
     assert not (toy.root / "out/sweeps/toy").exists()
+
+
+HP_STEPS = """
+import json
+from tipi import PipelineProcess
+
+
+class Read(PipelineProcess):
+    def execute(self) -> None:
+        lr = self.controller.get_permanence("hp")["lr"]
+        self.outputs["out"].write_text(json.dumps({"lr": lr, "score": 1 - lr}))
+"""
+
+HP_PIPELINE = """
+[permanences.hp]
+type = "Hyperparameters"
+
+[permanences.hp.params]
+values = { lr = 0.1 }
+sweep = { method = "grid", metric = { name = "score", goal = "maximize" }, parameters = { lr = { values = [0.01, 0.02] } } }
+
+[processes.read]
+type = "Read"
+outputs = { out = "out/hp/read.json" }
+"""
+
+
+def test_a_hyperparameters_permanence_can_describe_the_sweep(project, cli):
+    project.pipeline("hp", HP_PIPELINE, steps=HP_STEPS)
+    result = cli("sweep", "-p", "hp", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sweep"] == "hp"
+    assert [v["params"] for v in data["variants"]] == [
+        {"hp.values.lr": 0.01},
+        {"hp.values.lr": 0.02},
+    ]
+    assert [v["metrics"]["read.lr"] for v in data["variants"]] == [0.01, 0.02]
+    assert data["best"] == "lr=0.01"
+    assert data["metric"] == {"name": "read.score", "goal": "maximize"}

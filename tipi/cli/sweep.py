@@ -112,7 +112,7 @@ def sweep_command(
     """
     from tipi.config.project import locate_pipeline, require_project_root
     from tipi.sweep.runner import Sweep, sweep_logger
-    from tipi.sweep.spec import grid_from_options, load_sweep
+    from tipi.sweep.spec import grid_from_options, hyperparameter_sweep, load_sweep
 
     _handle_sigterm()
     if grid and sweep_file:
@@ -125,13 +125,17 @@ def sweep_command(
         root = require_project_root()
         _, pipeline_file = locate_pipeline(root, pipeline, None)
         file = sweep_file or pipeline_file.parent / SWEEP_FILE
-        if not file.exists():
-            raise UsageError(
-                f"no sweep to run: {file} does not exist",
-                hint="write a sweep table there, pass --sweep FILE, "
-                "or sweep a grid: --grid train.lr=0.001,0.01",
-            )
-        spec = load_sweep(file, name)
+        if file.exists() or sweep_file:
+            spec = load_sweep(file, name)
+        else:
+            found = hyperparameter_sweep(pipeline_file, name)
+            if found is None:
+                raise UsageError(
+                    f"no sweep to run: {file} does not exist",
+                    hint="write a sweep table there, pass --sweep FILE, give a Hyperparameters "
+                    "permanence a sweep param, or sweep a grid: --grid train.lr=0.001,0.01",
+                )
+            spec = found
     spec = _ranked(spec, metric, goal)
     console = stderr()
     sweep = Sweep(

@@ -12,7 +12,8 @@ class Hyperparameters(Permanence):
 
     Args:
         values: the table of values.
-        sweep: a sweep description in W&B's format (method, parameters), used by sweeps.
+        sweep: a sweep in W&B's format (method, metric, parameters naming keys of `values`):
+            what `tipi sweep` runs when the pipeline folder has no sweep.toml.
     """
 
     def __init__(

@@ -26,7 +26,7 @@ class VariantResult:
 
     name: str
     params: dict[str, Any]
-    status: str = "pending"  # ran | up to date | failed | interrupted | planned
+    status: str = "pending"  # ran | restored | up to date | failed | interrupted | would run
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""

@@ -165,6 +165,7 @@ class Sweep:
                 self.results.variants.remove(result)
                 raise
             result.status, result.error = "failed", str(error)
+            error.hint = "fix it, then run the sweep again: what finished will not run again"
             self.on_failure(error)
             raise VariantFailed(f"variant {result.name} failed: {error}") from error
         finally:
@@ -174,7 +175,8 @@ class Sweep:
         if self.dry_run:
             result.status = "would run" if "would run" in outcomes.values() else "up to date"
             return {}
-        result.status = "ran" if {"ran", "restored"} & set(outcomes.values()) else "up to date"
+        done = set(outcomes.values())
+        result.status = next((o for o in ("ran", "restored") if o in done), "up to date")
         plan = engine.load()
         result.metrics = collect_metrics(
             {

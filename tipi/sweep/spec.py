@@ -160,6 +160,34 @@ def load_sweep(file: Path, name: str | None = None) -> SweepSpec:
     return _Reader(file, key_lines(text)).sweep(data, name)
 
 
+def hyperparameter_sweep(pipeline_file: Path, name: str | None = None) -> SweepSpec | None:
+    """The sweep a `Hyperparameters` permanence describes in its `sweep` param, if any: its
+    parameters name keys of its `values` (`lr` sweeps `hp.values.lr`)."""
+    text = pipeline_file.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None  # the make reports it, with its line
+    for permanence, table in (data.get("permanences") or {}).items():
+        if not isinstance(table, dict) or not str(table.get("type", "")).endswith(
+            "Hyperparameters"
+        ):
+            continue
+        sweep = (table.get("params") or {}).get("sweep")
+        if not isinstance(sweep, dict):
+            continue
+        sweep = dict(sweep)
+        if isinstance(sweep.get("parameters"), dict):
+            sweep["parameters"] = {
+                f"{permanence}.values.{key}": value for key, value in sweep["parameters"].items()
+            }
+        reader = _Reader(
+            pipeline_file, key_lines(text), ("permanences", permanence, "params", "sweep")
+        )
+        return reader.sweep(sweep, name or str(sweep.get("name") or permanence))
+    return None
+
+
 def grid_from_options(options: Sequence[str], name: str | None = None) -> SweepSpec:
     """`["train.lr=0.001,0.01", "train.batch_size=32,64"]` as a grid sweep.
 
@@ -189,8 +217,10 @@ def grid_from_options(options: Sequence[str], name: str | None = None) -> SweepS
 class _Reader:
     file: Path
     lines: Mapping[tuple[str, ...], int]
+    prefix: tuple[str, ...] = ()
 
     def error(self, message: str, *path: str, hint: str | None = None) -> ConfigError:
+        path = (*self.prefix, *path)
         line = None
         for end in range(len(path), 0, -1):
             line = self.lines.get(path[:end])
