@@ -138,6 +138,14 @@ RemoteOpt = Annotated[
         help="A remote run cache (directory, file://, s3://, gs://): restore from it, push to it.",
     ),
 ]
+RunCacheOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--run-cache/--no-run-cache",
+        help="Restore outputs of earlier runs with the same fingerprint, keep new ones.",
+        show_default=False,
+    ),
+]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
@@ -180,14 +188,7 @@ def make_command(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     remote: RemoteOpt = None,
-    run_cache: Annotated[
-        bool | None,
-        typer.Option(
-            "--run-cache/--no-run-cache",
-            help="Restore outputs of earlier runs with the same fingerprint, keep new ones.",
-            show_default=False,
-        ),
-    ] = None,
+    run_cache: RunCacheOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     explain: ExplainOpt = False,

@@ -17,6 +17,7 @@ from tipi.cli.app import (
     KeepGoingOpt,
     PipelineOpt,
     RemoteOpt,
+    RunCacheOpt,
     SchedulerOpt,
     SetOpt,
     TargetsArg,
@@ -32,6 +33,7 @@ from tipi.cli.errors import render_error
 from tipi.errors import UsageError
 
 if TYPE_CHECKING:
+    from tipi.sweep.runner import Sweep
     from tipi.sweep.spec import SweepSpec
 
 SWEEP_FILE = "sweep.toml"
@@ -94,14 +96,7 @@ def sweep_command(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     remote: RemoteOpt = None,
-    run_cache: Annotated[
-        bool | None,
-        typer.Option(
-            "--run-cache/--no-run-cache",
-            help="Restore outputs of earlier runs with the same fingerprint, keep new ones.",
-            show_default=False,
-        ),
-    ] = None,
+    run_cache: RunCacheOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -176,12 +171,7 @@ def _ranked(spec: SweepSpec, metrics: list[str] | None, goal: str | None) -> Swe
     return replace(spec, metric=metric, goal=goal or spec.goal)
 
 
-def _show(
-    sweep: object, metrics: list[str] | tuple[str, ...], as_json: bool, dry_run: bool
-) -> None:
-    from tipi.sweep.runner import Sweep
-
-    assert isinstance(sweep, Sweep)
+def _show(sweep: Sweep, metrics: list[str] | tuple[str, ...], as_json: bool, dry_run: bool) -> None:
     results = sweep.results
     if not results.variants:
         return

@@ -87,6 +87,7 @@ class Sweep:
         self.dry_run = bool(self.options.get("dry_run"))
         self.announce = announce
         self.on_failure = on_failure
+        self.total = 0  # variants planned, when known in advance (not with a sweep agent)
         plan = self.base.load(save=not self.dry_run)
         self.steps = frozenset(self._owned_steps(plan))
         self.results = SweepResults(self.base.name, self.name, spec.method, spec.metric, spec.goal)
@@ -123,7 +124,6 @@ class Sweep:
                 f"{type(runner).__name__} cannot run sweeps",
                 hint="run the sweep without a logger (tipi runs grid and random itself)",
             )
-        self.total = 0
         runner.run_sweep(self.run_once, self.spec.to_wandb())
         return self._finish()
 
@@ -152,7 +152,7 @@ class Sweep:
         result = VariantResult(engine.variant.name, dict(params), folder=engine.variant.folder)
         self.results.variants.append(result)
         count = len(self.results.variants)
-        of = f"/{self.total}" if getattr(self, "total", 0) else ""
+        of = f"/{self.total}" if self.total else ""
         self.announce(f"variant {count}{of}: {result.name}")
         started = time.perf_counter()
         try:
