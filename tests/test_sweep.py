@@ -396,6 +396,13 @@ def load_sweep_text(text: str):
         return load_sweep(file)
 
 
+def test_a_grid_of_one_value_is_still_kept_apart(toy):
+    results = sweep_of(grid_from_options(["fit.lr=0.02"])).run()
+    assert (toy.root / "out/sweeps/toy/grid/lr=0.02/fit/model.txt").read_text() == "0.02"
+    assert not (toy.root / "out/toy/fit/model.txt").exists()
+    assert results.variants[0].metrics["fit.best_score"] == pytest.approx(0.2)
+
+
 def test_clean_outputs_removes_the_pipelines_sweeps(toy, cli):
     assert cli("sweep", "-p", "toy", "--grid", "fit.lr=0.01,0.02").exit_code == 0
     assert (toy.root / "out/sweeps/toy/grid/results.json").exists()

@@ -211,7 +211,8 @@ class Sweep:
             data = tomllib.loads(self.base.file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError):
             return set(plan.order)  # load() read it a moment ago; keep every step apart
-        touched = apply_overrides(copy.deepcopy(data), [f"{key}=0" for key in self.spec.swept])
+        keys = self.spec.swept or list(self.spec.parameters)  # only constants: one variant
+        touched = apply_overrides(copy.deepcopy(data), [f"{key}=0" for key in keys])
         owned = {name for section, name, *_ in touched if section == "processes"}
         if any(
             section == "permanences" and plan.permanences.get(name) is not None

@@ -86,9 +86,9 @@ class Parameter:
 
     @property
     def constant(self) -> bool:
-        return self.distribution == "constant" or (
-            self.distribution == "categorical" and len(self.values) == 1
-        )
+        """A `value`: every variant gets it, it does not name them or keep steps apart (a
+        list of one value does: the sweep may grow)."""
+        return self.distribution == "constant"
 
     def to_wandb(self) -> dict[str, Any]:
         if self.distribution == "constant":
