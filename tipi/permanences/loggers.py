@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tipi.errors import ConfigError
+from tipi.errors import ConfigError, UsageError
 from tipi.permanence import Permanence
 
 Metrics = Mapping[str, float]
@@ -72,7 +72,10 @@ class BaseLoggerManager(Permanence):
         """Run a sweep: choose params (`config` is in W&B's sweep format, parameter names
         `STEP.PARAM`), call `run_once(params)` for each variant (it makes the variant and
         returns its metrics; it raises when the variant failed) and stop when done."""
-        raise NotImplementedError(f"{type(self).__name__} does not run sweeps")
+        raise UsageError(
+            f"{type(self).__name__} does not run sweeps (its supports_sweep() is false)",
+            hint="leave --logger/--wandb out: tipi runs grid and random sweeps itself",
+        )
 
     def finish(self) -> None:
         """Flush and close; safe to call more than once."""
