@@ -51,6 +51,7 @@ class BuildOptions:
     inventory: Inventory | None = None
     remote: str | None = None
     run_cache: bool = True
+    rehash: bool = False
 
     @property
     def parallel(self) -> bool:
@@ -115,7 +116,9 @@ class Build:
     def stat(self) -> StatCache:
         if self._stat is None:
             entries = read_document(self.stat_file, STAT_KIND, self.reporter.warning)
-            self._stat = StatCache(entries if isinstance(entries, dict) else {})
+            self._stat = StatCache(
+                entries if isinstance(entries, dict) else {}, trusted=not self.options.rehash
+            )
         return self._stat
 
     @property
@@ -174,7 +177,7 @@ class Build:
 
     def _clean_shortcut(self) -> bool:
         """True when the clean record proves every selected step up to date (see clean.py)."""
-        if self.options.forced or not self.engine.planner.from_cache:
+        if self.options.forced or self.options.rehash or not self.engine.planner.from_cache:
             return False
         steps = self.plan.steps
         if any(steps[n].volatile or steps[n].force for n in self.order):
@@ -251,13 +254,14 @@ class Build:
         if facts.forced or facts.volatile or not self.options.run_cache:
             return None
         key = self._run_key(facts)
-        record = self.run_cache.lookup(key, self.plan.permanences)
+        names = self.plan.steps[name].outputs
+        record = self.run_cache.lookup(key, self.plan.permanences, names)
         if record is None and self.remote is not None:
             try:
                 if self.options.dry_run:  # say what would be restored; copy nothing
-                    record = self.remote.find(key, self.plan.permanences)
+                    record = self.remote.find(key, self.plan.permanences, names)
                 else:
-                    record = self.remote.fetch(key, self.plan.permanences, self.run_cache)
+                    record = self.remote.fetch(key, self.plan.permanences, self.run_cache, names)
             except OSError as exc:
                 self.reporter.warning(f"remote cache {self.remote.url}: {exc}")
         return record
@@ -267,8 +271,9 @@ class Build:
         its own folder, and a run with the same content elsewhere is the same run."""
         from tipi.cache.content import run_key
 
-        named = {k: facts.inputs.get(p) for k, p in self.plan.steps[facts.name].inputs.items()}
-        return run_key(facts.type, facts.code, facts.params, named)
+        step = self.plan.steps[facts.name]
+        named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}
+        return run_key(facts.type, facts.code, facts.params, named, step.outputs)
 
     def _restore(
         self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
@@ -396,6 +401,8 @@ class Build:
             nproc=planned.nproc,
             launcher=planned.launcher,
             variant=self.engine.variant.to_data() if self.engine.variant else None,
+            source=self.plan.source,
+            deps=tuple(tuple(d) for d in self.plan.deps),
         )
 
     def log_of(self, name: str) -> Path:

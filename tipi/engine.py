@@ -97,6 +97,7 @@ class Engine:
         inventory: Inventory | None = None,
         remote: str | None = None,
         run_cache: bool | None = None,
+        rehash: bool = False,
     ) -> RunSummary:
         """Bring `targets` (step names or output paths; default: every step) up to date.
 
@@ -116,6 +117,8 @@ class Engine:
                 runs of this make are pushed to it.
             run_cache: keep successful runs' outputs and restore them when a fingerprint
                 matches again (default: on, unless the environment sets TIPI_RUN_CACHE=0).
+            rehash: trust no stat signature: re-read every input, output and code file
+                (for files restored with old timestamps on purpose).
 
         Raises:
             ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
@@ -123,7 +126,7 @@ class Engine:
             ConfigError, DefinitionError, UsageError: nothing ran.
         """
         _check_execution(jobs, executor, scheduler)
-        plan = self.load(save=not dry_run)
+        plan = self.planner.plan(save=not dry_run, fresh=rehash)
         goal = [self._target(t, plan) for t in targets] or list(plan.order)
         forced = {self._target(f, plan) for f in force}
         selected = needed([*goal, *forced], plan.predecessors)
@@ -140,12 +143,13 @@ class Engine:
             inventory=inventory,
             remote=remote,
             run_cache=run_cache if run_cache is not None else _run_cache_default(),
+            rehash=rehash,
         )
         return Build(self, plan, order, options).run()
 
-    def status(self, targets: Sequence[str] = ()) -> list[StepStatus]:
+    def status(self, targets: Sequence[str] = (), rehash: bool = False) -> list[StepStatus]:
         """Each needed step, "up-to-date" or "will-run", with reasons; nothing is written."""
-        summary = self.make(targets, dry_run=True)
+        summary = self.make(targets, dry_run=True, rehash=rehash)
         return [
             StepStatus(r.name, "will-run" if r.outcome == "would run" else "up-to-date", r.reasons)
             for r in summary.results

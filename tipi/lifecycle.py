@@ -35,6 +35,7 @@ class Controller:
         self._instances: dict[str, Permanence] = {}
         self._initialized: list[str] = []
         self._recording: list[set[str]] = []
+        self._needs: dict[str, set[str]] = {}
 
     def __enter__(self) -> Controller:
         return self
@@ -72,6 +73,7 @@ class Controller:
         """
         for used in self._recording:
             used.add(name)
+            used.update(self._needs.get(name, ()))
         if name in self._instances and self._instances[name].is_initialized:
             return self._instances[name]
         declared = self._declared.get(name)
@@ -85,7 +87,11 @@ class Controller:
                 else "declare it under [permanences.NAME]",
             )
         instance = self._instances.get(name) or self._construct(name, declared)
-        self._initialize(name, instance)
+        # What it asks for while it starts, it needs: a later step that uses only this one
+        # depends on those too, although they are already initialized by then.
+        with self.recording() as needs:
+            self._initialize(name, instance)
+        self._needs[name] = needs
         return instance
 
     @contextmanager
@@ -96,7 +102,8 @@ class Controller:
         try:
             yield used
         finally:
-            self._recording.remove(used)
+            # By identity: two recordings may hold equal sets.
+            self._recording[:] = [r for r in self._recording if r is not used]
 
     def checkpoint(self, names: set[str] | list[str]) -> None:
         """Run checkpoint() on the named, initialized permanences, in initialization order."""

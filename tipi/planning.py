@@ -4,8 +4,6 @@ neither imports the user's modules (nor torch through them) nor networkx."""
 from __future__ import annotations
 
 import inspect
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -13,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from tipi._version import __version__
 from tipi.cache.fingerprint import canonical, code_fingerprint
+from tipi.cache.hashing import is_racy
 from tipi.cache.store import read_document, write_document
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
     from tipi.config.variant import Variant
+from tipi.config.source import check_unchanged, load_resolved, stat_dep
 from tipi.errors import DefinitionError, Location
 
 PLAN_KIND = "plan"
@@ -62,6 +62,8 @@ class Plan:
     predecessors: Mapping[str, Sequence[str]]
     producers: Mapping[str, str]
     permanences: Mapping[str, Any]
+    source: str = ""
+    deps: Sequence[Sequence[Any]] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,8 @@ class Plan:
             "predecessors": dict(self.predecessors),
             "producers": dict(self.producers),
             "permanences": dict(self.permanences),
+            "source": self.source,
+            "deps": [list(d) for d in self.deps],
         }
 
     @classmethod
@@ -83,6 +87,8 @@ class Plan:
             data["predecessors"],
             data["producers"],
             data["permanences"],
+            data["source"],
+            data["deps"],
         )
 
 
@@ -121,46 +127,53 @@ class Planner:
     warn: Callable[[str], None]
     variant: Variant | None = None
     resolved: ResolvedPipeline | None = None
+    planned: Plan | None = None
     from_cache: bool = False
 
     @property
     def folder(self) -> Path:
         return self.root / "pipelines" / self.name
 
-    def plan(self, save: bool = True) -> Plan:
-        """The plan, from the cache when valid; a fresh one is saved when `save`."""
-        cached = read_document(self.cache_file, PLAN_KIND, self.warn)
+    def plan(self, save: bool = True, fresh: bool = False) -> Plan:
+        """The plan, from the cache when valid (never when `fresh`); a new one is saved when
+        `save`."""
+        cached = None if fresh else read_document(self.cache_file, PLAN_KIND, self.warn)
         if cached is not None and self._valid(cached):
             try:
                 plan = Plan.from_data(cached["plan"])
                 self.from_cache = True
+                self.planned = plan
                 return plan
             except (KeyError, TypeError):
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
-        plan, deps = self._build()
-        if save and not any(time.time_ns() - d[1] < 1e8 for d in deps):
+        plan = self.planned = self._build()
+        if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
                 self.cache_file,
                 PLAN_KIND,
-                {"key": self._key(), "deps": deps, "plan": plan.to_data()},
+                {"key": self._key(), "deps": plan.deps, "plan": plan.to_data()},
             )
         return plan
 
     def resolve(self) -> ResolvedPipeline:
-        """The pipeline with its classes imported (needed only when a step runs)."""
-        if self.resolved is None:
-            from tipi.config.loader import load_pipeline
-            from tipi.config.resolve import resolve_pipeline
-            from tipi.config.variant import apply_variant
+        """The pipeline with its classes imported (needed only when a step runs).
 
-            spec = load_pipeline(
+        After a plan, from the pipeline file's text the plan was made from, and only while
+        every file the plan read is unchanged: a step runs with exactly the params and code
+        its fingerprint was computed from.
+        """
+        if self.resolved is None:
+            plan = self.planned
+            self.resolved = load_resolved(
+                self.root,
+                self.name,
                 self.file,
-                name=self.name,
-                root=self.root,
-                overrides=self.overrides,
-                folder=self.folder,
+                self.overrides,
+                self.variant,
+                source=plan.source if plan is not None else None,
             )
-            self.resolved = apply_variant(resolve_pipeline(spec), self.variant)
+            if plan is not None:
+                check_unchanged(plan.deps)
         return self.resolved
 
     def _key(self) -> list[Any]:
@@ -175,9 +188,9 @@ class Planner:
             d[0] for d in deps if d[0].endswith(".py") and Path(d[0]).parent == self.folder
         ):
             return False
-        return all(_stat(path) == [path, *sig] for path, *sig in deps)
+        return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
 
-    def _build(self) -> tuple[Plan, list[list[Any]]]:
+    def _build(self) -> Plan:
         from tipi.graph.dag import StepNode, build_graph
 
         resolved = self.resolve()
@@ -232,8 +245,10 @@ class Planner:
             predecessors={n: sorted(graph.graph.predecessors(n)) for n in graph.order},
             producers={relative(p, self.root): s for p, s in graph.producers.items()},
             permanences=permanences,
+            source=resolved.spec.source,
+            deps=self._dependencies(resolved),
         )
-        return plan, self._dependencies(resolved)
+        return plan
 
     def _portable(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Params with paths under the project root made relative: fingerprints must not
@@ -253,18 +268,10 @@ class Planner:
                     files.add(inspect.getsourcefile(klass) or "")
                 except TypeError:
                     continue
-        return [dep for f in sorted(files) if f and (dep := _stat(f)) is not None]
+        return [dep for f in sorted(files) if f and (dep := stat_dep(f)) is not None]
 
 
 def _launch_params(spec: Any) -> dict[str, Any]:
     """How many ranks train together changes the result (the effective batch size), so it
     enters the fingerprint like a param; one process, the usual case, adds nothing."""
     return {"(nproc)": spec.nproc} if spec.launcher != "none" else {}
-
-
-def _stat(path: str) -> list[Any] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [path, st.st_mtime_ns, st.st_size, st.st_ino]

@@ -8,7 +8,7 @@ every signature matches, nothing changed and every step is up to date, without l
 fingerprinting anything (ninja's no-op path). Any mismatch means the normal, step-by-step path.
 
 A file modified within the file system's timestamp granularity of the record could keep its
-signature, so no record is written while any file is younger than RACY_SECONDS; directories
+signature, so no record is written while any file is racy (hashing.is_racy); directories
 are never covered (their stat does not reflect their contents).
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tipi.cache.hashing import RACY_SECONDS
+from tipi.cache.hashing import is_racy
 from tipi.cache.store import read_document, write_document
 
 KIND = "clean-record"
@@ -53,7 +53,7 @@ def write_clean_record(
     files: dict[str, list[int]] = {}
     for path in paths:
         sig = signature(path)
-        if sig is None or now - sig[1] < RACY_SECONDS * 1e9:
+        if sig is None or is_racy(sig[1], now):
             file.unlink(missing_ok=True)
             return False
         files[path] = sig

@@ -20,9 +20,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import msgpack
@@ -127,9 +127,15 @@ class ContentStore:
                 self.warn(f"skipping unreadable run record {folder / name}: {exc}")
         return sorted(found, key=lambda r: -r.finished)
 
-    def lookup(self, key: str, configs: Mapping[str, Any]) -> RunRecord | None:
-        """The newest run under `key` whose permanences match and whose objects are here."""
+    def lookup(
+        self, key: str, configs: Mapping[str, Any], names: Iterable[str] | None = None
+    ) -> RunRecord | None:
+        """The newest run under `key` whose permanences match, whose outputs are `names`
+        (when given) and whose objects are here."""
+        wanted = None if names is None else set(names)
         for record in self.records(key):
+            if wanted is not None and set(record.outputs) != wanted:
+                continue
             if record.matches(configs) and all(
                 self.object_path(h).exists() for h in record.objects()
             ):
@@ -217,9 +223,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def run_key(type_name: str, code: str, params: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+def run_key(
+    type_name: str,
+    code: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, str] | None = None,
+) -> str:
     """What a run cache entry is filed under: the fingerprint without the permanences (which
-    a step's record lists, since which ones it uses is known only after it ran)."""
+    a step's record lists, since which ones it uses is known only after it ran), plus each
+    output's name and suffix: two steps of one class writing `table.json` and `table.csv`
+    make different bytes from the same fingerprint."""
     from tipi.cache.fingerprint import step_fingerprint
 
-    return step_fingerprint(type_name, code, params, inputs, {})
+    shapes = {name: "".join(PurePosixPath(path).suffixes) for name, path in (outputs or {}).items()}
+    return step_fingerprint(type_name, code, params, {"inputs": inputs, "outputs": shapes}, {})

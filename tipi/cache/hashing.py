@@ -16,7 +16,24 @@ _CHUNK = 1 << 20
 # file system's timestamp granularity without its (size, mtime, inode) changing ("racy git");
 # such entries are used once and not trusted later.
 RACY_SECONDS = 0.1
+# File systems with coarse timestamps (ext2/3: 1 s, FAT: 2 s, HFS+, many network mounts)
+# store whole seconds, so a file's mtime alone tells which window applies: one with no
+# sub-second part may be rewritten for up to two seconds without its mtime changing.
+COARSE_RACY_SECONDS = 2.0
 MISSING = None
+_SECOND = 1_000_000_000
+
+
+def is_racy(mtime_ns: int, now_ns: int | None = None) -> bool:
+    """True when a file with this mtime could still change without its mtime changing.
+
+    The window follows the file system's granularity, read off the mtime itself: a whole
+    second means a coarse file system (or, once in a billion, a fine one that hit an exact
+    second: then the wider window only costs a re-read).
+    """
+    now = time.time_ns() if now_ns is None else now_ns
+    window = COARSE_RACY_SECONDS if mtime_ns % _SECOND == 0 else RACY_SECONDS
+    return now - mtime_ns < window * _SECOND
 
 
 @dataclass
@@ -26,11 +43,13 @@ class StatCache:
     Attributes:
         entries: path string → [size, mtime_ns, inode, hex hash].
         reads: how many files were actually read (tests assert unchanged files are not).
+        trusted: False (`--rehash`) reads every file once this make, whatever its signature.
     """
 
     entries: dict[str, list] = field(default_factory=dict)
     reads: int = 0
     dirty: bool = False
+    trusted: bool = True
     # Hashes taken during this make, trusted by signature for its rest even when racy: the
     # make holds the project lock, and what a step just wrote is read by the next one.
     session: dict[str, list] = field(default_factory=dict)
@@ -47,13 +66,15 @@ class StatCache:
 
     def _hash_file(self, key: str, st: os.stat_result) -> str:
         signature = [st.st_size, st.st_mtime_ns, st.st_ino]
-        cached = self.entries.get(key) or self.session.get(key)
+        cached = self.session.get(key)
+        if cached is None and self.trusted:
+            cached = self.entries.get(key)
         if cached is not None and cached[:3] == signature:
             return cached[3]
         digest = hash_file_content(key)
         self.reads += 1
         self.session[key] = [*signature, digest]
-        if time.time_ns() - st.st_mtime_ns > RACY_SECONDS * 1e9:
+        if not is_racy(st.st_mtime_ns):
             self.entries[key] = [*signature, digest]
             self.dirty = True
         elif key in self.entries:

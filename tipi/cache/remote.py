@@ -77,13 +77,30 @@ class RemoteStore:
                     self.warn(f"skipping unreadable remote record {key}/{name}: {exc}")
         return sorted(found, key=lambda r: -r.finished)
 
-    def find(self, key: str, configs: Mapping[str, Any]) -> RunRecord | None:
-        """The newest run under `key` whose permanence configs match; nothing is copied."""
-        return next((r for r in self.records(key) if r.matches(configs)), None)
+    def find(
+        self, key: str, configs: Mapping[str, Any], names: Iterable[str] | None = None
+    ) -> RunRecord | None:
+        """The newest run under `key` whose permanence configs match and whose outputs are
+        `names` (when given); nothing is copied."""
+        wanted = None if names is None else set(names)
+        return next(
+            (
+                r
+                for r in self.records(key)
+                if r.matches(configs) and (wanted is None or set(r.outputs) == wanted)
+            ),
+            None,
+        )
 
-    def fetch(self, key: str, configs: Mapping[str, Any], local: ContentStore) -> RunRecord | None:
+    def fetch(
+        self,
+        key: str,
+        configs: Mapping[str, Any],
+        local: ContentStore,
+        names: Iterable[str] | None = None,
+    ) -> RunRecord | None:
         """Copy the newest matching run under `key` (record and objects) into `local`."""
-        record = self.find(key, configs)
+        record = self.find(key, configs, names)
         if record is not None:
             self._download(record, local)
         return record

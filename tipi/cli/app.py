@@ -146,6 +146,14 @@ RunCacheOpt = Annotated[
         show_default=False,
     ),
 ]
+RehashOpt = Annotated[
+    bool,
+    typer.Option(
+        "--rehash",
+        help="Trust no timestamp: re-read every input, output and code file (for files "
+        "restored with old timestamps on purpose).",
+    ),
+]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
@@ -189,6 +197,7 @@ def make_command(
     scheduler: SchedulerOpt = None,
     remote: RemoteOpt = None,
     run_cache: RunCacheOpt = None,
+    rehash: RehashOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     explain: ExplainOpt = False,
@@ -217,6 +226,7 @@ def make_command(
         scheduler=scheduler,
         remote=remote,
         run_cache=run_cache,
+        rehash=rehash,
     )
 
 
@@ -233,6 +243,7 @@ def run_command(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     remote: RemoteOpt = None,
+    rehash: RehashOpt = False,
 ) -> None:
     """Make every step of PIPELINE (what is up to date is skipped)."""
     from tipi.engine import Engine
@@ -247,6 +258,7 @@ def run_command(
         executor=executor,
         scheduler=scheduler,
         remote=remote,
+        rehash=rehash,
     )
 
 
@@ -256,6 +268,8 @@ def status_command(
     targets: TargetsArg = None,
     pipeline: PipelineOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    explain: ExplainOpt = False,
+    rehash: RehashOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -269,13 +283,13 @@ def status_command(
     if json_:
         import json
 
-        rows = engine.status(targets or ())
+        rows = engine.status(targets or (), rehash=rehash)
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
         return
     from tipi.cli.views import status_table
     from tipi.overview import overview
 
-    stdout().print(status_table(overview(engine, targets or ())))
+    stdout().print(status_table(overview(engine, targets or (), rehash=rehash), explain=explain))
 
 
 FormatOpt = Annotated[

@@ -15,8 +15,9 @@ from tipi.report.html import to_html
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView
 
 
-def status_table(view: PipelineView) -> Table:
-    """step, state, last run, duration, reasons."""
+def status_table(view: PipelineView, explain: bool = False) -> Table:
+    """step, state, last run, duration, reasons (with `explain`, the notes of up-to-date
+    steps too, such as an environment that changed)."""
     table = Table(header_style="bold", box=None, pad_edge=False)
     for column in ("step", "state", "last run", "took", "why"):
         table.add_column(column)
@@ -28,7 +29,10 @@ def status_table(view: PipelineView) -> Table:
             else "never"
         )
         took = f"{step.duration:.2f}s" if step.duration is not None else ""
-        why = "; ".join(step.reasons) if step.state != "up-to-date" else ""
+        if step.state != "up-to-date":
+            why = "; ".join(step.reasons)
+        else:
+            why = "; ".join(step.reasons[1:]) if explain else ""
         if step.error:
             why = f"{why}; last error: {step.error}" if why else f"last error: {step.error}"
         table.add_row(

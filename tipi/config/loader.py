@@ -33,6 +33,7 @@ def load_pipeline(
     root: Path,
     overrides: Iterable[str] = (),
     folder: Path | None = None,
+    text: str | None = None,
 ) -> PipelineSpec:
     """Parse `file` and return the pipeline it declares.
 
@@ -42,12 +43,15 @@ def load_pipeline(
         root: the project root; relative artifact paths resolve against it.
         overrides: `process.param=value` strings; values are parsed as TOML.
         folder: the pipeline folder whose `*.py` define local types (default: file's folder).
+        text: the file's text as read earlier (a make runs steps with the text it planned
+            with, never a second read that could differ).
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, unknown or mistyped keys.
     """
     try:
-        text = file.read_text(encoding="utf-8")
+        if text is None:
+            text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             f"cannot read pipeline file: {exc.strerror}", location=Location(file=file)
@@ -90,6 +94,7 @@ def load_pipeline(
         overridden=frozenset(overridden),
         description=str(meta.get("description", "")) if isinstance(meta, dict) else "",
         folder=folder,
+        source=text,
     )
     _check_after(spec)
     return spec

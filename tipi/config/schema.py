@@ -71,6 +71,7 @@ class PipelineSpec:
     overridden: frozenset[tuple[str, ...]] = frozenset()
     description: str = ""
     folder: Path | None = None
+    source: str = field(default="", repr=False)
 
     @property
     def directory(self) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tipi.config.variant import Variant, apply_variant
+from tipi.config.variant import Variant
 from tipi.errors import WorkerFailure
 
 if TYPE_CHECKING:
@@ -49,13 +49,21 @@ class Task:
     nproc: int = 1
     launcher: str = "none"
     variant: Mapping[str, object] | None = None
+    source: str = ""
+    deps: tuple[tuple[object, ...], ...] = ()
 
     def to_data(self) -> dict[str, object]:
-        return {**vars(self), "overrides": list(self.overrides), "outputs": dict(self.outputs)}
+        return {
+            **vars(self),
+            "overrides": list(self.overrides),
+            "outputs": dict(self.outputs),
+            "deps": [list(d) for d in self.deps],
+        }
 
     @classmethod
     def from_data(cls, data: Mapping[str, object]) -> Task:
-        return cls(**{**data, "overrides": tuple(data["overrides"])})  # type: ignore[arg-type]
+        deps = tuple(tuple(d) for d in data.get("deps", ()))  # type: ignore[attr-defined]
+        return cls(**{**data, "overrides": tuple(data["overrides"]), "deps": deps})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -74,22 +82,23 @@ _busy = False
 
 
 def resolve(task: Task) -> ResolvedPipeline:
-    """The task's pipeline with its classes imported, once per worker process."""
-    variant = Variant.from_data(task.variant)
-    key = (task.root, task.pipeline, task.file, task.overrides, variant)
-    if key not in _resolved:
-        from tipi.config.loader import load_pipeline
-        from tipi.config.resolve import resolve_pipeline
+    """The task's pipeline with its classes imported, once per worker process: from the
+    text the driver planned with, and only while the files it planned from are unchanged."""
+    from tipi.config.source import check_unchanged, load_resolved
 
+    variant = Variant.from_data(task.variant)
+    key = (task.root, task.pipeline, task.file, task.overrides, variant, task.source, task.deps)
+    if key not in _resolved:
         root = Path(task.root)
-        spec = load_pipeline(
+        _resolved[key] = load_resolved(
+            root,
+            task.pipeline,
             Path(task.file),
-            name=task.pipeline,
-            root=root,
-            overrides=task.overrides,
-            folder=root / "pipelines" / task.pipeline,
+            task.overrides,
+            variant,
+            source=task.source or None,
         )
-        _resolved[key] = apply_variant(resolve_pipeline(spec), variant)
+        check_unchanged(task.deps)
     return _resolved[key]
 
 
