@@ -133,16 +133,22 @@ params = { epochs = 4, lr = 0.01, batch_size = 8, checkpoint_every = 10, seed = 
 )
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(project, tmp_path_factory):
-    project.pipeline("t", RESUME)
+def clean_run(tmp_path_factory, text: str):
+    """A project of its own with `text` as pipeline t, made once without interruption."""
     reference = tmp_path_factory.mktemp("reference")
     (reference / "pipelines/t").mkdir(parents=True)
-    (reference / "pipelines/t/pipeline.toml").write_text(RESUME)
-    Engine("t", root=reference).make()  # uninterrupted
+    (reference / "pipelines/t/pipeline.toml").write_text(text)
+    Engine("t", root=reference).make()
+    return reference
 
+
+def kill_mid_training(project, *args: str) -> dict:
+    """Start `tipi make` on project, SIGKILL it once training has checkpointed, return the
+    position the checkpoint holds."""
     Engine("t").make(["prepare"])
     resume = project.root / ".tipi_cache/scratch/t/head/resume.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "tipi", "make", "-q"], cwd=project.root)
+    command = [sys.executable, "-m", "tipi", "make", "-q", *args]
+    proc = subprocess.Popen(command, cwd=project.root)
     deadline = time.monotonic() + 120
     while not resume.exists():
         assert proc.poll() is None, "training ended before a checkpoint was seen"
@@ -154,14 +160,44 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(project, tmp_path_fa
     saved = torch.load(resume, map_location="cpu", weights_only=True)["state"]
     assert (saved["epoch"], saved["batch"]) != (4, 0), "killed too late to test resuming"
     assert not (project.root / "out/t/head/model.pt").exists()
-    assert {r.name: r.status for r in Engine("t").status()}["head"] == "will-run"
-    summary = Engine("t").make()
-    assert [r.outcome for r in summary.results] == ["skipped", "ran"]
+    return saved
+
+
+def assert_same_weights(project, reference) -> None:
     resumed = weights(project.root / "out/t/head/model.pt")
     expected = weights(reference / "out/t/head/model.pt")
     assert resumed.keys() == expected.keys()
     for name in expected:
         assert torch.equal(resumed[name], expected[name]), name
+
+
+def test_a_checkpoint_of_other_params_is_discarded_not_resumed(project, tmp_path_factory, cli):
+    """Killed under lr 0.01, made again under lr 0.003: the result equals a clean run with
+    0.003 (resuming would have mixed both), and the discard is said in one line."""
+    project.pipeline("t", RESUME)
+    changed = RESUME.replace("lr = 0.01", "lr = 0.003")
+    reference = clean_run(tmp_path_factory, changed)
+    kill_mid_training(project)
+    project.pipeline("t", changed)
+    result = cli("make", "-p", "t")
+    assert result.exit_code == 0, result.stderr
+    assert "discarding the resume checkpoint of head: lr 0.01 → 0.003" in result.stderr
+    assert "resuming" not in result.stderr
+    assert_same_weights(project, reference)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(project, tmp_path_factory, cli):
+    project.pipeline("t", RESUME)
+    reference = clean_run(tmp_path_factory, RESUME)
+    saved = kill_mid_training(project)
+    assert {r.name: r.status for r in Engine("t").status()}["head"] == "will-run"
+    result = cli("make", "-p", "t")
+    assert result.exit_code == 0, result.stderr
+    at = f"epoch {saved['epoch'] + 1}, batch {saved['batch']} (checkpoint of "
+    assert f"resuming head at {at}" in result.stderr
+    assert "discarding" not in result.stderr
+    resume = project.root / ".tipi_cache/scratch/t/head/resume.pt"
+    assert_same_weights(project, reference)
     assert (
         history(project, "head")["history"]
         == json.loads((reference / "out/t/head/history.json").read_text())["history"]

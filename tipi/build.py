@@ -348,13 +348,12 @@ class Build:
     def _execute(self, name: str, decision: Decision, facts: StepFacts) -> StepResult:
         """Run one step in this process (the sequential make)."""
         planned = self.plan.steps[name]
-        outputs = self.outputs_of(name)
-        staged, scratch = self.staging.prepare(name, outputs)
+        staged, scratch, binding = self.prepare(name, facts)
         self.reporter.step_started(name)
         if planned.launcher != "none":  # torch.distributed: ranks in child processes
             from tipi.execution.distributed import launch
 
-            task = self.task(name, staged, scratch, facts.forced)
+            task = self.task(name, staged, scratch, facts.forced, binding)
             try:
                 outcome = launch(task, lambda line: self.reporter.step_output(name, line))
             except BaseException:
@@ -371,18 +370,51 @@ class Build:
             self.controller = Controller(resolved.permanences, self.reporter)
         try:
             result = SequentialExecutor(self.controller).run(
-                Job(step, staged, scratch, facts.forced)
+                Job(step, staged, scratch, facts.forced, binding)
             )
         except BaseException:
             self.staging.discard(staged)
             raise
         return self.conclude(name, decision, facts, staged, result)
 
+    def prepare(
+        self, name: str, facts: StepFacts, slot: int = 0
+    ) -> tuple[dict[str, Path], Path, bytes]:
+        """Staging paths for a run of `name`, its scratch folder (a checkpoint left there by
+        an interrupted run of another fingerprint is discarded first, saying why) and the
+        binding the step writes when it creates that folder."""
+        from tipi.cache import resume
+
+        staged, scratch = self.staging.prepare(name, self.outputs_of(name), slot, self._slug(name))
+        if scratch.is_dir():
+            old = resume.read_binding(scratch)
+            reasons = resume.mismatch(old, facts)
+            if reasons:
+                why = (
+                    resume.describe(reasons)
+                    if old is not None
+                    else "it records no fingerprint to compare"
+                )
+                self.reporter.notice(f"discarding the resume checkpoint of {name}: {why}")
+                self.staging.finish(self._slug(name))
+            elif not self.plan.steps[name].announces_resume:
+                when = resume.last_checkpoint(scratch)
+                if when is not None:
+                    at = time.strftime("%H:%M", time.localtime(when))
+                    self.reporter.notice(f"resuming {name} from its checkpoint of {at}")
+        return staged, scratch, resume.binding(facts)
+
+    def _slug(self, name: str) -> str:
+        """The file-name form of `name`'s trace key (a sweep variant's has slashes)."""
+        return self.key(name).replace("/", "~")
+
     def outputs_of(self, name: str) -> dict[str, Path]:
         """The step's outputs as absolute paths, from the plan (no import of its class)."""
         return {k: Path(absolute(p, self.root)) for k, p in self.plan.steps[name].outputs.items()}
 
-    def task(self, name: str, staged: dict[str, Path], scratch: Path, forced: bool) -> Task:
+    def task(
+        self, name: str, staged: dict[str, Path], scratch: Path, forced: bool, binding: bytes
+    ) -> Task:
         """`name` as a Task for a worker process, a Dask worker or torchrun."""
         from tipi.execution.task import Task
 
@@ -403,12 +435,13 @@ class Build:
             variant=self.engine.variant.to_data() if self.engine.variant else None,
             source=self.plan.source,
             deps=tuple(tuple(d) for d in self.plan.deps),
+            binding=binding.hex(),
         )
 
     def log_of(self, name: str) -> Path:
         """Where a step running in a worker writes its stdout and stderr."""
         logs = self.engine.cache_dir / "logs" / self.engine.name
-        return logs / f"{self.key(name).replace('/', '~')}.log"
+        return logs / f"{self._slug(name)}.log"
 
     def conclude(
         self,
@@ -436,7 +469,7 @@ class Build:
         if outcome == "failed":
             return self._fail(name, error, seconds, reasons)
         self._record(name, facts, frozenset(result.used), seconds)
-        self.staging.finish(name)
+        self.staging.finish(self._slug(name))
         return self._finish(StepResult(name, "ran", seconds, reasons))
 
     def _record(

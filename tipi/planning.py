@@ -41,6 +41,7 @@ class PlannedStep:
     resources: Mapping[str, float] = field(default_factory=dict)
     nproc: int = 1
     launcher: str = "none"
+    announces_resume: bool = False
 
     @property
     def location(self) -> Location:
@@ -237,6 +238,7 @@ class Planner:
                 resources=dict(step.spec.resources),
                 nproc=step.spec.nproc,
                 launcher=step.spec.launcher,
+                announces_resume=bool(getattr(step.cls, "announces_resume", False)),
             )
         plan = Plan(
             pipeline=self.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,11 +36,16 @@ class PipelineProcess(ABC):
             force a rebuild; leave it None to fingerprint the normalized source).
         scratch_dir: a folder of this step's own that survives a crash (write resumable
             checkpoints there); removed once the step succeeds. None outside the engine.
+            What is left there is resumed only by a run of the same fingerprint (same code,
+            params, inputs and permanence configs); any other run starts without it.
+        announces_resume: True when the step says itself that it resumes a checkpoint (as
+            `Train` does, naming the epoch and batch); else the engine says it.
     """
 
     inputs: ClassVar[Mapping[str, str]] = {}
     outputs: ClassVar[Mapping[str, str]] = {}
     version: ClassVar[str | None] = None
+    announces_resume: ClassVar[bool] = False
 
     def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
         self.controller = controller
@@ -59,17 +65,21 @@ class PipelineProcess(ABC):
         outputs: Mapping[str, Path],
         scratch_dir: Path | None = None,
         name: str | None = None,
+        binding: bytes = b"",
     ) -> None:
         """Give the step its paths for this run (the engine calls this).
 
         Outputs point into a staging folder; the engine moves them to their declared paths
         only once `execute()` returned, so a crash never leaves a half-written output.
+        `binding` is written into the scratch folder when it is created: it ties whatever
+        the step leaves there to this run's fingerprint (see tipi.cache.resume).
         """
         # Instance attributes shadow the class-level declarations on purpose: the class keeps
         # the templates, the instance holds the paths of this run.
         self.inputs = dict(inputs)  # type: ignore[misc]
         self.outputs = dict(outputs)  # type: ignore[misc]
         self._scratch_dir = scratch_dir
+        self._scratch_binding = binding
         self.name = name or type(self).__name__
 
     @property
@@ -78,4 +88,11 @@ class PipelineProcess(ABC):
         scratch = getattr(self, "_scratch_dir", None)
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
+            binding = getattr(self, "_scratch_binding", b"")
+            marker = scratch / ".tipi-binding"
+            if binding and not marker.exists():
+                # Unique temporary name: every rank of a distributed step shares the folder.
+                tmp = scratch / f".tipi-binding.{os.getpid()}.tmp"
+                tmp.write_bytes(binding)
+                os.replace(tmp, marker)
         return scratch

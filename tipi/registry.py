@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import re
 import sys
 import traceback
 import types
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -70,6 +74,8 @@ class Registry:
     Local modules (every ``*.py`` beside ``pipeline.toml``) are imported on the first lookup,
     as submodules of a synthetic package so that siblings import each other with relative
     imports (``from .models import Net``) and two pipelines' same-named files never collide.
+    Script-style imports (``from models import Net``, ``import nets.resnet``) reach the same
+    module objects through `_SiblingFinder`, for the pipeline whose registry loaded last.
     """
 
     def __init__(
@@ -167,11 +173,13 @@ class Registry:
         if self.pipeline_dir is None:
             return {}
         package = _local_package(self.pipeline_dir)
+        _SIBLINGS.activate(package, self.pipeline_dir)
         # A new registry sees the files as they are now: in a long-lived process (a notebook,
         # a test session) an edited steps.py must not keep running its old classes.
         for name in [m for m in sys.modules if m.startswith(package + ".")]:
             del sys.modules[name]
         importlib.invalidate_caches()
+        _warn_unreachable_siblings(self.pipeline_dir)
         found: dict[str, Component] = {}
         origin: dict[str, Path] = {}
         for file in sorted(self.pipeline_dir.glob("*.py")):
@@ -205,6 +213,123 @@ def _local_package(pipeline_dir: Path) -> str:
         package.__path__ = [str(pipeline_dir)]
         sys.modules[name] = package
     return name
+
+
+class SiblingShadowWarning(UserWarning):
+    """A sibling is imported script-style under a name that stays another module's."""
+
+
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """Script-style imports of one pipeline's siblings, as `python train.py` would see them.
+
+    ``from models import Net`` in a pipeline folder must give the module the registry imported
+    as ``_tipi_pipelines.<slug>.models``, not a second copy of models.py (two ``Net`` classes;
+    ``isinstance`` would fail between them). So a top-level name with a sibling ``NAME.py`` or
+    ``NAME/__init__.py`` is answered with an alias of the synthetic module, registered in
+    ``sys.modules`` under the top-level name; its submodules (``nets.resnet``) likewise.
+
+    First on ``sys.meta_path``, so siblings come before installed packages, as the script's
+    folder comes first on ``sys.path``; but the standard library is never shadowed, and a name
+    already in ``sys.modules`` never reaches a finder. Only the pipeline whose registry loaded
+    last is answered for; loading another drops the previous pipeline's aliases.
+    """
+
+    def __init__(self) -> None:
+        self.package: str | None = None
+        self.folder: Path | None = None
+        self.aliases: set[str] = set()
+
+    def activate(self, package: str, folder: Path) -> None:
+        """Answer for `folder`'s siblings from now on, forgetting the previous pipeline's."""
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+        for name in self.aliases:
+            module = sys.modules.get(name)
+            if getattr(module, "__name__", "").startswith(_LOCAL_PACKAGE + "."):
+                del sys.modules[name]
+        self.aliases.clear()
+        self.package, self.folder = package, folder.resolve()
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if self.package is None or self.folder is None:
+            return None
+        real = f"{self.package}.{fullname}"
+        top, dot, _ = fullname.partition(".")
+        if dot:  # a submodule of an aliased sibling package
+            if top not in self.aliases or (
+                real not in sys.modules and importlib.util.find_spec(real) is None
+            ):
+                return None
+        elif fullname in sys.stdlib_module_names or not _is_sibling(self.folder, fullname):
+            return None
+        self.aliases.add(fullname)
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real))
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads a sibling's top-level name as its synthetic module itself: one object, two names."""
+
+    def __init__(self, real: str) -> None:
+        self.real = real
+        self.spec: importlib.machinery.ModuleSpec | None = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(self.real)
+        self.spec = module.__spec__
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # The import system set __spec__ to the alias's spec (it overwrites it whatever the
+        # module holds); the module's own spec keeps reload() and __spec__.name truthful.
+        module.__spec__ = self.spec
+
+
+_SIBLINGS = _SiblingFinder()
+
+
+def _is_sibling(folder: Path, name: str) -> bool:
+    return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
+
+
+def _warn_unreachable_siblings(folder: Path) -> None:
+    """Warn where a sibling is imported script-style under a name the finder must not take."""
+    names = {p.stem for p in folder.glob("*.py")} | {
+        p.parent.name for p in folder.glob("*/__init__.py")
+    }
+    taken = {n for n in names if n in sys.stdlib_module_names or n in sys.modules}
+    if not taken:
+        return
+    for file in sorted(folder.glob("*.py")):
+        for name, line in _script_imports(file):
+            if name not in taken or name == file.stem:
+                continue
+            other = "standard-library" if name in sys.stdlib_module_names else "already imported"
+            sibling = f"{name}.py" if (folder / f"{name}.py").is_file() else f"{name}/"
+            warnings.warn_explicit(
+                f"this script-style import of '{name}' gets the {other} module, not "
+                f"{sibling} beside pipeline.toml (a sibling never shadows the standard library "
+                "or a module imported before the pipeline); for the sibling, import it "
+                f"relatively (`from . import {name}`, `from .{name} import ...`) or rename it",
+                SiblingShadowWarning,
+                str(file),
+                line,
+            )
+
+
+def _script_imports(file: Path) -> Iterator[tuple[str, int]]:
+    """(top-level name, line) of every absolute import in `file`, nested ones included."""
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError):
+        return  # importing the file reports it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.partition(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.partition(".")[0], node.lineno
 
 
 def _import_file(package: str, file: Path) -> types.ModuleType:

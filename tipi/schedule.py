@@ -165,8 +165,8 @@ class Scheduler:
     def _start(self, item: _Ready, gpus: list[int]) -> None:
         build = self.build
         slot = self.free_slots.pop()
-        staged, scratch = build.staging.prepare(item.name, build.outputs_of(item.name), slot)
-        task = build.task(item.name, staged, scratch, item.facts.forced)
+        staged, scratch, binding = build.prepare(item.name, item.facts, slot)
+        task = build.task(item.name, staged, scratch, item.facts.forced, binding)
         if gpus:
             task = _with_env(task, {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))})
         build.reporter.step_started(item.name)

@@ -94,7 +94,7 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
     # The common case first: an unchanged fingerprint makes the part-by-part diff unnecessary.
     same = not facts.pending and facts.fingerprint(trace.permanences) == trace.fingerprint
     if not same:
-        changed = _changes(facts, trace)
+        changed = changes(facts, trace)
         reasons += changed or ([] if facts.pending else [Reason("fingerprint")])
     reasons += _output_problems(facts, trace)
     if reasons:
@@ -102,7 +102,7 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
     return UP_TO_DATE
 
 
-def _changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
     reasons: list[Reason] = []
     if facts.type != trace.type:
         reasons.append(Reason("type", facts.name, trace.type, facts.type))

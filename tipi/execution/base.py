@@ -20,12 +20,14 @@ class Job:
         outputs: output name → staging path the process writes to.
         scratch: the step's scratch folder (survives a crash, removed after success).
         forced: run even if the process's skip() says the work is done.
+        binding: written into the scratch folder when the step creates it (cache/resume.py).
     """
 
     step: ResolvedStep
     outputs: Mapping[str, Path]
     scratch: Path
     forced: bool = False
+    binding: bytes = b""
 
     @property
     def name(self) -> str:

@@ -35,11 +35,29 @@ def command(task: Task, spec: Path) -> list[str]:
     ]
 
 
+def ranks_folder(task: Task) -> Path:
+    """Where the ranks' task file, reports and throw-away outputs go: beside the step's
+    scratch folder, not in it (that folder holds only what the step keeps to resume)."""
+    scratch = Path(task.scratch)
+    return scratch.parent / f"{RANKS_FOLDER}-{scratch.name}"
+
+
 def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
-    """Run `task` on `task.nproc` ranks; every line they print goes to `sink`."""
-    folder = Path(task.scratch) / RANKS_FOLDER
+    """Run `task` on `task.nproc` ranks; every line they print goes to `sink`.
+
+    Every rank resumes from the step's one scratch folder (rank 0 alone writes there), and
+    torchrun gets SIGTERM when this process dies, even by SIGKILL, so no rank outlives it.
+    """
+    folder = ranks_folder(task)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    try:
+        return _launch(task, folder, sink)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> TaskResult:
     spec = folder / "task.json"
     spec.write_text(json.dumps(task.to_data()))
     env = {**os.environ, "TIPI_NO_LIVE": "1", "PYTHONUNBUFFERED": "1"}
@@ -53,6 +71,7 @@ def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
         text=True,
         env=env,
         cwd=task.root,
+        preexec_fn=_die_with_parent,
     )
     try:
         assert process.stdout is not None
@@ -68,6 +87,16 @@ def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
         raise
     seconds = time.perf_counter() - started
     return _collect(task, folder, code, seconds)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies (torchrun
+    passes it on to every rank). Elsewhere nothing is done."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:

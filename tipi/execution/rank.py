@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tipi.execution.distributed import RANKS_FOLDER, report
+from tipi.execution.distributed import report
 from tipi.execution.task import Task, run_here
 
 
@@ -34,13 +34,14 @@ def main(argv: list[str]) -> int:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(chosen)
     if rank == 0:
-        outputs, scratch = dict(task.outputs), task.scratch
+        outputs = dict(task.outputs)
     else:  # the other ranks write the same files where nobody keeps them
-        own = Path(task.scratch) / RANKS_FOLDER / f"rank{rank}"
+        own = spec.parent / f"rank{rank}"
         (own / "out").mkdir(parents=True, exist_ok=True)
         outputs = {k: str(own / "out" / f"{k}-{Path(v).name}") for k, v in task.outputs.items()}
-        scratch = str(own / "scratch")
-    result = run_here(task, outputs, scratch)
+    # One scratch folder for every rank: all resume from the same checkpoint (rank 0 writes
+    # it), so they agree on where they are and never wait for each other in vain.
+    result = run_here(task, outputs, task.scratch)
     report(spec.parent, rank, result)
     if result.outcome not in ("ran", "skipped"):
         return 1  # torch.distributed.run then stops the other ranks

@@ -22,7 +22,7 @@ class SequentialExecutor:
         with self.controller.recording() as used:
             try:
                 process = step.cls(self.controller, force=job.forced, **step.params)
-                process.bind_paths(step.inputs, job.outputs, job.scratch, job.name)
+                process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
                 if not process.force and process.skip():
                     return JobResult(job.name, "skipped", time.perf_counter() - started)
                 with running(self.controller, job.name):

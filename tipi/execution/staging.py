@@ -29,9 +29,10 @@ class Staging:
         self._ready = False
 
     def prepare(
-        self, step: str, outputs: Mapping[str, Path], slot: int = 0
+        self, step: str, outputs: Mapping[str, Path], slot: int = 0, scratch: str | None = None
     ) -> tuple[dict[str, Path], Path]:
-        """Fresh staging paths for `outputs` and the (not yet created) scratch folder."""
+        """Fresh staging paths for `outputs` and the scratch folder (named `scratch`, default
+        the step's name; created by the step when it asks for it)."""
         folder = self.staging_root / f"slot{slot}"
         if not self._ready:
             self.staging_root.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ class Staging:
             else:
                 staged[name] = folder / str(index) / final.name
                 staged[name].parent.mkdir()
-        return staged, self.scratch_root / step
+        return staged, self.scratch_root / (scratch or step)
 
     def commit(self, step: str, staged: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
         """Move every staged output into place, after checking the step wrote them all.

@@ -51,6 +51,7 @@ class Task:
     variant: Mapping[str, object] | None = None
     source: str = ""
     deps: tuple[tuple[object, ...], ...] = ()
+    binding: str = ""  # hex of the scratch folder's binding (JSON carries no bytes)
 
     def to_data(self) -> dict[str, object]:
         return {
@@ -128,7 +129,13 @@ def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> TaskResult
     try:
         resolved = resolve(task)
         step = resolved.steps[task.step]
-        job = Job(step, {k: Path(v) for k, v in outputs.items()}, Path(scratch), task.forced)
+        job = Job(
+            step,
+            {k: Path(v) for k, v in outputs.items()},
+            Path(scratch),
+            task.forced,
+            bytes.fromhex(task.binding),
+        )
         with Controller(resolved.permanences, PlainReporter(task.step)) as controller:
             result = SequentialExecutor(controller).run(job)
     except KeyboardInterrupt:

@@ -40,6 +40,7 @@ class Train(PipelineProcess):
     is per rank); rank 0 alone logs and draws progress, and its outputs are the step's.
     """
 
+    announces_resume = True
     inputs = {}
     outputs = {
         "model": "out/{pipeline}/{name}/model.pt",
@@ -113,6 +114,13 @@ class Train(PipelineProcess):
         resume = self.scratch_dir / RESUME_FILE if self.scratch_dir else None
         if resume is not None and resume.exists():
             state = self._restore(resume, model, optimizer, scheduler)
+            rank = distributed_rank()
+            if rank is None or rank[0] == 0:
+                at = time.strftime("%H:%M", time.localtime(resume.stat().st_mtime))
+                self.controller.notice(
+                    f"resuming {self.name} at epoch {state['epoch'] + 1}, batch "
+                    f"{state['batch']} (checkpoint of {at})"
+                )
         state["model"] = model
         run = _Loop(self, model, optimizer, scheduler, device, resume)
         run.fit(train_set, val_set, state)
@@ -306,8 +314,8 @@ class _Loop:
         import torch
 
         self.last_save = time.monotonic()
-        if self.resume is None:
-            return
+        if self.resume is None or (self.shard is not None and self.shard[0] != 0):
+            return  # under torch.distributed every rank holds the same state: rank 0 keeps it
         kept = {k: v for k, v in state.items() if k != "model"}
         payload = {
             "model": self.model.state_dict(),
