@@ -4,8 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 
 from tipi.engine import Engine
 from tipi.errors import WorkerFailure
@@ -161,3 +167,74 @@ def test_train_uses_distributed_data_parallel_over_two_ranks(project):
 
 def _outputs(reporter: ListReporter) -> list:
     return [(kind, payload) for kind, payload in reporter.events if kind == "step_output"]
+
+
+DDP_RESUME = """
+[permanences.device]
+type = "Device"
+
+[permanences.net]
+type = "Network"
+params = { model = "small_cnn", params = { width = 8 } }
+
+[processes.prepare]
+type = "PrepareDigits"
+params = { seed = 1 }
+
+[processes.train]
+type = "Train"
+nproc = 2
+inputs = { data = "data/t/splits.pt" }
+params = { epochs = 3, batch_size = 8, lr = 0.01, checkpoint_every = 10, seed = 3 }
+"""
+
+
+def _ranks_of(root) -> list[int]:
+    """Pids of rank processes (or their torchrun) working for the project at `root`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if "tipi.execution.rank" in cmdline and str(root) in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def test_killing_a_ddp_make_ends_every_rank_and_every_rank_resumes(project, tmp_path_factory):
+    reference = tmp_path_factory.mktemp("reference")
+    (reference / "pipelines/t").mkdir(parents=True)
+    (reference / "pipelines/t/pipeline.toml").write_text(DDP_RESUME)
+    Engine("t", root=reference).make()  # uninterrupted, same two ranks
+
+    project.pipeline("t", DDP_RESUME)
+    Engine("t").make(["prepare"])
+    resume = project.root / ".tipi_cache/scratch/t/train/resume.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "tipi", "make", "-q"], cwd=project.root)
+    deadline = time.monotonic() + 180
+    while not resume.exists():
+        assert proc.poll() is None, "training ended before a checkpoint was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert _ranks_of(project.root), "no rank process seen while training"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _ranks_of(project.root):
+        assert time.monotonic() < deadline, "ranks outlived the killed make"
+        time.sleep(0.1)
+    saved = torch.load(resume, map_location="cpu", weights_only=True)["state"]
+    assert (saved["epoch"], saved["batch"]) != (3, 0), "killed too late to test resuming"
+
+    reporter = ListReporter()
+    Engine("t", reporter=reporter).make()  # before the fix, rank 1 started over: a deadlock
+    output = "".join(text for _, (_, text) in _outputs(reporter))
+    assert f"resuming train at epoch {saved['epoch'] + 1}, batch {saved['batch']}" in output
+    resumed = torch.load(project.root / "out/t/train/model.pt", weights_only=True)
+    expected = torch.load(reference / "out/t/train/model.pt", weights_only=True)
+    for name in expected:
+        assert torch.allclose(resumed[name], expected[name], atol=1e-6), name
