@@ -100,7 +100,7 @@ def test_debug_shows_tipi_frames_too(project, cli):
 def test_unexpected_exception_is_reported_as_a_tipi_bug(monkeypatch, numbers_project, cli):
     import tipi.engine
 
-    def broken(self, save=True):
+    def broken(self, *args, **kwargs):
         raise RuntimeError("engine bug")
 
     monkeypatch.setattr(tipi.engine.Engine, "load", broken)

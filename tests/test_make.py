@@ -276,7 +276,7 @@ def test_code_changes_rerun_but_comments_do_not(proj):
     summary = make()
     assert runs(proj) == ["upper", "concat"]
     assert outcomes(summary)["up"] == "ran"
-    assert summary.results[1].reasons == ("code of Upper changed",)
+    assert summary.results[1].reasons == ("code changed: pipelines/m/steps.py: Upper.execute",)
 
 
 def test_volatile_steps_always_run(proj):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,6 +242,15 @@ class Build:
             return self._restore(name, decision, facts, record)
         return decision, facts
 
+    @functools.cached_property
+    def codes(self) -> Mapping[str, Mapping[str, str]]:
+        """Closures by code fingerprint: this make's plan's, then the project's code table
+        (read only if a code change must be explained)."""
+        from tipi.cache.stepcode import CodeTable
+
+        table = CodeTable(self.engine.cache_dir / "code.msgpack", self.reporter.warning)
+        return ChainMap(dict(self.engine.planner.code_units), table)
+
     @property
     def run_cache(self) -> ContentStore:
         if self._run_cache is None:
@@ -273,7 +284,10 @@ class Build:
 
         step = self.plan.steps[facts.name]
         named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}
-        return run_key(facts.type, facts.code, facts.params, named, step.outputs)
+        params = facts.params
+        if facts.rerun_on_env:  # then a run of another environment is another result
+            params = {**params, "(environment)": dict(facts.environment)}
+        return run_key(facts.type, facts.code, params, named, step.outputs)
 
     def _restore(
         self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
@@ -339,6 +353,9 @@ class Build:
             forced=forced,
             volatile=step.volatile,
             force_reason="force = true" if step.force and name not in self.options.forced else "",
+            environment=self.plan.environments.get(step.env, {}),
+            rerun_on_env=self.plan.rerun_on_env,
+            codes=self.codes,
         )
 
     def _decide(self, name: str) -> tuple[Decision, StepFacts]:
@@ -492,6 +509,7 @@ class Build:
             outputs=outputs,
             finished=time.time(),
             seconds=seconds,
+            environment=facts.environment,
         )
         self.store.put(self.key(name), trace)
         if keep and not facts.volatile and self.options.run_cache:

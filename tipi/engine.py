@@ -76,12 +76,14 @@ class Engine:
             cache_file=self.state_dir / "plan.msgpack",
             warn=self.reporter.warning,
             variant=variant,
+            code_table=self.cache_dir / "code.msgpack",
         )
         self._explicit_pipeline = pipeline is not None
 
-    def load(self, save: bool = True) -> Plan:
-        """Parse, validate and fingerprint the pipeline (from the plan cache when valid)."""
-        return self.planner.plan(save=save)
+    def load(self, save: bool = True, fresh: bool = False) -> Plan:
+        """Parse, validate and fingerprint the pipeline (from the plan cache when valid,
+        unless `fresh`)."""
+        return self.planner.plan(save=save, fresh=fresh)
 
     def make(
         self,
@@ -126,7 +128,7 @@ class Engine:
             ConfigError, DefinitionError, UsageError: nothing ran.
         """
         _check_execution(jobs, executor, scheduler)
-        plan = self.planner.plan(save=not dry_run, fresh=rehash)
+        plan = self.load(save=not dry_run, fresh=rehash)
         goal = [self._target(t, plan) for t in targets] or list(plan.order)
         forced = {self._target(f, plan) for f in force}
         selected = needed([*goal, *forced], plan.predecessors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -24,6 +25,13 @@ class Permanence(ABC):
 
     affects_results: ClassVar[bool] = True
     controller: Any = None
+
+    @classmethod
+    def code_refs(cls, params: Mapping[str, Any]) -> list[str]:
+        """Code this permanence runs besides its own class, as `module:attr` strings (a
+        model factory named in its params): their code closure joins the permanence's
+        fingerprint, so editing the factory reruns the steps that use it."""
+        return []
 
     def initialize(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Acquire the resource (open files, allocate, load). Called once, on first use."""

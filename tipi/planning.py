@@ -4,14 +4,16 @@ neither imports the user's modules (nor torch through them) nor networkx."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import platform
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from tipi._version import __version__
-from tipi.cache.fingerprint import canonical, code_fingerprint
+from tipi.cache.fingerprint import canonical
 from tipi.cache.hashing import is_racy
+from tipi.cache.stepcode import PipelineCode, save_code_table
 from tipi.cache.store import read_document, write_document
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class PlannedStep:
     nproc: int = 1
     launcher: str = "none"
     announces_resume: bool = False
+    env: str = ""
 
     @property
     def location(self) -> Location:
@@ -65,6 +68,8 @@ class Plan:
     permanences: Mapping[str, Any]
     source: str = ""
     deps: Sequence[Sequence[Any]] = ()
+    environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    rerun_on_env: bool = False
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,8 @@ class Plan:
             "permanences": dict(self.permanences),
             "source": self.source,
             "deps": [list(d) for d in self.deps],
+            "environments": dict(self.environments),
+            "rerun_on_env": self.rerun_on_env,
         }
 
     @classmethod
@@ -90,6 +97,8 @@ class Plan:
             data["permanences"],
             data["source"],
             data["deps"],
+            data["environments"],
+            data["rerun_on_env"],
         )
 
 
@@ -116,6 +125,8 @@ class Planner:
         file: its TOML file.
         overrides: `--set` strings (part of the cache key).
         cache_file: where the plan is cached.
+        code_table: the project's code table (stepcode.py), updated when a plan is saved.
+        code_units: code fingerprint → closure, for the plan built in this process.
         warn: receives warnings about an unreadable cache.
         variant: the sweep variant whose outputs live apart (part of the cache key).
     """
@@ -127,6 +138,8 @@ class Planner:
     cache_file: Path
     warn: Callable[[str], None]
     variant: Variant | None = None
+    code_table: Path | None = None
+    code_units: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     resolved: ResolvedPipeline | None = None
     planned: Plan | None = None
     from_cache: bool = False
@@ -148,6 +161,8 @@ class Planner:
             except (KeyError, TypeError):
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build()
+        if save and self.code_table is not None:
+            save_code_table(self.code_table, self.code_units, self.warn)
         if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
                 self.cache_file,
@@ -179,7 +194,8 @@ class Planner:
 
     def _key(self) -> list[Any]:
         variant = self.variant.to_data() if self.variant is not None else None
-        return [str(self.file), list(self.overrides), __version__, str(self.root), variant]
+        python = platform.python_version()
+        return [str(self.file), list(self.overrides), __version__, str(self.root), variant, python]
 
     def _valid(self, cached: Mapping[str, Any]) -> bool:
         if cached.get("key") != self._key():
@@ -210,23 +226,27 @@ class Planner:
                         hint="write outputs under the project; read outside files as inputs",
                         location=step.spec.location,
                     )
+        code = PipelineCode(self.root, self.folder)
         permanences = {
             name: {
                 "type": p.spec.type,
                 "params": canonical(self._portable(p.params)),
-                "code": code_fingerprint(p.cls),
+                "code": code.fingerprint(p.cls, p.cls.code_refs(p.params)),
             }
             if p.cls.affects_results
             else None
             for name, p in resolved.permanences.items()
         }
+        shared = [c["code"] for c in permanences.values() if c is not None]
         steps = {}
         for name, step in resolved.steps.items():
             location = step.spec.location
+            fingerprint = code.fingerprint(step.cls)
             steps[name] = PlannedStep(
                 name=name,
                 type=step.spec.type,
-                code=code_fingerprint(step.cls),
+                code=fingerprint,
+                env=code.environment([fingerprint, *shared]),
                 params=canonical(self._portable(step.params) | _launch_params(step.spec)),
                 inputs={k: relative(p, self.root) for k, p in step.inputs.items()},
                 outputs={k: relative(p, self.root) for k, p in step.outputs.items()},
@@ -248,8 +268,11 @@ class Planner:
             producers={relative(p, self.root): s for p, s in graph.producers.items()},
             permanences=permanences,
             source=resolved.spec.source,
-            deps=self._dependencies(resolved),
+            deps=self._dependencies(resolved, code.files),
+            environments=code.environments,
+            rerun_on_env=resolved.spec.rerun_on_env,
         )
+        self.code_units = code.units
         return plan
 
     def _portable(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,8 +283,11 @@ class Planner:
             for k, v in params.items()
         }
 
-    def _dependencies(self, resolved: ResolvedPipeline) -> list[list[Any]]:
-        files = {str(self.file), *(str(p) for p in self.folder.glob("*.py"))}
+    def _dependencies(self, resolved: ResolvedPipeline, code: Iterable[str]) -> list[list[Any]]:
+        """Every file the plan was made from: the pipeline file, the modules beside it, the
+        source files of every class and of the code they reach, and the package metadata
+        their environment was read from."""
+        files = {str(self.file), *(str(p) for p in self.folder.glob("*.py")), *code}
         classes = {s.cls for s in resolved.steps.values()}
         classes |= {p.cls for p in resolved.permanences.values()}
         for cls in classes:

@@ -11,6 +11,8 @@ _SENTENCES = {
     "volatile": "volatile: runs every time",
     "type": "type changed: {old_text} → {new_text}",
     "code": "code of {subject} changed",
+    "code-unit": "code changed: {subject}{detail}",
+    "environment": "environment changed: {subject} {old_text} → {new_text}",
     "param-changed": "params changed: {subject} {old} → {new}",
     "param-added": "params changed: {subject} added ({new})",
     "param-removed": "params changed: {subject} removed (was {old})",
@@ -51,13 +53,17 @@ class Reason:
         detail = ""
         if self.code == "permanence-changed" and self.new:
             detail = f": {self.new}"
+        elif self.code == "code-unit":
+            detail = {"added": " (newly reached)", "removed": " (no longer reached)"}.get(
+                self.new, ""
+            )
         return _SENTENCES[self.code].format(
             subject=self.subject,
             subject_paren=f" ({self.subject})" if self.subject else "",
             old=_short(self.old),
             new=_short(self.new),
-            old_text=self.old,
-            new_text=self.new,
+            old_text=self.old if self.old != "" else "(none)",
+            new_text=self.new if self.new != "" else "(none)",
             new_plain=self.new,
             detail=detail,
         )

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tipi.cache.closure import changed_units
+from tipi.cache.environment import env_changes
 from tipi.cache.fingerprint import step_fingerprint
 from tipi.cache.reasons import Reason
 from tipi.cache.trace import Trace
@@ -29,6 +31,9 @@ class StepFacts:
         outputs: output path → current content hash (None: missing).
         forced: -f/-F or `force = true`.
         volatile: `volatile = true`.
+        environment: versions of Python, tipi and the packages its code imports.
+        rerun_on_env: a changed environment reruns the step (else it is only reported).
+        codes: code fingerprint → closure (unit → digest), to name the units that changed.
     """
 
     name: str
@@ -43,6 +48,9 @@ class StepFacts:
     forced: bool = False
     volatile: bool = False
     force_reason: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    rerun_on_env: bool = False
+    codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def used_configs(self, used: list[str] | Mapping[str, Any]) -> dict[str, Any]:
         """Current configs of the permanences named in `used` (absent ones as None)."""
@@ -97,8 +105,13 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         changed = changes(facts, trace)
         reasons += changed or ([] if facts.pending else [Reason("fingerprint")])
     reasons += _output_problems(facts, trace)
+    environment = _environment_changes(facts, trace)
+    if facts.rerun_on_env:
+        reasons += environment
     if reasons:
         return Decision(True, tuple(reasons))
+    if environment:  # reported, not acted on
+        return Decision(False, (Reason("up-to-date"), *environment))
     return UP_TO_DATE
 
 
@@ -107,7 +120,7 @@ def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
     if facts.type != trace.type:
         reasons.append(Reason("type", facts.name, trace.type, facts.type))
     elif facts.code != trace.code:
-        reasons.append(Reason("code", facts.type))
+        reasons += code_reasons(facts.type, trace.code, facts.code, facts.codes)
     reasons += diff_params(facts.params, trace.params)
     for path, digest in facts.inputs.items():
         if path in facts.pending:
@@ -127,8 +140,31 @@ def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
         if new is None:
             reasons.append(Reason("permanence-gone", name))
         elif new != old:
-            reasons.append(Reason("permanence-changed", name, new=_config_diff(old, new)))
+            detail = _config_diff(old, new, facts.codes)
+            reasons.append(Reason("permanence-changed", name, new=detail))
     return reasons
+
+
+def code_reasons(
+    subject: str, old: str, new: str, codes: Mapping[str, Mapping[str, str]]
+) -> list[Reason]:
+    """One reason per unit of code that changed between the fingerprints `old` and `new`
+    ("code changed: pipelines/x/models.py: Net.forward"); one for `subject` as a whole when
+    the closures are not both known."""
+    before, after = codes.get(old), codes.get(new)
+    if before is None or after is None:
+        return [Reason("code", subject)]
+    found = [Reason("code-unit", unit, new=how) for unit, how in changed_units(before, after)]
+    return found or [Reason("code", subject)]
+
+
+def _environment_changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+    if not trace.environment or trace.environment == facts.environment:
+        return []  # runs recorded before environments were: nothing to compare
+    return [
+        Reason("environment", name, old, new)
+        for name, old, new in env_changes(trace.environment, facts.environment)
+    ]
 
 
 def diff_params(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[Reason]:
@@ -144,14 +180,17 @@ def diff_params(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[Reason]:
     return reasons
 
 
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+def _config_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], codes: Mapping[str, Mapping[str, str]]
+) -> str:
     if old.get("type") != new.get("type"):
         return f"type {old.get('type')} → {new.get('type')}"
     diffs = diff_params(new.get("params", {}), old.get("params", {}))
     if diffs:
         return "; ".join(str(d).removeprefix("params changed: ") for d in diffs)
     if old.get("code") != new.get("code"):
-        return f"code of {new.get('type')} changed"
+        found = code_reasons(str(new.get("type")), old.get("code"), new.get("code"), codes)
+        return "; ".join(str(r) for r in found)
     return ""
 
 

@@ -24,6 +24,7 @@ class Trace:
         outputs: output path → content hash after the run.
         finished: when the run ended (seconds since the epoch).
         seconds: how long execute() took.
+        environment: versions of Python, tipi and the packages the step's code imports.
     """
 
     fingerprint: str
@@ -36,6 +37,7 @@ class Trace:
     finished: float = 0.0
     seconds: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """The msgpack map written to disk (short keys: the log holds thousands)."""
@@ -50,6 +52,7 @@ class Trace:
             "fi": self.finished,
             "se": self.seconds,
             "ex": dict(self.extra),
+            "en": dict(self.environment),
         }
 
     @classmethod
@@ -66,4 +69,5 @@ class Trace:
             finished=record.get("fi", 0.0),
             seconds=record.get("se", 0.0),
             extra=record.get("ex", {}),
+            environment=record.get("en", {}),
         )

@@ -15,6 +15,7 @@ from tipi.config.schema import (
     LAUNCHERS,
     PERMANENCE_KEYS,
     PIPELINE_KEYS,
+    PIPELINE_META_KEYS,
     PROCESS_KEYS,
     RESOURCE_KEYS,
     PermanenceSpec,
@@ -83,7 +84,7 @@ def load_pipeline(
         n: _permanence(n, t, spec_base) for n, t in _tables(data, "permanences", spec_base)
     }
     processes = {n: _process(n, t, spec_base) for n, t in _tables(data, "processes", spec_base)}
-    meta = data.get("pipeline", {})
+    meta = _meta(data.get("pipeline", {}), spec_base)
     spec = PipelineSpec(
         name=name,
         file=file,
@@ -92,9 +93,10 @@ def load_pipeline(
         processes=processes,
         key_lines=lines,
         overridden=frozenset(overridden),
-        description=str(meta.get("description", "")) if isinstance(meta, dict) else "",
+        description=str(meta.get("description", "")),
         folder=folder,
         source=text,
+        rerun_on_env=meta.get("rerun_on_env", False),
     )
     _check_after(spec)
     return spec
@@ -189,6 +191,22 @@ def _tables(data: Mapping[str, Any], section: str, spec: PipelineSpec) -> list[t
             )
         result.append((name, table))
     return result
+
+
+def _meta(meta: Any, spec: PipelineSpec) -> Mapping[str, Any]:
+    """The `[pipeline]` table, checked."""
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            "'pipeline' must be a table", hint="write [pipeline]", location=spec.locate("pipeline")
+        )
+    _check_keys(meta, PIPELINE_META_KEYS, ("pipeline",), spec, "the [pipeline] table")
+    rerun = meta.get("rerun_on_env", False)
+    if not isinstance(rerun, bool):
+        raise ConfigError(
+            f"'rerun_on_env' must be true or false, not {rerun!r}",
+            location=spec.locate("pipeline", "rerun_on_env"),
+        )
+    return meta
 
 
 def _check_keys(

@@ -10,6 +10,7 @@ from typing import Any
 from tipi.errors import Location
 
 PIPELINE_KEYS = ("pipeline", "permanences", "processes")
+PIPELINE_META_KEYS = ("description", "rerun_on_env")
 PERMANENCE_KEYS = ("type", "params", "description")
 PROCESS_KEYS = (
     "type",
@@ -60,7 +61,13 @@ class ProcessSpec:
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A whole pipeline file, with where each key was written (for error messages)."""
+    """A whole pipeline file, with where each key was written (for error messages).
+
+    Attributes:
+        source: the file's text as parsed (a make runs steps with exactly this text).
+        rerun_on_env: `[pipeline] rerun_on_env`: a changed environment (package versions)
+            reruns steps instead of only being reported.
+    """
 
     name: str
     file: Path
@@ -72,6 +79,7 @@ class PipelineSpec:
     description: str = ""
     folder: Path | None = None
     source: str = field(default="", repr=False)
+    rerun_on_env: bool = False
 
     @property
     def directory(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tipi.errors import ConfigError
@@ -23,6 +24,12 @@ class Data(Permanence):
         num_workers: loader worker processes.
         device: the Device permanence's name; pinned memory only when it is a CUDA device.
     """
+
+    @classmethod
+    def code_refs(cls, params: Mapping[str, Any]) -> list[str]:
+        """The dataset factory: a `module:function` path, or a built-in of the zoo."""
+        spec = str(params.get("dataset", ""))
+        return [spec if ":" in spec else f"tipi.permanences.zoo:{spec}"]
 
     def __init__(
         self,

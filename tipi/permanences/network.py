@@ -4,6 +4,7 @@ atomically and loaded with `weights_only=True`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ class Network(Permanence):
         model: the `torch.nn.Module`, after initialize.
         optimizer: set by a training step to have its state checkpointed too.
     """
+
+    @classmethod
+    def code_refs(cls, params: Mapping[str, Any]) -> list[str]:
+        """The model factory: a `module:function` path, or a built-in of the zoo."""
+        spec = str(params.get("model", ""))
+        return [spec if ":" in spec else f"tipi.permanences.zoo:{spec}"]
 
     def __init__(
         self,

@@ -1,0 +1,355 @@
+"""The code closure of a step: the code its result depends on, unit by unit.
+
+Starting from a process class (with its bases) or a `@pipeline_process` function, every name
+a reached unit loads is resolved through its module's bindings and followed into modules of
+the project: siblings beside pipeline.toml (imported relatively or script-style), packages
+under the project root. Reaching a class takes all of it (any method may run); reaching a
+function or constant takes just that, so an edit to a helper no step reaches reruns nothing.
+A module's other top-level statements count whenever any of its units does. Where a name
+cannot be followed statically (getattr, exec, star imports) the whole module counts. Modules
+outside the project (site-packages, the standard library, tipi's own engine) are not
+followed: their top-level names are collected as `imports`, whose versions are the step's
+environment (environment.py).
+
+The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
+is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
+Net.forward").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from tipi.cache.hashing import hash_bytes
+from tipi.cache.source import MODULE_UNIT, Binding, ModuleSource, read_module
+
+_OUTSIDE = ("site-packages", "dist-packages")
+_VOCABULARY = ("builtins", "abc", "typing", "tipi.process", "tipi.permanence")
+_TIPI = Path(__file__).resolve().parent.parent
+# tipi's built-in steps and permanences are code a result depends on when they lie in the
+# project (working on tipi itself); the engine around them is not.
+_TIPI_RESULT_CODE = (_TIPI / "processes", _TIPI / "permanences")
+
+
+@dataclass(frozen=True)
+class Closure:
+    """What a step's code consists of.
+
+    Attributes:
+        units: "file: qualname" → digest (file project-relative; a module name outside it).
+        files: absolute paths of the files read (a plan depends on them).
+        imports: top-level names of modules outside the project that the code imports.
+    """
+
+    units: Mapping[str, str]
+    files: frozenset[str]
+    imports: frozenset[str]
+
+    @property
+    def fingerprint(self) -> str:
+        return code_digest(self.units)
+
+
+def code_digest(units: Mapping[str, str]) -> str:
+    """The fingerprint of a closure map."""
+    return hash_bytes(msgpack.packb(sorted(units.items()), use_bin_type=True))
+
+
+def changed_units(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(unit, how) for each unit that differs: "changed", "added" or "removed"; sorted."""
+    found = [(u, "changed") for u in new if u in old and old[u] != new[u]]
+    found += [(u, "added") for u in new if u not in old]
+    found += [(u, "removed") for u in old if u not in new]
+    return sorted(found)
+
+
+class CodeScanner:
+    """Computes closures for one pipeline; reads and parses each file once.
+
+    Args:
+        root: the project root.
+        folder: the pipeline folder (its files are importable script-style by name).
+    """
+
+    def __init__(self, root: Path, folder: Path) -> None:
+        self.root = root.resolve()
+        self.folder = folder.resolve()
+        self._modules: dict[Path, ModuleSource | None] = {}
+        self._raw: dict[Path, str] = {}
+        self._found: dict[tuple[tuple[str, ...], int, Path], Path | None] = {}
+        self._closures: dict[Any, Closure] = {}
+        self._labels: dict[Path, str] = {}
+
+    def closure_of(self, obj: Any, extra: Iterable[Any] = ()) -> Closure:
+        """The closure of a class or function (and of `extra` objects, e.g. factories)."""
+        key = (obj, *extra)
+        if key not in self._closures:
+            walk = _Walk(self)
+            for item in (obj, *extra):
+                walk.start(item)
+            self._closures[key] = Closure(
+                dict(walk.units), frozenset(map(str, walk.files)), frozenset(walk.imports)
+            )
+        return self._closures[key]
+
+    def module(self, file: Path) -> ModuleSource | None:
+        """The parsed file; None when it cannot be read or parsed (then its bytes count)."""
+        if file not in self._modules:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                self._modules[file] = None
+                self._raw[file] = ""
+                return None
+            try:
+                self._modules[file] = read_module(text)
+            except (SyntaxError, ValueError):
+                self._modules[file] = None
+                self._raw[file] = hash_bytes(text.encode())
+        return self._modules[file]
+
+    def raw_digest(self, file: Path) -> str:
+        return self._raw.get(file, "")
+
+    def in_project(self, file: Path) -> bool:
+        """Whether the closure follows references into `file`."""
+        if not file.is_relative_to(self.root) or any(p in _OUTSIDE for p in file.parts):
+            return False
+        if file.is_relative_to(_TIPI):
+            return any(file.is_relative_to(d) for d in _TIPI_RESULT_CODE)
+        return True
+
+    def label(self, file: Path) -> str:
+        """How a file is named in unit keys and reasons."""
+        if file not in self._labels:
+            try:
+                self._labels[file] = file.relative_to(self.root).as_posix()
+            except ValueError:
+                self._labels[file] = _module_name(file)
+        return self._labels[file]
+
+    def find(self, parts: tuple[str, ...], level: int, origin: Path) -> Path | None:
+        """The file of module `parts` imported from `origin` (level dots), when it lies in
+        the project; None for modules outside it."""
+        key = (parts, level, origin.parent if level else self.folder)
+        if key not in self._found:
+            self._found[key] = self._find(parts, level, origin)
+        return self._found[key]
+
+    def _find(self, parts: tuple[str, ...], level: int, origin: Path) -> Path | None:
+        if level:
+            base = origin.parent
+            for _ in range(level - 1):
+                base = base.parent
+            return _module_file(base, parts)
+        for base in (self.folder, self.root):
+            found = _module_file(base, parts)
+            if found is not None:
+                return found if self.in_project(found) else None
+        if not parts or parts[0] in sys.stdlib_module_names:
+            return None
+        try:  # a package installed from the project (a src/ layout), found by its top level
+            spec = importlib.util.find_spec(parts[0])
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+            return None
+        top = Path(spec.origin).resolve()
+        base = top.parent.parent if top.name == "__init__.py" else top.parent
+        found = _module_file(base, parts)
+        return found if found is not None and self.in_project(found) else None
+
+
+class _Walk:
+    """One closure computation: the units reached so far."""
+
+    def __init__(self, scanner: CodeScanner) -> None:
+        self.scanner = scanner
+        self.units: dict[str, str] = {}
+        self.files: set[Path] = set()
+        self.imports: set[str] = set()
+        self._seen: set[Any] = set()
+
+    def start(self, obj: Any) -> None:
+        if isinstance(obj, str):  # "module:attr", e.g. a model factory
+            self._start_ref(obj)
+            return
+        function = getattr(obj, "__tipi_function__", None)
+        if function is not None:  # a @pipeline_process step: its code is the function's
+            obj = function
+        if inspect.isclass(obj):
+            for klass in obj.__mro__:
+                if klass.__module__ not in _VOCABULARY:
+                    self._start_one(klass)
+        else:
+            self._start_one(obj)
+
+    def _start_ref(self, text: str) -> None:
+        module, _, attr = text.partition(":")
+        parts = tuple(p for p in module.split(".") if p)
+        if not parts:
+            return
+        target = self.scanner.find(parts, 0, self.scanner.folder / "__init__.py")
+        if target is None:
+            if parts[0] not in sys.stdlib_module_names:
+                self.imports.add(parts[0])
+            return
+        self._in_module(target, tuple(attr.split(".")) if attr else ())
+
+    def _start_one(self, obj: Any) -> None:
+        try:
+            file = Path(inspect.getsourcefile(obj) or "").resolve()
+        except TypeError:
+            file = None
+        qualname = getattr(obj, "__qualname__", repr(obj))
+        if file is None or not file.is_file():  # built in C, or defined in a notebook cell
+            self.units[f"{getattr(obj, '__module__', '?')}: {qualname}"] = "no-source"
+            return
+        module = self._module(file)
+        if module is None:
+            return
+        top = qualname.split(".")[0]
+        if "<locals>" in qualname or top not in module.bindings:
+            self._whole(file)  # defined inside a function: only its whole module says
+        elif self.scanner.in_project(file):
+            self._name(file, module, top, ())
+        else:  # installed code: its own source counts, what it calls is its version's
+            self._unit(file, module, top, follow=False)
+            self._collect_imports(module)
+
+    def _module(self, file: Path) -> ModuleSource | None:
+        module = self.scanner.module(file)
+        if file not in self.files:
+            self.files.add(file)
+            if module is None:
+                self.units[f"{self.scanner.label(file)}: <unparsed>"] = self.scanner.raw_digest(
+                    file
+                )
+            elif self.scanner.in_project(file):
+                if MODULE_UNIT in module.units:
+                    self._unit(file, module, MODULE_UNIT)
+                for parts, level in module.stars:
+                    self._module_ref(file, parts, level, ())
+        return module
+
+    def _unit(self, file: Path, module: ModuleSource, name: str, follow: bool = True) -> None:
+        if ("unit", file, name) in self._seen:
+            return
+        self._seen.add(("unit", file, name))
+        label = self.scanner.label(file)
+        for member in module.classes.get(name, [name]):
+            unit = module.units[member]
+            self.units[f"{label}: {member}"] = unit.digest
+            if not follow:
+                continue
+            if unit.dynamic:
+                self._whole(file)
+            local = dict(unit.local)
+            for chain in unit.refs:
+                binding = local.get(chain[0])
+                if binding is not None:
+                    self._binding(file, binding, chain[1:])
+                else:
+                    self._name(file, module, chain[0], chain[1:])
+            for name_, binding in unit.local:  # imports that are never used still count
+                if binding.kind == "module" and name_ not in {c[0] for c in unit.refs}:
+                    self._binding(file, binding, ())
+
+    def _name(self, file: Path, module: ModuleSource, name: str, rest: tuple[str, ...]) -> None:
+        binding = module.bindings.get(name)
+        if binding is None:
+            return  # a builtin, a local variable, or a star import's (counted whole)
+        if binding.kind == "unit":
+            self._unit(file, module, binding.target)
+        else:
+            self._binding(file, binding, rest)
+
+    def _binding(self, file: Path, binding: Binding, rest: tuple[str, ...]) -> None:
+        if binding.kind == "module":
+            self._module_ref(file, binding.module, binding.level, rest)
+            return
+        if binding.kind != "from":
+            return
+        target = self.scanner.find((*binding.module, binding.attr), binding.level, file)
+        if target is not None:  # `from pkg import submodule`
+            self._in_module(target, rest)
+        else:
+            self._module_ref(file, binding.module, binding.level, (binding.attr, *rest))
+
+    def _module_ref(
+        self, file: Path, parts: tuple[str, ...], level: int, rest: tuple[str, ...]
+    ) -> None:
+        target = self.scanner.find(parts, level, file)
+        if target is None:
+            if not level and parts and parts[0] not in sys.stdlib_module_names:
+                self.imports.add(parts[0])
+            return
+        self._in_module(target, rest)
+
+    def _in_module(self, file: Path, chain: tuple[str, ...]) -> None:
+        """`chain` looked up in the module `file`; the whole module when it is empty."""
+        if ("in", file, chain) in self._seen:
+            return
+        self._seen.add(("in", file, chain))
+        module = self._module(file)
+        if module is None:
+            return
+        if not chain:
+            self._whole(file)
+        elif chain[0] in module.bindings:
+            self._name(file, module, chain[0], chain[1:])
+        elif file.name == "__init__.py" and (sub := _module_file(file.parent, chain[:1])):
+            if self.scanner.in_project(sub):
+                self._in_module(sub, chain[1:])
+        elif not module.stars:
+            self._whole(file)  # an attribute we cannot see: assume anything
+
+    def _whole(self, file: Path) -> None:
+        if ("whole", file) in self._seen:
+            return
+        self._seen.add(("whole", file))
+        module = self._module(file)
+        if module is None:
+            return
+        for name in module.units:
+            if "." not in name:
+                self._unit(file, module, name)
+        for binding in module.bindings.values():
+            if binding.kind != "unit":
+                self._binding(file, binding, ())
+
+    def _collect_imports(self, module: ModuleSource) -> None:
+        bindings = [b for b in module.bindings.values() if b.kind != "unit"]
+        bindings += [b for unit in module.units.values() for _, b in unit.local]
+        for binding in bindings:
+            if not binding.level and binding.module:
+                top = binding.module[0]
+                if top not in sys.stdlib_module_names and top != "tipi":
+                    self.imports.add(top)
+
+
+def _module_file(base: Path, parts: tuple[str, ...]) -> Path | None:
+    if not parts:
+        init = base / "__init__.py"
+        return init if init.is_file() else None
+    path = base.joinpath(*parts)
+    for candidate in (path.with_name(path.name + ".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _module_name(file: Path) -> str:
+    """The dotted name of a file in sys.modules, else its path."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
+            return name
+    return str(file)

@@ -1,0 +1,49 @@
+"""The environment a step ran in: the versions of Python, tipi and the installed packages its
+code imports. Recorded with every run and shown when it changes ("environment changed: torch
+2.12.0 → 2.13.0"); it reruns steps only where the pipeline says `rerun_on_env = true`.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+
+from tipi._version import __version__
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level import name → distribution names (read once: it scans site-packages)."""
+    return metadata.packages_distributions()
+
+
+def versions(imports: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The versions of Python, tipi and the distributions providing `imports`, and the
+    metadata files they were read from (a plan depends on them: an upgrade changes them).
+    """
+    found = {"python": platform.python_version(), "tipi": __version__}
+    files = []
+    table = _distributions()
+    for name in sorted(set(imports)):
+        for dist_name in table.get(name, ()):
+            try:
+                dist = metadata.distribution(dist_name)
+            except metadata.PackageNotFoundError:
+                continue
+            found[dist.metadata["Name"] or dist_name] = dist.version
+            folder = getattr(dist, "_path", None)  # PathDistribution: its .dist-info folder
+            if isinstance(folder, Path):
+                files.append(str(folder / "METADATA"))
+    return found, files
+
+
+def env_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(package, old version, new version) for each difference; "" where absent."""
+    return [
+        (name, old.get(name, ""), new.get(name, ""))
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
