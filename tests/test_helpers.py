@@ -149,7 +149,7 @@ def test_a_decorated_function_stays_a_function_and_caches_like_a_class(project):
         STEPS.replace('text = f"{device}', 'text = "v2 " + f"{device}')
     )
     summary = Engine("h", overrides=["fit.scale=2"]).make()
-    assert summary.results[0].reasons == ("code of fit changed",)
+    assert summary.results[0].reasons == ("code changed: pipelines/h/steps.py: fit",)
     assert project.read("out/report.txt") == "v2 cpu 2 2.0"
 
 

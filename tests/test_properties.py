@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -15,22 +16,34 @@ from hypothesis import strategies as st
 
 from tipi.engine import Engine
 
-NODE = """
-import os
-from tipi import PipelineProcess
-
-
-class Node(PipelineProcess):
+STEP = """
+class N{i}(PipelineProcess):
     def __init__(self, controller, force: bool = False, salt: int = 0, mod: int = 1) -> None:
         super().__init__(controller, force)
         self.salt, self.mod = salt, mod
 
     def execute(self) -> None:
-        with open(os.path.join(os.getcwd(), "runs.log"), "a") as f:
-            f.write(self.outputs["out"].stem + "\\n")
+        log("n{i}")
         parts = [self.inputs[k].read_text() for k in sorted(self.inputs)]
-        self.outputs["out"].write_text(f"{self.salt % self.mod}(" + ",".join(parts) + ")")
+        code = "".join([{calls}])
+        self.outputs["out"].write_text(f"{{self.salt % self.mod}}(" + ",".join(parts) + ")" + code)
 """
+
+STEPS_HEAD = """
+import os
+from tipi import PipelineProcess
+from . import h0
+from .h1 import f10, f11
+import h2
+
+
+def log(name):
+    with open(os.path.join(os.getcwd(), "runs.log"), "a") as f:
+        f.write(name + "\\n")
+"""
+
+HELPERS, FUNCTIONS = 3, 2  # modules h0..h2 beside pipeline.toml, f{m}{k} in each
+CALL_FORMS = {0: "h0.f0{k}()", 1: "f1{k}()", 2: "h2.f2{k}()"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -48,11 +61,22 @@ def _without_run_cache():
 
 @dataclass
 class Dag:
+    """A random pipeline and the code it runs: step i calls the helpers `calls[i]`; helper
+    f{m}{k} returns the constant C{m}{k}, followed by f{m-1}{k}() when `links[m][k]`; `forms`
+    picks one of two spellings of the same helper (a code change with the same result),
+    `comments` and `unused` edit code no step reaches."""
+
     deps: list[list[int]]
     sources: list[list[int]]
     salts: list[int]
     mods: list[int]
     texts: list[str]
+    calls: list[list[tuple[int, int]]]
+    links: list[list[bool]]
+    consts: list[list[str]]
+    forms: list[list[int]]
+    comments: list[int]
+    unused: list[int]
 
     def toml(self) -> str:
         lines = []
@@ -61,13 +85,48 @@ class Dag:
             inputs += [f's{k} = "src/s{k}.txt"' for k in self.sources[i]]
             lines += [
                 f"[processes.n{i}]",
-                'type = "Node"',
+                f'type = "N{i}"',
                 f"params = {{ salt = {self.salts[i]}, mod = {self.mods[i]} }}",
                 f"inputs = {{ {', '.join(inputs)} }}",
-                f'outputs = {{ out = "out/n{i}.txt" }}',
+                f'outputs = {{ out = "out/n{i}.txt"}}',
                 "",
             ]
         return "\n".join(lines)
+
+    def steps_py(self) -> str:
+        classes = []
+        for i, calls in enumerate(self.calls):
+            text = ", ".join(CALL_FORMS[m].format(k=k) for m, k in calls)
+            classes.append(STEP.format(i=i, calls=text))
+        return STEPS_HEAD + "".join(classes)
+
+    def helper_py(self, m: int) -> str:
+        lines = [f"# comment {c}" for c in range(self.comments[m])]
+        if m:  # the previous module, imported script-style and relatively in turn
+            lines.append(f"import h{m - 1}" if m % 2 else f"from . import h{m - 1}")
+        lines.append(f"UNUSED = {self.unused[m]}")
+        lines.append("def u():\n    return UNUSED\n")
+        for k in range(FUNCTIONS):
+            lines.append(f"C{m}{k} = {self.consts[m][k]!r}")
+            tail = f"h{m - 1}.f{m - 1}{k}()" if m and self.links[m][k] else '""'
+            body = f"C{m}{k} + {tail}" if self.forms[m][k] == 0 else f'"".join([C{m}{k}, {tail}])'
+            lines.append(f"def f{m}{k}():\n    return {body}\n")
+        return "\n".join(lines) + "\n"
+
+    def value(self, m: int, k: int) -> str:
+        tail = self.value(m - 1, k) if m and self.links[m][k] else ""
+        return self.consts[m][k] + tail
+
+    def reached(self, i: int) -> set[tuple[str, int, int]]:
+        """The units of helper modules step i's code reaches: ("f"|"C", m, k)."""
+        found = set()
+        for m, k in self.calls[i]:
+            while True:
+                found |= {("f", m, k), ("C", m, k)}
+                if not (m and self.links[m][k]):
+                    break
+                m -= 1
+        return found
 
     def outputs(self) -> list[str]:
         """What each step's output must contain: the model the engine is checked against."""
@@ -75,39 +134,62 @@ class Dag:
         for i in range(len(self.deps)):
             parts = {f"i{j}": out[j] for j in self.deps[i]}
             parts |= {f"s{k}": self.texts[k] for k in self.sources[i]}
+            code = "".join(self.value(m, k) for m, k in self.calls[i])
             out.append(
-                f"{self.salts[i] % self.mods[i]}(" + ",".join(parts[k] for k in sorted(parts)) + ")"
+                f"{self.salts[i] % self.mods[i]}("
+                + ",".join(parts[k] for k in sorted(parts))
+                + ")"
+                + code
             )
         return out
 
     def write(self, root: Path) -> None:
-        (root / "pipelines/p").mkdir(parents=True, exist_ok=True)
+        folder = root / "pipelines/p"
+        folder.mkdir(parents=True, exist_ok=True)
         (root / "src").mkdir(exist_ok=True)
-        (root / "pipelines/p/steps.py").write_text(NODE)
-        (root / "pipelines/p/pipeline.toml").write_text(self.toml())
-        for k, text in enumerate(self.texts):
-            path = root / "src" / f"s{k}.txt"
+        files = {folder / "steps.py": self.steps_py(), folder / "pipeline.toml": self.toml()}
+        files |= {folder / f"h{m}.py": self.helper_py(m) for m in range(HELPERS)}
+        files |= {root / "src" / f"s{k}.txt": text for k, text in enumerate(self.texts)}
+        for path, text in files.items():
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
 
 
 @st.composite
 def dags(draw) -> Dag:
-    n = draw(st.integers(2, 7))
+    n = draw(st.integers(2, 6))
     deps = [sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else [] for i in range(n)]
+    helper = st.tuples(st.integers(0, HELPERS - 1), st.integers(0, FUNCTIONS - 1))
+    grid = lambda values: st.lists(  # noqa: E731
+        st.lists(values, min_size=FUNCTIONS, max_size=FUNCTIONS),
+        min_size=HELPERS,
+        max_size=HELPERS,
+    )
     return Dag(
         deps=deps,
         sources=[sorted(draw(st.sets(st.integers(0, 1), max_size=2))) for _ in range(n)],
         salts=draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)),
         mods=draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)),
         texts=draw(st.lists(st.text("ab", max_size=3), min_size=2, max_size=2)),
+        calls=[sorted(draw(st.sets(helper, max_size=2))) for _ in range(n)],
+        links=draw(grid(st.booleans())),
+        consts=draw(grid(st.sampled_from(["x", "y", ""]))),
+        forms=draw(grid(st.integers(0, 1))),
+        comments=[0] * HELPERS,
+        unused=[0] * HELPERS,
     )
 
 
+module = st.integers(0, HELPERS - 1)
+function = st.integers(0, FUNCTIONS - 1)
 changes = st.lists(
     st.one_of(
         st.tuples(st.just("salt"), st.integers(0, 6), st.integers(0, 5)),
         st.tuples(st.just("text"), st.integers(0, 1), st.text("ab", max_size=3)),
+        st.tuples(st.just("const"), st.tuples(module, function), st.sampled_from("xyz")),
+        st.tuples(st.just("form"), st.tuples(module, function), st.just(None)),
+        st.tuples(st.just("comment"), module, st.just(None)),
+        st.tuples(st.just("unused"), module, st.integers(1, 9)),
     ),
     min_size=1,
     max_size=4,
@@ -116,23 +198,43 @@ changes = st.lists(
 
 def apply(dag: Dag, change: tuple) -> Dag:
     kind, index, value = change
-    salts, texts = list(dag.salts), list(dag.texts)
+    new = copy.deepcopy(dag)
     if kind == "salt":
-        salts[index % len(salts)] = value
+        new.salts[index % len(new.salts)] = value
+    elif kind == "text":
+        new.texts[index] = value
+    elif kind == "const":
+        new.consts[index[0]][index[1]] = value
+    elif kind == "form":
+        new.forms[index[0]][index[1]] ^= 1
+    elif kind == "comment":
+        new.comments[index] += 1
     else:
-        texts[index] = value
-    return Dag(dag.deps, dag.sources, salts, dag.mods, texts)
+        new.unused[index] = value
+    return new
 
 
 def expected_reruns(old: Dag, new: Dag) -> set[str]:
-    """Exactly the steps whose params or input contents changed (early cutoff included)."""
+    """Exactly the steps whose params, input contents or reached code changed (early cutoff
+    included: a step whose inputs came out byte-identical does not rerun)."""
     before, after = old.outputs(), new.outputs()
+    changed = {
+        (kind, m, k)
+        for m in range(HELPERS)
+        for k in range(FUNCTIONS)
+        for kind, differs in (
+            ("C", old.consts[m][k] != new.consts[m][k]),
+            ("f", old.forms[m][k] != new.forms[m][k]),
+        )
+        if differs
+    }
     rerun = set()
     for i in range(len(new.deps)):
         if (
             old.salts[i] != new.salts[i]
             or any(before[j] != after[j] for j in new.deps[i])
             or any(old.texts[k] != new.texts[k] for k in new.sources[i])
+            or new.reached(i) & changed
         ):
             rerun.add(f"n{i}")
     return rerun
@@ -152,8 +254,8 @@ class Workspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_and_log(root: Path) -> set[str]:
-    Engine("p", root=root).make()
+def make_and_log(root: Path, jobs: int | None = None) -> set[str]:
+    Engine("p", root=root).make(jobs=jobs)
     log = root / "runs.log"
     ran = set(log.read_text().split()) if log.exists() else set()
     log.unlink(missing_ok=True)
@@ -170,40 +272,44 @@ def age(root: Path) -> None:
             os.utime(path, (past, past))
 
 
-PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+JOBS = [pytest.param(None, id="sequential"), pytest.param(2, id="j2")]
 
 
+@pytest.mark.parametrize("jobs", JOBS)
 @PROPERTY
 @given(dag=dags(), edits=changes)
-def test_minimal(dag: Dag, edits: list[tuple]) -> None:
-    """Nothing reruns without a cause; a change reruns exactly what it affects."""
+def test_minimal(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
+    """Nothing reruns without a cause; a change (to params, inputs, or code a step reaches
+    in another module) reruns exactly what it affects."""
     with Workspace() as root:
         dag.write(root)
-        assert make_and_log(root) == {f"n{i}" for i in range(len(dag.deps))}
-        assert make_and_log(root) == set()
-        assert make_and_log(root) == set()  # now through the clean record
+        assert make_and_log(root, jobs) == {f"n{i}" for i in range(len(dag.deps))}
+        assert make_and_log(root, jobs) == set()
+        assert make_and_log(root, jobs) == set()  # now through the clean record
         for change in edits:
             new = apply(dag, change)
             new.write(root)
-            assert make_and_log(root) == expected_reruns(dag, new), change
+            assert make_and_log(root, jobs) == expected_reruns(dag, new), change
             dag = new
 
 
+@pytest.mark.parametrize("jobs", JOBS)
 @PROPERTY
 @given(dag=dags(), edits=changes)
-def test_correct(dag: Dag, edits: list[tuple]) -> None:
+def test_correct(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
     """After any sequence of edits, an incremental build equals a clean build."""
     with Workspace() as root:
         dag.write(root)
-        make_and_log(root)
+        make_and_log(root, jobs)
         for change in edits:
             dag = apply(dag, change)
             dag.write(root)
-            make_and_log(root)
+            make_and_log(root, jobs)
         incremental = {p.name: p.read_text() for p in (root / "out").iterdir()}
         shutil.rmtree(root / "out")
         shutil.rmtree(root / ".tipi_cache")
-        make_and_log(root)
+        make_and_log(root, jobs)
         clean = {p.name: p.read_text() for p in (root / "out").iterdir()}
         assert incremental == clean
         assert incremental == {f"n{i}.txt": text for i, text in enumerate(dag.outputs())}

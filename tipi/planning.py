@@ -189,7 +189,7 @@ class Planner:
                 source=plan.source if plan is not None else None,
             )
             if plan is not None:
-                check_unchanged(plan.deps)
+                check_unchanged(plan.deps, self.file)
         return self.resolved
 
     def _key(self) -> list[Any]:

@@ -40,10 +40,12 @@ def load_resolved(
     return apply_variant(resolve_pipeline(spec), variant)
 
 
-def check_unchanged(deps: Sequence[Sequence[Any]]) -> None:
-    """Raise when a file a plan was made from changed since: its steps' fingerprints no
-    longer describe the code and params they would run with."""
-    changed = [d[0] for d in deps if stat_dep(d[0]) != list(d)]
+def check_unchanged(deps: Sequence[Sequence[Any]], pipeline_file: Path | str) -> None:
+    """Raise when a code file a plan was made from changed since: its steps' fingerprints no
+    longer describe the code they would run. (The pipeline file itself may change: a make
+    runs with the text it planned with.)"""
+    skip = str(pipeline_file)
+    changed = [d[0] for d in deps if d[0] != skip and stat_dep(d[0]) != list(d)]
     if changed:
         raise ConfigError(
             f"{changed[0]} changed after this make planned its steps",

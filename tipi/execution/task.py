@@ -99,7 +99,7 @@ def resolve(task: Task) -> ResolvedPipeline:
             variant,
             source=task.source or None,
         )
-        check_unchanged(task.deps)
+        check_unchanged(task.deps, task.file)
     return _resolved[key]
 
 
