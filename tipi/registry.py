@@ -9,6 +9,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
+import multiprocessing
 import re
 import sys
 import traceback
@@ -75,7 +76,8 @@ class Registry:
     as submodules of a synthetic package so that siblings import each other with relative
     imports (``from .models import Net``) and two pipelines' same-named files never collide.
     Script-style imports (``from models import Net``, ``import nets.resnet``) reach the same
-    module objects through `_SiblingFinder`, for the pipeline whose registry loaded last.
+    module objects through `_SiblingFinder`, for the registry that imported last; so do
+    packages at the project root (``import mylib``). A new registry imports both afresh.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Registry:
         self.project_root = project_root
         self.builtins = dict(BUILTIN_TYPES if builtins is None else builtins)
         self._local: dict[str, Component] | None = None
+        self._fresh = False
 
     def resolve(self, name: str, expected: type, location: Location | None = None) -> Component:
         """Return the class named `name`, which must subclass `expected`.
@@ -146,6 +149,7 @@ class Registry:
             raise DefinitionError(
                 f"type '{path}' is not of the form 'package.module:Class'", location=location
             )
+        self._activate()
         if self.project_root is not None and str(self.project_root) not in sys.path:
             sys.path.insert(0, str(self.project_root))
         try:
@@ -169,16 +173,27 @@ class Registry:
             obj = getattr(obj, part)
         return obj  # type: ignore[return-value]
 
+    def _activate(self) -> None:
+        """Point script-style imports at this registry's pipeline folder and project root.
+
+        The first time, the files are imported afresh: in a long-lived process (a notebook, a
+        test session) an edited steps.py or models.py must not keep running its old classes.
+        """
+        if _SIBLINGS.owner is self or (self.pipeline_dir is None and self.project_root is None):
+            return
+        package = None if self.pipeline_dir is None else _local_package(self.pipeline_dir)
+        _SIBLINGS.activate(self, package, self.pipeline_dir, self.project_root)
+        if not self._fresh and package is not None:
+            for name in [m for m in sys.modules if m.startswith(package + ".")]:
+                del sys.modules[name]
+        self._fresh = True
+        importlib.invalidate_caches()
+
     def _import_local(self) -> dict[str, Component]:
         if self.pipeline_dir is None:
             return {}
+        self._activate()
         package = _local_package(self.pipeline_dir)
-        _SIBLINGS.activate(package, self.pipeline_dir)
-        # A new registry sees the files as they are now: in a long-lived process (a notebook,
-        # a test session) an edited steps.py must not keep running its old classes.
-        for name in [m for m in sys.modules if m.startswith(package + ".")]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
         _warn_unreachable_siblings(self.pipeline_dir)
         found: dict[str, Component] = {}
         origin: dict[str, Path] = {}
@@ -228,44 +243,65 @@ class _SiblingFinder(importlib.abc.MetaPathFinder):
     ``NAME/__init__.py`` is answered with an alias of the synthetic module, registered in
     ``sys.modules`` under the top-level name; its submodules (``nets.resnet``) likewise.
 
+    Next come packages at the project root (``mylib/__init__.py``, ``mylib.py``), found by
+    the path finder but recorded, so that the next registry imports them afresh too.
+
     First on ``sys.meta_path``, so siblings come before installed packages, as the script's
     folder comes first on ``sys.path``; but the standard library is never shadowed, and a name
-    already in ``sys.modules`` never reaches a finder. Only the pipeline whose registry loaded
-    last is answered for; loading another drops the previous pipeline's aliases.
+    already in ``sys.modules`` never reaches a finder. Only the registry that imported last is
+    answered for; another one drops the previous one's aliases and project-root modules.
     """
 
     def __init__(self) -> None:
+        self.owner: object = None
         self.package: str | None = None
         self.folder: Path | None = None
+        self.root: Path | None = None
         self.aliases: set[str] = set()
+        self.rooted: set[str] = set()
 
-    def activate(self, package: str, folder: Path) -> None:
-        """Answer for `folder`'s siblings from now on, forgetting the previous pipeline's."""
+    def activate(
+        self, owner: object, package: str | None, folder: Path | None, root: Path | None
+    ) -> None:
+        """Answer for `folder` and `root` from now on, forgetting the previous owner's."""
         if self not in sys.meta_path:
             sys.meta_path.insert(0, self)
         for name in self.aliases:
             module = sys.modules.get(name)
             if getattr(module, "__name__", "").startswith(_LOCAL_PACKAGE + "."):
                 del sys.modules[name]
+        for name in [m for m in sys.modules if m.partition(".")[0] in self.rooted]:
+            del sys.modules[name]
         self.aliases.clear()
-        self.package, self.folder = package, folder.resolve()
+        self.rooted.clear()
+        self.owner, self.package = owner, package
+        self.folder = None if folder is None else folder.resolve()
+        self.root = None if root is None else root.resolve()
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if self.package is None or self.folder is None:
-            return None
-        real = f"{self.package}.{fullname}"
         top, dot, _ = fullname.partition(".")
+        real = f"{self.package}.{fullname}"
         if dot:  # a submodule of an aliased sibling package
             if top not in self.aliases or (
                 real not in sys.modules and importlib.util.find_spec(real) is None
             ):
                 return None
-        elif fullname in sys.stdlib_module_names or not _is_sibling(self.folder, fullname):
+        elif fullname in sys.stdlib_module_names:
             return None
+        elif self.folder is None or not _is_sibling(self.folder, fullname):
+            return self._at_root(fullname)
         self.aliases.add(fullname)
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real))
+
+    def _at_root(self, name: str) -> importlib.machinery.ModuleSpec | None:
+        if self.root is None or not _is_sibling(self.root, name):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [str(self.root)])
+        if spec is not None:
+            self.rooted.add(name)
+        return spec
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -299,8 +335,8 @@ def _warn_unreachable_siblings(folder: Path) -> None:
         p.parent.name for p in folder.glob("*/__init__.py")
     }
     taken = {n for n in names if n in sys.stdlib_module_names or n in sys.modules}
-    if not taken:
-        return
+    if not taken or multiprocessing.parent_process() is not None:
+        return  # a worker process: the driver, which loaded the pipeline first, has warned
     for file in sorted(folder.glob("*.py")):
         for name, line in _script_imports(file):
             if name not in taken or name == file.stem:
