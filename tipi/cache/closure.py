@@ -150,12 +150,12 @@ class CodeScanner:
             for _ in range(level - 1):
                 base = base.parent
             return _module_file(base, parts)
+        if not parts or parts[0] in sys.stdlib_module_names:
+            return None  # never shadowed by a sibling at run time either (registry.py)
         for base in (self.folder, self.root):
             found = _module_file(base, parts)
             if found is not None:
                 return found if self.in_project(found) else None
-        if not parts or parts[0] in sys.stdlib_module_names:
-            return None
         try:  # a package installed from the project (a src/ layout), found by its top level
             spec = importlib.util.find_spec(parts[0])
         except (ImportError, ValueError):

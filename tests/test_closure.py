@@ -1,0 +1,530 @@
+"""Code closures: what edits rerun which steps, across sibling modules, packages and factories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tipi.cache.closure import CodeScanner
+from tipi.cache.source import read_module
+from tipi.engine import Engine
+
+HELPERS = '''
+"""Helpers shared by the steps."""
+SCALE = 3
+UNUSED = 5
+
+
+def scale(text):
+    return text * SCALE
+
+
+def shout(text):
+    return text.upper()
+
+
+def unused_helper():
+    return UNUSED
+'''
+
+MODELS = """
+from .helpers import shout
+
+
+class Net:
+    def forward(self, text):
+        return shout(text)
+
+    def spare(self):
+        return None
+"""
+
+STEPS = """
+import os
+from tipi import PipelineProcess
+from . import helpers
+from .models import Net
+
+
+def log(name):
+    with open(os.path.join(os.getcwd(), "runs.log"), "a") as f:
+        f.write(name + "\\n")
+
+
+class Scaled(PipelineProcess):
+    def execute(self):
+        log("scaled")
+        self.outputs["out"].write_text(helpers.scale("ab"))
+
+
+class Netted(PipelineProcess):
+    def execute(self):
+        log("netted")
+        self.outputs["out"].write_text(Net().forward("ab"))
+
+
+class Plain(PipelineProcess):
+    def execute(self):
+        log("plain")
+        self.outputs["out"].write_text("plain")
+"""
+
+PIPELINE = """
+[processes.scaled]
+type = "Scaled"
+outputs = { out = "out/scaled.txt" }
+
+[processes.netted]
+type = "Netted"
+outputs = { out = "out/netted.txt" }
+
+[processes.plain]
+type = "Plain"
+outputs = { out = "out/plain.txt" }
+
+[processes.after]
+type = "Plain"
+inputs = { x = "out/netted.txt" }
+outputs = { out = "out/after.txt" }
+"""
+
+
+@pytest.fixture
+def proj(project):
+    project.pipeline("m", PIPELINE, steps=STEPS, helpers=HELPERS, models=MODELS)
+    return project
+
+
+def make(*args: str, **options) -> dict[str, tuple[str, tuple[str, ...]]]:
+    summary = Engine("m").make(*args, **options)
+    return {r.name: (r.outcome, r.reasons) for r in summary.results}
+
+
+def ran(project) -> list[str]:
+    log = project.root / "runs.log"
+    names = log.read_text().split() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return sorted(names)
+
+
+def edit(project, module: str, old: str, new: str) -> None:
+    path = project.root / "pipelines/m" / f"{module}.py"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def built(project) -> None:
+    make()
+    ran(project)
+    assert make()["plain"][0] == "skipped"
+    assert ran(project) == []
+
+
+def test_a_helper_edit_reruns_exactly_the_steps_that_reach_it(proj):
+    built(proj)
+    edit(proj, "helpers", "return text.upper()", "return text.upper() + '!'")
+    result = make()
+    assert ran(proj) == ["netted", "plain"]  # netted, then `after` (a Plain) whose input changed
+    assert result["netted"] == ("ran", ("code changed: pipelines/m/helpers.py: shout",))
+    assert result["scaled"][0] == "skipped"
+    assert result["after"][0] == "ran"
+
+
+def test_a_constant_reruns_its_users_and_unused_code_reruns_nothing(proj):
+    built(proj)
+    edit(proj, "helpers", "UNUSED = 5", "UNUSED = 6")
+    edit(proj, "helpers", "return UNUSED", "return UNUSED * 2")
+    assert set(make().values()) == {("skipped", ("up to date",))}
+    assert ran(proj) == []
+    edit(proj, "helpers", "SCALE = 3", "SCALE = 4")
+    result = make()
+    assert ran(proj) == ["scaled"]
+    assert result["scaled"][1] == ("code changed: pipelines/m/helpers.py: SCALE",)
+
+
+def test_docstrings_comments_and_formatting_never_count(proj):
+    built(proj)
+    edit(proj, "helpers", "def shout(text):", "# loud\ndef shout(text):  # see below\n")
+    edit(
+        proj,
+        "helpers",
+        "    return text.upper()",
+        '    """Upper case."""\n    return (text.upper())',
+    )
+    edit(proj, "models", "class Net:", "class Net:\n    '''A net.'''\n")
+    assert make()["netted"][0] == "skipped"
+    assert ran(proj) == []
+
+
+def test_a_method_edit_names_the_method_and_reruns_every_user_of_the_class(proj):
+    built(proj)
+    edit(proj, "models", "return None", "return 1")
+    result = make()
+    assert ran(proj) == ["netted"]  # the output is the same: `after` is cut off
+    assert result["netted"][1] == ("code changed: pipelines/m/models.py: Net.spare",)
+    assert result["after"][0] == "skipped"
+
+
+def test_script_style_and_package_imports_are_followed(project):
+    (project.root / "mylib").mkdir()
+    (project.root / "mylib/__init__.py").write_text("")
+    (project.root / "mylib/text.py").write_text("def double(s):\n    return s * 2\n")
+    project.pipeline(
+        "m",
+        """
+        [processes.one]
+        type = "One"
+        outputs = { out = "out/one.txt" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+        import mylib.text
+        from mylib import text as t
+
+
+        class One(PipelineProcess):
+            def execute(self):
+                self.outputs["out"].write_text(mylib.text.double("x") + t.double("y"))
+        """,
+    )
+    make()
+    assert make()["one"][0] == "skipped"
+    (project.root / "mylib/text.py").write_text("def double(s):\n    return s * 3\n")
+    result = make()
+    assert result["one"] == ("ran", ("code changed: mylib/text.py: double",))
+    assert project.read("out/one.txt") == "xxxyyy"
+
+
+def test_unresolvable_references_count_their_whole_module(tmp_path):
+    folder = tmp_path / "pipelines/p"
+    folder.mkdir(parents=True)
+    (folder / "a.py").write_text(
+        "def f():\n    return getattr(__import__('x'), 'y')\n\ndef g():\n    return 1\n"
+    )
+    (folder / "b.py").write_text("from .a import *\n\ndef h():\n    return f()\n")
+    module = read_module((folder / "a.py").read_text())
+    assert module.units["f"].dynamic and not module.units["g"].dynamic
+    scanner = CodeScanner(tmp_path, folder)
+    walk_units = scanner.closure_of("b:h").units
+    assert {"pipelines/p/a.py: f", "pipelines/p/a.py: g", "pipelines/p/b.py: h"} <= set(walk_units)
+
+
+def test_a_factory_named_by_a_network_counts_for_the_steps_that_use_it(project):
+    project.pipeline(
+        "m",
+        """
+        [permanences.device]
+        type = "Device"
+
+        [permanences.net]
+        type = "Network"
+        params = { model = "nets:make_net" }
+
+        [processes.count]
+        type = "Count"
+        outputs = { out = "out/count.txt" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+
+
+        class Count(PipelineProcess):
+            def execute(self):
+                model = self.controller.get_permanence("net").model
+                n = sum(p.numel() for p in model.parameters())
+                self.outputs["out"].write_text(str(n))
+        """,
+        nets="""
+        import torch
+
+
+        def make_net():
+            return torch.nn.Linear(2, 3)
+        """,
+    )
+    make()
+    assert make()["count"][0] == "skipped"
+    edit(project, "nets", "Linear(2, 3)", "Linear(2, 4)")
+    result = make()
+    assert result["count"] == (
+        "ran",
+        ("permanence 'net' config changed: code changed: pipelines/m/nets.py: make_net",),
+    )
+    assert project.read("out/count.txt") == "12"
+
+
+def test_the_no_op_shortcut_sees_an_edit_to_any_tracked_file(proj):
+    built(proj)
+    assert make()["plain"] == ("skipped", ("up to date",))  # through the clean record
+    edit(proj, "helpers", "SCALE = 3", "SCALE = 7")
+    assert make()["scaled"][0] == "ran"
+
+
+def test_a_permanence_used_only_through_another_is_recorded_for_every_step(project):
+    """`outer`'s initialize() asks for `inner`; the second step uses `outer` once it is
+    already initialized, so only the recorded dependency can tell it also uses `inner`."""
+    project.pipeline(
+        "m",
+        """
+        [permanences.inner]
+        type = "Inner"
+        params = { value = 1 }
+
+        [permanences.outer]
+        type = "Outer"
+
+        [processes.first]
+        type = "Use"
+        outputs = { out = "out/first.txt" }
+
+        [processes.second]
+        type = "Use"
+        outputs = { out = "out/second.txt" }
+        """,
+        steps="""
+        from tipi import Permanence, PipelineProcess
+
+
+        class Inner(Permanence):
+            def __init__(self, value: int = 0):
+                self.value = value
+
+            def cleanup(self):
+                pass
+
+
+        class Outer(Permanence):
+            def initialize(self):
+                self.value = self.controller.get_permanence("inner").value
+
+            def cleanup(self):
+                pass
+
+
+        class Use(PipelineProcess):
+            def execute(self):
+                value = self.controller.get_permanence("outer").value
+                self.outputs["out"].write_text(str(value))
+        """,
+    )
+    make(run_cache=False)
+    result = Engine("m", overrides=["inner.value=2"]).make(run_cache=False)
+    outcomes = {r.name: r.outcome for r in result.results}
+    assert outcomes == {"first": "ran", "second": "ran"}
+    assert project.read("out/second.txt") == "2"
+
+
+def test_two_steps_of_one_class_keep_their_own_bytes_in_the_run_cache(project):
+    project.pipeline(
+        "m",
+        """
+        [processes.json]
+        type = "Table"
+        outputs = { table = "out/table.json" }
+
+        [processes.csv]
+        type = "Table"
+        outputs = { table = "out/table.csv" }
+
+        [processes.other]
+        type = "Table"
+        outputs = { rows = "out/rows.csv" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+
+
+        class Table(PipelineProcess):
+            def execute(self):
+                for path in self.outputs.values():
+                    path.write_text(path.suffix + " table")
+        """,
+    )
+    Engine("m").make(run_cache=True)
+    for name in ("table.json", "table.csv", "rows.csv"):
+        (project.root / "out" / name).unlink()
+    summary = Engine("m").make(run_cache=True)
+    assert {r.outcome for r in summary.results} == {"restored"}
+    assert project.read("out/table.json") == ".json table"
+    assert project.read("out/table.csv") == ".csv table"
+    assert project.read("out/rows.csv") == ".csv table"
+
+
+def test_a_step_runs_with_the_params_it_was_planned_with(project):
+    """`first` rewrites pipeline.toml while the make runs: `second` still runs with the
+    params its fingerprint was computed from, and the next make sees the edit."""
+    _params_edited_mid_make(project, jobs=None)
+
+
+def test_a_worker_runs_with_the_params_it_was_planned_with(project):
+    _params_edited_mid_make(project, jobs=2)
+
+
+def _params_edited_mid_make(project, jobs):
+    project.pipeline(
+        "m",
+        """
+        [processes.first]
+        type = "Edit"
+        outputs = { out = "out/first.txt" }
+
+        [processes.second]
+        type = "Echo"
+        after = ["first"]
+        params = { value = 1 }
+        outputs = { out = "out/second.txt" }
+        """,
+        steps="""
+        from pathlib import Path
+        from tipi import PipelineProcess
+
+
+        class Edit(PipelineProcess):
+            def execute(self):
+                toml = Path("pipelines/m/pipeline.toml")
+                toml.write_text(toml.read_text().replace("value = 1", "value = 2"))
+                self.outputs["out"].write_text("edited")
+
+
+        class Echo(PipelineProcess):
+            def __init__(self, controller, force: bool = False, value: int = 0):
+                super().__init__(controller, force)
+                self.value = value
+
+            def execute(self):
+                self.outputs["out"].write_text(str(self.value))
+        """,
+    )
+    Engine("m").make(jobs=jobs)
+    assert project.read("out/second.txt") == "1"
+    result = {r.name: r for r in Engine("m").make(jobs=jobs).results}
+    assert result["second"].outcome == "ran"
+    assert result["second"].reasons == ("params changed: value 1 → 2",)
+    assert project.read("out/second.txt") == "2"
+
+
+def test_rehash_rereads_files_restored_with_their_old_timestamps(project):
+    project.pipeline(
+        "m",
+        """
+        [processes.copy]
+        type = "Copy"
+        inputs = { src = "src.txt" }
+        outputs = { out = "out/copy.txt" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+
+
+        class Copy(PipelineProcess):
+            def execute(self):
+                self.outputs["out"].write_text(self.inputs["src"].read_text())
+        """,
+    )
+    source = project.root / "src.txt"
+    source.write_text("one")
+    past = time.time() - 60
+    os.utime(source, (past, past))
+    make()
+    stat = source.stat()
+    with open(source, "r+") as f:  # same size, same inode, then the old mtime back
+        f.write("two")
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert make()["copy"][0] == "skipped"  # no timestamp says it changed
+    assert make(rehash=True)["copy"] == ("ran", ("input src.txt changed",))
+    assert project.read("out/copy.txt") == "two"
+
+
+def test_a_rewrite_within_a_coarse_timestamp_is_seen(tmp_path):
+    """On a file system with whole-second mtimes, a file rewritten in place within the
+    same second keeps (size, mtime, inode): such a file must not be trusted by signature."""
+    from tipi.cache.hashing import StatCache, is_racy
+
+    path = tmp_path / "f.txt"
+    path.write_text("one")
+    second = (time.time_ns() // 1_000_000_000) * 1_000_000_000
+    os.utime(path, ns=(second, second))
+    cache = StatCache()
+    first = cache.hash_path(path)
+    assert str(path) not in cache.entries  # whole-second mtime, less than 2 s old: racy
+    with open(path, "r+") as f:
+        f.write("two")
+    os.utime(path, ns=(second, second))
+    assert StatCache(dict(cache.entries)).hash_path(path) != first
+    assert is_racy(second, second + 1_500_000_000)
+    assert not is_racy(second + 1, second + 1_500_000_000)  # fine timestamps: 0.1 s
+    assert not is_racy(second, second + 2_500_000_000)
+
+
+def test_the_code_table_is_only_read_to_explain(proj):
+    built(proj)
+    table = Path(proj.root / ".tipi_cache/code.msgpack")
+    assert table.exists()
+    table.write_bytes(b"garbage")
+    edit(proj, "helpers", "SCALE = 3", "SCALE = 5")
+    result = make()
+    assert result["scaled"][0] == "ran"  # explained from this make's own plan
+
+
+def _fake_distribution(site: Path, version: str) -> None:
+    for old in site.glob("fakepkg-*.dist-info"):
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    info = site / f"fakepkg-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakepkg\nVersion: {version}\n")
+    (info / "top_level.txt").write_text("fakepkg\n")
+    (site / "fakepkg").mkdir(exist_ok=True)
+    (site / "fakepkg/__init__.py").write_text("VALUE = 1\n")
+
+
+def test_a_changed_environment_is_shown_and_reruns_only_when_asked(project, tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    _fake_distribution(site, "1.0")
+    toml = """
+    {meta}
+    [processes.use]
+    type = "Use"
+    outputs = {{ out = "out/use.txt" }}
+    """
+    project.pipeline(
+        "m",
+        toml.format(meta=""),
+        steps="""
+        from tipi import PipelineProcess
+        import fakepkg
+
+
+        class Use(PipelineProcess):
+            def execute(self):
+                self.outputs["out"].write_text(str(fakepkg.VALUE))
+        """,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
+
+    def tipi(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "tipi", *args]
+        return subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True)
+
+    assert tipi("make").returncode == 0
+    _fake_distribution(site, "2.0")
+    status = tipi("status", "--explain")
+    assert "environment changed: fakepkg 1.0 → 2.0" in status.stdout, status
+    assert "up-to-date" in status.stdout
+    made = tipi("make", "-v")
+    assert "ran" not in made.stderr.split("step")[0], made.stderr
+    assert "skipped" in made.stderr
+
+    project.pipeline("m", toml.format(meta="[pipeline]\nrerun_on_env = true\n"))
+    _fake_distribution(site, "3.0")
+    made = tipi("make", "--explain")
+    assert made.returncode == 0, made.stderr
+    assert "environment changed: fakepkg 1.0 → 3.0" in made.stderr  # made under 1.0
+    assert "✔ use ran" in made.stderr
