@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
-from tipi.cache.fingerprint import canonical, code_fingerprint, digest
+from tipi.cache.fingerprint import canonical, digest
 from tipi.cache.hashing import StatCache
+from tipi.cache.source import read_module
+from tipi.cache.stepcode import PipelineCode
 
 
 def age(path, seconds: float = 10) -> None:
@@ -72,29 +75,19 @@ def tmp_path_like():
     return PurePosixPath("x/y")
 
 
-def _class_from(source: str) -> type:
-    namespace: dict = {"__name__": "generated_steps"}
-    exec(compile(source, "<steps>", "exec"), namespace)  # no file: hash the given source
-    return namespace["Step"]
-
-
-def test_code_fingerprint_ignores_docstrings_comments_and_formatting(monkeypatch):
-    import inspect
-
+def test_units_ignore_docstrings_comments_and_formatting():
     sources = {
         "plain": "class Step:\n    def run(self):\n        return 1\n",
         "documented": 'class Step:\n    """Doc."""\n\n    def run(self):  # why\n'
         '        """More doc."""\n        return (1)\n',
         "changed": "class Step:\n    def run(self):\n        return 2\n",
     }
-    classes = {}
-    for name, source in sources.items():
-        cls = _class_from(source)
-        cls.__tipi_source__ = source
-        classes[name] = cls
-    monkeypatch.setattr(inspect, "getsource", lambda obj: obj.__tipi_source__)
-    assert code_fingerprint(classes["plain"]) == code_fingerprint(classes["documented"])
-    assert code_fingerprint(classes["plain"]) != code_fingerprint(classes["changed"])
+    units = {name: read_module(text).units for name, text in sources.items()}
+    assert {k: u.digest for k, u in units["plain"].items()} == {
+        k: u.digest for k, u in units["documented"].items()
+    }
+    assert units["plain"]["Step"].digest == units["changed"]["Step"].digest  # the header
+    assert units["plain"]["Step.run"].digest != units["changed"]["Step.run"].digest
 
 
 def test_version_attribute_stands_for_the_code():
@@ -111,4 +104,5 @@ def test_version_attribute_stands_for_the_code():
             return 2
 
     B.__qualname__ = A.__qualname__
-    assert code_fingerprint(A) == code_fingerprint(B)
+    code = PipelineCode(Path.cwd(), Path.cwd())
+    assert code.fingerprint(A) == code.fingerprint(B)

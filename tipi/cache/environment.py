@@ -26,18 +26,30 @@ def versions(imports: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """
     found = {"python": platform.python_version(), "tipi": __version__}
     files = []
-    table = _distributions()
     for name in sorted(set(imports)):
-        for dist_name in table.get(name, ()):
-            try:
-                dist = metadata.distribution(dist_name)
-            except metadata.PackageNotFoundError:
-                continue
-            found[dist.metadata["Name"] or dist_name] = dist.version
+        for dist in _providers(name):
+            found[dist.metadata["Name"] or name] = dist.version
             folder = getattr(dist, "_path", None)  # PathDistribution: its .dist-info folder
             if isinstance(folder, Path):
                 files.append(str(folder / "METADATA"))
     return found, files
+
+
+def _providers(name: str) -> list[metadata.Distribution]:
+    """The distributions that install the top-level module `name`: the one of that name
+    when there is one (torch, numpy: no scan), else those site-packages says provide it
+    (sklearn → scikit-learn, PIL → Pillow)."""
+    try:
+        return [metadata.distribution(name)]
+    except (metadata.PackageNotFoundError, ValueError):
+        pass
+    found = []
+    for dist_name in _distributions().get(name, ()):
+        try:
+            found.append(metadata.distribution(dist_name))
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def env_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str, str]]:

@@ -1,12 +1,9 @@
-"""One extensible canonical form for params and configs, and the fingerprint of code."""
+"""One extensible canonical form for params and configs, and the fingerprint of a step."""
 
 from __future__ import annotations
 
-import ast
 import enum
 import functools
-import inspect
-import textwrap
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
@@ -87,45 +84,3 @@ def step_fingerprint(
     """
     packed = msgpack.packb([type_name, code, params, inputs, permanences], use_bin_type=True)
     return hash_bytes(packed)
-
-
-@functools.lru_cache(maxsize=1024)
-def code_fingerprint(cls: type) -> str:
-    """Hash of a class's code: its `version` attribute when set, else its normalized source.
-
-    The source of the class and of each base class defined outside tipi's vocabulary is parsed
-    and dumped without docstrings, comments or formatting, so reformatting or documenting a
-    step never reruns it. Classes without retrievable source hash their qualified name.
-    Cached per class object: a re-imported (edited) module makes new class objects.
-    """
-    version = getattr(cls, "version", None)
-    if version is not None:
-        return digest(["version", cls.__qualname__, str(version)])
-    function = getattr(cls, "__tipi_function__", None)
-    if function is not None:  # a @pipeline_process step: its code is the function's
-        return digest([_normalized_source(function)])
-    parts = []
-    for klass in cls.__mro__:
-        if klass.__module__ in ("builtins", "abc", "tipi.process", "tipi.permanence"):
-            continue
-        parts.append(_normalized_source(klass))
-    return digest(parts)
-
-
-def _normalized_source(klass: Any) -> str:
-    try:
-        source = textwrap.dedent(inspect.getsource(klass))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
-        return f"{klass.__module__}.{klass.__qualname__}"
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef | ast.Module)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
