@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from tipi._version import __version__
 from tipi.cache.fingerprint import canonical
 from tipi.cache.hashing import is_racy
-from tipi.cache.stepcode import PipelineCode, save_code_table
 from tipi.cache.store import read_document, write_document
 
 if TYPE_CHECKING:
@@ -162,6 +161,8 @@ class Planner:
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build()
         if save and self.code_table is not None:
+            from tipi.cache.stepcode import save_code_table
+
             save_code_table(self.code_table, self.code_units, self.warn)
         if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
@@ -208,6 +209,7 @@ class Planner:
         return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
 
     def _build(self) -> Plan:
+        from tipi.cache.stepcode import PipelineCode
         from tipi.graph.dag import StepNode, build_graph
 
         resolved = self.resolve()

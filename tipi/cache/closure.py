@@ -13,7 +13,7 @@ environment (environment.py).
 
 The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
 is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
-Net.forward").
+Net.forward"; rebuilder.py).
 """
 
 from __future__ import annotations
@@ -61,14 +61,6 @@ class Closure:
 def code_digest(units: Mapping[str, str]) -> str:
     """The fingerprint of a closure map."""
     return hash_bytes(msgpack.packb(sorted(units.items()), use_bin_type=True))
-
-
-def changed_units(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(unit, how) for each unit that differs: "changed", "added" or "removed"; sorted."""
-    found = [(u, "changed") for u in new if u in old and old[u] != new[u]]
-    found += [(u, "added") for u in new if u not in old]
-    found += [(u, "removed") for u in old if u not in new]
-    return sorted(found)
 
 
 class CodeScanner:

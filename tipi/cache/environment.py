@@ -50,12 +50,3 @@ def _providers(name: str) -> list[metadata.Distribution]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def env_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(package, old version, new version) for each difference; "" where absent."""
-    return [
-        (name, old.get(name, ""), new.get(name, ""))
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    ]

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tipi.cache.closure import changed_units
-from tipi.cache.environment import env_changes
 from tipi.cache.fingerprint import step_fingerprint
 from tipi.cache.reasons import Reason
 from tipi.cache.trace import Trace
@@ -204,3 +202,20 @@ def _output_problems(facts: StepFacts, trace: Trace) -> list[Reason]:
         elif trace.outputs[path] != digest:
             reasons.append(Reason("output-modified", path))
     return reasons
+
+
+def changed_units(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(unit, how) for each unit of code that differs: "changed", "added" or "removed"."""
+    found = [(u, "changed") for u in new if u in old and old[u] != new[u]]
+    found += [(u, "added") for u in new if u not in old]
+    found += [(u, "removed") for u in old if u not in new]
+    return sorted(found)
+
+
+def env_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(package, old version, new version) for each difference; "" where absent."""
+    return [
+        (name, old.get(name, ""), new.get(name, ""))
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
