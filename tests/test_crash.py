@@ -206,7 +206,8 @@ def test_a_no_op_make_imports_neither_torch_nor_the_pipeline_modules(project):
         "except SystemExit as e:\n"
         "    assert e.code in (0, None), e.code\n"
         "print('torch' in sys.modules, 'networkx' in sys.modules,"
-        " any(m.startswith('_tipi_pipelines') for m in sys.modules))\n"
+        " any(m.startswith('_tipi_pipelines') for m in sys.modules),"
+        " 'tipi.cache.closure' in sys.modules or 'importlib.metadata' in sys.modules)\n"
     )
 
     def run_probe() -> str:
@@ -220,6 +221,7 @@ def test_a_no_op_make_imports_neither_torch_nor_the_pipeline_modules(project):
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    assert run_probe() == "True True True"  # the first make imports and runs the step
+    assert run_probe() == "True True True True"  # the first make imports and runs the step
     assert (project.root / "out/a.txt").read_text() == "3"
-    assert run_probe() == "False False False"  # the no-op make imports none of them
+    # the no-op make imports none of them, nor what computes code closures and environments
+    assert run_probe() == "False False False False"

@@ -246,7 +246,7 @@ class Build:
     def codes(self) -> Mapping[str, Mapping[str, str]]:
         """Closures by code fingerprint: this make's plan's, then the project's code table
         (read only if a code change must be explained)."""
-        from tipi.cache.stepcode import CodeTable
+        from tipi.cache.codetable import CodeTable
 
         table = CodeTable(self.engine.cache_dir / "code.msgpack", self.reporter.warning)
         return ChainMap(dict(self.engine.planner.code_units), table)

@@ -161,7 +161,7 @@ class Planner:
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build()
         if save and self.code_table is not None:
-            from tipi.cache.stepcode import save_code_table
+            from tipi.cache.codetable import save_code_table
 
             save_code_table(self.code_table, self.code_units, self.warn)
         if save and not any(is_racy(d[1]) for d in plan.deps):

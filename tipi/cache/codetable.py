@@ -1,0 +1,60 @@
+"""The code table: lets a later make say which unit of code changed.
+
+``.tipi_cache/code.msgpack`` maps a code fingerprint to its closure (unit → digest), for the
+newest TABLE_SIZE fingerprints planned in the project. A trace keeps only the fingerprint;
+when it differs from the current one, both are looked up here to name the units that changed.
+A fingerprint missing from the table (pruned, or the table was lost) only makes the reason
+less precise ("code of Train changed"). Kept apart from the closure code so that explaining
+a decision never imports what computes closures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tipi.cache.store import read_document, write_document
+
+CODE_KIND = "code-table"
+TABLE_SIZE = 2000
+
+
+def save_code_table(path: Path, units: Mapping[str, Mapping[str, str]], warn: Callable) -> None:
+    """Add closures to the project's code table, keeping the newest TABLE_SIZE."""
+    table = read_document(path, CODE_KIND, warn)
+    table = table if isinstance(table, dict) else {}
+    new = {fp: dict(u) for fp, u in units.items() if fp not in table}
+    if not new:
+        return
+    table.update(new)
+    if len(table) > TABLE_SIZE:
+        table = dict(list(table.items())[-TABLE_SIZE:])
+    write_document(path, CODE_KIND, table)
+
+
+class CodeTable(Mapping[str, Mapping[str, str]]):
+    """The code table, read on first lookup (only a code change needs it)."""
+
+    def __init__(self, path: Path, warn: Callable[[str], None]) -> None:
+        self.path = path
+        self.warn = warn
+        self._table: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._table is None:
+            table = read_document(self.path, CODE_KIND, self.warn)
+            self._table = table if isinstance(table, dict) else {}
+        return self._table
+
+    def __getitem__(self, fp: str) -> Mapping[str, str]:
+        units = self._load()[fp]
+        if not isinstance(units, dict):
+            raise KeyError(fp)
+        return units
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
