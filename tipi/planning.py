@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tipi.config.variant import Variant
 from tipi.config.source import check_unchanged, load_resolved, stat_dep
 from tipi.errors import DefinitionError, Location
+from tipi.paths import nesting_problem, output_problem
 
 PLAN_KIND = "plan"
 
@@ -219,15 +220,7 @@ class Planner:
                 for name, s in resolved.steps.items()
             }
         )
-        for step in resolved.steps.values():
-            for path in step.outputs.values():
-                if not path.is_relative_to(self.root):
-                    raise DefinitionError(
-                        f"output {path} of step '{step.name}' is outside the project root "
-                        f"{self.root}",
-                        hint="write outputs under the project; read outside files as inputs",
-                        location=step.spec.location,
-                    )
+        self._check_outputs(resolved)
         code = PipelineCode(self.root, self.folder)
         permanences = {
             name: {
@@ -276,6 +269,30 @@ class Planner:
         )
         self.code_units = code.units
         return plan
+
+    def _check_outputs(self, resolved: ResolvedPipeline) -> None:
+        """Every output lies strictly inside the project, outside `.tipi_cache/` and
+        `pipelines/`, and neither inside nor around another output (paths.py)."""
+        for step in resolved.steps.values():
+            for key, path in step.outputs.items():
+                problem = output_problem(path, self.root)
+                if problem:
+                    raise DefinitionError(
+                        f"output '{key}' of step '{step.name}' ({relative(path, self.root)}) "
+                        f"is not allowed: {problem}",
+                        hint="write outputs to their own files or folders under the project "
+                        "(e.g. out/...); read other files as inputs",
+                        location=step.spec.location,
+                    )
+        outputs = {n: s.outputs.values() for n, s in resolved.steps.items()}
+        found = nesting_problem(outputs, self.root)
+        if found is not None:
+            name, message = found
+            raise DefinitionError(
+                message,
+                hint="give each output a path of its own, not one inside another",
+                location=resolved.steps[name].spec.location,
+            )
 
     def _portable(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Params with paths under the project root made relative: fingerprints must not

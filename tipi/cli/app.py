@@ -366,13 +366,14 @@ def _emit(data: str | bytes, output: Path | None) -> None:
 def clean_command(
     pipeline: PipelineOpt = None,
     outputs: Annotated[
-        bool, typer.Option("--outputs", help="Also delete the steps' outputs and sweeps.")
+        bool,
+        typer.Option("--outputs", help="Also delete the outputs tipi recorded making, and sweeps."),
     ] = False,
 ) -> None:
     """Forget what was built: remove tipi's state (and with --outputs, the outputs)."""
     from tipi.cli.clean import clean
 
-    for line in clean(pipeline, outputs):
+    for line in clean(pipeline, outputs, lambda text: stderr().print(f"note: {text}")):
         stdout().print(line, highlight=False)
 
 

@@ -1,40 +1,88 @@
-"""`tipi clean`: remove engine state, and optionally the outputs of a pipeline's steps."""
+"""`tipi clean`: remove engine state, and optionally the outputs tipi recorded making."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+from tipi.cache.lock import ProjectLock
+from tipi.cache.store import TraceStore
 from tipi.config import list_pipelines
-from tipi.config.project import require_project_root
+from tipi.config.project import locate_pipeline, require_project_root
 from tipi.config.variant import SWEEPS_DIR
-from tipi.engine import CACHE_DIR, Engine
+from tipi.engine import CACHE_DIR
+from tipi.paths import output_problem
+
+SWEEP_RESULTS = ("results.json", "results.csv")
 
 
-def clean(pipeline: str | None, outputs: bool) -> list[str]:
-    """Delete `.tipi_cache/` (or one pipeline's part of it) and, with `outputs`, its outputs
-    and its sweeps' (`out/sweeps/<pipeline>/`).
+def clean(
+    pipeline: str | None, outputs: bool, notice: Callable[[str], None] | None = None
+) -> list[str]:
+    """Delete `.tipi_cache/` (or one pipeline's part of it) and, with `outputs`, the outputs
+    its traces record (sweep variants' included) and its sweeps' result tables. Holds the
+    project lock (`notice` hears about waiting for it): no make changes files meanwhile.
 
     Returns:
         one line per thing removed, for the user.
     """
     root = require_project_root()
+    if pipeline is not None:
+        locate_pipeline(root, pipeline)  # a name, never a path
     cache = root / CACHE_DIR
     names = [pipeline] if pipeline else list_pipelines(root)
     removed: list[str] = []
-    if outputs:
-        for name in names:
-            plan = Engine(name, root=root).load(save=False)
-            for step in plan.steps.values():
-                for path in step.outputs.values():
-                    removed += _remove(root / path, root)
-            removed += _remove(root / SWEEPS_DIR / name, root)
-    if pipeline is None:
-        removed += _remove(cache, root)
-    else:
-        for part in ("pipelines", "staging", "scratch"):
-            removed += _remove(cache / part / pipeline, root)
+    lock = ProjectLock(cache, notice)
+    lock.acquire()
+    try:
+        if outputs:
+            for name in names:
+                removed += _remove_outputs(root, cache, name)
+        if pipeline is None:
+            lock.release()  # its file lives in the folder about to go
+            removed += _remove(cache, root)
+        else:
+            for part in ("pipelines", "staging", "scratch"):
+                removed += _remove(cache / part / pipeline, root)
+            removed += _remove(cache / "logs" / pipeline, root)
+    finally:
+        lock.release()
     return removed or ["nothing to clean"]
+
+
+def _remove_outputs(root: Path, cache: Path, name: str) -> list[str]:
+    """The outputs recorded in `name`'s traces, each confined again before it goes; then
+    the sweeps' result tables and the folders left empty."""
+    removed: list[str] = []
+    folders: set[Path] = set()
+    with TraceStore(cache / "pipelines" / name / "traces.log") as store:
+        recorded = {path for trace in store.traces.values() for path in trace.outputs}
+    for relative in sorted(recorded):
+        path = root / relative
+        if output_problem(path, root) is None:
+            removed += _remove(path, root)
+            folders.add(path.parent)
+    sweeps = root / SWEEPS_DIR / name
+    if sweeps.is_dir() and not sweeps.is_symlink():
+        for sweep in sweeps.iterdir():
+            for result in SWEEP_RESULTS:
+                removed += _remove(sweep / result, root)
+        folders |= {Path(d) for d, _, _ in os.walk(sweeps)}
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        _prune(folder, root)
+    return removed
+
+
+def _prune(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents while they are empty, never the project root."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _remove(path: Path, root: Path) -> list[str]:

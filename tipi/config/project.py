@@ -6,6 +6,7 @@ import difflib
 from pathlib import Path
 
 from tipi.errors import UsageError
+from tipi.paths import NAME_RULE, is_name
 
 PIPELINES_DIR = "pipelines"
 PIPELINE_FILE = "pipeline.toml"
@@ -36,7 +37,9 @@ def list_pipelines(root: Path) -> list[str]:
     folder = root / PIPELINES_DIR
     if not folder.is_dir():
         return []
-    return sorted(p.parent.name for p in folder.glob(f"*/{PIPELINE_FILE}"))
+    return sorted(
+        p.parent.name for p in folder.glob(f"*/{PIPELINE_FILE}") if is_name(p.parent.name)
+    )
 
 
 def locate_pipeline(root: Path, name: str | None, config: Path | None = None) -> tuple[str, Path]:
@@ -45,8 +48,7 @@ def locate_pipeline(root: Path, name: str | None, config: Path | None = None) ->
     Args:
         root: the project root.
         name: the pipeline's folder name, or None.
-        config: another TOML file to use instead of `pipeline.toml` (resolved against the
-            pipeline folder first, then the working directory).
+        config: another TOML file to use instead of `pipeline.toml`, in the pipeline folder.
     """
     available = list_pipelines(root)
     if name is None:
@@ -60,6 +62,12 @@ def locate_pipeline(root: Path, name: str | None, config: Path | None = None) ->
                 if available
                 else "run `tipi init NAME`",
             )
+    if not is_name(name):
+        raise UsageError(
+            f"{name!r} is not a pipeline name",
+            hint=f"-p takes the name of a folder under {PIPELINES_DIR}/ ({NAME_RULE}), "
+            "never a path",
+        )
     folder = root / PIPELINES_DIR / name
     if not (folder / PIPELINE_FILE).is_file() and config is None:
         close = difflib.get_close_matches(name, available, n=1)
@@ -71,7 +79,12 @@ def locate_pipeline(root: Path, name: str | None, config: Path | None = None) ->
         raise UsageError(f"no pipeline '{name}' in {root / PIPELINES_DIR}", hint=hint)
     if config is None:
         return name, folder / PIPELINE_FILE
-    for candidate in (folder / config, Path.cwd() / config):
-        if candidate.is_file():
-            return name, candidate.resolve()
-    raise UsageError(f"config file '{config}' not found in {folder} or the working directory")
+    candidate = (folder / config).resolve()
+    if not candidate.is_relative_to(folder.resolve()):
+        raise UsageError(
+            f"config file '{config}' is outside the pipeline folder {folder}",
+            hint=f"-c names a TOML file in {folder.relative_to(root)}/",
+        )
+    if not candidate.is_file():
+        raise UsageError(f"config file '{config}' not found in {folder}")
+    return name, candidate

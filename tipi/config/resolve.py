@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from types import SimpleNamespace
 from typing import Any
 
 from tipi.config.params import check_params
@@ -101,12 +101,11 @@ def _bind(
     params: Mapping[str, Any],
     section: str,
 ) -> dict[str, Path]:
-    fields = {"name": proc.name, "pipeline": spec.name, "params": _Params(params)}
     bound = {}
     for key, template in templates.items():
         try:
-            text = template.format_map(fields)
-        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            text = interpolate(template, proc.name, spec.name, params)
+        except ValueError as exc:
             raise ConfigError(
                 f"bad placeholder in path '{template}': {exc}",
                 hint="placeholders: {name}, {pipeline}, {params.NAME}; write {{ }} for braces",
@@ -114,6 +113,45 @@ def _bind(
             ) from None
         bound[key] = _absolute(spec.root, text)
     return bound
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_PLAIN = (str, int, float, bool, PurePath)
+
+
+def interpolate(template: str, name: str, pipeline: str, params: Mapping[str, Any]) -> str:
+    """`template` with `{name}`, `{pipeline}` and `{params.KEY}` replaced (`{{`, `}}`: braces).
+
+    Nothing else is evaluated: no attribute chains, indexing, conversions or format specs,
+    and a param interpolates only when its value is plain (text, number, path).
+
+    Raises:
+        ValueError: any other placeholder, or a param that is unknown or not plain.
+    """
+
+    def field(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        inner = match.group(1)
+        if inner is None:
+            raise ValueError(f"unmatched '{token}'")
+        if inner == "name":
+            return name
+        if inner == "pipeline":
+            return pipeline
+        key = inner.removeprefix("params.")
+        if key == inner or not key.isidentifier():
+            raise ValueError(f"unknown placeholder {{{inner}}}")
+        if key not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise ValueError(f"no param '{key}' (params: {known})")
+        value = params[key]
+        if not isinstance(value, _PLAIN):
+            raise ValueError(f"param '{key}' is a {type(value).__name__}, not text or a number")
+        return str(value)
+
+    return _PLACEHOLDER.sub(field, template)
 
 
 def _rooted(root: Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -129,14 +167,3 @@ def _absolute(root: Path, text: str) -> Path:
     """`root/text` normalized (no `..`), without resolving symlinks."""
     path = Path(os.path.expanduser(text))
     return Path(os.path.normpath(path if path.is_absolute() else root / path))
-
-
-class _Params(SimpleNamespace):
-    """`{params.x}` in a path: attribute access with a message naming the known params."""
-
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        super().__init__(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        known = ", ".join(sorted(vars(self))) or "none"
-        raise AttributeError(f"no param '{name}' (params: {known})")

@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from tipi.errors import ProcessFailure
+from tipi.errors import DefinitionError, ProcessFailure
+from tipi.paths import output_problem
 
 
 class Staging:
@@ -24,6 +25,7 @@ class Staging:
     """
 
     def __init__(self, cache_dir: Path, pipeline: str) -> None:
+        self.root = cache_dir.parent
         self.staging_root = cache_dir / "staging" / pipeline
         self.scratch_root = cache_dir / "scratch" / pipeline
         self._ready = False
@@ -66,6 +68,14 @@ class Staging:
                 FileNotFoundError(f"the step did not write its output {names}"),
                 hint="write every declared output to self.outputs[name]",
             )
+        for name in staged:  # again now: a symlink may have been planted since the plan
+            problem = output_problem(outputs[name], self.root)
+            if problem:
+                raise DefinitionError(
+                    f"output '{name}' of step '{step}' ({outputs[name]}) is not allowed: "
+                    f"{problem}; nothing was moved",
+                    hint="remove the symlink or fix the path, then make again",
+                )
         for name, path in staged.items():
             _replace(path, outputs[name])
 

@@ -1,0 +1,70 @@
+"""Confinement: names are identifiers, never paths; outputs lie strictly inside the project.
+
+Everything tipi writes, moves or deletes on a user's behalf is a step's output, a file under
+`.tipi_cache/`, or a sweep's folder. Step, permanence and pipeline names become parts of paths
+(`.tipi_cache/scratch/<pipeline>/<step>/`), so they are identifiers. An output path must
+resolve, symlinks followed, strictly inside the project root and outside the places tipi's
+own correctness rests on: the project root itself, `.tipi_cache/`, `pipelines/` (the sources)
+and every other output (a step writing into another's output folder, or around it, would
+replace or delete it). Paths are checked when the plan is made and again right before
+anything is moved or deleted: a symlink planted in between is caught.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.' or '-'"
+PROTECTED = {".tipi_cache": "tipi's state", "pipelines": "your sources"}
+
+
+def is_name(text: object) -> bool:
+    """Whether `text` may name a step, a permanence or a pipeline."""
+    return isinstance(text, str) and NAME.match(text) is not None and len(text) <= 200
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def output_problem(path: Path, root: Path) -> str | None:
+    """Why `path` may not be an output of a step in the project at `root`; None if it may.
+
+    Checked on the path as written (normalized) and as it resolves (symlinks followed).
+    """
+    root_real = _real(root)
+    for candidate, base in ((Path(os.path.normpath(path)), root), (_real(path), root_real)):
+        if candidate == base:
+            return "it is the project root"
+        if not candidate.is_relative_to(base):
+            return f"it is outside the project root {root}"
+        first = candidate.relative_to(base).parts[0]
+        if first in PROTECTED:
+            return f"it is inside {first}/, which holds {PROTECTED[first]}"
+    return None
+
+
+def nesting_problem(outputs: Mapping[str, Iterable[Path]], root: Path) -> tuple[str, str] | None:
+    """(step, message) for the first output that contains, or lies in, another output."""
+    seen: list[tuple[Path, str, Path]] = []
+    for step, paths in outputs.items():
+        for path in paths:
+            real = _real(path)
+            for other_real, other_step, other in seen:
+                if real == other_real:
+                    continue  # one path, two producers: the graph reports that
+                if real.is_relative_to(other_real) or other_real.is_relative_to(real):
+                    inner = "inside" if real.is_relative_to(other_real) else "around"
+                    shown, other_shown = _shown(path, root), _shown(other, root)
+                    message = f"output {shown} lies {inner} output {other_shown} of step"
+                    return step, f"{message} '{other_step}'"
+            seen.append((real, step, path))
+    return None
+
+
+def _shown(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
