@@ -12,7 +12,7 @@ from rich.console import Console
 
 import tipi
 from tipi.cli.errors import render_bug, render_error
-from tipi.errors import TipiError
+from tipi.errors import PipelineInterrupted, TipiError
 
 if TYPE_CHECKING:
     from tipi.report import Reporter
@@ -51,6 +51,10 @@ def guarded(command: F) -> F:
         except TipiError as error:
             render_error(error, stderr(), _state["debug"])
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:  # before a make started its steps (loading, planning)
+            stopped = PipelineInterrupted("interrupted before any step ran; nothing was changed")
+            render_error(stopped, stderr(), _state["debug"])
+            raise typer.Exit(stopped.exit_code) from None
         except Exception as error:
             if _state["debug"]:
                 raise

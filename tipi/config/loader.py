@@ -114,8 +114,8 @@ _INT_RANGE = (-(2**63), 2**64 - 1)  # what msgpack (and so tipi's state) can hol
 
 def read_pipeline_text(file: Path) -> str:
     """The text of a pipeline file: a regular file of UTF-8 text of at most MAX_BYTES."""
-    try:
-        with open(file, "rb") as handle:
+    try:  # non-blocking: a FIFO in its place must not hang the make
+        with open(os.open(file, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ConfigError("not a regular file", location=Location(file=file))
             raw = handle.read(MAX_BYTES + 1)

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 from tipi.context import running
 from tipi.errors import ProcessFailure, TipiError
 from tipi.execution.base import Job, JobResult
 from tipi.lifecycle import Controller
+
+
+class _Exit(SystemExit):
+    """os._exit() called by a step, turned into an exception its make can report."""
+
+
+@contextmanager
+def exits_are_failures() -> Iterator[None]:
+    """While a step runs: sys.exit() and os._exit() from its code fail the step instead of
+    ending the make. Processes the step forks (DataLoader workers) keep the real os._exit."""
+    real, owner = os._exit, os.getpid()
+
+    def guarded_exit(code: int) -> NoReturn:
+        if os.getpid() != owner:
+            real(code)
+        raise _Exit(f"os._exit({code})")
+
+    os._exit = guarded_exit
+    try:
+        yield
+    finally:
+        os._exit = real
 
 
 class SequentialExecutor:
@@ -21,15 +47,27 @@ class SequentialExecutor:
         started = time.perf_counter()
         with self.controller.recording() as used:
             try:
-                process = step.cls(self.controller, force=job.forced, **step.params)
-                process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
-                if not process.force and process.skip():
-                    return JobResult(job.name, "skipped", time.perf_counter() - started)
-                with running(self.controller, job.name):
-                    process.execute()
+                with exits_are_failures():
+                    process = step.cls(self.controller, force=job.forced, **step.params)
+                    process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
+                    if not process.force and process.skip():
+                        return JobResult(job.name, "skipped", time.perf_counter() - started)
+                    with running(self.controller, job.name):
+                        process.execute()
                 self.controller.checkpoint(used)
             except KeyboardInterrupt:
                 raise
+            except SystemExit as exc:
+                how = exc.code if isinstance(exc, _Exit) else f"sys.exit({exc.code!r})"
+                called = RuntimeError(f"the step called {how}")
+                failure = ProcessFailure(
+                    job.name,
+                    called.with_traceback(exc.__traceback__),  # shows where it was called
+                    hint="a step ends by returning from execute(); raise an exception to fail",
+                )
+                return JobResult(
+                    job.name, "failed", time.perf_counter() - started, frozenset(used), failure
+                )
             except TipiError as error:
                 return JobResult(
                     job.name, "failed", time.perf_counter() - started, frozenset(used), error
