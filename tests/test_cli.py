@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,74 @@ def test_the_example_pipeline_is_what_tipi_init_writes(tmp_path):
     assert strip((made / "pipeline.toml").read_text()) == strip(
         (shipped / "pipeline.toml").read_text()
     )
+
+
+def test_check_exits_1_when_something_would_run(numbers_project, cli):
+    assert cli("status", "--check").exit_code == 1
+    assert cli("make", "-n", "--check").exit_code == 1
+    assert cli("make", "--check").exit_code == 2  # --check is for dry runs
+    assert cli("make").exit_code == 0
+    assert cli("status", "--check").exit_code == 0
+    assert cli("status", "--check", "--json").exit_code == 0
+    assert cli("make", "-n", "--check").exit_code == 0
+    assert cli("status", "--check", "-f", "numbers").exit_code == 1
+
+
+def test_run_takes_every_option_of_make_but_targets(numbers_project, cli):
+    result = cli("run", "numbers", "--no-run-cache", "-f", "total", "--explain", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert "forced" in result.stderr
+    quiet = cli("run", "numbers", "-q", "-F", "--rehash", "-j", "1", "-k")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_the_options_are_defined_once_for_every_command_that_makes_or_decides():
+    from typer.main import get_command
+
+    from tipi.cli import app
+
+    group = get_command(app)
+    decide = {"--force", "--force-all", "--remote", "--run-cache", "--rehash"}
+    run = {"--dry-run", "--keep-going", "--jobs", "--executor", "--scheduler"}
+    for name, wanted in [
+        ("make", decide | run),
+        ("run", decide | run),
+        ("sweep", decide | run),
+        ("status", decide),
+        ("graph", decide),
+        ("report", decide),
+    ]:
+        options = {o for p in group.commands[name].params for o in p.opts}
+        assert wanted <= options, (name, wanted - options)
+
+
+def test_shell_completion_is_on():
+    result = subprocess.run(
+        [sys.executable, "-m", "tipi", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHELL": "/bin/bash"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "complete" in result.stdout and "tipi" in result.stdout
+
+
+def test_binary_graph_formats_refuse_a_terminal(numbers_project, tmp_path):
+    """`--format png` without -o would spray bytes over the terminal: refused in a real pty."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: tipi with a terminal as stdout
+        os.execv(sys.executable, [sys.executable, "-m", "tipi", "graph", "--format", "png"])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2, output
+    assert b"is binary and would be written to the terminal" in output

@@ -20,7 +20,7 @@ from tipi.execution.resources import Inventory, ResourcePool, Resources
 from tipi.report import ListReporter
 
 STEPS = """
-import json, os, time
+import json, os, signal, time
 from pathlib import Path
 from tipi import Permanence, PipelineProcess
 
@@ -57,7 +57,7 @@ class Sleep(PipelineProcess):
             time.sleep(0.002)
         time.sleep(self.seconds)
         if self.die:
-            os._exit(7)
+            os.kill(os.getpid(), signal.SIGKILL)  # os._exit() would only fail the step
         if self.fail:
             raise ValueError(f"{self.name} broke on purpose")
         record = {"pid": os.getpid(), "start": start, "end": time.time(),
@@ -219,7 +219,7 @@ def test_a_worker_that_dies_fails_its_step_only(project, events):
 def test_bad_jobs_and_executor_values_are_usage_errors(numbers_project, cli):
     assert cli("make", "-j", "0").exit_code == 2
     result = cli("make", "--executor", "spark")
-    assert result.exit_code == 2 and "unknown executor 'spark'" in result.stderr
+    assert result.exit_code == 2 and "'spark' is not one of 'local', 'dask'" in result.stderr
     result = cli("make", "--scheduler", "tcp://x:1")
     assert result.exit_code == 2 and "--scheduler needs --executor dask" in result.stderr
 

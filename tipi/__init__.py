@@ -16,16 +16,18 @@ from tipi.process import PipelineProcess
 def __getattr__(name: str) -> object:
     # The runner pulls in networkx and Rich; a script that only subclasses Permanence or
     # PipelineProcess should not pay for them.
-    if name == "PipelineRunner":
-        from tipi.engine import PipelineRunner
+    if name in ("PipelineRunner", "Engine", "MakeOptions", "make"):
+        from tipi import engine
 
-        return PipelineRunner
+        return getattr(engine, name)
     raise AttributeError(f"module 'tipi' has no attribute '{name}'")
 
 
 __all__ = [
     "ConfigError",
     "DefinitionError",
+    "Engine",
+    "MakeOptions",
     "Permanence",
     "PermanenceFailure",
     "PipelineProcess",
@@ -34,4 +36,5 @@ __all__ = [
     "TipiError",
     "UsageError",
     "__version__",
+    "make",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tipi.build import Build, BuildOptions
 from tipi.config.project import locate_pipeline, require_project_root
@@ -31,6 +31,46 @@ class StepStatus:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "status": self.status, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class MakeOptions:
+    """How to make: the options of `tipi make` (and of run, status, graph, sweep), once.
+
+    Attributes:
+        dry_run: decide and report, but run and write nothing.
+        force: steps (or outputs) to run even when up to date.
+        force_all: run every needed step.
+        keep_going: after a failure, go on with steps that do not depend on it.
+        jobs: run up to this many independent steps at once, each in a worker process
+            (default 1: in this process, permanences shared between steps).
+        executor: "local" (worker processes on this machine) or "dask".
+        scheduler: the Dask scheduler's address (default: a LocalCluster for this make).
+        inventory: the cores, memory and GPUs the local executor may hand out (default:
+            this machine's).
+        remote: a remote run cache (fsspec URL): runs found there are restored, and the runs
+            of this make are pushed to it.
+        run_cache: keep successful runs' outputs and restore them when a fingerprint matches
+            again (default: on, unless the environment sets TIPI_RUN_CACHE=0).
+        rehash: trust no stat signature: re-read every input, output and code file (for
+            files restored with old timestamps on purpose).
+    """
+
+    dry_run: bool = False
+    force: Sequence[str] = ()
+    force_all: bool = False
+    keep_going: bool = False
+    jobs: int | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    inventory: Inventory | None = None
+    remote: str | None = None
+    run_cache: bool | None = None
+    rehash: bool = False
+
+    def check(self) -> None:
+        """Raise UsageError for options that cannot go together."""
+        _check_execution(self.jobs, self.executor, self.scheduler)
 
 
 class Engine:
@@ -88,70 +128,49 @@ class Engine:
     def make(
         self,
         targets: Sequence[str] = (),
-        *,
-        dry_run: bool = False,
-        force: Sequence[str] = (),
-        force_all: bool = False,
-        keep_going: bool = False,
-        jobs: int | None = None,
-        executor: str = "local",
-        scheduler: str | None = None,
-        inventory: Inventory | None = None,
-        remote: str | None = None,
-        run_cache: bool | None = None,
-        rehash: bool = False,
+        options: MakeOptions | None = None,
+        **changes: Any,
     ) -> RunSummary:
         """Bring `targets` (step names or output paths; default: every step) up to date.
 
         Args:
             targets: what to build; their ancestors are built first as needed.
-            dry_run: decide and report, but run and write nothing.
-            force: steps (or outputs) to run even when up to date.
-            force_all: run every needed step.
-            keep_going: after a failure, go on with steps that do not depend on it.
-            jobs: run up to this many independent steps at once, each in a worker process
-                (default 1: in this process, permanences shared between steps).
-            executor: "local" (worker processes on this machine) or "dask".
-            scheduler: the Dask scheduler's address (default: a LocalCluster for this make).
-            inventory: the cores, memory and GPUs the local executor may hand out
-                (default: this machine's).
-            remote: a remote run cache (fsspec URL): runs found there are restored, and the
-                runs of this make are pushed to it.
-            run_cache: keep successful runs' outputs and restore them when a fingerprint
-                matches again (default: on, unless the environment sets TIPI_RUN_CACHE=0).
-            rehash: trust no stat signature: re-read every input, output and code file
-                (for files restored with old timestamps on purpose).
+            options: how (MakeOptions); its fields may also be given as keywords:
+                `engine.make(["train"], jobs=2)`.
 
         Raises:
             ProcessFailure: a step failed (BuildFailed when several did, with keep_going).
             PipelineInterrupted: Ctrl-C; permanences were cleaned up, no partial output left.
             ConfigError, DefinitionError, UsageError: nothing ran.
         """
-        _check_execution(jobs, executor, scheduler)
-        plan = self.load(save=not dry_run, fresh=rehash)
+        options = replace(options or MakeOptions(), **changes)
+        options.check()
+        plan = self.load(save=not options.dry_run, fresh=options.rehash)
         goal = [self._target(t, plan) for t in targets] or list(plan.order)
-        forced = {self._target(f, plan) for f in force}
+        forced = {self._target(f, plan) for f in options.force}
         selected = needed([*goal, *forced], plan.predecessors)
         order = [name for name in plan.order if name in selected]
         self._check_sources(plan, order)
-        options = BuildOptions(
-            dry_run=dry_run,
-            forced=frozenset(order) if force_all else frozenset(forced),
-            keep_going=keep_going,
+        build = BuildOptions(
+            dry_run=options.dry_run,
+            forced=frozenset(order) if options.force_all else frozenset(forced),
+            keep_going=options.keep_going,
             resume_command=self.resume_command(targets),
-            jobs=jobs,
-            executor=executor,
-            scheduler=scheduler,
-            inventory=inventory,
-            remote=remote,
-            run_cache=run_cache if run_cache is not None else _run_cache_default(),
-            rehash=rehash,
+            jobs=options.jobs,
+            executor=options.executor,
+            scheduler=options.scheduler,
+            inventory=options.inventory,
+            remote=options.remote,
+            run_cache=options.run_cache if options.run_cache is not None else _run_cache_default(),
+            rehash=options.rehash,
         )
-        return Build(self, plan, order, options).run()
+        return Build(self, plan, order, build).run()
 
-    def status(self, targets: Sequence[str] = (), rehash: bool = False) -> list[StepStatus]:
+    def status(
+        self, targets: Sequence[str] = (), options: MakeOptions | None = None, **changes: Any
+    ) -> list[StepStatus]:
         """Each needed step, "up-to-date" or "will-run", with reasons; nothing is written."""
-        summary = self.make(targets, dry_run=True, rehash=rehash)
+        summary = self.make(targets, options, **{**changes, "dry_run": True})
         return [
             StepStatus(r.name, "will-run" if r.outcome == "would run" else "up-to-date", r.reasons)
             for r in summary.results
@@ -224,4 +243,4 @@ def make(
     return engine.make(targets, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["Engine", "PipelineRunner", "StepStatus", "make"]
+__all__ = ["Engine", "MakeOptions", "PipelineRunner", "StepStatus", "make"]

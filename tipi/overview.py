@@ -9,17 +9,20 @@ from typing import Any
 
 from tipi.cache.failures import load_failures
 from tipi.cache.store import TraceStore
-from tipi.engine import Engine
+from tipi.engine import Engine, MakeOptions
 from tipi.report.views import PipelineView, StepView
 
 
 def overview(
-    engine: Engine, targets: Sequence[str] = (), metrics: bool = False, rehash: bool = False
+    engine: Engine,
+    targets: Sequence[str] = (),
+    metrics: bool = False,
+    options: MakeOptions | None = None,
 ) -> PipelineView:
     """Every needed step's state ("up-to-date", "will-run", "failed" last time, "never-run"),
     reasons, last run and duration; with `metrics`, the metrics BasicLoggers wrote."""
     plan = engine.load(save=False)
-    statuses = {s.name: s for s in engine.status(targets, rehash=rehash)}
+    statuses = {s.name: s for s in engine.status(targets, options)}
     state_dir = engine.cache_dir / "pipelines" / engine.name
     traces = TraceStore(state_dir / "traces.log").traces
     failures = load_failures(state_dir / "failures.msgpack", engine.reporter.warning)

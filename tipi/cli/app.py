@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import functools
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -12,16 +14,31 @@ from rich.console import Console
 
 import tipi
 from tipi.cli.errors import render_bug, render_error
-from tipi.errors import PipelineInterrupted, TipiError
+from tipi.cli.options import (
+    DECIDE,
+    RUN,
+    CheckOpt,
+    ConfigOpt,
+    ExplainOpt,
+    PipelineArg,
+    PipelineOpt,
+    QuietOpt,
+    SetOpt,
+    TargetsArg,
+    VerboseOpt,
+    make_options,
+)
+from tipi.errors import PipelineInterrupted, TipiError, UsageError
 
 if TYPE_CHECKING:
+    from tipi.engine import MakeOptions
     from tipi.report import Reporter
 
 app = typer.Typer(
     name="tipi",
     help="tipi: reproducible, cached, config-driven PyTorch pipelines.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -85,89 +102,6 @@ def _main(
     _state["debug"] = debug
 
 
-PipelineArg = Annotated[str, typer.Argument(help="The pipeline: a folder name under pipelines/.")]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "-c", "--config", help="A TOML file to use instead of the folder's pipeline.toml."
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", metavar="STEP.PARAM=VALUE", help="Override a param (value parsed as TOML)."
-    ),
-]
-
-
-PipelineOpt = Annotated[
-    str | None,
-    typer.Option("-p", "--pipeline", help="The pipeline (may be left out when there is one)."),
-]
-TargetsArg = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Steps or output paths to build (default: every step).", show_default=False
-    ),
-]
-DryRunOpt = Annotated[
-    bool, typer.Option("-n", "--dry-run", help="Say what would run and why; run nothing.")
-]
-ExplainOpt = Annotated[
-    bool, typer.Option("--explain", help="Print every reason, not only the first.")
-]
-KeepGoingOpt = Annotated[
-    bool, typer.Option("-k", "--keep-going", help="After a failure, go on with independent steps.")
-]
-ForceAllOpt = Annotated[bool, typer.Option("-F", "--force-all", help="Run every needed step.")]
-JobsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "-j",
-        "--jobs",
-        metavar="N",
-        help="Run up to N independent steps at once, each in a worker process.",
-        show_default=False,
-    ),
-]
-ExecutorOpt = Annotated[
-    str,
-    typer.Option("--executor", help="Where steps run with -j: local (worker processes) or dask."),
-]
-RemoteOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--remote",
-        metavar="URL",
-        help="A remote run cache (directory, file://, s3://, gs://): restore from it, push to it.",
-    ),
-]
-RunCacheOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--run-cache/--no-run-cache",
-        help="Restore outputs of earlier runs with the same fingerprint, keep new ones.",
-        show_default=False,
-    ),
-]
-RehashOpt = Annotated[
-    bool,
-    typer.Option(
-        "--rehash",
-        help="Trust no timestamp: re-read every input, output and code file (for files "
-        "restored with old timestamps on purpose).",
-    ),
-]
-SchedulerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="The Dask scheduler (tcp://host:8786); default: a local cluster for this make.",
-    ),
-]
-
-
 def _reporter(explain: bool = False, verbose: bool = False) -> Reporter:
     from tipi.report import RichReporter
 
@@ -186,96 +120,78 @@ def _handle_sigterm() -> None:
 
 @app.command("make")
 @guarded
+@make_options(DECIDE, RUN)
 def make_command(
     targets: TargetsArg = None,
     pipeline: PipelineOpt = None,
-    dry_run: DryRunOpt = False,
-    force: Annotated[
-        list[str] | None,
-        typer.Option("-f", "--force", metavar="TARGET", help="Run this step even if up to date."),
-    ] = None,
-    force_all: ForceAllOpt = False,
-    keep_going: KeepGoingOpt = False,
-    jobs: JobsOpt = None,
-    executor: ExecutorOpt = "local",
-    scheduler: SchedulerOpt = None,
-    remote: RemoteOpt = None,
-    run_cache: RunCacheOpt = None,
-    rehash: RehashOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
+    check: CheckOpt = False,
     explain: ExplainOpt = False,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="Print only warnings and errors.")
-    ] = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    *,
+    options: MakeOptions,
 ) -> None:
     """Build TARGETS and what they need, running only what is out of date."""
-    from tipi.engine import Engine
-    from tipi.report import WarningsReporter
-
-    _handle_sigterm()
-    reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
-    engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
-    engine.make(
-        targets or (),
-        dry_run=dry_run,
-        force=force or (),
-        force_all=force_all,
-        keep_going=keep_going,
-        jobs=jobs,
-        executor=executor,
-        scheduler=scheduler,
-        remote=remote,
-        run_cache=run_cache,
-        rehash=rehash,
-    )
+    _make(pipeline, targets or (), set_, config, check, options, explain, verbose, quiet)
 
 
 @app.command("run")
 @guarded
+@make_options(DECIDE, RUN)
 def run_command(
     pipeline: PipelineArg,
-    config: ConfigOpt = None,
     set_: SetOpt = None,
-    force_all: ForceAllOpt = False,
-    dry_run: DryRunOpt = False,
-    keep_going: KeepGoingOpt = False,
-    jobs: JobsOpt = None,
-    executor: ExecutorOpt = "local",
-    scheduler: SchedulerOpt = None,
-    remote: RemoteOpt = None,
-    rehash: RehashOpt = False,
+    config: ConfigOpt = None,
+    check: CheckOpt = False,
+    explain: ExplainOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    *,
+    options: MakeOptions,
 ) -> None:
-    """Make every step of PIPELINE (what is up to date is skipped)."""
-    from tipi.engine import Engine
+    """Make every step of PIPELINE (what is up to date is skipped): make's options but targets."""
+    _make(pipeline, (), set_, config, check, options, explain, verbose, quiet)
 
+
+def _make(
+    pipeline: str | None,
+    targets: Sequence[str],
+    set_: list[str] | None,
+    config: Path | None,
+    check: bool,
+    options: MakeOptions,
+    explain: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    from tipi.engine import Engine
+    from tipi.report import WarningsReporter
+
+    if check and not options.dry_run:
+        raise UsageError("--check goes with -n (a dry run): `tipi make -n --check`")
     _handle_sigterm()
-    engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=_reporter())
-    engine.make(
-        dry_run=dry_run,
-        force_all=force_all,
-        keep_going=keep_going,
-        jobs=jobs,
-        executor=executor,
-        scheduler=scheduler,
-        remote=remote,
-        rehash=rehash,
-    )
+    reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
+    engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
+    summary = engine.make(targets, options)
+    if check and any(r.outcome == "would run" for r in summary.results):
+        raise typer.Exit(1)
 
 
 @app.command("status")
 @guarded
+@make_options(DECIDE)
 def status_command(
     targets: TargetsArg = None,
     pipeline: PipelineOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    check: CheckOpt = False,
     explain: ExplainOpt = False,
-    rehash: RehashOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
+    *,
+    options: MakeOptions,
 ) -> None:
     """Say which steps are up to date and why the others would run."""
     from tipi.engine import Engine
@@ -287,31 +203,45 @@ def status_command(
     if json_:
         import json
 
-        rows = engine.status(targets or (), rehash=rehash)
+        rows = engine.status(targets or (), options)
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
-        return
-    from tipi.cli.views import status_table
-    from tipi.overview import overview
+        stale = any(row.status == "will-run" for row in rows)
+    else:
+        from tipi.cli.views import status_table
+        from tipi.overview import overview
 
-    stdout().print(status_table(overview(engine, targets or (), rehash=rehash), explain=explain))
+        view = overview(engine, targets or (), options=options)
+        stdout().print(status_table(view, explain=explain))
+        stale = any(step.state != "up-to-date" for step in view.steps)
+    if check and stale:
+        raise typer.Exit(1)
 
 
-FormatOpt = Annotated[
-    str,
-    typer.Option("--format", help="tree, dot, mermaid, json, svg, png or html."),
-]
+class GraphFormat(enum.StrEnum):
+    tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
+    json = "json"
+    svg = "svg"
+    png = "png"
+    html = "html"
 
 
 @app.command("graph")
 @guarded
+@make_options(DECIDE)
 def graph_command(
     targets: TargetsArg = None,
     pipeline: PipelineOpt = None,
-    format_: FormatOpt = "tree",
+    format_: Annotated[
+        GraphFormat, typer.Option("--format", help="What to draw.", case_sensitive=False)
+    ] = GraphFormat.tree,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
     files: Annotated[bool, typer.Option("--files", help="Draw artifact files as nodes.")] = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
+    *,
+    options: MakeOptions,
 ) -> None:
     """Draw the step graph, each step marked by its state and first reason."""
     from tipi.cli.views import render_graph
@@ -319,15 +249,22 @@ def graph_command(
     from tipi.overview import overview
     from tipi.report import WarningsReporter
 
+    binary = format_ in (GraphFormat.png,)
+    if binary and output is None and sys.stdout.isatty():
+        raise UsageError(
+            f"--format {format_.value} is binary and would be written to the terminal",
+            hint=f"write it to a file: -o graph.{format_.value} (or pipe it: > graph.png)",
+        )
     engine = Engine(
         pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
     )
-    data = render_graph(overview(engine, targets or ()), format_, files, output, engine.root)
-    _emit(data, output)
+    view = overview(engine, targets or (), options=options)
+    _emit(render_graph(view, format_.value, files, output, engine.root), output)
 
 
 @app.command("report")
 @guarded
+@make_options(DECIDE)
 def report_command(
     pipeline: PipelineOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file.")] = Path(
@@ -335,6 +272,8 @@ def report_command(
     ),
     set_: SetOpt = None,
     config: ConfigOpt = None,
+    *,
+    options: MakeOptions,
 ) -> None:
     """Write one self-contained HTML report: DAG, states, durations, reasons, metrics, outputs."""
     from tipi.engine import Engine
@@ -345,7 +284,8 @@ def report_command(
     engine = Engine(
         pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
     )
-    page = to_html(overview(engine, metrics=True), base=output.resolve().parent, root=engine.root)
+    view = overview(engine, metrics=True, options=options)
+    page = to_html(view, base=output.resolve().parent, root=engine.root)
     output.write_text(page, encoding="utf-8")
     stdout().print(f"[green]wrote[/] {output}")
 
@@ -358,8 +298,6 @@ def _emit(data: str | bytes, output: Path | None) -> None:
             output.write_text(data, encoding="utf-8")
         stdout().print(f"[green]wrote[/] {output}")
     elif isinstance(data, bytes):
-        import sys
-
         sys.stdout.buffer.write(data)
     else:
         typer.echo(data, nl=False)

@@ -10,17 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tipi.cli.app import (
-    ConfigOpt,
-    DryRunOpt,
-    ExecutorOpt,
-    JobsOpt,
-    KeepGoingOpt,
-    PipelineOpt,
-    RemoteOpt,
-    RunCacheOpt,
-    SchedulerOpt,
-    SetOpt,
-    TargetsArg,
     _handle_sigterm,
     _reporter,
     _state,
@@ -30,6 +19,8 @@ from tipi.cli.app import (
     stdout,
 )
 from tipi.cli.errors import render_error
+from tipi.cli.options import DECIDE, RUN, ConfigOpt, PipelineOpt, SetOpt, TargetsArg, make_options
+from tipi.engine import MakeOptions
 from tipi.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,6 +32,7 @@ SWEEP_FILE = "sweep.toml"
 
 @app.command("sweep")
 @guarded
+@make_options(DECIDE, RUN)
 def sweep_command(
     targets: TargetsArg = None,
     pipeline: PipelineOpt = None,
@@ -90,15 +82,10 @@ def sweep_command(
         typer.Option("--logger", metavar="NAME", help="Let this logger permanence run the sweep."),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    dry_run: DryRunOpt = False,
-    keep_going: KeepGoingOpt = False,
-    jobs: JobsOpt = None,
-    executor: ExecutorOpt = "local",
-    scheduler: SchedulerOpt = None,
-    remote: RemoteOpt = None,
-    run_cache: RunCacheOpt = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
+    *,
+    options: MakeOptions,
 ) -> None:
     """Make PIPELINE once per variant of a sweep; steps the swept params do not reach run once.
 
@@ -140,15 +127,7 @@ def sweep_command(
         overrides=set_ or (),
         reporter=_reporter(),
         targets=targets or (),
-        make_options={
-            "dry_run": dry_run,
-            "keep_going": keep_going,
-            "jobs": jobs,
-            "executor": executor,
-            "scheduler": scheduler,
-            "remote": remote,
-            "run_cache": run_cache,
-        },
+        make_options=options,
         announce=lambda line: console.rule(f"[bold]{line}", align="left"),
         on_failure=lambda error: render_error(error, console, _state["debug"]),
     )
@@ -158,7 +137,7 @@ def sweep_command(
         else:
             sweep.run(count, seed)
     finally:
-        _show(sweep, metric or (), json_, dry_run)
+        _show(sweep, metric or (), json_, options.dry_run)
 
 
 def _ranked(spec: SweepSpec, metrics: list[str] | None, goal: str | None) -> SweepSpec:

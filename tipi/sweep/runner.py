@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from tipi.config.loader import apply_overrides
 from tipi.config.variant import Variant
-from tipi.engine import Engine
+from tipi.engine import Engine, MakeOptions
 from tipi.errors import PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter
@@ -56,7 +56,7 @@ class Sweep:
         spec: what to sweep (`load_sweep` or `grid_from_options`).
         root, config, overrides, reporter: as for Engine; `overrides` apply to every variant.
         targets: what each variant builds (default: every step).
-        make_options: keyword arguments of Engine.make for each variant (jobs, remote...).
+        make_options: how to make each variant (MakeOptions, or its fields as a mapping).
         announce: receives a line as each variant starts.
         on_failure: receives the error of each variant that fails (the sweep goes on).
     """
@@ -71,7 +71,7 @@ class Sweep:
         overrides: Sequence[str] = (),
         reporter: Reporter | None = None,
         targets: Sequence[str] = (),
-        make_options: Mapping[str, Any] | None = None,
+        make_options: MakeOptions | Mapping[str, Any] | None = None,
         announce: Callable[[str], None] = lambda line: None,
         on_failure: Callable[[TipiError], None] = lambda error: None,
     ) -> None:
@@ -83,8 +83,11 @@ class Sweep:
         self.config = config
         self.reporter = reporter
         self.targets = list(targets)
-        self.options = dict(make_options or {})
-        self.dry_run = bool(self.options.get("dry_run"))
+        if isinstance(make_options, MakeOptions):
+            self.options = make_options
+        else:
+            self.options = MakeOptions(**dict(make_options or {}))
+        self.dry_run = self.options.dry_run
         self.announce = announce
         self.on_failure = on_failure
         self.total = 0  # variants planned, when known in advance (not with a sweep agent)
@@ -156,7 +159,7 @@ class Sweep:
         self.announce(f"variant {count}{of}: {result.name}")
         started = time.perf_counter()
         try:
-            summary = engine.make(self.targets, **self.options)
+            summary = engine.make(self.targets, self.options)
         except PipelineInterrupted:
             result.status = "interrupted"
             raise
