@@ -8,17 +8,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tipi.build import Build, BuildOptions
+from tipi.build import Build, BuildOptions, MakeContext
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.graph.select import needed, resolve_target
 from tipi.planning import Plan, Planner, absolute
 from tipi.report import NullReporter, Reporter, RunSummary
+from tipi.state import Layout
 
 if TYPE_CHECKING:
     from tipi.config.variant import Variant
     from tipi.execution.resources import Inventory
-
-CACHE_DIR = ".tipi_cache"
 
 
 @dataclass(frozen=True)
@@ -102,21 +101,18 @@ class Engine:
         )
         self.overrides = tuple(overrides)
         self.reporter = reporter or NullReporter()
-        self.cache_dir = self.root / CACHE_DIR
         self.variant = variant
-        # What is per variant: the plan and the clean record (traces are shared, by key).
-        self.state_dir = self.cache_dir / "pipelines" / self.name
-        if variant is not None:
-            self.state_dir = self.state_dir / "sweeps" / variant.sweep / variant.name
+        self.layout = Layout(self.root, self.name, variant)
+        self.cache_dir = self.layout.cache
         self.planner = Planner(
             root=self.root,
             name=self.name,
             file=self.file,
             overrides=self.overrides,
-            cache_file=self.state_dir / "plan.msgpack",
+            cache_file=self.layout.plan_file,
             warn=self.reporter.warning,
             variant=variant,
-            code_table=self.cache_dir / "code.msgpack",
+            code_table=self.layout.code_file,
         )
         self._explicit_pipeline = pipeline is not None
 
@@ -164,7 +160,16 @@ class Engine:
             run_cache=options.run_cache if options.run_cache is not None else _run_cache_default(),
             rehash=options.rehash,
         )
-        return Build(self, plan, order, build).run()
+        context = MakeContext(
+            layout=self.layout,
+            file=self.file,
+            overrides=self.overrides,
+            reporter=self.reporter,
+            resolve=self.planner.resolve,
+            plan_from_cache=self.planner.from_cache,
+            code_units=self.planner.code_units,
+        )
+        return Build(context, plan, order, build).run()
 
     def status(
         self, targets: Sequence[str] = (), options: MakeOptions | None = None, **changes: Any

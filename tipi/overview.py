@@ -23,9 +23,8 @@ def overview(
     reasons, last run and duration; with `metrics`, the metrics BasicLoggers wrote."""
     plan = engine.load(save=False)
     statuses = {s.name: s for s in engine.status(targets, options)}
-    state_dir = engine.cache_dir / "pipelines" / engine.name
-    traces = TraceStore(state_dir / "traces.log").traces
-    failures = load_failures(state_dir / "failures.msgpack", engine.reporter.warning)
+    traces = TraceStore(engine.layout.traces_file).traces
+    failures = load_failures(engine.layout.failures_file, engine.reporter.warning)
     steps = []
     for name in plan.order:
         if name not in statuses:

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tipi.errors import TipiError
+from tipi.step import Pending, Steps
 
 if TYPE_CHECKING:
-    from tipi.build import Build
-    from tipi.cache.rebuilder import Decision, StepFacts
     from tipi.execution.resources import ResourcePool, Resources
-    from tipi.execution.task import Task
+    from tipi.execution.types import Task
     from tipi.report import RunSummary
 
 POLL_SECONDS = 0.2
@@ -30,8 +29,7 @@ STATUS_SECONDS = 1.0
 @dataclass
 class _Ready:
     name: str
-    decision: Decision
-    facts: StepFacts
+    pending: Pending
     need: Resources
 
 
@@ -46,20 +44,21 @@ class _Running:
 
 
 class Scheduler:
-    """Runs one Build's steps concurrently; `run()` returns when every step has an outcome."""
+    """Runs one make's steps concurrently; `run()` returns when every step has an outcome."""
 
-    def __init__(self, build: Build, summary: RunSummary) -> None:
-        self.build = build
+    def __init__(self, steps: Steps, order: list[str], summary: RunSummary) -> None:
+        self.steps = steps
+        self.order = order
         self.summary = summary
-        options = build.options
+        options = steps.options
         self.executor = options.executor
         self.jobs = options.jobs
-        self.index = {name: i for i, name in enumerate(build.order)}
-        selected = set(build.order)
-        self.successors: dict[str, list[str]] = {name: [] for name in build.order}
+        self.index = {name: i for i, name in enumerate(order)}
+        selected = set(order)
+        self.successors: dict[str, list[str]] = {name: [] for name in order}
         self.blocking: dict[str, int] = {}
-        for name in build.order:
-            predecessors = [p for p in build.plan.predecessors[name] if p in selected]
+        for name in order:
+            predecessors = [p for p in steps.plan.predecessors[name] if p in selected]
             self.blocking[name] = len(predecessors)
             for p in predecessors:
                 self.successors[p].append(name)
@@ -83,28 +82,26 @@ class Scheduler:
                     self._collect()
                 elif self.waiting:  # stopped after a failure: nothing more will start
                     for item in self.waiting:
-                        self._done(self.build.consider(item.name))
+                        self._done(self.steps.consider(item.name))
                     self.waiting.clear()
         except BaseException:
             interrupted = True
             raise
         finally:
             for running in self.running.values():
-                self.build.staging.discard(running.staged)
+                self.steps.state.staging.discard(running.staged)
             if self.pool is not None:
                 self.pool.close(interrupted=interrupted)
 
     def _decide_ready(self) -> None:
-        build = self.build
         while self.ready:
             _, name = heapq.heappop(self.ready)
-            considered = build.consider(name)
-            if isinstance(considered, tuple):
+            considered = self.steps.consider(name)
+            if isinstance(considered, Pending):
                 from tipi.execution.resources import Resources
 
-                decision, facts = considered
-                need = Resources.of(build.plan.steps[name].resources)
-                self.waiting.append(_Ready(name, decision, facts, need))
+                need = Resources.of(self.steps.plan.steps[name].resources)
+                self.waiting.append(_Ready(name, considered, need))
             else:
                 self._done(considered)
 
@@ -117,7 +114,7 @@ class Scheduler:
                 heapq.heappush(self.ready, (self.index[successor], successor))
 
     def _start_waiting(self) -> None:
-        if self.build.state.stopped or not self.waiting:
+        if self.steps.done.stopped or not self.waiting:
             return
         self._open()
         started = []
@@ -140,8 +137,8 @@ class Scheduler:
             return
         from tipi.execution.resources import Inventory, ResourcePool, Resources
 
-        options = self.build.options
-        steps = self.build.plan.steps
+        options = self.steps.options
+        steps = self.steps.plan.steps
         if self.executor == "dask":
             from tipi.execution.dask import DaskPool
 
@@ -153,27 +150,28 @@ class Scheduler:
             self.pool = LocalPool(self.jobs or 1)
             self.resources = ResourcePool(options.inventory or Inventory.detect())
             checker = self.resources.check
-        for name in self.build.order:
+        for name in self.order:
             if steps[name].resources:
                 checker(name, Resources.of(steps[name].resources))
         self.free_slots = list(range(self.pool.slots))[::-1]
-        self.build.reporter.notice(
+        self.steps.reporter.notice(
             f"running up to {self.pool.slots} step(s) at once on the {self.pool.name} executor"
             + (f" ({self.pool.address})" if self.executor == "dask" else "")
         )
 
     def _start(self, item: _Ready, gpus: list[int]) -> None:
-        build = self.build
+        steps = self.steps
         slot = self.free_slots.pop()
-        staged, scratch, binding = build.prepare(item.name, item.facts, slot)
-        task = build.task(item.name, staged, scratch, item.facts.forced, binding)
+        facts = item.pending.facts
+        staged, scratch, binding = steps.prepare(item.name, facts, slot)
+        task = steps.task(item.name, staged, scratch, facts.forced, binding)
         if gpus:
             task = _with_env(task, {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))})
-        build.reporter.step_started(item.name)
+        steps.reporter.step_started(item.name)
         try:
             future = self.pool.submit(task, item.need)
         except BaseException:
-            build.staging.discard(staged)
+            steps.state.staging.discard(staged)
             raise
         self.running[future] = _Running(item, task, staged, slot, gpus)
 
@@ -191,13 +189,11 @@ class Scheduler:
                 self.resources.give_back(item.need, running.gpus)
             output = _read(Path(running.task.log))
             if output.strip():
-                self.build.reporter.step_output(item.name, output)
+                self.steps.reporter.step_output(item.name, output)
             try:
-                finished = self.build.conclude(
-                    item.name, item.decision, item.facts, running.staged, result
-                )
+                finished = self.steps.conclude(item.name, item.pending, running.staged, result)
             except TipiError as error:  # not the step's fault: its outputs could not be moved
-                finished = self.build._fail(item.name, error, result.seconds, ())
+                finished = self.steps.fail(item.name, error, result.seconds, ())
             self._done(finished)
 
     def _show_status(self) -> None:
@@ -205,7 +201,7 @@ class Scheduler:
             line = _last_line(Path(running.task.log))
             if line and line != running.status:
                 running.status = line
-                self.build.reporter.step_progress(running.ready.name, line)
+                self.steps.reporter.step_progress(running.ready.name, line)
 
 
 def _with_env(task: Task, extra: dict[str, str]) -> Task:

@@ -12,8 +12,8 @@ from tipi.cache.store import TraceStore
 from tipi.config import list_pipelines
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.config.variant import SWEEPS_DIR
-from tipi.engine import CACHE_DIR
 from tipi.paths import output_problem
+from tipi.state import CACHE_DIR, Layout
 
 SWEEP_RESULTS = ("results.json", "results.csv")
 
@@ -57,7 +57,7 @@ def _remove_outputs(root: Path, cache: Path, name: str) -> list[str]:
     the sweeps' result tables and the folders left empty."""
     removed: list[str] = []
     folders: set[Path] = set()
-    with TraceStore(cache / "pipelines" / name / "traces.log") as store:
+    with TraceStore(Layout(root, name).traces_file) as store:
         recorded = {path for trace in store.traces.values() for path in trace.outputs}
     for relative in sorted(recorded):
         path = root / relative

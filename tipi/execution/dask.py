@@ -16,7 +16,8 @@ from typing import Any
 
 from tipi.errors import ConfigError, UsageError
 from tipi.execution.resources import Resources
-from tipi.execution.task import Task, TaskResult, execute
+from tipi.execution.task import execute
+from tipi.execution.types import Result, Task
 
 
 @contextlib.contextmanager
@@ -105,14 +106,14 @@ class DaskPool:
             wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
         return {f for f in futures if f.done()}
 
-    def result(self, future: Any, task: Task) -> TaskResult:
+    def result(self, future: Any, task: Task) -> Result:
         from tipi.errors import WorkerFailure
 
         try:
             return future.result()
         except Exception as exc:  # the worker died, or the task could not be unpickled
             failure = WorkerFailure.describe(task.step, exc)
-            return TaskResult(task.step, "failed", failure=failure)
+            return Result(task.step, "failed", error=failure)
 
     def close(self, interrupted: bool = False) -> None:
         """Close the client; a cluster started for this make stops with its running steps."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tipi.errors import WorkerFailure
-from tipi.execution.task import Task, TaskResult
+from tipi.execution.types import Result, Task
 
 RANKS_FOLDER = ".ranks"
 
@@ -42,7 +42,7 @@ def ranks_folder(task: Task) -> Path:
     return scratch.parent / f"{RANKS_FOLDER}-{scratch.name}"
 
 
-def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
+def launch(task: Task, sink: Callable[[str], object]) -> Result:
     """Run `task` on `task.nproc` ranks; every line they print goes to `sink`.
 
     Every rank resumes from the step's one scratch folder (rank 0 alone writes there), and
@@ -57,7 +57,7 @@ def launch(task: Task, sink: Callable[[str], object]) -> TaskResult:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> TaskResult:
+def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> Result:
     spec = folder / "task.json"
     spec.write_text(json.dumps(task.to_data()))
     env = {**os.environ, "TIPI_NO_LIVE": "1", "PYTHONUNBUFFERED": "1"}
@@ -99,7 +99,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
+def _collect(task: Task, folder: Path, code: int, seconds: float) -> Result:
     reports = {}
     for path in sorted(folder.glob("rank*.json")):
         reports[int(path.stem[4:])] = json.loads(path.read_text())
@@ -114,7 +114,7 @@ def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
             hint=f["hint"],
             exit_code=f["exit_code"],
         )
-        return TaskResult(task.step, "failed", seconds, failure=failure)
+        return Result(task.step, "failed", seconds, error=failure)
     first = reports.get(0)
     if code != 0 or first is None:
         failure = WorkerFailure(
@@ -123,17 +123,17 @@ def _collect(task: Task, folder: Path, code: int, seconds: float) -> TaskResult:
             f"({len(reports)} of {task.nproc} rank(s) reported)",
             hint="see the step's output above for the ranks' errors",
         )
-        return TaskResult(task.step, "failed", seconds, failure=failure)
-    return TaskResult(task.step, first["outcome"], seconds, tuple(first["used"]))
+        return Result(task.step, "failed", seconds, error=failure)
+    return Result(task.step, first["outcome"], seconds, tuple(first["used"]))
 
 
 def _when(report: dict[str, object]) -> float:
     return float(report.get("finished", 0.0))  # type: ignore[arg-type]
 
 
-def report(folder: Path, rank: int, result: TaskResult) -> None:
+def report(folder: Path, rank: int, result: Result) -> None:
     """Write one rank's result where the launcher reads it."""
-    failure = result.failure
+    failure = result.error
     data = {
         "outcome": result.outcome,
         "finished": time.time(),

@@ -19,7 +19,8 @@ from typing import Any
 
 from tipi.errors import WorkerFailure
 from tipi.execution.resources import Resources
-from tipi.execution.task import Task, TaskResult, execute, worker_initializer
+from tipi.execution.task import execute, worker_initializer
+from tipi.execution.types import Result, Task
 
 GRACE_SECONDS = 30.0
 
@@ -47,7 +48,7 @@ class Handle:
     def __init__(self, task: Task, worker: _Worker) -> None:
         self.task = task
         self.worker = worker
-        self.result: TaskResult | None = None
+        self.result: Result | None = None
 
 
 class LocalPool:
@@ -99,7 +100,7 @@ class LocalPool:
                 self._idle.append(worker)
         return done
 
-    def result(self, handle: Handle, task: Task) -> TaskResult:
+    def result(self, handle: Handle, task: Task) -> Result:
         assert handle.result is not None
         return handle.result
 
@@ -123,7 +124,7 @@ class LocalPool:
         self._busy.clear()
 
 
-def _died(task: Task, worker: _Worker) -> TaskResult:
+def _died(task: Task, worker: _Worker) -> Result:
     worker.process.join(1.0)
     code = worker.process.exitcode
     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
@@ -132,7 +133,7 @@ def _died(task: Task, worker: _Worker) -> TaskResult:
         f"step '{task.step}' failed: its worker process died ({how})",
         hint=f"see {task.log} for what it printed before it died",
     )
-    return TaskResult(task.step, "failed", failure=failure)
+    return Result(task.step, "failed", error=failure)
 
 
 def _serve(conn: Connection, env: dict[str, str]) -> None:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from tipi.execution.distributed import report
-from tipi.execution.task import Task, run_here
+from tipi.execution.task import run_here
+from tipi.execution.types import Task
 
 
 def backend(local_world_size: int) -> str:

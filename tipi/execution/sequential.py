@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from tipi.context import running
 from tipi.errors import ProcessFailure, TipiError
-from tipi.execution.base import Job, JobResult
+from tipi.execution.types import Job, Result
 from tipi.lifecycle import Controller
 
 
@@ -42,7 +42,7 @@ class SequentialExecutor:
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
 
-    def run(self, job: Job) -> JobResult:
+    def run(self, job: Job) -> Result:
         step = job.step
         started = time.perf_counter()
         with self.controller.recording() as used:
@@ -51,7 +51,7 @@ class SequentialExecutor:
                     process = step.cls(self.controller, force=job.forced, **step.params)
                     process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
                     if not process.force and process.skip():
-                        return JobResult(job.name, "skipped", time.perf_counter() - started)
+                        return Result(job.name, "skipped", time.perf_counter() - started)
                     with running(self.controller, job.name):
                         process.execute()
                 self.controller.checkpoint(used)
@@ -65,17 +65,15 @@ class SequentialExecutor:
                     called.with_traceback(exc.__traceback__),  # shows where it was called
                     hint="a step ends by returning from execute(); raise an exception to fail",
                 )
-                return JobResult(
-                    job.name, "failed", time.perf_counter() - started, frozenset(used), failure
-                )
+                return Result(job.name, "failed", _since(started), tuple(sorted(used)), failure)
             except TipiError as error:
-                return JobResult(
-                    job.name, "failed", time.perf_counter() - started, frozenset(used), error
-                )
+                return Result(job.name, "failed", _since(started), tuple(sorted(used)), error)
             except Exception as exc:
                 failure = ProcessFailure(job.name, exc)
                 failure.__cause__ = exc
-                return JobResult(
-                    job.name, "failed", time.perf_counter() - started, frozenset(used), failure
-                )
-        return JobResult(job.name, "ran", time.perf_counter() - started, frozenset(used))
+                return Result(job.name, "failed", _since(started), tuple(sorted(used)), failure)
+        return Result(job.name, "ran", _since(started), tuple(sorted(used)))
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started

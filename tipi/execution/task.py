@@ -1,4 +1,4 @@
-"""A step as it travels to a worker process or a Dask worker, and what comes back.
+"""Runs a step in a worker process or on a Dask worker (the Task and its Result: types.py).
 
 The driver decides, stages, commits and records; a worker only runs the step. It rebuilds
 the pipeline from its files (classes cannot be sent reliably: local modules live in synthetic
@@ -14,68 +14,15 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from tipi.config.variant import Variant
 from tipi.errors import WorkerFailure
+from tipi.execution.types import Result, Task
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
-
-
-@dataclass(frozen=True)
-class Task:
-    """Everything a worker needs to run one step: plain strings, picklable anywhere.
-
-    Attributes:
-        outputs: output name → staging path (rank 0 writes there under torch.distributed).
-        log: the file the step's stdout and stderr go to (shown by the driver when it ends).
-        env: variables set for the step (CUDA_VISIBLE_DEVICES when the scheduler chose GPUs).
-        variant: the sweep variant (Variant.to_data()) whose outputs live apart, if any.
-    """
-
-    root: str
-    pipeline: str
-    file: str
-    overrides: tuple[str, ...]
-    step: str
-    outputs: Mapping[str, str]
-    scratch: str
-    forced: bool = False
-    log: str = ""
-    env: Mapping[str, str] = field(default_factory=dict)
-    nproc: int = 1
-    launcher: str = "none"
-    variant: Mapping[str, object] | None = None
-    source: str = ""
-    deps: tuple[tuple[object, ...], ...] = ()
-    binding: str = ""  # hex of the scratch folder's binding (JSON carries no bytes)
-
-    def to_data(self) -> dict[str, object]:
-        return {
-            **vars(self),
-            "overrides": list(self.overrides),
-            "outputs": dict(self.outputs),
-            "deps": [list(d) for d in self.deps],
-        }
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, object]) -> Task:
-        deps = tuple(tuple(d) for d in data.get("deps", ()))  # type: ignore[attr-defined]
-        return cls(**{**data, "overrides": tuple(data["overrides"]), "deps": deps})  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """How the step went, in plain data."""
-
-    name: str
-    outcome: Literal["ran", "skipped", "failed", "interrupted"]
-    seconds: float = 0.0
-    used: tuple[str, ...] = ()
-    failure: WorkerFailure | None = None
 
 
 _resolved: dict[tuple[object, ...], ResolvedPipeline] = {}
@@ -103,7 +50,7 @@ def resolve(task: Task) -> ResolvedPipeline:
     return _resolved[key]
 
 
-def execute(task: Task) -> TaskResult:
+def execute(task: Task) -> Result:
     """Run `task` here (a worker process or a Dask worker), its output going to its log."""
     global _busy
     _busy = True
@@ -118,7 +65,7 @@ def execute(task: Task) -> TaskResult:
         _busy = False
 
 
-def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> TaskResult:
+def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> Result:
     """Run the step in this process with a controller of its own, always cleaned up."""
     from tipi.execution.base import Job
     from tipi.execution.sequential import SequentialExecutor
@@ -139,16 +86,14 @@ def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> TaskResult
         with Controller(resolved.permanences, PlainReporter(task.step)) as controller:
             result = SequentialExecutor(controller).run(job)
     except KeyboardInterrupt:
-        return TaskResult(task.step, "interrupted", time.perf_counter() - started)
+        return Result(task.step, "interrupted", time.perf_counter() - started)
     except Exception as exc:  # the pipeline no longer loads here, or a permanence failed
         failure = WorkerFailure.describe(task.step, exc)
-        return TaskResult(task.step, "failed", time.perf_counter() - started, failure=failure)
+        return Result(task.step, "failed", time.perf_counter() - started, error=failure)
     failure = None
     if result.error is not None:
         failure = WorkerFailure.describe(task.step, result.error)
-    return TaskResult(
-        task.step, result.outcome, result.seconds, tuple(sorted(result.used)), failure
-    )
+    return Result(task.step, result.outcome, result.seconds, result.used, failure)
 
 
 @contextmanager

@@ -1,0 +1,95 @@
+"""What travels between the scheduler and the executors: a Job (a resolved step to run in
+this process), a Task (a step as plain data for a worker, Dask or torchrun) and one Result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tipi.config.resolve import ResolvedStep
+
+
+@dataclass(frozen=True)
+class Job:
+    """One step to execute.
+
+    Attributes:
+        step: the resolved step (class, params, final paths).
+        outputs: output name → staging path the process writes to.
+        scratch: the step's scratch folder (survives a crash, removed after success).
+        forced: run even if the process's skip() says the work is done.
+        binding: written into the scratch folder when the step creates it (cache/resume.py).
+    """
+
+    step: ResolvedStep
+    outputs: Mapping[str, Path]
+    scratch: Path
+    forced: bool = False
+    binding: bytes = b""
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to run one step: plain strings, picklable anywhere.
+
+    Attributes:
+        outputs: output name → staging path (rank 0 writes there under torch.distributed).
+        log: the file the step's stdout and stderr go to (shown by the driver when it ends).
+        env: variables set for the step (CUDA_VISIBLE_DEVICES when the scheduler chose GPUs).
+        variant: the sweep variant (Variant.to_data()) whose outputs live apart, if any.
+    """
+
+    root: str
+    pipeline: str
+    file: str
+    overrides: tuple[str, ...]
+    step: str
+    outputs: Mapping[str, str]
+    scratch: str
+    forced: bool = False
+    log: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    nproc: int = 1
+    launcher: str = "none"
+    variant: Mapping[str, object] | None = None
+    source: str = ""
+    deps: tuple[tuple[object, ...], ...] = ()
+    binding: str = ""  # hex of the scratch folder's binding (JSON carries no bytes)
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            **vars(self),
+            "overrides": list(self.overrides),
+            "outputs": dict(self.outputs),
+            "deps": [list(d) for d in self.deps],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, object]) -> Task:
+        deps = tuple(tuple(d) for d in data.get("deps", ()))  # type: ignore[attr-defined]
+        return cls(**{**data, "overrides": tuple(data["overrides"]), "deps": deps})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a step went, wherever it ran.
+
+    Attributes:
+        outcome: "ran", "skipped" (its skip() said so), "failed" or "interrupted".
+        used: the permanences it asked for (their configs join its fingerprint).
+        error: why it failed: the exception in this process; from a worker, a
+            WorkerFailure (exceptions do not all survive pickling, so it carries text).
+    """
+
+    name: str
+    outcome: Literal["ran", "skipped", "failed", "interrupted"]
+    seconds: float = 0.0
+    used: tuple[str, ...] = ()
+    error: BaseException | None = None

@@ -1,0 +1,448 @@
+"""One step's lifecycle in a make: facts → decide → restore or run → commit → record.
+
+`Steps` holds what every step of one make shares (the plan, the options, the state under
+`.tipi_cache/`, the outcomes so far) and walks one step at a time through its lifecycle; the
+scheduler (schedule.py) decides when, and an executor where, a step runs. The rebuilder
+(cache/rebuilder.py) decides; nothing here imports the scheduler or the make session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tipi.cache.clean import forget as forget_clean
+from tipi.cache.reasons import Reason
+from tipi.cache.rebuilder import Decision, StepFacts, decide
+from tipi.cache.trace import Trace
+from tipi.errors import ProcessFailure, TipiError
+from tipi.planning import Plan, absolute
+from tipi.report import Reporter, StepResult
+from tipi.state import Layout, State
+
+if TYPE_CHECKING:
+    from tipi.cache.content import RunRecord
+    from tipi.cache.remote import RemoteStore
+    from tipi.config.resolve import ResolvedPipeline
+    from tipi.execution.resources import Inventory
+    from tipi.execution.types import Result, Task
+    from tipi.lifecycle import Controller
+
+RESTORE_SLOT = 999  # the staging slot the driver restores cached runs through
+RAN_OR_RESTORED = ("ran", "restored")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to make, resolved for one plan (engine.MakeOptions is what users give)."""
+
+    dry_run: bool = False
+    forced: frozenset[str] = frozenset()
+    keep_going: bool = False
+    resume_command: str = "tipi make"
+    jobs: int | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    inventory: Inventory | None = None
+    remote: str | None = None
+    run_cache: bool = True
+    rehash: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        return not self.dry_run and ((self.jobs or 1) > 1 or self.executor != "local")
+
+
+@dataclass(frozen=True)
+class MakeContext:
+    """What a make needs of its engine: the project, the pipeline, and how to resolve it."""
+
+    layout: Layout
+    file: Path
+    overrides: Sequence[str]
+    reporter: Reporter
+    resolve: Callable[[], ResolvedPipeline]
+    plan_from_cache: bool
+    code_units: Mapping[str, Mapping[str, str]]
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A step that must run (or be restored): why, and the facts to record when it did."""
+
+    decision: Decision
+    facts: StepFacts
+    record: RunRecord | None = None
+
+
+@dataclass
+class Outcomes:
+    """What happened so far in this make."""
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+    failures: list[tuple[str, TipiError]] = field(default_factory=list)
+    stopped: bool = False
+    skip_method: bool = False
+    failed_runs: list[tuple[str, str, float, float]] = field(default_factory=list)
+    kept: list[RunRecord] = field(default_factory=list)
+
+
+class Steps:
+    """The lifecycle of each step of one make."""
+
+    def __init__(
+        self, context: MakeContext, plan: Plan, options: BuildOptions, state: State
+    ) -> None:
+        self.context = context
+        self.plan = plan
+        self.options = options
+        self.state = state
+        self.layout = context.layout
+        self.root = context.root
+        self.reporter = context.reporter
+        self.done = Outcomes()
+        self.controller: Controller | None = None
+        self.remote: RemoteStore | None = None
+        if options.remote:
+            from tipi.cache.remote import RemoteStore
+
+            self.remote = RemoteStore(options.remote, self.reporter.warning)
+        self._known: dict[str, str | None] = {}
+        self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
+
+    # Deciding ---------------------------------------------------------------------------
+
+    def consider(self, name: str) -> StepResult | Pending:
+        """Decide `name` (its predecessors are done): a finished result when it needs no
+        run (or only would run, in a dry run), else what to run it with."""
+        blocker = next(
+            (p for p in self.plan.predecessors[name] if self.done.outcomes.get(p) in _BLOCKING),
+            None,
+        )
+        if self.done.stopped or blocker is not None:
+            reasons = (str(Reason("failed-upstream", blocker)),) if blocker else ()
+            return self.finish(StepResult(name, "not run", reasons=reasons))
+        decision, facts = self._decide(name)
+        writes = decision.run and not self.options.dry_run
+        if writes and not self.state.lock_held and self._take_lock():
+            decision, facts = self._decide(name)  # another make changed files meanwhile
+        if not decision.run:
+            return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
+        record = self._cached_run(name, facts)
+        if self.options.dry_run:
+            reasons = tuple(decision.explain())
+            if record is not None:
+                reasons = (f"{_restorable(record)}: it would be restored", *reasons)
+            return self.finish(StepResult(name, "would run", reasons=reasons))
+        if record is not None:
+            restored = self._restore(name, decision, facts, record)
+            if restored is not None:
+                return restored
+        return Pending(decision, facts)
+
+    def _decide(self, name: str) -> tuple[Decision, StepFacts]:
+        facts = self._facts(name)
+        return decide(facts, self.state.traces.get(self.layout.key(name))), facts
+
+    def _facts(self, name: str) -> StepFacts:
+        step = self.plan.steps[name]
+        pending: dict[str, str] = {}
+        remade: dict[str, str] = {}
+        inputs = {}
+        for path in step.inputs.values():
+            producer = self.plan.producers.get(path)
+            outcome = self.done.outcomes.get(producer) if producer is not None else None
+            if outcome == "would run":
+                pending[path] = producer  # type: ignore[assignment]
+                inputs[path] = None
+                continue
+            if outcome in RAN_OR_RESTORED:
+                remade[path] = producer  # type: ignore[assignment]
+            inputs[path] = self._hash(path)
+        forced = name in self.options.forced or step.force
+        return StepFacts(
+            name=name,
+            type=step.type,
+            code=step.code,
+            params=step.params,
+            inputs=inputs,
+            outputs={p: self._hash(p) for p in step.outputs.values()},
+            permanences=self._configs,
+            pending=pending,
+            remade=remade,
+            forced=forced,
+            volatile=step.volatile,
+            force_reason="force = true" if step.force and name not in self.options.forced else "",
+            environment=self.plan.environments.get(step.env, {}),
+            rerun_on_env=self.plan.rerun_on_env,
+            codes=self.state.codes,
+        )
+
+    def _hash(self, path: str) -> str | None:
+        """The content hash of a project path, once per make: in a chain, one step's output
+        is the next one's input. `_rehash` refreshes it after a step rewrote the file."""
+        try:
+            return self._known[path]
+        except KeyError:
+            return self._rehash(path)
+
+    def _rehash(self, path: str) -> str | None:
+        digest = self._known[path] = self.state.stat.hash_path(absolute(path, self.root))
+        return digest
+
+    def _take_lock(self) -> bool:
+        """Take the project lock; True if another make held it (its results are reread)."""
+        waited = self.state.lock()
+        forget_clean(self.layout.clean_file)
+        self.state.staging.discard_all()
+        if waited:
+            self._known.clear()
+            self.state.reload_traces()
+        return waited
+
+    # Restoring from the run cache -------------------------------------------------------
+
+    def _cached_run(self, name: str, facts: StepFacts) -> RunRecord | None:
+        """An earlier successful run with this fingerprint, from the run cache (or the
+        remote one); None for steps that must run (forced, volatile)."""
+        if facts.forced or facts.volatile or not self.options.run_cache:
+            return None
+        key = self.run_key(facts)
+        names = self.plan.steps[name].outputs
+        record = self.state.run_cache.lookup(key, self.plan.permanences, names)
+        if record is None and self.remote is not None:
+            try:
+                if self.options.dry_run:  # say what would be restored; copy nothing
+                    record = self.remote.find(key, self.plan.permanences, names)
+                else:
+                    record = self.remote.fetch(
+                        key, self.plan.permanences, self.state.run_cache, names
+                    )
+            except OSError as exc:
+                self.reporter.warning(f"remote cache {self.remote.url}: {exc}")
+        return record
+
+    def run_key(self, facts: StepFacts) -> str:
+        """Inputs enter by name and content, not path: a sweep variant reads its inputs from
+        its own folder, and a run with the same content elsewhere is the same run."""
+        from tipi.cache.content import run_key
+
+        step = self.plan.steps[facts.name]
+        named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}
+        params = facts.params
+        if facts.rerun_on_env:  # then a run of another environment is another result
+            params = {**params, "(environment)": dict(facts.environment)}
+        return run_key(facts.type, facts.code, params, named, step.outputs)
+
+    def _restore(
+        self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
+    ) -> StepResult | None:
+        """Put an earlier run's outputs in place instead of running the step; None when
+        that failed and the step must run after all."""
+        started = time.perf_counter()
+        staging = self.state.staging
+        staged, _ = staging.prepare(name, self.outputs_of(name), slot=RESTORE_SLOT)
+        try:
+            self.state.run_cache.restore(record, staged)
+            staging.commit(name, staged, self.outputs_of(name))
+        except (OSError, ProcessFailure) as exc:
+            self.reporter.warning(f"could not restore '{name}' from the run cache: {exc}")
+            return None
+        finally:
+            staging.discard(staged)
+        self.record(name, facts, frozenset(record.permanences), record.seconds, keep=False)
+        reasons = (_restorable(record), *decision.explain())
+        return self.finish(StepResult(name, "restored", time.perf_counter() - started, reasons))
+
+    # Running ----------------------------------------------------------------------------
+
+    def prepare(
+        self, name: str, facts: StepFacts, slot: int = 0
+    ) -> tuple[dict[str, Path], Path, bytes]:
+        """Staging paths for a run of `name`, its scratch folder (a checkpoint left there by
+        an interrupted run of another fingerprint is discarded first, saying why) and the
+        binding the step writes when it creates that folder."""
+        from tipi.cache import resume
+
+        slug = self.layout.slug(name)
+        staged, scratch = self.state.staging.prepare(name, self.outputs_of(name), slot, slug)
+        if scratch.is_dir():
+            old = resume.read_binding(scratch)
+            reasons = resume.mismatch(old, facts)
+            if reasons:
+                why = (
+                    resume.describe(reasons)
+                    if old is not None
+                    else "it records no fingerprint to compare"
+                )
+                self.reporter.notice(f"discarding the resume checkpoint of {name}: {why}")
+                self.state.staging.finish(slug)
+            elif not self.plan.steps[name].announces_resume:
+                when = resume.last_checkpoint(scratch)
+                if when is not None:
+                    at = time.strftime("%H:%M", time.localtime(when))
+                    self.reporter.notice(f"resuming {name} from its checkpoint of {at}")
+        return staged, scratch, resume.binding(facts)
+
+    def run_here(self, name: str, pending: Pending) -> StepResult:
+        """Run one step in this process (the sequential make), permanences shared."""
+        planned = self.plan.steps[name]
+        staged, scratch, binding = self.prepare(name, pending.facts)
+        self.reporter.step_started(name)
+        try:
+            if planned.launcher != "none":  # torch.distributed: ranks in child processes
+                from tipi.execution.distributed import launch
+
+                task = self.task(name, staged, scratch, pending.facts.forced, binding)
+                result: Any = launch(task, lambda line: self.reporter.step_output(name, line))
+            else:
+                from tipi.execution import Job, SequentialExecutor
+
+                resolved = self.context.resolve()
+                if self.controller is None:
+                    from tipi.lifecycle import Controller
+
+                    self.controller = Controller(resolved.permanences, self.reporter)
+                job = Job(resolved.steps[name], staged, scratch, pending.facts.forced, binding)
+                result = SequentialExecutor(self.controller).run(job)
+        except BaseException:
+            self.state.staging.discard(staged)
+            raise
+        return self.conclude(name, pending, staged, result)
+
+    def outputs_of(self, name: str) -> dict[str, Path]:
+        """The step's outputs as absolute paths, from the plan (no import of its class)."""
+        return {k: Path(absolute(p, self.root)) for k, p in self.plan.steps[name].outputs.items()}
+
+    def task(
+        self, name: str, staged: dict[str, Path], scratch: Path, forced: bool, binding: bytes
+    ) -> Task:
+        """`name` as a Task for a worker process, a Dask worker or torchrun."""
+        from tipi.execution.types import Task
+
+        planned = self.plan.steps[name]
+        variant = self.layout.variant
+        return Task(
+            root=str(self.root),
+            pipeline=self.layout.pipeline,
+            file=str(self.context.file),
+            overrides=tuple(self.context.overrides),
+            step=name,
+            outputs={k: str(v) for k, v in staged.items()},
+            scratch=str(scratch),
+            forced=forced,
+            log=str(self.layout.log_of(name)),
+            env={"TIPI_NO_LIVE": "1"},
+            nproc=planned.nproc,
+            launcher=planned.launcher,
+            variant=variant.to_data() if variant else None,
+            source=self.plan.source,
+            deps=tuple(tuple(d) for d in self.plan.deps),
+            binding=binding.hex(),
+        )
+
+    # Concluding -------------------------------------------------------------------------
+
+    def conclude(
+        self,
+        name: str,
+        pending: Pending,
+        staged: dict[str, Path],
+        result: Result,
+    ) -> StepResult:
+        """Commit a finished step's outputs and record it, or record its failure."""
+        outcome, seconds, error = result.outcome, result.seconds, result.error
+        try:
+            if outcome == "ran":
+                self.state.staging.commit(name, staged, self.outputs_of(name))
+        except ProcessFailure as failure:
+            outcome, error = "failed", failure
+        finally:
+            self.state.staging.discard(staged)
+        reasons = tuple(pending.decision.explain())
+        if outcome == "interrupted":
+            raise KeyboardInterrupt
+        if outcome == "skipped":
+            self.done.skip_method = True
+            return self.finish(StepResult(name, "skipped", seconds, (str(Reason("skip-method")),)))
+        if outcome == "failed":
+            return self.fail(name, error, seconds, reasons)
+        self.record(name, pending.facts, frozenset(result.used), seconds)
+        self.state.staging.finish(self.layout.slug(name))
+        return self.finish(StepResult(name, "ran", seconds, reasons))
+
+    def record(
+        self, name: str, facts: StepFacts, used: frozenset[str], seconds: float, keep: bool = True
+    ) -> None:
+        relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
+        outputs = {p: self._rehash(p) for p in self.plan.steps[name].outputs.values()}
+        trace = Trace(
+            fingerprint=facts.fingerprint(relevant),
+            type=facts.type,
+            code=facts.code,
+            params=facts.params,
+            inputs=facts.inputs,
+            permanences=facts.used_configs(relevant),
+            outputs=outputs,
+            finished=time.time(),
+            seconds=seconds,
+            environment=facts.environment,
+        )
+        self.state.traces.put(self.layout.key(name), trace)
+        if keep and not facts.volatile and self.options.run_cache:
+            self._keep(name, facts, trace.permanences, seconds)
+
+    def _keep(self, name: str, facts: StepFacts, configs: dict, seconds: float) -> None:
+        """Put a successful run's outputs in the run cache (a failure here is a warning)."""
+        try:
+            record = self.state.run_cache.save(
+                self.run_key(facts),
+                name,
+                configs,
+                self.outputs_of(name),
+                lambda path: self.state.stat.hash_path(path),
+                seconds,
+            )
+        except OSError as exc:
+            self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
+            return
+        self.done.kept.append(record)
+
+    def fail(
+        self, name: str, error: BaseException | None, seconds: float, reasons: tuple[str, ...]
+    ) -> StepResult:
+        failure = (
+            error
+            if isinstance(error, TipiError)
+            else ProcessFailure(name, error or RuntimeError("the step failed"))
+        )
+        self.done.failures.append((name, failure))
+        self.done.failed_runs.append((name, str(failure), time.time(), seconds))
+        self.done.stopped = not self.options.keep_going
+        return self.finish(StepResult(name, "failed", seconds, reasons, error=str(failure)))
+
+    def finish(self, result: StepResult) -> StepResult:
+        self.done.outcomes[result.name] = result.outcome
+        self.reporter.step_finished(result)
+        return result
+
+    def cleanup(self) -> None:
+        """Clean up the permanences in-process runs initialized."""
+        if self.controller is not None:
+            self.controller.cleanup()
+
+
+_BLOCKING = ("failed", "not run")
+
+
+def _restorable(record: RunRecord) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished))
+    took = f"{record.seconds:.1f}s"
+    return f"restored from the run cache: same fingerprint as a run of {when} ({took})"
