@@ -528,3 +528,236 @@ def test_a_changed_environment_is_shown_and_reruns_only_when_asked(project, tmp_
     assert made.returncode == 0, made.stderr
     assert "environment changed: fakepkg 1.0 → 3.0" in made.stderr  # made under 1.0
     assert "✔ use ran" in made.stderr
+
+
+# Each case: sibling files (steps.py holds class A), then an edit; `a` must rerun (or not).
+RUNS_A = """
+from tipi import PipelineProcess
+{imports}
+
+
+class A(PipelineProcess):
+    def execute(self):
+        self.outputs["out"].write_text(str({value}))
+"""
+
+ATTACKS = {
+    "a module imported for its side effects (a registry)": (
+        {
+            "steps": RUNS_A.format(
+                imports="import models\nfrom registry import REGISTRY", value='REGISTRY["f"]()'
+            ),
+            "registry": "REGISTRY = {}\n\n\ndef register(fn):\n    REGISTRY[fn.__name__] = fn\n    return fn\n",
+            "models": "from registry import register\n\n\n@register\ndef f():\n    return 1\n",
+        },
+        ("models", "return 1", "return 2"),
+        True,
+    ),
+    "a module that changes a config on import": (
+        {
+            "steps": RUNS_A.format(
+                imports="import tweak\nfrom helpers import CONFIG", value='CONFIG["lr"]'
+            ),
+            "helpers": "CONFIG = {}\n",
+            "tweak": "from helpers import CONFIG\n\nCONFIG['lr'] = 0.1\n",
+        },
+        ("tweak", "0.1", "0.2"),
+        True,
+    ),
+    "a name re-bound after its import": (
+        {
+            "steps": RUNS_A.format(
+                imports="import functools\nfrom helpers import f\n\nf = functools.lru_cache(f)",
+                value="f()",
+            ),
+            "helpers": "def f():\n    return 1\n",
+        },
+        ("helpers", "return 1", "return 2"),
+        True,
+    ),
+    "a list extended after its import": (
+        {
+            "steps": RUNS_A.format(
+                imports="from helpers import LAYERS\n\nLAYERS += [3]", value="LAYERS"
+            ),
+            "helpers": "LAYERS = [1]\n",
+        },
+        ("helpers", "[1]", "[2]"),
+        True,
+    ),
+    "an alternative import": (
+        {
+            "steps": RUNS_A.format(
+                imports="try:\n    from fast import f\nexcept ImportError:\n    from slow import f",
+                value="f()",
+            ),
+            "fast": "def f():\n    return 1\n",
+            "slow": "def f():\n    return 0\n",
+        },
+        ("fast", "return 1", "return 2"),
+        True,
+    ),
+    "the else of a main guard": (
+        {
+            "steps": RUNS_A.format(imports="from helpers import CFG", value="CFG"),
+            "helpers": "CFG = {}\nif __name__ == '__main__':\n    print(1)\nelse:\n    CFG['x'] = 1\n",
+        },
+        ("helpers", "CFG['x'] = 1", "CFG['x'] = 2"),
+        True,
+    ),
+    "an inherited version attribute": (
+        {
+            "steps": "from tipi import PipelineProcess\n\n\nclass Base(PipelineProcess):\n    version = '1'\n\n\n"
+            "class A(Base):\n    def execute(self):\n        self.outputs['out'].write_text('1')\n",
+        },
+        ("steps", "write_text('1')", "write_text('2')"),
+        True,
+    ),
+    "an import in a class body": (
+        {
+            "steps": "from tipi import PipelineProcess\n\n\nclass A(PipelineProcess):\n    from helpers import f as g\n\n"
+            "    def execute(self):\n        self.outputs['out'].write_text(str(self.g()))\n",
+            "helpers": "def f(*args):\n    return 1\n",
+        },
+        ("helpers", "return 1", "return 2"),
+        True,
+    ),
+    "a method named eval is not dynamic": (
+        {
+            "steps": RUNS_A.format(imports="from helpers import M, unused", value="M().eval()"),
+            "helpers": "class M:\n    def eval(self):\n        return 1\n\n\ndef unused():\n    return 5\n",
+        },
+        ("helpers", "return 5", "return 6"),
+        False,
+    ),
+    "a latin-1 source file": (
+        {
+            "steps": RUNS_A.format(imports="from helpers import f", value="f()"),
+            "helpers": "# -*- coding: latin-1 -*-\ndef f():\n    return 'caf\xe9' + '1'\n",
+        },
+        ("helpers", "'1'", "'2'"),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ATTACKS))
+def test_code_reached_in_every_way_a_researcher_writes_it_is_tracked(project, case):
+    modules, (module, old, new), reruns = ATTACKS[case]
+    folder = project.root / "pipelines/m"
+    folder.mkdir(parents=True)
+    (folder / "pipeline.toml").write_text(
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n'
+    )
+    for name, text in modules.items():
+        encoding = "latin-1" if "latin-1" in text else "utf-8"
+        (folder / f"{name}.py").write_text(text, encoding=encoding)
+    make(run_cache=False)
+    assert make(run_cache=False)["a"][0] == "skipped"
+    path = folder / f"{module}.py"
+    encoding = "latin-1" if "latin-1" in path.read_text(encoding="latin-1") else "utf-8"
+    text = path.read_text(encoding=encoding)
+    assert old in text
+    path.write_text(text.replace(old, new), encoding=encoding)
+    outcome = make(run_cache=False)["a"][0]
+    assert outcome == ("ran" if reruns else "skipped"), case
+
+
+def test_a_package_beside_pipeline_toml_wins_over_a_module_of_its_name(project):
+    folder = project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
+        steps=RUNS_A.format(imports="from utils import f", value="f()"),
+    )
+    (project.root / "utils.py").write_text("def f():\n    return 1\n")
+    make(run_cache=False)
+    assert project.read("out/a.txt") == "1"
+    (folder / "utils").mkdir()  # now `from utils import f` finds this package first
+    (folder / "utils/__init__.py").write_text("def f():\n    return 5\n")
+    assert make(run_cache=False)["a"][0] == "ran"
+    assert project.read("out/a.txt") == "5"
+    (folder / "utils/__init__.py").write_text("def f():\n    return 6\n")
+    assert make(run_cache=False)["a"][0] == "ran"
+    assert project.read("out/a.txt") == "6"
+
+
+def test_code_named_by_a_param_is_tracked(project):
+    folder = project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\nparams = { loss = "losses:focal" }\n'
+        'outputs = { out = "out/a.txt" }\n',
+        steps="""
+        import importlib
+        from tipi import PipelineProcess
+
+
+        class A(PipelineProcess):
+            def __init__(self, controller, force: bool = False, loss: str = ""):
+                super().__init__(controller, force)
+                self.loss = loss
+
+            def execute(self):
+                module, _, name = self.loss.partition(":")
+                fn = getattr(importlib.import_module(module), name)
+                self.outputs["out"].write_text(str(fn()))
+        """,
+        losses="def focal():\n    return 1\n",
+    )
+    make(run_cache=False)
+    (folder / "losses.py").write_text("def focal():\n    return 2\n")
+    result = make(run_cache=False)
+    assert result["a"] == ("ran", ("code changed: pipelines/m/losses.py: focal",))
+    assert project.read("out/a.txt") == "2"
+
+
+def test_pathological_but_legal_code_is_read_without_recursion_errors(tmp_path):
+    folder = tmp_path / "pipelines/p"
+    folder.mkdir(parents=True)
+    chain = (
+        "\n".join(f"def f{i}():\n    return f{i + 1}()\n" for i in range(1500))
+        + "\ndef f1500():\n    return 1\n"
+    )
+    branches = "def g(x):\n    if x == 0:\n        return 0\n" + "".join(
+        f"    elif x == {i}:\n        return {i}\n" for i in range(1, 1000)
+    )
+    total = "TOTAL = " + " + ".join("1" for _ in range(500)) + "\n"
+    (folder / "big.py").write_text(chain + branches + total)
+    scanner = CodeScanner(tmp_path, folder)
+    units = scanner.closure_of("big:f0").units
+    assert len([u for u in units if u.startswith("pipelines/p/big.py: f")]) == 1501
+    assert "pipelines/p/big.py: TOTAL" in scanner.closure_of("big:TOTAL").units
+    assert "pipelines/p/big.py: g" in scanner.closure_of("big:g").units
+
+
+def test_a_helper_edited_while_its_step_runs_fails_that_step(project):
+    """The step imports the helper lazily, after the edit: it ran new code under the old
+    fingerprint, so its result is not kept."""
+    folder = project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
+        steps="""
+        from pathlib import Path
+        from tipi import PipelineProcess
+
+
+        class A(PipelineProcess):
+            def execute(self):
+                helper = Path(__file__).with_name("helpers.py")
+                helper.write_text(helper.read_text().replace("return 1", "return 2"))
+                from helpers import f
+                self.outputs["out"].write_text(str(f()))
+
+            def lazy(self):
+                import helpers
+                return helpers.f
+        """,
+        helpers="def f():\n    return 1\n",
+    )
+    past = time.time() - 60
+    for path in folder.iterdir():
+        os.utime(path, (past, past))
+    from tipi.errors import ProcessFailure
+
+    with pytest.raises(ProcessFailure, match="helpers.py changed while the step ran"):
+        make(run_cache=False)
+    assert not (project.root / "out/a.txt").exists()

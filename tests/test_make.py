@@ -441,12 +441,12 @@ def test_the_clean_record_proves_a_no_op_without_reading_traces(proj, monkeypatc
     age_all(proj.root)
     make()  # all up to date, files old: the clean record is written
     assert (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
-    import tipi.build
+    import tipi.cache.store  # state.py opens the trace log from here, on first use
 
     opened: list[str] = []
-    real = tipi.build.TraceStore
+    real = tipi.cache.store.TraceStore
     monkeypatch.setattr(
-        tipi.build, "TraceStore", lambda *a, **k: opened.append("x") or real(*a, **k)
+        tipi.cache.store, "TraceStore", lambda *a, **k: opened.append("x") or real(*a, **k)
     )
     summary = make()
     assert opened == []  # decided by stat alone

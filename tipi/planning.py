@@ -4,7 +4,9 @@ neither imports the user's modules (nor torch through them) nor networkx."""
 from __future__ import annotations
 
 import inspect
+import os
 import platform
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
     from tipi.config.variant import Variant
 from tipi.config.source import check_unchanged, load_resolved, stat_dep
-from tipi.errors import DefinitionError, Location
+from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
 
 PLAN_KIND = "plan"
@@ -70,6 +72,7 @@ class Plan:
     deps: Sequence[Sequence[Any]] = ()
     environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rerun_on_env: bool = False
+    code_files: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class Plan:
             "deps": [list(d) for d in self.deps],
             "environments": dict(self.environments),
             "rerun_on_env": self.rerun_on_env,
+            "code_files": {k: list(v) for k, v in self.code_files.items()},
         }
 
     @classmethod
@@ -99,6 +103,7 @@ class Plan:
             data["deps"],
             data["environments"],
             data["rerun_on_env"],
+            data["code_files"],
         )
 
 
@@ -140,6 +145,7 @@ class Planner:
     variant: Variant | None = None
     code_table: Path | None = None
     code_units: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
     resolved: ResolvedPipeline | None = None
     planned: Plan | None = None
     from_cache: bool = False
@@ -160,7 +166,7 @@ class Planner:
                 return plan
             except (KeyError, TypeError):
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
-        plan = self.planned = self._build()
+        plan = self.planned = self._build_settled()
         if save and self.code_table is not None:
             from tipi.cache.codetable import save_code_table
 
@@ -169,7 +175,12 @@ class Planner:
             write_document(
                 self.cache_file,
                 PLAN_KIND,
-                {"key": self._key(), "deps": plan.deps, "plan": plan.to_data()},
+                {
+                    "key": self._key(),
+                    "deps": plan.deps,
+                    "absent": sorted(self.absent),
+                    "plan": plan.to_data(),
+                },
             )
         return plan
 
@@ -207,9 +218,30 @@ class Planner:
             d[0] for d in deps if d[0].endswith(".py") and Path(d[0]).parent == self.folder
         ):
             return False
+        if any(os.path.lexists(path) for path in cached.get("absent", [])):
+            return False  # a new module or package now shadows one the plan's imports used
         return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
 
+    def _build_settled(self, tries: int = 3) -> Plan:
+        """A plan whose code files did not change while it was made: the modules are
+        imported first and read again for their closures, so an edit in between would give
+        the steps a fingerprint of code other than what they run. Such a plan is made again."""
+        for attempt in range(tries):
+            started = time.time_ns()
+            plan = self._build()
+            moved = [d[0] for d in plan.deps if d[0].endswith(".py") and d[1] >= started]
+            if not moved:
+                return plan
+            if attempt < tries - 1:
+                self.warn(f"{moved[0]} changed while the plan was made; planning again")
+                self.resolved = None
+        raise ConfigError(
+            f"{moved[0]} keeps changing while the plan is made",
+            hint="make again once your editor or tool has finished writing it",
+        )
+
     def _build(self) -> Plan:
+        from tipi.cache.source import module_refs
         from tipi.cache.stepcode import PipelineCode
         from tipi.graph.dag import StepNode, build_graph
 
@@ -236,7 +268,7 @@ class Planner:
         steps = {}
         for name, step in resolved.steps.items():
             location = step.spec.location
-            fingerprint = code.fingerprint(step.cls)
+            fingerprint = code.fingerprint(step.cls, module_refs(step.spec.params.values()))
             steps[name] = PlannedStep(
                 name=name,
                 type=step.spec.type,
@@ -264,10 +296,12 @@ class Planner:
             permanences=permanences,
             source=resolved.spec.source,
             deps=self._dependencies(resolved, code.files),
+            code_files={fp: sorted(files) for fp, files in code.files_of.items()},
             environments=code.environments,
             rerun_on_env=resolved.spec.rerun_on_env,
         )
         self.code_units = code.units
+        self.absent = code.absent
         return plan
 
     def _check_outputs(self, resolved: ResolvedPipeline) -> None:

@@ -359,6 +359,14 @@ class Steps:
     ) -> StepResult:
         """Commit a finished step's outputs and record it, or record its failure."""
         outcome, seconds, error = result.outcome, result.seconds, result.error
+        moved = self._code_moved(name) if outcome in ("ran", "skipped") else None
+        if moved is not None:
+            outcome = "failed"
+            error = ProcessFailure(
+                name,
+                RuntimeError(f"{moved} changed while the step ran; its result is not kept"),
+                hint="it may have run the old or the new code: run the make again",
+            )
         try:
             if outcome == "ran":
                 self.state.staging.commit(name, staged, self.outputs_of(name))
@@ -377,6 +385,22 @@ class Steps:
         self.record(name, pending.facts, frozenset(result.used), seconds)
         self.state.staging.finish(self.layout.slug(name))
         return self.finish(StepResult(name, "ran", seconds, reasons))
+
+    def _code_moved(self, name: str) -> str | None:
+        """A code file of the step (or of a permanence) that changed since the plan: the
+        step may have imported it while it ran, so its fingerprint may not describe it."""
+        from tipi.config.source import stat_dep
+
+        files = set(self.plan.code_files.get(self.plan.steps[name].code, ()))
+        for config in self._configs.values():
+            files.update(self.plan.code_files.get(config.get("code", ""), ()))
+        if not files:
+            return None
+        planned = {d[0]: list(d) for d in self.plan.deps}
+        for path in sorted(files):
+            if path in planned and stat_dep(path) != planned[path]:
+                return path
+        return None
 
     def record(
         self, name: str, facts: StepFacts, used: frozenset[str], seconds: float, keep: bool = True

@@ -1,19 +1,23 @@
 """The code closure of a step: the code its result depends on, unit by unit.
 
 Starting from a process class (with its bases) or a `@pipeline_process` function, every name
-a reached unit loads is resolved through its module's bindings and followed into modules of
-the project: siblings beside pipeline.toml (imported relatively or script-style), packages
-under the project root. Reaching a class takes all of it (any method may run); reaching a
-function or constant takes just that, so an edit to a helper no step reaches reruns nothing.
-A module's other top-level statements count whenever any of its units does. Where a name
-cannot be followed statically (getattr, exec, star imports) the whole module counts. Modules
-outside the project (site-packages, the standard library, tipi's own engine) are not
-followed: their top-level names are collected as `imports`, whose versions are the step's
-environment (environment.py).
+a reached unit loads is resolved through its module's bindings (all of them, when a name is
+bound twice: `try: from fast import f` / `except ImportError: from slow import f`) and
+followed into modules of the project: siblings beside pipeline.toml (imported relatively or
+script-style), packages under the project root. Reaching a class takes all of it (any method
+may run); reaching a function or constant takes just that, so an edit to a helper no step
+reaches reruns nothing. Importing a module runs it: what runs on import (its other top-level
+statements, registering decorators, the modules it imports in turn) counts for every step
+that reaches the module. Where a name cannot be followed statically (getattr, exec, star
+imports) the whole module counts, and where a module imports by name (importlib), the
+module-like strings of its reached code are followed too. Modules outside the project
+(site-packages, the standard library, tipi's own engine) are not followed: their top-level
+names are collected as `imports`, whose versions are the step's environment.
 
 The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
 is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
-Net.forward"; rebuilder.py).
+Net.forward"; rebuilder.py). `absent` lists files whose appearance would change what an
+import resolves to (a new `utils/` package beside pipeline.toml shadowing a root `utils.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from typing import Any
 import msgpack
 
 from tipi.cache.hashing import hash_bytes
-from tipi.cache.source import MODULE_UNIT, Binding, ModuleSource, read_module
+from tipi.cache.source import Binding, ModuleSource, decode, read_module
 
 _OUTSIDE = ("site-packages", "dist-packages")
 _VOCABULARY = ("builtins", "abc", "typing", "tipi.process", "tipi.permanence")
@@ -47,11 +52,13 @@ class Closure:
         units: "file: qualname" → digest (file project-relative; a module name outside it).
         files: absolute paths of the files read (a plan depends on them).
         imports: top-level names of modules outside the project that the code imports.
+        absent: files that must stay absent for the imports to resolve as they did.
     """
 
     units: Mapping[str, str]
     files: frozenset[str]
     imports: frozenset[str]
+    absent: frozenset[str] = frozenset()
 
     @property
     def fingerprint(self) -> str:
@@ -79,16 +86,21 @@ class CodeScanner:
         self._found: dict[tuple[tuple[str, ...], int, Path], Path | None] = {}
         self._closures: dict[Any, Closure] = {}
         self._labels: dict[Path, str] = {}
+        self.absent: set[str] = set()
 
     def closure_of(self, obj: Any, extra: Iterable[Any] = ()) -> Closure:
-        """The closure of a class or function (and of `extra` objects, e.g. factories)."""
+        """The closure of a class or function (and of `extra`: objects, or `module:attr`
+        strings such as factories)."""
         key = (obj, *extra)
         if key not in self._closures:
             walk = _Walk(self)
             for item in (obj, *extra):
                 walk.start(item)
             self._closures[key] = Closure(
-                dict(walk.units), frozenset(map(str, walk.files)), frozenset(walk.imports)
+                dict(walk.units),
+                frozenset(map(str, walk.files)),
+                frozenset(walk.imports),
+                frozenset(self.absent),
             )
         return self._closures[key]
 
@@ -96,16 +108,14 @@ class CodeScanner:
         """The parsed file; None when it cannot be read or parsed (then its bytes count)."""
         if file not in self._modules:
             try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                self._modules[file] = None
-                self._raw[file] = ""
+                raw = file.read_bytes()
+            except OSError:
+                self._modules[file], self._raw[file] = None, "unreadable"
                 return None
             try:
-                self._modules[file] = read_module(text)
-            except (SyntaxError, ValueError):
-                self._modules[file] = None
-                self._raw[file] = hash_bytes(text.encode())
+                self._modules[file] = read_module(decode(raw))
+            except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+                self._modules[file], self._raw[file] = None, hash_bytes(raw)
         return self._modules[file]
 
     def raw_digest(self, file: Path) -> str:
@@ -141,11 +151,11 @@ class CodeScanner:
             base = origin.parent
             for _ in range(level - 1):
                 base = base.parent
-            return _module_file(base, parts)
+            return self._module_file(base, parts)
         if not parts or parts[0] in sys.stdlib_module_names:
             return None  # never shadowed by a sibling at run time either (registry.py)
         for base in (self.folder, self.root):
-            found = _module_file(base, parts)
+            found = self._module_file(base, parts)
             if found is not None:
                 return found if self.in_project(found) else None
         try:  # a package installed from the project (a src/ layout), found by its top level
@@ -159,9 +169,14 @@ class CodeScanner:
         found = _module_file(base, parts)
         return found if found is not None and self.in_project(found) else None
 
+    def _module_file(self, base: Path, parts: tuple[str, ...]) -> Path | None:
+        """Like `_module_file`, remembering the candidates that were absent."""
+        return _module_file(base, parts, self.absent)
+
 
 class _Walk:
-    """One closure computation: the units reached so far."""
+    """One closure computation: a worklist of what to look at (no recursion: a chain of
+    thousands of helpers is fine)."""
 
     def __init__(self, scanner: CodeScanner) -> None:
         self.scanner = scanner
@@ -169,32 +184,41 @@ class _Walk:
         self.files: set[Path] = set()
         self.imports: set[str] = set()
         self._seen: set[Any] = set()
+        self._todo: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+
+    def _later(self, action: Callable[..., None], *args: Any) -> None:
+        self._todo.append((action, args))
+
+    def _drain(self) -> None:
+        while self._todo:
+            action, args = self._todo.popleft()
+            action(*args)
 
     def start(self, obj: Any) -> None:
         if isinstance(obj, str):  # "module:attr", e.g. a model factory
-            self._start_ref(obj)
-            return
-        function = getattr(obj, "__tipi_function__", None)
-        if function is not None:  # a @pipeline_process step: its code is the function's
-            obj = function
-        if inspect.isclass(obj):
-            for klass in obj.__mro__:
-                if klass.__module__ not in _VOCABULARY:
-                    self._start_one(klass)
+            self._start_ref(obj, self.scanner.folder / "__init__.py")
         else:
-            self._start_one(obj)
+            function = getattr(obj, "__tipi_function__", None)
+            if function is not None:  # a @pipeline_process step: its code is the function's
+                obj = function
+            if inspect.isclass(obj):
+                for klass in obj.__mro__:
+                    if klass.__module__ not in _VOCABULARY:
+                        self._start_one(klass)
+            else:
+                self._start_one(obj)
+        self._drain()
 
-    def _start_ref(self, text: str) -> None:
+    def _start_ref(self, text: str, origin: Path) -> None:
         module, _, attr = text.partition(":")
-        parts = tuple(p for p in module.split(".") if p)
-        if not parts:
-            return
-        target = self.scanner.find(parts, 0, self.scanner.folder / "__init__.py")
+        level = len(module) - len(module.lstrip("."))
+        parts = tuple(p for p in module[level:].split(".") if p)
+        target = self.scanner.find(parts, level, origin)
         if target is None:
-            if parts[0] not in sys.stdlib_module_names:
+            if not level and parts and parts[0] not in sys.stdlib_module_names:
                 self.imports.add(parts[0])
             return
-        self._in_module(target, tuple(attr.split(".")) if attr else ())
+        self._later(self._in_module, target, tuple(attr.split(".")) if attr else ())
 
     def _start_one(self, obj: Any) -> None:
         try:
@@ -210,27 +234,47 @@ class _Walk:
             return
         top = qualname.split(".")[0]
         if "<locals>" in qualname or top not in module.bindings:
-            self._whole(file)  # defined inside a function: only its whole module says
+            self._later(self._whole, file)  # defined inside a function: its whole module
         elif self.scanner.in_project(file):
-            self._name(file, module, top, ())
+            self._later(self._name, file, module, top, ())
         else:  # installed code: its own source counts, what it calls is its version's
             self._unit(file, module, top, follow=False)
             self._collect_imports(module)
 
     def _module(self, file: Path) -> ModuleSource | None:
+        """`file`, read; the first time, what runs when it is imported joins the closure."""
         module = self.scanner.module(file)
-        if file not in self.files:
-            self.files.add(file)
-            if module is None:
-                self.units[f"{self.scanner.label(file)}: <unparsed>"] = self.scanner.raw_digest(
-                    file
-                )
-            elif self.scanner.in_project(file):
-                if MODULE_UNIT in module.units:
-                    self._unit(file, module, MODULE_UNIT)
-                for parts, level in module.stars:
-                    self._module_ref(file, parts, level, ())
+        if file in self.files:
+            return module
+        self.files.add(file)
+        if module is None:
+            label = self.scanner.label(file)
+            self.units[f"{label}: <unparsed>"] = self.scanner.raw_digest(file)
+        elif self.scanner.in_project(file):
+            for name in module.eager:
+                self._later(self._unit, file, module, name)
+            for parts, level in module.stars:
+                self._later(self._module_ref, file, parts, level, ())
+            for binding in module.imports:  # importing runs them: their effects count
+                self._later(self._imported, file, binding)
         return module
+
+    def _imported(self, file: Path, binding: Binding) -> None:
+        """An import statement ran: the module it names runs (its eager units count)."""
+        parts = binding.module
+        for n in range(1, len(parts)) if not binding.level else ():  # `import a.b` runs a too
+            package = self.scanner.find(parts[:n], 0, file)
+            if package is not None:
+                self._module(package)
+        if binding.kind == "from":
+            submodule = self.scanner.find((*parts, binding.attr), binding.level, file)
+            if submodule is not None:
+                self._module(submodule)
+        target = self.scanner.find(parts, binding.level, file)
+        if target is not None:
+            self._module(target)
+        elif not binding.level and parts and parts[0] not in sys.stdlib_module_names:
+            self.imports.add(parts[0])
 
     def _unit(self, file: Path, module: ModuleSource, name: str, follow: bool = True) -> None:
         if ("unit", file, name) in self._seen:
@@ -243,38 +287,38 @@ class _Walk:
             if not follow:
                 continue
             if unit.dynamic:
-                self._whole(file)
-            local = dict(unit.local)
+                self._later(self._whole, file)
+            if unit.strings and module.imports_by_name:
+                for text in unit.strings:
+                    self._start_ref(text, file)
+            local: dict[str, list[Binding]] = {}
+            for bound, binding in unit.local:  # imports inside it run when it runs
+                local.setdefault(bound, []).append(binding)
+                self._later(self._imported, file, binding)
+                if binding.kind == "from":  # the name it binds may be used unseen
+                    self._later(self._binding, file, binding, ())
             for chain in unit.refs:
-                binding = local.get(chain[0])
-                if binding is not None:
-                    self._binding(file, binding, chain[1:])
-                else:
-                    self._name(file, module, chain[0], chain[1:])
-            for name_, binding in unit.local:  # imports that are never used still count
-                if binding.kind == "module" and name_ not in {c[0] for c in unit.refs}:
-                    self._binding(file, binding, ())
+                for binding in local.get(chain[0], ()):
+                    self._later(self._binding, file, binding, chain[1:])
+                if chain[0] not in local:
+                    self._later(self._name, file, module, chain[0], chain[1:])
 
     def _name(self, file: Path, module: ModuleSource, name: str, rest: tuple[str, ...]) -> None:
-        binding = module.bindings.get(name)
-        if binding is None:
-            return  # a builtin, a local variable, or a star import's (counted whole)
-        if binding.kind == "unit":
-            self._unit(file, module, binding.target)
-        else:
-            self._binding(file, binding, rest)
+        for binding in module.bindings.get(name, ()):  # none: a builtin or a local variable
+            if binding.kind == "unit":
+                self._unit(file, module, binding.target)
+            else:
+                self._binding(file, binding, rest)
 
     def _binding(self, file: Path, binding: Binding, rest: tuple[str, ...]) -> None:
         if binding.kind == "module":
             self._module_ref(file, binding.module, binding.level, rest)
-            return
-        if binding.kind != "from":
-            return
-        target = self.scanner.find((*binding.module, binding.attr), binding.level, file)
-        if target is not None:  # `from pkg import submodule`
-            self._in_module(target, rest)
-        else:
-            self._module_ref(file, binding.module, binding.level, (binding.attr, *rest))
+        elif binding.kind == "from":
+            target = self.scanner.find((*binding.module, binding.attr), binding.level, file)
+            if target is not None:  # `from pkg import submodule`
+                self._in_module(target, rest)
+            else:
+                self._module_ref(file, binding.module, binding.level, (binding.attr, *rest))
 
     def _module_ref(
         self, file: Path, parts: tuple[str, ...], level: int, rest: tuple[str, ...]
@@ -295,14 +339,14 @@ class _Walk:
         if module is None:
             return
         if not chain:
-            self._whole(file)
+            self._later(self._whole, file)
         elif chain[0] in module.bindings:
-            self._name(file, module, chain[0], chain[1:])
+            self._later(self._name, file, module, chain[0], chain[1:])
         elif file.name == "__init__.py" and (sub := _module_file(file.parent, chain[:1])):
             if self.scanner.in_project(sub):
-                self._in_module(sub, chain[1:])
+                self._later(self._in_module, sub, chain[1:])
         elif not module.stars:
-            self._whole(file)  # an attribute we cannot see: assume anything
+            self._later(self._whole, file)  # an attribute we cannot see: assume anything
 
     def _whole(self, file: Path) -> None:
         if ("whole", file) in self._seen:
@@ -313,13 +357,14 @@ class _Walk:
             return
         for name in module.units:
             if "." not in name:
-                self._unit(file, module, name)
-        for binding in module.bindings.values():
-            if binding.kind != "unit":
-                self._binding(file, binding, ())
+                self._later(self._unit, file, module, name)
+        for bindings in module.bindings.values():
+            for binding in bindings:
+                if binding.kind != "unit":
+                    self._later(self._binding, file, binding, ())
 
     def _collect_imports(self, module: ModuleSource) -> None:
-        bindings = [b for b in module.bindings.values() if b.kind != "unit"]
+        bindings = list(module.imports)
         bindings += [b for unit in module.units.values() for _, b in unit.local]
         for binding in bindings:
             if not binding.level and binding.module:
@@ -328,14 +373,18 @@ class _Walk:
                     self.imports.add(top)
 
 
-def _module_file(base: Path, parts: tuple[str, ...]) -> Path | None:
+def _module_file(base: Path, parts: tuple[str, ...], absent: set[str] | None = None) -> Path | None:
+    """The file of module `parts` under `base`: a package's __init__.py before a module of
+    the same name, as Python's finder does. Candidates not found go to `absent`."""
     if not parts:
         init = base / "__init__.py"
         return init if init.is_file() else None
     path = base.joinpath(*parts)
-    for candidate in (path.with_name(path.name + ".py"), path / "__init__.py"):
+    for candidate in (path / "__init__.py", path.with_name(path.name + ".py")):
         if candidate.is_file():
             return candidate.resolve()
+        if absent is not None:
+            absent.add(str(candidate))
     return None
 
 

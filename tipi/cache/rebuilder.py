@@ -103,7 +103,7 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         changed = changes(facts, trace)
         reasons += changed or ([] if facts.pending else [Reason("fingerprint")])
     reasons += _output_problems(facts, trace)
-    environment = _environment_changes(facts, trace)
+    environment = environment_changes(facts, trace)
     if facts.rerun_on_env:
         reasons += environment
     if reasons:
@@ -156,7 +156,8 @@ def code_reasons(
     return found or [Reason("code", subject)]
 
 
-def _environment_changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+def environment_changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+    """One reason per package whose version differs from the trace's."""
     if not trace.environment or trace.environment == facts.environment:
         return []  # runs recorded before environments were: nothing to compare
     return [

@@ -12,7 +12,8 @@ The binding covers every result-relevant permanence the pipeline declares (which
 step uses is known only once it finished), so a change to any of them discards the checkpoint.
 
 On disk (msgpack map): ``v`` (1), ``fp`` (hash of the rest), ``type``, ``code``, ``params``,
-``inputs`` (path → content hash), ``permanences`` (name → canonical config), ``made``
+``inputs`` (path → content hash), ``permanences`` (name → canonical config),
+``environment`` (package versions; part of ``fp`` where `rerun_on_env` is set), ``made``
 (seconds since the epoch).
 """
 
@@ -26,11 +27,20 @@ from typing import Any
 
 import msgpack
 
+from tipi.cache.fingerprint import digest
 from tipi.cache.reasons import Reason
-from tipi.cache.rebuilder import StepFacts, changes
+from tipi.cache.rebuilder import StepFacts, changes, environment_changes
 from tipi.cache.trace import Trace
 
 BINDING_FILE = ".tipi-binding"
+
+
+def _fingerprint(facts: StepFacts, configs: dict[str, Any]) -> str:
+    """The step's fingerprint, with its environment where that reruns it."""
+    fp = facts.fingerprint(sorted(configs))
+    if facts.rerun_on_env:
+        fp = digest([fp, dict(facts.environment)])
+    return fp
 
 
 def binding(facts: StepFacts) -> bytes:
@@ -39,12 +49,13 @@ def binding(facts: StepFacts) -> bytes:
     return msgpack.packb(
         {
             "v": 1,
-            "fp": facts.fingerprint(sorted(configs)),
+            "fp": _fingerprint(facts, configs),
             "type": facts.type,
             "code": facts.code,
             "params": dict(facts.params),
             "inputs": dict(facts.inputs),
             "permanences": configs,
+            "environment": dict(facts.environment),
             "made": time.time(),
         },
         use_bin_type=True,
@@ -66,7 +77,7 @@ def mismatch(old: dict[str, Any] | None, facts: StepFacts) -> tuple[Reason, ...]
         return (Reason("fingerprint"),)
     try:
         configs = {k: v for k, v in facts.permanences.items() if v is not None}
-        if old["fp"] == facts.fingerprint(sorted(configs)):
+        if old["fp"] == _fingerprint(facts, configs):
             return ()
         trace = Trace(
             fingerprint=old["fp"],
@@ -76,10 +87,13 @@ def mismatch(old: dict[str, Any] | None, facts: StepFacts) -> tuple[Reason, ...]
             inputs=old["inputs"],
             permanences=old["permanences"],
             outputs={},
+            environment=old.get("environment", {}),
         )
     except (KeyError, TypeError):
         return (Reason("fingerprint"),)
     found = changes(facts, trace)
+    if facts.rerun_on_env:
+        found += environment_changes(facts, trace)
     return tuple(found) or (Reason("fingerprint"),)
 
 

@@ -7,20 +7,40 @@ module-level assignment, or the module's other top-level statements taken togeth
 `if`/`try` blocks: they run whenever the module is imported). Each unit has the digest of its
 normalized AST (no docstrings, comments, formatting or line numbers) and the name chains it
 loads (`helpers.scale`, `Net`), which closure.py resolves through the module's bindings.
+
+What runs when a module is imported counts for every step that imports it (*eager* units):
+its other top-level statements, and functions and classes whose decorators may register them
+somewhere (`@register`); `@dataclass`, `@property` and the like are known not to.
+Everything here is iterative: a 1,000-branch `elif` chain or a 10,000-term sum is no problem.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+import xxhash
 
 from tipi.cache.hashing import hash_bytes
 
 MODULE_UNIT = "<module>"
 # A unit calling one of these may reach any name of its module by a string.
-DYNAMIC_CALLS = frozenset(
-    {"getattr", "exec", "eval", "globals", "vars", "locals", "__import__", "import_module"}
-)
+DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "vars", "locals", "__import__"})
+DYNAMIC_METHODS = frozenset({"import_module"})  # importlib.import_module(name)
+# Decorators that only wrap or describe what they decorate (no registry holds it).
+PURE_DECORATORS = frozenset(
+    {
+        "dataclass", "property", "staticmethod", "classmethod", "cached_property", "cache",
+        "lru_cache", "wraps", "total_ordering", "abstractmethod", "overload", "final",
+        "contextmanager", "asynccontextmanager", "no_grad", "inference_mode", "enable_grad",
+        "singledispatch", "singledispatchmethod", "override", "setter", "getter", "deleter",
+    }
+)  # fmt: skip
+_MODULE_LIKE = re.compile(r"\.{0,3}[A-Za-z_]\w*(\.\w+)*(:[A-Za-z_][\w.]*)?\Z")
 
 
 @dataclass(frozen=True)
@@ -48,12 +68,15 @@ class Unit:
         refs: the name chains it loads, e.g. ("helpers", "scale"), ("Net",).
         dynamic: it reaches names by string (getattr, exec, ...): its whole module counts.
         local: names bound by imports inside it (`def f(): from helpers import g`).
+        strings: its string constants that could name a module (`"losses:focal"`,
+            `".impl"`), followed where its module imports by name (importlib).
     """
 
     digest: str
     refs: tuple[tuple[str, ...], ...]
     dynamic: bool = False
     local: tuple[tuple[str, Binding], ...] = ()
+    strings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -63,14 +86,48 @@ class ModuleSource:
     Attributes:
         units: unit name → Unit ("f", "Net", "Net.forward", "SCALE", "<module>").
         classes: class name → the names of its units (header first).
-        bindings: module-level name → Binding.
+        bindings: module-level name → every Binding it gets, in order (`try: from fast
+            import f` / `except: from slow import f`, or `f = cache(f)` after an import).
         stars: modules imported with `from m import *`, as (module parts, level).
+        imports: every module-level import (importing a module runs it).
+        eager: units that run when the module is imported.
+        imports_by_name: some unit imports modules by name at run time.
     """
 
     units: dict[str, Unit] = field(default_factory=dict)
     classes: dict[str, list[str]] = field(default_factory=dict)
-    bindings: dict[str, Binding] = field(default_factory=dict)
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
     stars: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
+    imports: list[Binding] = field(default_factory=list)
+    eager: list[str] = field(default_factory=list)
+    imports_by_name: bool = False
+
+    def bind(self, name: str, binding: Binding) -> None:
+        found = self.bindings.setdefault(name, [])
+        if binding not in found:
+            found.append(binding)
+
+
+def module_refs(values: Iterable[object]) -> list[str]:
+    """The strings among `values` (nested in lists and tables too) that name code as
+    `module:attr` ("losses:focal"): a step that imports them by name depends on them."""
+    found: list[str] = []
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, str) and ":" in value and _MODULE_LIKE.match(value):
+            found.append(value)
+    return sorted(set(found))
+
+
+def decode(raw: bytes) -> str:
+    """A source file's text, decoded as Python does (coding cookie, BOM; else UTF-8)."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    return raw.decode(encoding)
 
 
 def read_module(text: str) -> ModuleSource:
@@ -79,12 +136,19 @@ def read_module(text: str) -> ModuleSource:
     module = ModuleSource()
     loose: list[ast.stmt] = []
     for node in tree.body:
-        if _is_docstring(node) or _is_main_guard(node):
+        if _is_docstring(node):
+            continue
+        if _is_main_guard(node):  # runs only as a script; its `else:` on every import
+            loose += node.orelse  # type: ignore[attr-defined]
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             _add(module, node.name, [node])
+            if not _pure(node.decorator_list):
+                module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
             _add_class(module, node)
+            if not _pure(node.decorator_list):
+                module.eager.append(node.name)
         elif isinstance(node, ast.Import | ast.ImportFrom):
             _bind_imports(module, node)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and (
@@ -92,20 +156,22 @@ def read_module(text: str) -> ModuleSource:
         ):
             _add(module, names[0], [node])
             for name in names[1:]:
-                module.bindings[name] = Binding("unit", names[0])
+                module.bind(name, Binding("unit", names[0]))
         else:
             loose.append(node)
     if loose:
         _add(module, MODULE_UNIT, loose)
+        module.eager.append(MODULE_UNIT)
         for node in loose:  # names bound inside `if`/`try`/`with` blocks
             for inner in _walk_shallow(node):
                 if isinstance(inner, ast.Import | ast.ImportFrom):
                     _bind_imports(module, inner)
                 elif isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                    module.bindings.setdefault(inner.name, Binding("unit", MODULE_UNIT))
+                    module.bind(inner.name, Binding("unit", MODULE_UNIT))
                 elif isinstance(inner, ast.Assign | ast.AnnAssign | ast.AugAssign):
                     for name in _assigned(inner):
-                        module.bindings.setdefault(name, Binding("unit", MODULE_UNIT))
+                        module.bind(name, Binding("unit", MODULE_UNIT))
+    module.imports_by_name = any(u.dynamic for u in module.units.values())
     return module
 
 
@@ -118,9 +184,10 @@ def _add(module: ModuleSource, name: str, nodes: list[ast.stmt]) -> None:
             old.refs + unit.refs,
             old.dynamic or unit.dynamic,
             old.local + unit.local,
+            old.strings + unit.strings,
         )
     module.units[name] = unit
-    module.bindings[name] = Binding("unit", name)
+    module.bind(name, Binding("unit", name))
 
 
 def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
@@ -144,15 +211,16 @@ def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
     )
     module.units[node.name] = _unit([shell])
     module.classes[node.name] = names
-    module.bindings[node.name] = Binding("unit", node.name)
+    module.bind(node.name, Binding("unit", node.name))
 
 
 def _bind_imports(module: ModuleSource, node: ast.Import | ast.ImportFrom) -> None:
     for name, binding in import_bindings(node):
+        module.imports.append(binding)
         if name == "*":
             module.stars.append((binding.module, binding.level))
-        else:
-            module.bindings[name] = binding
+        elif name:
+            module.bind(name, binding)
 
 
 def import_bindings(node: ast.Import | ast.ImportFrom) -> list[tuple[str, Binding]]:
@@ -163,8 +231,10 @@ def import_bindings(node: ast.Import | ast.ImportFrom) -> list[tuple[str, Bindin
             parts = tuple(alias.name.split("."))
             if alias.asname:
                 found.append((alias.asname, Binding("module", module=parts)))
-            else:  # `import a.b` binds `a`; `a.b.f` is resolved from there
+            else:  # `import a.b` binds `a` (and runs a.b, bound to no name: "")
                 found.append((parts[0], Binding("module", module=parts[:1])))
+                if len(parts) > 1:
+                    found.append(("", Binding("module", module=parts)))
         return found
     parts = tuple(node.module.split(".")) if node.module else ()
     return [
@@ -177,63 +247,110 @@ def import_bindings(node: ast.Import | ast.ImportFrom) -> list[tuple[str, Bindin
 
 
 def _unit(nodes: list[ast.stmt]) -> Unit:
-    refs: set[tuple[str, ...]] = set()
-    local: list[tuple[str, Binding]] = []
-    dynamic = False
-    dumps = []
     for node in nodes:
         _strip_docstrings(node)
-        dumps.append(ast.dump(node, annotate_fields=False, include_attributes=False))
-        collector = _Refs()
-        collector.visit(node)
-        refs |= collector.refs
-        local += collector.local
-        dynamic = dynamic or collector.dynamic
-    digest = hash_bytes("\n".join(dumps).encode())
-    return Unit(digest, tuple(sorted(refs)), dynamic, tuple(local))
+    refs, local, dynamic, strings = _references(nodes)
+    return Unit(_digest(nodes), tuple(sorted(refs)), dynamic, tuple(local), tuple(strings))
 
 
-class _Refs(ast.NodeVisitor):
-    """Collects the longest name chains a piece of code loads (`a.b.c`, not also `a`)."""
+class _Mark(str):
+    """A structural marker in `_digest`'s stack (never confused with a string value)."""
 
-    def __init__(self) -> None:
-        self.refs: set[tuple[str, ...]] = set()
-        self.local: list[tuple[str, Binding]] = []
-        self.dynamic = False
 
-    def visit_Import(self, node: ast.Import) -> None:
-        self.local += import_bindings(node)
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        self.local += import_bindings(node)
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.refs.add((node.id,))
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        chain = _chain(node)
-        if chain is None:
-            self.generic_visit(node)
+def _digest(nodes: Iterable[ast.AST]) -> str:
+    """xxh3_128 of the nodes' fields, depth first, without positions (iterative)."""
+    h = xxhash.xxh3_128()
+    stack: list[object] = list(reversed(list(nodes)))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Mark):
+            h.update(item.encode())
+        elif isinstance(item, ast.AST):
+            h.update(b"(" + type(item).__name__.encode())
+            stack.append(_Mark(")"))
+            for name in reversed(item._fields):
+                stack.append(getattr(item, name, None))
+                stack.append(_Mark(f" {name}="))
+        elif isinstance(item, list):
+            h.update(f"[{len(item)}".encode())
+            stack.append(_Mark("]"))
+            stack.extend(reversed(item))
         else:
-            self.refs.add(chain)
-
-    def visit_Call(self, node: ast.Call) -> None:
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if name in DYNAMIC_CALLS:
-            self.dynamic = True
-        self.generic_visit(node)
+            h.update(repr(item).encode() + b",")
+    return h.hexdigest()
 
 
-def _chain(node: ast.expr) -> tuple[str, ...] | None:
+def _references(
+    nodes: list[ast.stmt],
+) -> tuple[set[tuple[str, ...]], list[tuple[str, Binding]], bool, list[str]]:
+    """The longest name chains the nodes load (`a.b.c`, not also `a`), the imports inside
+    them, whether they reach names by string, and their module-like string constants."""
+    refs: set[tuple[str, ...]] = set()
+    local: list[tuple[str, Binding]] = []
+    strings: list[str] = []
+    dynamic = False
+    consumed: set[int] = set()
+    for node in _walk(nodes):
+        if isinstance(node, ast.Attribute) and id(node) not in consumed:
+            chain, inner = _chain(node)
+            if chain is not None:
+                refs.add(chain)
+                consumed.update(inner)
+        elif isinstance(node, ast.Name) and id(node) not in consumed:
+            if isinstance(node.ctx, ast.Load):
+                refs.add((node.id,))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            refs.add((node.target.id,))  # `X += 1` reads X
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            local += [(n, b) for n, b in import_bindings(node) if n != "*"]  # "" too: it runs
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id in DYNAMIC_CALLS) or (
+                isinstance(func, ast.Attribute) and func.attr in DYNAMIC_METHODS
+            ):
+                dynamic = True
+        elif _module_like(node):
+            strings.append(node.value)  # type: ignore[attr-defined]
+    return refs, local, dynamic, strings
+
+
+def _module_like(node: ast.AST) -> bool:
+    value = getattr(node, "value", None)
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(value, str)
+        and len(value) < 200
+        and _MODULE_LIKE.match(value) is not None
+    )
+
+
+def _walk(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
+    """Every node, parents before children (breadth first; no recursion)."""
+    for node in nodes:
+        yield from ast.walk(node)
+
+
+def _chain(node: ast.Attribute) -> tuple[tuple[str, ...] | None, list[int]]:
     parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return (node.id, *reversed(parts))
+    inner: list[int] = []
+    current: ast.expr = node
+    while isinstance(current, ast.Attribute):
+        parts.append(current.attr)
+        inner.append(id(current))
+        current = current.value
+    if not isinstance(current, ast.Name):
+        return None, []
+    inner.append(id(current))
+    return (current.id, *reversed(parts)), inner
+
+
+def _pure(decorators: list[ast.expr]) -> bool:
+    for decorator in decorators:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name not in PURE_DECORATORS:
+            return False
+    return True
 
 
 def _assigned(node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> list[str]:
@@ -250,11 +367,13 @@ def _assigned(node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> list[str]:
 
 def _walk_shallow(node: ast.AST) -> list[ast.AST]:
     """Every node below `node`, not descending into functions and classes."""
-    found = []
-    for child in ast.iter_child_nodes(node):
+    found: list[ast.AST] = []
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop()
         found.append(child)
         if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found += _walk_shallow(child)
+            stack.extend(ast.iter_child_nodes(child))
     return found
 
 

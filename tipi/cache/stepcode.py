@@ -16,26 +16,32 @@ class PipelineCode:
     Attributes:
         units: code fingerprint → its closure, for every fingerprint computed.
         files: every source file read (a plan depends on them).
+        absent: files whose appearance would change what an import resolves to.
     """
 
     def __init__(self, root: Path, folder: Path) -> None:
         self.scanner = CodeScanner(root, folder)
         self.units: dict[str, Mapping[str, str]] = {}
         self.files: set[str] = set()
+        self.absent: set[str] = set()
+        self.files_of: dict[str, frozenset[str]] = {}
         self._imports: dict[str, frozenset[str]] = {}
         self._environments: dict[frozenset[str], tuple[str, dict[str, str]]] = {}
         self.environments: dict[str, dict[str, str]] = {}
 
     def fingerprint(self, cls: type, refs: Iterable[str] = ()) -> str:
         """The code fingerprint of `cls` (and of the `module:attr` code it names in `refs`):
-        its `version` attribute when set, else the hash of its closure."""
-        version = getattr(cls, "version", None)
+        its own `version` attribute when set (not an inherited one: a subclass's code is
+        its own), else the hash of its closure."""
+        version = vars(cls).get("version")
         if version is not None:
             return digest(["version", cls.__qualname__, str(version)])
         closure = self.scanner.closure_of(cls, tuple(refs))
         fp = closure.fingerprint
         self.units[fp] = closure.units
         self.files |= closure.files
+        self.absent |= closure.absent
+        self.files_of[fp] = closure.files
         self._imports[fp] = closure.imports
         return fp
 
