@@ -1,5 +1,5 @@
-"""`python -m tipi` runs the CLI."""
+"""`python -m tipi` runs the CLI (through its fast path, like the `tipi` command)."""
 
-from tipi.cli import main
+from tipi._fastpath import main
 
 main()

@@ -1,0 +1,333 @@
+"""The executable's fast path (tipi/_fastpath.py): a no-op make and --version answered without
+Typer, Rich or the engine, byte for byte as the full CLI answers them; everything else falls
+through to the full CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tipi import __version__
+from tipi._fastpath import Request, parse
+
+STEPS = """
+from tipi import PipelineProcess
+
+from .helpers import SUFFIX
+
+
+class Copy(PipelineProcess):
+    def execute(self):
+        self.outputs["out"].write_text(self.inputs["src"].read_text() + SUFFIX)
+
+
+class Write(PipelineProcess):
+    def __init__(self, controller, force: bool = False, text: str = "") -> None:
+        super().__init__(controller, force)
+        self.text = text
+
+    def execute(self):
+        self.outputs["out"].write_text(self.text)
+"""
+
+PIPELINE = """
+[processes.first]
+type = "Copy"
+inputs = { src = "data/in.txt" }
+outputs = { out = "out/first.txt" }
+
+[processes.second]
+type = "Copy"
+inputs = { src = "out/first.txt" }
+outputs = { out = "out/second.txt" }
+
+[processes.other]
+type = "Write"
+params = { text = "x" }
+outputs = { out = "out/other.txt" }
+"""
+
+# Modules a no-op answered by the fast path must not import.
+HEAVY = ("typer", "click", "rich", "tipi.cli", "tipi.engine", "tipi.build", "networkx", "torch")
+# Runs the console script's main() as `tipi ARGS`, then writes which of HEAVY it imported.
+PROBE = f"""
+import os, sys
+sys.argv = ["tipi", *sys.argv[2:]]
+from tipi._fastpath import main
+try:
+    main()
+finally:
+    with open(os.environ["PROBE_FILE"], "w") as f:
+        f.write(" ".join(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    heavy: list[str]
+
+    @property
+    def fast(self) -> bool:
+        """Answered without the full CLI."""
+        return not self.heavy
+
+    def shown(self) -> tuple[int, str, str]:
+        """What a person sees, with the make's duration made comparable."""
+        return self.code, _normalized(self.stdout), _normalized(self.stderr)
+
+
+def _normalized(text: str) -> str:
+    return re.sub(r"in \d+(\.\d+)?m?s", "in Ts", text)
+
+
+def tipi(root: Path, *args: str, fast: bool = True, **env: str) -> Outcome:
+    """Run `tipi ARGS` (the console script's main) in `root`; full CLI when not `fast`."""
+    probe = root.parent / f"probe-{os.getpid()}-{time.monotonic_ns()}"
+    environ = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    environ.update(PROBE_FILE=str(probe), TIPI_NO_FAST="" if fast else "1")
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "--", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
+    heavy = probe.read_text().split()
+    probe.unlink()
+    return Outcome(done.returncode, done.stdout, done.stderr, heavy)
+
+
+def settled(root: Path, *targets: str) -> None:
+    """Make TARGETS with the full CLI until the fast path answers the next make of them:
+    neither the plan nor the clean record is written while a file is within its racy
+    window."""
+    for _ in range(25):
+        done = tipi(root, "make", *targets, fast=False)
+        assert done.code == 0, done.stderr
+        if tipi(root, "make", "-q", *targets).fast:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the fast path never answered")
+
+
+@pytest.fixture
+def built(project) -> Path:
+    """A built project: pipeline `p` (first → second, and other), plan and clean record."""
+    project.pipeline("p", PIPELINE, steps=STEPS, helpers='SUFFIX = "!"\n')
+    (project.root / "data").mkdir()
+    (project.root / "data/in.txt").write_text("in")
+    past = time.time() - 60
+    for path in (project.root / "pipelines/p").iterdir():
+        os.utime(path, (past, past))
+    settled(project.root)
+    return project.root
+
+
+def same_as_full(root: Path, *args: str, **env: str) -> Outcome:
+    """Run ARGS through the fast path and through the full CLI: the same output and exit."""
+    fast = tipi(root, *args, **env)
+    full = tipi(root, *args, fast=False, **env)
+    assert fast.shown() == full.shown()
+    assert not full.fast  # the probe sees the full CLI's imports
+    return fast
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("make",),
+        ("make", "-q"),
+        ("make", "--quiet"),
+        ("make", "-v"),
+        ("make", "--verbose", "-q"),
+        ("make", "-p", "p"),
+        ("make", "--pipeline=p", "-v"),
+        ("make", "second"),
+        ("make", "out/first.txt", "-v"),
+        ("make", "other", "first", "--pipeline", "p"),
+        ("run", "p"),
+        ("run", "-v", "p"),
+    ],
+)
+def test_a_no_op_is_answered_fast_with_the_full_clis_output(built, args):
+    fast = same_as_full(built, *args)
+    assert fast.fast, f"fell through to the full CLI: {fast.heavy}"
+    assert fast.code == 0
+    quiet = "-q" in args or "--quiet" in args
+    assert (fast.stderr == "") == quiet
+    if not quiet:
+        assert re.search(r"^up to date: \d skipped in \d+ms$", fast.stderr, re.M)
+    if not quiet and ("-v" in args or "--verbose" in args):
+        assert "· first skipped: up to date" in fast.stderr
+
+
+def test_colours_on_a_terminal_are_the_full_clis(built):
+    # FORCE_COLOR makes Rich colour a pipe: the fast path then renders through Rich too.
+    for args in (("make",), ("make", "-v", "second")):
+        fast = same_as_full(built, *args, FORCE_COLOR="1")
+        assert "\x1b[" in fast.stderr
+        assert "typer" not in fast.heavy and "tipi.engine" not in fast.heavy
+
+
+def test_the_fast_no_op_writes_nothing_and_takes_no_lock(built):
+    cache = built / ".tipi_cache"
+
+    def snapshot() -> dict[str, tuple[int, int, int]]:
+        return {
+            str(p): (s.st_size, s.st_mtime_ns, s.st_ino)
+            for p in sorted(cache.rglob("*"))
+            for s in [p.stat()]
+        }
+
+    before = snapshot()
+    assert tipi(built, "make").fast
+    assert snapshot() == before
+
+
+def test_version_is_unchanged_and_cheap(tmp_path):
+    fast = same_as_full(tmp_path, "--version")
+    assert fast.fast
+    assert fast.stdout == f"tipi {__version__}\n"
+    assert "\x1b[" in same_as_full(tmp_path, "--version", FORCE_COLOR="1").stdout
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+CHANGES = {
+    "changed input": lambda root: _edit(root / "data/in.txt", "changed"),
+    "changed pipeline.toml": lambda root: _edit(
+        root / "pipelines/p/pipeline.toml", PIPELINE.replace('"x"', '"y"')
+    ),
+    "edited step class": lambda root: _edit(
+        root / "pipelines/p/steps.py", STEPS.replace("(self.text)", "(self.text + '')")
+    ),
+    "edited helper module": lambda root: _edit(root / "pipelines/p/helpers.py", 'SUFFIX = "?"'),
+    "unused edit of a module": lambda root: _edit(
+        root / "pipelines/p/steps.py", STEPS + "\n\ndef unused():\n    return 1\n"
+    ),
+    "new module": lambda root: _edit(root / "pipelines/p/more.py", "X = 1\n"),
+    "modified output": lambda root: _edit(root / "out/second.txt", "tampered"),
+    "missing output": lambda root: (root / "out/other.txt").unlink(),
+    "missing clean record": lambda root: (root / ".tipi_cache/pipelines/p/clean.msgpack").unlink(),
+    "missing plan": lambda root: (root / ".tipi_cache/pipelines/p/plan.msgpack").unlink(),
+    "corrupt plan": lambda root: _edit(root / ".tipi_cache/pipelines/p/plan.msgpack", "junk"),
+    "corrupt clean record": lambda root: _edit(
+        root / ".tipi_cache/pipelines/p/clean.msgpack", "junk"
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_change_falls_through_to_the_full_cli(built, change):
+    CHANGES[change](built)
+    fast = tipi(built, "make")
+    assert not fast.fast
+    assert fast.code == 0, fast.stderr
+    if change in ("missing clean record", "missing plan", "new module", "unused edit of a module"):
+        assert "up to date: 3 skipped" in fast.stderr  # nothing to run, but no proof of it
+    elif change.startswith("corrupt"):
+        assert "warning:" in fast.stderr and "starting over" in fast.stderr
+    else:
+        assert re.search(r"^done: \d (ran|restored)", fast.stderr, re.M), fast.stderr
+    settled(built)  # and once the full make has recorded its result, the fast path is back
+    assert tipi(built, "make").fast
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("make", "-n"),
+        ("make", "--dry-run"),
+        ("make", "-f", "first"),
+        ("make", "-F"),
+        ("make", "--force-all"),
+        ("make", "--rehash"),
+        ("make", "--set", "other.text=x"),
+        ("make", "--explain", "-n"),
+        ("make", "-j", "2"),
+        ("make", "-qv"),
+        ("make", "--", "first"),
+        ("make", "-pp"),
+        ("make", "-p", "p", "-p", "p"),
+        ("make", "-c", "pipeline.toml"),
+        ("--debug", "make"),
+        ("make", "--no-run-cache"),
+        ("run",),
+        ("run", "p", "p"),
+        ("run", "-p", "p"),
+        ("status",),
+        ("make", "nope"),
+        ("make", "out/nothing.txt"),
+        ("make", "-p", "q"),
+        ("make", "-p", "../p"),
+    ],
+)
+def test_other_command_lines_fall_through_to_the_full_cli(built, args):
+    fast = same_as_full(built, *args)
+    assert not fast.fast
+
+
+def test_a_volatile_or_forced_step_falls_through(built):
+    toml = built / "pipelines/p/pipeline.toml"
+    for flag in ("volatile = true", "force = true"):
+        toml.write_text(PIPELINE.replace('type = "Write"', f'type = "Write"\n{flag}'))
+        for _ in range(2):
+            outcome = tipi(built, "make")  # other is volatile or forced: it runs every time
+            assert not outcome.fast and "✔ other ran" in outcome.stderr
+        # targets that leave that step out are still answered, by both paths alike
+        settled(built, "second")
+        assert same_as_full(built, "make", "second").fast
+
+
+def test_no_project_or_an_ambiguous_pipeline_falls_through(built, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    outcome = same_as_full(elsewhere, "make")
+    assert not outcome.fast and outcome.code == 2
+    (built / "pipelines/q").mkdir()
+    (built / "pipelines/q/pipeline.toml").write_text(PIPELINE)
+    outcome = same_as_full(built, "make")
+    assert not outcome.fast and "which pipeline?" in outcome.stderr
+    assert same_as_full(built, "make", "-p", "p").fast
+
+
+def test_tipi_no_fast_turns_it_off(built):
+    assert not tipi(built, "make", TIPI_NO_FAST="1").fast
+    assert tipi(built, "make", TIPI_NO_FAST="0").fast
+
+
+def test_shell_completion_goes_to_the_full_cli(built):
+    assert not tipi(built, "make", _TIPI_COMPLETE="bash_complete").fast
+
+
+def test_parse_understands_exactly_its_command_lines():
+    assert parse(["make"]) == Request(None, (), quiet=False, verbose=False)
+    assert parse(["make", "a", "-q", "b", "-p", "x"]) == Request("x", ("a", "b"), True, False)
+    assert parse(["make", "--pipeline=x", "--verbose"]) == Request("x", (), False, True)
+    assert parse(["run", "x", "-q"]) == Request("x", (), True, False)
+    for argv in (
+        [],
+        ["--version", "make"],
+        ["make", "-p"],
+        ["make", "-p", "-q"],
+        ["make", "--pipeline="],
+        ["make", ""],
+        ["make", "-"],
+        ["make", "--quiet=1"],
+        ["run", "-q"],
+        ["status"],
+    ):
+        assert parse(argv) is None, argv

@@ -1,0 +1,322 @@
+"""The `tipi` executable: answers `--version` and a no-op `make` without Typer, Rich or the
+engine, and hands every other command line to the full CLI (tipi.cli).
+
+A no-op is answered here only when the full make would take its clean-record shortcut
+(build.py `_clean_shortcut`) and print nothing but its summary: the command line is one this
+module fully understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME`), the cached plan
+is valid by the planner's own key and stat checks (planning.py `Planner._key`, `_valid`), no
+selected step is volatile or forced, and the clean record proves every selected step up to
+date (cache/clean.py `is_clean`). Anything else, any warning and any error fall through to
+the full CLI, which then does the whole make as if this module did not exist; so does every
+command line when the environment sets TIPI_NO_FAST=1. Like the full no-op, the fast one
+takes no lock and writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# msgpack's encoding of a step's `"volatile": true` / `"force": true` (fixstr key, then
+# true): a plan none of whose bytes match holds no such step, so its steps need no decoding.
+_FLAGGED = (b"\xa8volatile\xc3", b"\xa5force\xc3")
+
+
+class FallThrough(Exception):
+    """The fast path cannot answer: the full CLI must."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A make the fast path may answer: the pipeline (None: the only one), targets, output."""
+
+    pipeline: str | None
+    targets: tuple[str, ...]
+    quiet: bool
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class NoOp:
+    """A make proven to have nothing to do: its pipeline, selected steps and start time."""
+
+    pipeline: str
+    order: list[str]
+    started: float
+
+
+def main() -> None:
+    """Console-script entry point (`tipi`, `python -m tipi`)."""
+    if os.environ.get("TIPI_NO_FAST", "") in ("", "0"):
+        code = answer(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+    from tipi.cli import main as full_cli
+
+    full_cli()
+
+
+def answer(argv: Sequence[str]) -> int | None:
+    """Answer the command line when it is `--version` or a no-op make, returning the exit
+    code; None when the full CLI must answer it (nothing was printed then)."""
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None  # shell completion (Click's _TIPI_COMPLETE): the full CLI answers
+    if list(argv) == ["--version"]:
+        return _version()
+    request = parse(argv)
+    if request is None:
+        return None
+    import signal
+
+    # As the full CLI does for a make: SIGTERM stops it like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            noop = prove_noop(request)
+        except Exception:  # FallThrough, or an error the full CLI reports its own way
+            noop = None
+        if noop is None:
+            signal.signal(signal.SIGTERM, previous)
+            return None
+        if not request.quiet:  # -q shows warnings only, and a no-op here has none
+            _report(noop, request.verbose)
+    except KeyboardInterrupt:
+        return _interrupted()
+    return 0
+
+
+def parse(argv: Sequence[str]) -> Request | None:
+    """The make that `argv` asks for, when it uses only what the fast path understands:
+    `make [TARGET]... [-p|--pipeline NAME] [-q|--quiet] [-v|--verbose]` or
+    `run NAME [-q] [-v]`, in any order; None for anything else."""
+    if not argv or argv[0] not in ("make", "run"):
+        return None
+    pipeline: str | None = None
+    positional: list[str] = []
+    flags: set[str] = set()
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in ("-q", "--quiet", "-v", "--verbose"):
+            flags.add(arg.lstrip("-")[0])
+        elif argv[0] == "make" and (arg in ("-p", "--pipeline") or arg[:11] == "--pipeline="):
+            value = arg.partition("=")[2] if "=" in arg else next(rest, None)
+            if pipeline is not None or not value or value.startswith("-"):
+                return None
+            pipeline = value
+        elif arg.startswith("-") or not arg:
+            return None  # another option (or `--`): the full CLI knows them all
+        else:
+            positional.append(arg)
+    quiet, verbose = "q" in flags, "v" in flags
+    if argv[0] == "make":
+        return Request(pipeline, tuple(positional), quiet, verbose)
+    return Request(positional[0], (), quiet, verbose) if len(positional) == 1 else None
+
+
+def prove_noop(request: Request) -> NoOp | None:
+    """A NoOp when the clean record proves the make has nothing to do, else None.
+
+    Raises:
+        FallThrough, TipiError, OSError: the full CLI must answer (and report).
+    """
+    from tipi.cache.clean import is_clean
+    from tipi.config.project import find_project_root, locate_pipeline
+    from tipi.planning import Planner
+    from tipi.state import Layout
+
+    root = find_project_root()
+    if root is None:
+        return None
+    name, file = locate_pipeline(root, request.pipeline)
+    layout = Layout(root, name)
+    planner = Planner(
+        root=root, name=name, file=file, overrides=(), cache_file=layout.plan_file, warn=_refuse
+    )
+    plan = read_plan(planner.cache_file, edges=bool(request.targets))
+    if plan is None or not planner._valid(plan):
+        return None
+    order = select(plan, request.targets, root)
+    if plan["steps"] is not None and _volatile_or_forced(plan["steps"], order):
+        return None
+    started = time.perf_counter()  # where Build.run starts its clock
+    if not order or not is_clean(layout.clean_file, order, _refuse):
+        return None
+    return NoOp(plan["pipeline"], order, started)
+
+
+def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str]:
+    """The steps the make considers, in plan order, exactly as Engine.make selects them."""
+    if not targets:
+        return list(plan["order"])
+    from tipi.graph.select import needed, resolve_target
+
+    goal = [resolve_target(t, plan["order"], plan["producers"], root) for t in targets]
+    selected = needed(goal, plan["predecessors"])
+    return [name for name in plan["order"] if name in selected]
+
+
+def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
+    """What the fast path needs of a plan file (store.py format, written by Planner.plan):
+    the cache key, the dependencies and the step order (with `edges`, also producers and
+    predecessors), read without decoding the steps themselves; None if unusable.
+
+    `steps` is None when no step is volatile or forced (their bytes say so), else the
+    steps' raw bytes, to decode and look at.
+    """
+    import msgpack
+
+    from tipi.cache.store import FORMAT_VERSION
+    from tipi.planning import PLAN_KIND
+
+    raw = path.read_bytes()
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
+    unpacker.feed(raw)
+    document = _read_map(unpacker, raw, {"tipi", "version"}, {"data": _read_data})
+    if unpacker.tell() != len(raw):
+        return None  # trailing bytes: msgpack.unpackb, and with it the full make, refuses
+    if document.get("tipi") != PLAN_KIND or document.get("version") != FORMAT_VERSION:
+        return None
+    data = document.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("plan"), dict):
+        return None
+    plan = data["plan"]
+    wanted = {"pipeline", "order", "steps", *(("producers", "predecessors") if edges else ())}
+    if not wanted <= plan.keys() or not isinstance(plan["order"], list):
+        return None
+    return {"key": data.get("key"), "deps": data.get("deps", []), **plan}
+
+
+def _read_data(unpacker: Any, raw: bytes) -> dict[str, Any]:
+    return _read_map(unpacker, raw, {"key", "deps"}, {"plan": _read_plan_map})
+
+
+def _read_plan_map(unpacker: Any, raw: bytes) -> dict[str, Any]:
+    keep = {"pipeline", "order", "producers", "predecessors"}
+    plan = _read_map(unpacker, raw, keep, {"steps": _steps_span})
+    start, end = plan.get("steps", (0, 0))
+    flagged = any(raw.find(flag, start, end) >= 0 for flag in _FLAGGED)
+    plan["steps"] = raw[start:end] if flagged else None
+    return plan
+
+
+def _steps_span(unpacker: Any, raw: bytes) -> tuple[int, int]:
+    start = unpacker.tell()
+    unpacker.skip()
+    return start, unpacker.tell()
+
+
+def _read_map(unpacker: Any, raw: bytes, keep: set[str], nested: dict[str, Any]) -> dict:
+    """Read a msgpack map, decoding the values of `keep`, handing those of `nested` to their
+    reader, and skipping the others (their bytes are only parsed)."""
+    found: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key in nested:
+            found[key] = nested[key](unpacker, raw)
+        elif key in keep:
+            found[key] = unpacker.unpack()
+        else:
+            unpacker.skip()
+    return found
+
+
+def _volatile_or_forced(steps: bytes, order: Sequence[str]) -> bool:
+    """Whether a selected step is volatile or forced (decoding the steps: their bytes say
+    one may be)."""
+    import msgpack
+
+    flags = {s["name"]: s["volatile"] or s["force"] for s in msgpack.unpackb(steps, raw=False)}
+    return any(flags[name] for name in order)
+
+
+def _refuse(message: str) -> None:
+    """The warning callback: the full make would print `message`, so it must answer."""
+    raise FallThrough(message)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _report(noop: NoOp, verbose: bool) -> None:
+    """Print what the full make prints for this no-op (its RichReporter, Build.run's events
+    for the clean-record shortcut): plain lines when Rich would print plain text too."""
+    if not _plain(sys.stderr):
+        _report_rich(noop, verbose)
+        return
+    count = len(noop.order)
+    lines = [f"tipi {noop.pipeline}: {count} step(s)"]
+    if verbose:
+        from tipi.cache.rebuilder import UP_TO_DATE
+
+        reasons = UP_TO_DATE.explain()
+        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        lines += [f"· {name} skipped: {reasons[0]}{more}" for name in noop.order]
+    seconds = time.perf_counter() - noop.started
+    lines.append(f"up to date: {count} skipped in {_seconds(seconds)}")
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
+def _report_rich(noop: NoOp, verbose: bool) -> None:
+    """The same events through the full CLI's reporter: colours, a terminal's live bar."""
+    from rich.console import Console
+
+    from tipi.cache.rebuilder import UP_TO_DATE
+    from tipi.report import RichReporter, RunSummary, StepResult
+
+    reporter = RichReporter(Console(stderr=True, soft_wrap=True), verbose=verbose)
+    summary = RunSummary(noop.pipeline)
+    reporter.run_started(noop.pipeline, noop.order)
+    for name in noop.order:
+        summary.results.append(StepResult(name, "skipped", reasons=UP_TO_DATE.explain()))
+        reporter.step_finished(summary.results[-1])
+    summary.seconds = time.perf_counter() - noop.started
+    reporter.run_finished(summary)
+
+
+def _plain(stream: Any) -> bool:
+    """Whether Rich would write plain text to `stream`: not a terminal, and no environment
+    variable that makes Rich treat it as one (https://force-color.org/, TTY_COMPATIBLE)."""
+    if stream is None or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    try:
+        return encoding in ("utf8", "utf_8") and not stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _seconds(value: float) -> str:
+    # As the full CLI's reporter writes durations (report/rich_reporter.py).
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _version() -> int:
+    """`tipi --version`, as the full CLI prints it (to stdout, through Rich on a terminal)."""
+    from tipi._version import __version__
+
+    text = f"tipi {__version__}"
+    if _plain(sys.stdout):
+        sys.stdout.write(text + "\n")
+    else:
+        from rich.console import Console
+
+        Console(soft_wrap=True).print(text)
+    return 0
+
+
+def _interrupted() -> int:
+    """Ctrl-C (or SIGTERM) before anything was shown: what the full CLI says then."""
+    from rich.console import Console
+
+    from tipi.cli.errors import render_error
+    from tipi.errors import PipelineInterrupted
+
+    stopped = PipelineInterrupted("interrupted before any step ran; nothing was changed")
+    render_error(stopped, Console(stderr=True, soft_wrap=True))
+    return stopped.exit_code
