@@ -331,3 +331,48 @@ def test_parse_understands_exactly_its_command_lines():
         ["status"],
     ):
         assert parse(argv) is None, argv
+
+
+def _rewrite_plan(root: Path, edit) -> None:
+    """Edit the plan file's data and let the clean record vouch for the new file, as if a
+    make of another tipi of this version had written both."""
+    from tipi.cache.clean import KIND, signature
+    from tipi.cache.store import read_document, write_document
+    from tipi.planning import PLAN_KIND
+
+    state = root / ".tipi_cache/pipelines/p"
+    data = read_document(state / "plan.msgpack", PLAN_KIND, print)
+    edit(data)
+    write_document(state / "plan.msgpack", PLAN_KIND, data)
+    record = read_document(state / "clean.msgpack", KIND, print)
+    record["files"][str(state / "plan.msgpack")] = signature(str(state / "plan.msgpack"))
+    write_document(state / "clean.msgpack", KIND, record)
+
+
+PLAN_EDITS = {
+    "a plan field missing": lambda data: data["plan"].pop("source"),
+    "a step field unknown": lambda data: data["plan"]["steps"][0].update(color="red"),
+    "a step field missing": lambda data: data["plan"]["steps"][0].pop("code"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(PLAN_EDITS))
+def test_a_plan_the_planner_would_not_load_falls_through(built, edit):
+    _rewrite_plan(built, lambda data: None)
+    assert tipi(built, "make").fast  # the rewrite alone changes nothing
+    _rewrite_plan(built, PLAN_EDITS[edit])
+    outcome = tipi(built, "make")
+    assert not outcome.fast
+    assert "is malformed; rebuilding the plan" in outcome.stderr
+
+
+def test_the_planner_sees_every_entry_of_the_plan_data(built):
+    """Planner._valid reads the data's entries (key, deps, absent, ...): the fast path
+    hands it all of them, whatever they are."""
+    from tipi._fastpath import read_plan
+
+    _rewrite_plan(built, lambda data: data.update(extra={"a": [1]}))
+    data = read_plan(built / ".tipi_cache/pipelines/p/plan.msgpack", edges=False)
+    assert data is not None and data["extra"] == {"a": [1]}
+    assert {"key", "deps"} <= data.keys()
+    assert data["plan"]["order"] == ["first", "second", "other"]

@@ -137,11 +137,12 @@ def prove_noop(request: Request) -> NoOp | None:
     planner = Planner(
         root=root, name=name, file=file, overrides=(), cache_file=layout.plan_file, warn=_refuse
     )
-    plan = read_plan(planner.cache_file, edges=bool(request.targets))
-    if plan is None or not planner._valid(plan):
+    data = read_plan(planner.cache_file, edges=bool(request.targets))
+    if data is None or not planner._valid(data) or not _loadable(data["plan"]):
         return None
+    plan = data["plan"]
     order = select(plan, request.targets, root)
-    if plan["steps"] is not None and _volatile_or_forced(plan["steps"], order):
+    if plan["steps"].flagged is not None and _volatile_or_forced(plan["steps"].flagged, order):
         return None
     started = time.perf_counter()  # where Build.run starts its clock
     if not order or not is_clean(layout.clean_file, order, _refuse):
@@ -160,14 +161,20 @@ def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str
     return [name for name in plan["order"] if name in selected]
 
 
-def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
-    """What the fast path needs of a plan file (store.py format, written by Planner.plan):
-    the cache key, the dependencies and the step order (with `edges`, also producers and
-    predecessors), read without decoding the steps themselves; None if unusable.
+@dataclass(frozen=True)
+class Steps:
+    """A plan's steps, undecoded: how many, the first one (to check its fields) and, when
+    their bytes may hold a volatile or forced step, those bytes (to decode and look at)."""
 
-    `steps` is None when no step is volatile or forced (their bytes say so), else the
-    steps' raw bytes, to decode and look at.
-    """
+    count: int
+    first: Any
+    flagged: bytes | None
+
+
+def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
+    """A plan file's data (store.py format, written by Planner.plan) as Planner._valid reads
+    it, every entry decoded but the plan itself, of which only the pipeline, the order (with
+    `edges`, also producers and predecessors) and a Steps are; None when unusable."""
     import msgpack
 
     from tipi.cache.store import FORMAT_VERSION
@@ -176,7 +183,11 @@ def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
     raw = path.read_bytes()
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
     unpacker.feed(raw)
-    document = _read_map(unpacker, raw, {"tipi", "version"}, {"data": _read_data})
+    plan_reader = {"pipeline": _decode, "order": _decode, "steps": _read_steps}
+    if edges:
+        plan_reader |= {"producers": _decode, "predecessors": _decode}
+    data_reader = {"plan": lambda u, r: _read_map(u, r, plan_reader, _skip)}
+    document = _read_map(unpacker, raw, {"data": lambda u, r: _read_map(u, r, data_reader)})
     if unpacker.tell() != len(raw):
         return None  # trailing bytes: msgpack.unpackb, and with it the full make, refuses
     if document.get("tipi") != PLAN_KIND or document.get("version") != FORMAT_VERSION:
@@ -184,45 +195,59 @@ def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
     data = document.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("plan"), dict):
         return None
-    plan = data["plan"]
-    wanted = {"pipeline", "order", "steps", *(("producers", "predecessors") if edges else ())}
-    if not wanted <= plan.keys() or not isinstance(plan["order"], list):
-        return None
-    return {"key": data.get("key"), "deps": data.get("deps", []), **plan}
+    return data
 
 
-def _read_data(unpacker: Any, raw: bytes) -> dict[str, Any]:
-    return _read_map(unpacker, raw, {"key", "deps"}, {"plan": _read_plan_map})
+_SKIPPED = object()
 
 
-def _read_plan_map(unpacker: Any, raw: bytes) -> dict[str, Any]:
-    keep = {"pipeline", "order", "producers", "predecessors"}
-    plan = _read_map(unpacker, raw, keep, {"steps": _steps_span})
-    start, end = plan.get("steps", (0, 0))
-    flagged = any(raw.find(flag, start, end) >= 0 for flag in _FLAGGED)
-    plan["steps"] = raw[start:end] if flagged else None
-    return plan
+def _decode(unpacker: Any, raw: bytes) -> Any:
+    return unpacker.unpack()
 
 
-def _steps_span(unpacker: Any, raw: bytes) -> tuple[int, int]:
-    start = unpacker.tell()
+def _skip(unpacker: Any, raw: bytes) -> Any:
     unpacker.skip()
-    return start, unpacker.tell()
+    return _SKIPPED
 
 
-def _read_map(unpacker: Any, raw: bytes, keep: set[str], nested: dict[str, Any]) -> dict:
-    """Read a msgpack map, decoding the values of `keep`, handing those of `nested` to their
-    reader, and skipping the others (their bytes are only parsed)."""
+def _read_map(unpacker: Any, raw: bytes, readers: dict[str, Any], default: Any = _decode) -> dict:
+    """A msgpack map, each value read by its key's reader (default: `default`)."""
     found: dict[str, Any] = {}
     for _ in range(unpacker.read_map_header()):
         key = unpacker.unpack()
-        if key in nested:
-            found[key] = nested[key](unpacker, raw)
-        elif key in keep:
-            found[key] = unpacker.unpack()
-        else:
-            unpacker.skip()
+        found[key] = readers.get(key, default)(unpacker, raw)
     return found
+
+
+def _read_steps(unpacker: Any, raw: bytes) -> Steps:
+    start = unpacker.tell()
+    count = unpacker.read_array_header()
+    first = unpacker.unpack() if count else None
+    for _ in range(count - 1):
+        unpacker.skip()
+    end = unpacker.tell()
+    flagged = any(raw.find(flag, start, end) >= 0 for flag in _FLAGGED)
+    return Steps(count, first, raw[start:end] if flagged else None)
+
+
+def _loadable(plan: dict[str, Any]) -> bool:
+    """Whether Plan.from_data would load this plan (else the full make warns and plans
+    again): every field of Plan present, and the steps' entries PlannedStep's fields, checked
+    on the first one (Plan.to_data writes them all alike)."""
+    from dataclasses import MISSING, fields
+
+    from tipi.planning import Plan, PlannedStep
+
+    if not {f.name for f in fields(Plan)} <= plan.keys() or not isinstance(plan["order"], list):
+        return False
+    steps = plan["steps"]
+    if not isinstance(steps, Steps) or steps.count == 0:
+        return isinstance(steps, Steps)
+    names = {f.name for f in fields(PlannedStep)}
+    needed = {
+        f.name for f in fields(PlannedStep) if f.default is MISSING and f.default_factory is MISSING
+    }
+    return isinstance(steps.first, dict) and needed <= steps.first.keys() <= names
 
 
 def _volatile_or_forced(steps: bytes, order: Sequence[str]) -> bool:
