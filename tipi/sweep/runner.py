@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import copy
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from tipi.config.loader import apply_overrides
+from tipi.config.toml import read_toml
 from tipi.config.variant import Variant
 from tipi.engine import Engine, MakeOptions
-from tipi.errors import PipelineInterrupted, TipiError, UsageError
+from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
@@ -211,8 +211,8 @@ class Sweep:
 
     def _owned_steps(self, plan: Plan) -> set[str]:
         try:
-            data = tomllib.loads(self.base.file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
+            data, _ = read_toml(self.base.file)
+        except ConfigError:
             return set(plan.order)  # load() read it a moment ago; keep every step apart
         keys = self.spec.swept or list(self.spec.parameters)  # only constants: one variant
         touched = apply_overrides(copy.deepcopy(data), [f"{key}=0" for key in keys])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tipi.config.lines import key_lines
+from tipi.config.toml import read_toml
 from tipi.errors import ConfigError, Location, UsageError
 
 METHODS = ("grid", "random", "bayes")
@@ -147,26 +148,16 @@ def load_sweep(file: Path, name: str | None = None) -> SweepSpec:
     Raises:
         ConfigError: unreadable file, bad TOML, unknown keys or values (with file and line).
     """
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read sweep file: {exc.strerror}", location=Location(file=file)
-        ) from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", location=Location(file=file)) from None
+    data, text = read_toml(file)
     return _Reader(file, key_lines(text)).sweep(data, name)
 
 
 def hyperparameter_sweep(pipeline_file: Path, name: str | None = None) -> SweepSpec | None:
     """The sweep a `Hyperparameters` permanence describes in its `sweep` param, if any: its
     parameters name keys of its `values` (`lr` sweeps `hp.values.lr`)."""
-    text = pipeline_file.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        data, text = read_toml(pipeline_file)
+    except ConfigError:
         return None  # the make reports it, with its line
     for permanence, table in (data.get("permanences") or {}).items():
         if not isinstance(table, dict) or not str(table.get("type", "")).endswith(
