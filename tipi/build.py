@@ -126,27 +126,12 @@ class Build:
                     )
             self.state.close(write=write)
             if write:
-                self._push()
+                self.steps.cache.push()
             try:
                 self._record_clean()  # last: compaction above rewrites one of its guards
             except OSError as exc:
                 self.reporter.warning(f"could not write the clean record: {exc}")
             self.state.release()
-
-    def _push(self) -> None:
-        """Send the runs this make kept to the remote cache (`--remote`)."""
-        remote, kept = self.steps.remote, self.steps.done.kept
-        if remote is None or not kept:
-            return
-        try:
-            sent = remote.push(self.state.run_cache, kept)
-        except OSError as exc:
-            self.reporter.warning(f"could not push to the remote cache {remote.url}: {exc}")
-            return
-        if sent.records:
-            self.reporter.notice(
-                f"pushed {sent.records} run(s), {sent.objects} file(s) to {remote.url}"
-            )
 
     def _raise_failures(self) -> None:
         failures = self.steps.done.failures

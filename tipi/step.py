@@ -22,16 +22,15 @@ from tipi.errors import ProcessFailure, TipiError
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter, StepResult
 from tipi.state import Layout, State
+from tipi.step_cache import RunCache, restorable
 
 if TYPE_CHECKING:
     from tipi.cache.content import RunRecord
-    from tipi.cache.remote import RemoteStore
     from tipi.config.resolve import ResolvedPipeline
     from tipi.execution.resources import Inventory
     from tipi.execution.types import Result, Task
     from tipi.lifecycle import Controller
 
-RESTORE_SLOT = 999  # the staging slot the driver restores cached runs through
 RAN_OR_RESTORED = ("ran", "restored")
 
 
@@ -91,7 +90,6 @@ class Outcomes:
     stopped: bool = False
     skip_method: bool = False
     failed_runs: list[tuple[str, str, float, float]] = field(default_factory=list)
-    kept: list[RunRecord] = field(default_factory=list)
 
 
 class Steps:
@@ -109,11 +107,7 @@ class Steps:
         self.reporter = context.reporter
         self.done = Outcomes()
         self.controller: Controller | None = None
-        self.remote: RemoteStore | None = None
-        if options.remote:
-            from tipi.cache.remote import RemoteStore
-
-            self.remote = RemoteStore(options.remote, self.reporter.warning)
+        self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
 
@@ -135,14 +129,14 @@ class Steps:
             decision, facts = self._decide(name)  # another make changed files meanwhile
         if not decision.run:
             return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
-        record = self._cached_run(name, facts)
+        record = self.cache.lookup(name, facts)
         if self.options.dry_run:
             reasons = tuple(decision.explain())
             if record is not None:
-                reasons = (f"{_restorable(record)}: it would be restored", *reasons)
+                reasons = (f"{restorable(record)}: it would be restored", *reasons)
             return self.finish(StepResult(name, "would run", reasons=reasons))
         if record is not None:
-            restored = self._restore(name, decision, facts, record)
+            restored = self.cache.restore(name, decision, facts, record)
             if restored is not None:
                 return restored
         return Pending(decision, facts)
@@ -206,60 +200,6 @@ class Steps:
             self._known.clear()
             self.state.reload_traces()
         return waited
-
-    # Restoring from the run cache -------------------------------------------------------
-
-    def _cached_run(self, name: str, facts: StepFacts) -> RunRecord | None:
-        """An earlier successful run with this fingerprint, from the run cache (or the
-        remote one); None for steps that must run (forced, volatile)."""
-        if facts.forced or facts.volatile or not self.options.run_cache:
-            return None
-        key = self.run_key(facts)
-        names = self.plan.steps[name].outputs
-        record = self.state.run_cache.lookup(key, self.plan.permanences, names)
-        if record is None and self.remote is not None:
-            try:
-                if self.options.dry_run:  # say what would be restored; copy nothing
-                    record = self.remote.find(key, self.plan.permanences, names)
-                else:
-                    record = self.remote.fetch(
-                        key, self.plan.permanences, self.state.run_cache, names
-                    )
-            except OSError as exc:
-                self.reporter.warning(f"remote cache {self.remote.url}: {exc}")
-        return record
-
-    def run_key(self, facts: StepFacts) -> str:
-        """Inputs enter by name and content, not path: a sweep variant reads its inputs from
-        its own folder, and a run with the same content elsewhere is the same run."""
-        from tipi.cache.content import run_key
-
-        step = self.plan.steps[facts.name]
-        named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}
-        params = facts.params
-        if facts.rerun_on_env:  # then a run of another environment is another result
-            params = {**params, "(environment)": dict(facts.environment)}
-        return run_key(facts.type, facts.code, params, named, step.outputs)
-
-    def _restore(
-        self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
-    ) -> StepResult | None:
-        """Put an earlier run's outputs in place instead of running the step; None when
-        that failed and the step must run after all."""
-        started = time.perf_counter()
-        staging = self.state.staging
-        staged, _ = staging.prepare(name, self.outputs_of(name), slot=RESTORE_SLOT)
-        try:
-            self.state.run_cache.restore(record, staged)
-            staging.commit(name, staged, self.outputs_of(name))
-        except (OSError, ProcessFailure) as exc:
-            self.reporter.warning(f"could not restore '{name}' from the run cache: {exc}")
-            return None
-        finally:
-            staging.discard(staged)
-        self.record(name, facts, frozenset(record.permanences), record.seconds, keep=False)
-        reasons = (_restorable(record), *decision.explain())
-        return self.finish(StepResult(name, "restored", time.perf_counter() - started, reasons))
 
     # Running ----------------------------------------------------------------------------
 
@@ -421,23 +361,7 @@ class Steps:
         )
         self.state.traces.put(self.layout.key(name), trace)
         if keep and not facts.volatile and self.options.run_cache:
-            self._keep(name, facts, trace.permanences, seconds)
-
-    def _keep(self, name: str, facts: StepFacts, configs: dict, seconds: float) -> None:
-        """Put a successful run's outputs in the run cache (a failure here is a warning)."""
-        try:
-            record = self.state.run_cache.save(
-                self.run_key(facts),
-                name,
-                configs,
-                self.outputs_of(name),
-                lambda path: self.state.stat.hash_path(path),
-                seconds,
-            )
-        except OSError as exc:
-            self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
-            return
-        self.done.kept.append(record)
+            self.cache.keep(name, facts, trace.permanences, seconds)
 
     def fail(
         self, name: str, error: BaseException | None, seconds: float, reasons: tuple[str, ...]
@@ -464,9 +388,3 @@ class Steps:
 
 
 _BLOCKING = ("failed", "not run")
-
-
-def _restorable(record: RunRecord) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished))
-    took = f"{record.seconds:.1f}s"
-    return f"restored from the run cache: same fingerprint as a run of {when} ({took})"
