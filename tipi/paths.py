@@ -49,20 +49,23 @@ def output_problem(path: Path, root: Path) -> str | None:
 
 
 def nesting_problem(outputs: Mapping[str, Iterable[Path]], root: Path) -> tuple[str, str] | None:
-    """(step, message) for the first output that contains, or lies in, another output."""
-    seen: list[tuple[Path, str, Path]] = []
-    for step, paths in outputs.items():
-        for path in paths:
-            real = _real(path)
-            for other_real, other_step, other in seen:
-                if real == other_real:
-                    continue  # one path, two producers: the graph reports that
-                if real.is_relative_to(other_real) or other_real.is_relative_to(real):
-                    inner = "inside" if real.is_relative_to(other_real) else "around"
-                    shown, other_shown = _shown(path, root), _shown(other, root)
-                    message = f"output {shown} lies {inner} output {other_shown} of step"
-                    return step, f"{message} '{other_step}'"
-            seen.append((real, step, path))
+    """(step, message) for the first output that contains, or lies in, another output.
+
+    Sorted by path parts, everything inside a path follows it directly: one pass with a
+    stack of the enclosing paths finds every nesting (n log n, not n²).
+    """
+    entries = sorted(
+        (tuple(_real(path).parts), step, path) for step, paths in outputs.items() for path in paths
+    )
+    stack: list[tuple[tuple[str, ...], str, Path]] = []
+    for parts, step, path in entries:
+        while stack and parts[: len(stack[-1][0])] != stack[-1][0]:
+            stack.pop()
+        if stack and stack[-1][0] != parts:  # the same path twice: the graph reports that
+            _, outer_step, outer = stack[-1]
+            shown, other_shown = _shown(path, root), _shown(outer, root)
+            return step, (f"output {shown} lies inside output {other_shown} of step '{outer_step}'")
+        stack.append((parts, step, path))
     return None
 
 
