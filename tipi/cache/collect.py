@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tipi.cache.content import ContentStore
+from tipi.cache.content import ContentStore, drop
 from tipi.errors import UsageError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -49,7 +50,7 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
             done.records += 1
         else:
             kept.append((path, record))
-    sizes = {digest: path.stat().st_size for digest, path in store.all_objects()}
+    sizes = _sizes(store)
     if max_size is not None:
         needed: set[str] = set()
         fitting = []
@@ -64,13 +65,27 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
         kept = fitting
     needed = {d for _, record in kept for d in record.objects()}
     for digest, path in store.all_objects():
-        if digest not in needed:
+        if digest not in needed or digest not in sizes:  # unneeded, or not a file: corrupt
             done.bytes += sizes.get(digest, 0)
-            path.unlink(missing_ok=True)
+            drop(path)
             done.objects += 1
+    store.sweep(everywhere=True)  # temporary files of writers that died
     for key_dir in (store.root / "runs").glob("*") if (store.root / "runs").is_dir() else ():
-        if key_dir.is_dir() and not any(key_dir.iterdir()):
+        if key_dir.is_dir() and not key_dir.is_symlink() and not any(key_dir.iterdir()):
             key_dir.rmdir()
     done.kept_records = len(kept)
     done.kept_bytes = sum(sizes.get(d, 0) for d in needed)
     return done
+
+
+def _sizes(store: ContentStore) -> dict[str, int]:
+    """Object name → size, for the plain files among the objects (never through a link)."""
+    sizes = {}
+    for digest, path in store.all_objects():
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            sizes[digest] = info.st_size
+    return sizes

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from tipi.cli.app import app, guarded, stdout
+from tipi.cli.app import app, guarded, stderr, stdout
+from tipi.errors import TipiError
 
 cache_app = typer.Typer(
     name="cache",
@@ -23,20 +25,39 @@ RemoteArg = Annotated[
 ]
 
 
+class TransferFailed(TipiError):
+    """A push or pull stopped on a file system error (a full disk, a lost connection)."""
+
+    exit_code = 1
+
+
+def _warn(message: str) -> None:
+    stderr().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def _cache_dir():
+    from tipi.config.project import require_project_root
+    from tipi.state import CACHE_DIR
+
+    return require_project_root() / CACHE_DIR
+
+
 def _store():
     from tipi.cache.content import ContentStore
-    from tipi.config.project import require_project_root
-    from tipi.engine import CACHE_DIR
 
-    return ContentStore(require_project_root() / CACHE_DIR)
+    return ContentStore(_cache_dir(), _warn)
+
+
+def _remote(url: str):
+    from tipi.cache.remote import RemoteStore
+
+    return RemoteStore(url, _warn)
 
 
 def _lock():
     from tipi.cache.lock import ProjectLock
-    from tipi.config.project import require_project_root
-    from tipi.engine import CACHE_DIR
 
-    lock = ProjectLock(require_project_root() / CACHE_DIR, lambda m: stdout().print(m))
+    lock = ProjectLock(_cache_dir(), lambda m: stdout().print(m))
     lock.acquire()
     return lock
 
@@ -84,9 +105,13 @@ def gc_command(
 @guarded
 def push_command(remote: RemoteArg) -> None:
     """Upload the runs the remote does not have (objects first: safe to run concurrently)."""
-    from tipi.cache.remote import RemoteStore
-
-    done = RemoteStore(remote).push(_store())
+    try:
+        done = _remote(remote).push(_store())
+    except OSError as exc:
+        raise TransferFailed(
+            f"could not push to {remote}: {exc}",
+            hint="what was uploaded is whole and usable; push again once that is fixed",
+        ) from None
     stdout().print(
         f"pushed {done.records} run(s), {done.objects} file(s) ({_size(done.bytes)}) to {remote}",
         highlight=False,
@@ -97,11 +122,14 @@ def push_command(remote: RemoteArg) -> None:
 @guarded
 def pull_command(remote: RemoteArg) -> None:
     """Download the runs this project does not have; the next make restores what matches."""
-    from tipi.cache.remote import RemoteStore
-
     lock = _lock()
     try:
-        done = RemoteStore(remote).pull(_store())
+        done = _remote(remote).pull(_store())
+    except OSError as exc:
+        raise TransferFailed(
+            f"could not pull from {remote}: {exc}",
+            hint="what was downloaded is whole and usable; pull again once that is fixed",
+        ) from None
     finally:
         lock.release()
     stdout().print(
