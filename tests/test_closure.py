@@ -761,3 +761,27 @@ def test_a_helper_edited_while_its_step_runs_fails_that_step(project):
     with pytest.raises(ProcessFailure, match="helpers.py changed while the step ran"):
         make(run_cache=False)
     assert not (project.root / "out/a.txt").exists()
+
+
+def test_a_config_object_with_a_raising_getattr_is_no_problem(project):
+    project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
+        steps=RUNS_A.format(imports="from config import CFG", value='CFG["lr"]'),
+        config="class AttrDict(dict):\n    def __getattr__(self, k):\n        return self[k]\n\n\n"
+        "CFG = AttrDict(lr=0.1)\n",
+    )
+    assert make()["a"][0] == "ran"
+    assert project.read("out/a.txt") == "0.1"
+
+
+def test_a_syntax_error_in_a_helper_names_the_helper(project, cli):
+    project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
+        steps=RUNS_A.format(imports="from utils import f", value="f()"),
+        utils="\n\ndef f() return 1\n",
+    )
+    result = cli("make")
+    assert result.exit_code == 2
+    assert "pipelines/m/utils.py:3: syntax error" in result.stderr

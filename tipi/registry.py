@@ -49,7 +49,10 @@ Component = type[Permanence] | type[PipelineProcess]
 
 def unwrap(obj: object) -> object:
     """The step class behind a @pipeline_process function, else `obj` itself."""
-    return getattr(obj, "__tipi_process__", obj)
+    try:
+        return getattr(obj, "__tipi_process__", obj)
+    except Exception:  # an object whose __getattr__ raises KeyError (an AttrDict config)
+        return obj
 
 
 def is_component(obj: object) -> bool:

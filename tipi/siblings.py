@@ -184,11 +184,12 @@ def import_file(package: str, file: Path) -> types.ModuleType:
         return sys.modules[module_name]
     try:
         return importlib.import_module(module_name)
-    except SyntaxError as exc:
+    except SyntaxError as exc:  # in this file, or in a module it imports
+        where = Path(exc.filename) if exc.filename else file
         raise DefinitionError(
             f"syntax error: {exc.msg}",
-            hint="fix the Python file beside pipeline.toml",
-            location=Location(file=file, line=exc.lineno),
+            hint=f"fix {where.name}",
+            location=Location(file=where, line=exc.lineno),
         ) from exc
     except Exception as exc:
         line = _line_in(file, exc)

@@ -153,7 +153,7 @@ class CodeScanner:
                 base = base.parent
             return self._module_file(base, parts)
         if not parts or parts[0] in sys.stdlib_module_names:
-            return None  # never shadowed by a sibling at run time either (registry.py)
+            return None  # never shadowed by a sibling at run time either (siblings.py)
         for base in (self.folder, self.root):
             found = self._module_file(base, parts)
             if found is not None:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 from tipi.context import running
+from tipi.definitions import check_constructed
 from tipi.errors import ProcessFailure, TipiError
 from tipi.execution.types import Job, Result
 from tipi.lifecycle import Controller
@@ -49,6 +50,7 @@ class SequentialExecutor:
             try:
                 with exits_are_failures():
                     process = step.cls(self.controller, force=job.forced, **step.params)
+                    check_constructed(process)
                     process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
                     if not process.force and process.skip():
                         return Result(job.name, "skipped", time.perf_counter() - started)
