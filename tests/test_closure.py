@@ -780,7 +780,7 @@ def test_a_syntax_error_in_a_helper_names_the_helper(project, cli):
         "m",
         '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
         steps=RUNS_A.format(imports="from utils import f", value="f()"),
-        utils="\n\ndef f() return 1\n",
+        utils="X = 1\n\ndef f() return 1\n",
     )
     result = cli("make")
     assert result.exit_code == 2
