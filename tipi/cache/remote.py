@@ -4,7 +4,7 @@ same layout as the local store (content.py), so push and pull only copy missing 
 Concurrent pushes are safe: every file is named by the hash of its content, is uploaded under
 a temporary name in `tmp/` and then moved (a put is atomic on object stores), and a record is
 uploaded after the objects it names. A push first removes the temporary files of pushes that
-died (`content.stale_temporary`).
+died (`files.stale_temporary`).
 
 A remote may be writable by people the reader does not trust (a CI bucket), so nothing from it
 is believed: records are checked as local ones are (`RunRecord.from_bytes`), every object's
