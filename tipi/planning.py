@@ -241,7 +241,7 @@ class Planner:
         )
 
     def _build(self) -> Plan:
-        from tipi.cache.source import module_refs
+        from tipi.cache.modules import module_refs
         from tipi.cache.stepcode import PipelineCode
         from tipi.graph.dag import StepNode, build_graph
 

@@ -34,6 +34,7 @@ from typing import Any
 import msgpack
 
 from tipi.cache.hashing import hash_bytes
+from tipi.cache.modules import module_file, module_name
 from tipi.cache.source import Binding, ModuleSource, decode, read_module
 
 _OUTSIDE = ("site-packages", "dist-packages")
@@ -135,7 +136,7 @@ class CodeScanner:
             try:
                 self._labels[file] = file.relative_to(self.root).as_posix()
             except ValueError:
-                self._labels[file] = _module_name(file)
+                self._labels[file] = module_name(file)
         return self._labels[file]
 
     def find(self, parts: tuple[str, ...], level: int, origin: Path) -> Path | None:
@@ -166,12 +167,12 @@ class CodeScanner:
             return None
         top = Path(spec.origin).resolve()
         base = top.parent.parent if top.name == "__init__.py" else top.parent
-        found = _module_file(base, parts)
+        found = module_file(base, parts)
         return found if found is not None and self.in_project(found) else None
 
     def _module_file(self, base: Path, parts: tuple[str, ...]) -> Path | None:
-        """Like `_module_file`, remembering the candidates that were absent."""
-        return _module_file(base, parts, self.absent)
+        """Like `module_file`, remembering the candidates that were absent."""
+        return module_file(base, parts, self.absent)
 
 
 class _Walk:
@@ -342,7 +343,7 @@ class _Walk:
             self._later(self._whole, file)
         elif chain[0] in module.bindings:
             self._later(self._name, file, module, chain[0], chain[1:])
-        elif file.name == "__init__.py" and (sub := _module_file(file.parent, chain[:1])):
+        elif file.name == "__init__.py" and (sub := module_file(file.parent, chain[:1])):
             if self.scanner.in_project(sub):
                 self._later(self._in_module, sub, chain[1:])
         elif not module.stars:
@@ -371,26 +372,3 @@ class _Walk:
                 top = binding.module[0]
                 if top not in sys.stdlib_module_names and top != "tipi":
                     self.imports.add(top)
-
-
-def _module_file(base: Path, parts: tuple[str, ...], absent: set[str] | None = None) -> Path | None:
-    """The file of module `parts` under `base`: a package's __init__.py before a module of
-    the same name, as Python's finder does. Candidates not found go to `absent`."""
-    if not parts:
-        init = base / "__init__.py"
-        return init if init.is_file() else None
-    path = base.joinpath(*parts)
-    for candidate in (path / "__init__.py", path.with_name(path.name + ".py")):
-        if candidate.is_file():
-            return candidate.resolve()
-        if absent is not None:
-            absent.add(str(candidate))
-    return None
-
-
-def _module_name(file: Path) -> str:
-    """The dotted name of a file in sys.modules, else its path."""
-    for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
-            return name
-    return str(file)

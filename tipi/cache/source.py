@@ -40,7 +40,7 @@ PURE_DECORATORS = frozenset(
         "singledispatch", "singledispatchmethod", "override", "setter", "getter", "deleter",
     }
 )  # fmt: skip
-_MODULE_LIKE = re.compile(r"\.{0,3}[A-Za-z_]\w*(\.\w+)*(:[A-Za-z_][\w.]*)?\Z")
+MODULE_LIKE = re.compile(r"\.{0,3}[A-Za-z_]\w*(\.\w+)*(:[A-Za-z_][\w.]*)?\Z")
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,6 @@ class ModuleSource:
         found = self.bindings.setdefault(name, [])
         if binding not in found:
             found.append(binding)
-
-
-def module_refs(values: Iterable[object]) -> list[str]:
-    """The strings among `values` (nested in lists and tables too) that name code as
-    `module:attr` ("losses:focal"): a step that imports them by name depends on them."""
-    found: list[str] = []
-    stack = list(values)
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-        elif isinstance(value, str) and ":" in value and _MODULE_LIKE.match(value):
-            found.append(value)
-    return sorted(set(found))
 
 
 def decode(raw: bytes) -> str:
@@ -320,7 +304,7 @@ def _module_like(node: ast.AST) -> bool:
         isinstance(node, ast.Constant)
         and isinstance(value, str)
         and len(value) < 200
-        and _MODULE_LIKE.match(value) is not None
+        and MODULE_LIKE.match(value) is not None
     )
 
 
