@@ -8,7 +8,15 @@ invocation, side by side:
 * no-op: the same command again, nothing to do (median of REPEAT runs, peak RSS);
 * status: `tipi status --json` / `snakemake --summary` (median of REPEAT runs);
 * engine overhead per executed step: (first run - running the same step bodies in a plain
-  loop in one process) / N.
+  loop in one process) / N;
+* start-up floor, once: `python -c pass`, `python -c "import tipi"` and `tipi --version`
+  (medians of 4 x REPEAT runs).
+
+Each command is timed by this process around fork/exec (perf_counter) and its peak RSS read
+from wait4(): no GNU time, whose 10 ms resolution blurs a no-op of a few tens of milliseconds.
+Commands run with Python's bytecode cache on, as on a user's machine, even where the
+environment sets PYTHONDONTWRITEBYTECODE (it would have tipi's modules compiled on every run,
+while Snakemake's were compiled when pip installed them).
 
 Snakemake's rules use `shell: "echo ... > {output}"`: its `run:` rules cost about 2 s per
 job in Snakemake 9 (each runs in a fresh interpreter that re-reads the Snakefile), which would
@@ -25,7 +33,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import statistics
 import subprocess
 import sys
@@ -36,7 +44,7 @@ from pathlib import Path
 SNAKEMAKE_VERSION = "9.27.1"
 HERE = Path(sys.executable).parent
 TIPI = HERE / "tipi"
-GNU_TIME = shutil.which("time") or "/usr/bin/time"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 STEPS_PY = """
 from tipi import PipelineProcess
@@ -99,21 +107,19 @@ def write_snakefile(root: Path, shape: str, n: int) -> None:
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one command, via GNU time."""
-    out = Path(tempfile.mktemp())
-    done = subprocess.run(
-        [GNU_TIME, "-f", "%e %M", "-o", str(out), *cmd],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if done.returncode != 0:
-        last = [line for line in done.stderr.splitlines() if "Error" in line]
-        raise RuntimeError(last[0].strip() if last else done.stderr[-300:])
-    wall, rss_kb = out.read_text().split()[-2:]
-    out.unlink()
-    return float(wall), int(rss_kb) / 1024
+    """(wall seconds, peak RSS MiB) of one command."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            text = errors.read().decode(errors="replace")
+            last = [line for line in text.splitlines() if "Error" in line]
+            raise RuntimeError(last[0].strip() if last else text[-300:])
+    return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
 def median_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, float]:
@@ -200,6 +206,20 @@ def bench_snakemake(shape: str, n: int, repeat: int, build: bool) -> dict[str, f
     return figures(first, first_rss, noop, noop_rss, status, plain, n)
 
 
+def startup(repeat: int) -> None:
+    """The floor a no-op make stands on: the interpreter, `import tipi`, `tipi --version`."""
+    python = sys.executable
+    rows = [
+        ("python -c pass", [python, "-c", "pass"]),
+        ('python -c "import tipi"', [python, "-c", "import tipi"]),
+        ("tipi --version", [str(TIPI), "--version"]),
+    ]
+    print(f"\nstart-up (medians of {4 * repeat} runs):")
+    for label, cmd in rows:
+        wall, rss = median_of(cmd, WORKDIR, 4 * repeat)
+        print(f"  {label:26} {wall * 1000:6.1f} ms  {rss:4.0f}MB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -243,6 +263,7 @@ def main() -> None:
                     f"{r['noop_rss']:>8.0f}MB {ratio:>8}",
                     flush=True,
                 )
+    startup(args.repeat)
     print(
         "\nno-op x = Snakemake's no-op time / tipi's, measured in this run. "
         f"Times are medians of {args.repeat} runs (first run: one). ms/step = engine overhead per "

@@ -3,13 +3,13 @@ engine, and hands every other command line to the full CLI (tipi.cli).
 
 A no-op is answered here only when the full make would take its clean-record shortcut
 (build.py `_clean_shortcut`) and print nothing but its summary: the command line is one this
-module fully understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME`), the cached plan
-is valid by the planner's own key and stat checks (planning.py `Planner._key`, `_valid`), no
-selected step is volatile or forced, and the clean record proves every selected step up to
-date (cache/clean.py `is_clean`). Anything else, any warning and any error fall through to
-the full CLI, which then does the whole make as if this module did not exist; so does every
-command line when the environment sets TIPI_NO_FAST=1. Like the full no-op, the fast one
-takes no lock and writes nothing.
+module fully understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the
+cached plan is valid by the planner's own key and stat checks (planning.py `Planner._key`,
+`_valid`) and would load (`Plan.from_data`), no selected step is volatile or forced, and the
+clean record proves every selected step up to date (cache/clean.py `is_clean`). Anything
+else, any warning and any error fall through to the full CLI, which then does the whole make
+as if this module did not exist; so does every command line when the environment sets
+TIPI_NO_FAST=1. Like the full no-op, the fast one takes no lock and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # only what `tipi --version` needs is imported before it answers
+    from collections.abc import Sequence
+    from pathlib import Path
 
 # msgpack's encoding of a step's `"volatile": true` / `"force": true` (fixstr key, then
 # true): a plan none of whose bytes match holds no such step, so its steps need no decoding.
