@@ -22,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from tipi.cache.hashing import is_racy
+from tipi.cache.statefile import (
+    fields_problem,
+    int_problem,
+    list_problem,
+    map_problem,
+    remove_path,
+    text_problem,
+)
 from tipi.cache.store import read_document, write_document
 
 KIND = "clean-record"
@@ -54,7 +62,7 @@ def write_clean_record(
     for path in paths:
         sig = signature(path)
         if sig is None or is_racy(sig[1], now):
-            file.unlink(missing_ok=True)
+            forget(file)
             return False
         files[path] = sig
     # tipi changes its own files only by rename (new inode) or append (new size), so their
@@ -62,7 +70,7 @@ def write_clean_record(
     for guard in guards:
         sig = signature(str(guard))
         if sig is None:
-            file.unlink(missing_ok=True)
+            forget(file)
             return False
         files[str(guard)] = sig
     write_document(file, KIND, {"steps": sorted(steps), "files": files})
@@ -71,16 +79,30 @@ def write_clean_record(
 
 def is_clean(file: Path, steps: Iterable[str], warn: Callable[[str], None]) -> bool:
     """True when the record covers `steps` and no file it names has changed."""
-    record: Any = read_document(file, KIND, warn)
-    if not isinstance(record, dict):
+    record: Any = read_document(file, KIND, warn, _record_problem)
+    if record is None:
         return False
-    covered = set(record.get("steps", ()))
-    if not covered.issuperset(steps):
+    if not set(record["steps"]).issuperset(steps):
         return False
-    files = record.get("files", {})
-    return all(signature(path) == sig for path, sig in files.items())
+    return all(signature(path) == sig for path, sig in record["files"].items())
 
 
 def forget(file: Path) -> None:
     """Remove the record (before anything that changes outputs or traces)."""
-    file.unlink(missing_ok=True)
+    remove_path(file)
+
+
+def _record_problem(record: Any) -> str | None:
+    """What is wrong with a loaded clean record: {"steps": [name], "files": {path: sig}}."""
+    return fields_problem(record, _FIELDS)
+
+
+def _steps_problem(steps: Any) -> str | None:
+    return list_problem(steps, text_problem)
+
+
+def _files_problem(files: Any) -> str | None:
+    return map_problem(files, lambda sig: list_problem(sig, int_problem, length=3))
+
+
+_FIELDS = {"steps": (True, _steps_problem), "files": (True, _files_problem)}

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tipi.cache.store import read_document, write_document
+from tipi.cache.statefile import map_problem, text_problem
+from tipi.cache.store import read_document, read_document_flagged, write_document
 
 CODE_KIND = "code-table"
 TABLE_SIZE = 2000
@@ -22,10 +23,10 @@ TABLE_SIZE = 2000
 
 def save_code_table(path: Path, units: Mapping[str, Mapping[str, str]], warn: Callable) -> None:
     """Add closures to the project's code table, keeping the newest TABLE_SIZE."""
-    table = read_document(path, CODE_KIND, warn)
-    table = table if isinstance(table, dict) else {}
+    table, broken = read_document_flagged(path, CODE_KIND, warn, _table_problem)
+    table = table or {}
     new = {fp: dict(u) for fp, u in units.items() if fp not in table}
-    if not new:
+    if not new and not broken:
         return
     table.update(new)
     if len(table) > TABLE_SIZE:
@@ -43,8 +44,7 @@ class CodeTable(Mapping[str, Mapping[str, str]]):
 
     def _load(self) -> dict[str, Any]:
         if self._table is None:
-            table = read_document(self.path, CODE_KIND, self.warn)
-            self._table = table if isinstance(table, dict) else {}
+            self._table = read_document(self.path, CODE_KIND, self.warn, _table_problem) or {}
         return self._table
 
     def __getitem__(self, fp: str) -> Mapping[str, str]:
@@ -58,3 +58,12 @@ class CodeTable(Mapping[str, Mapping[str, str]]):
 
     def __len__(self) -> int:
         return len(self._load())
+
+
+def _table_problem(table: Any) -> str | None:
+    """What is wrong with a loaded table: {fingerprint: {unit: digest}}."""
+    return map_problem(table, _units_problem)
+
+
+def _units_problem(units: Any) -> str | None:
+    return map_problem(units, text_problem)

@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tipi.cache.store import read_document, write_document
+from tipi.cache.statefile import fields_problem, map_problem, number_problem, text_problem
+from tipi.cache.store import read_document, read_document_flagged, write_document
 
 KIND = "failures"
 
 
 def load_failures(path: Path, warn: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    data = read_document(path, KIND, warn)
-    return data if isinstance(data, dict) else {}
+    return read_document(path, KIND, warn, _failures_problem) or {}
 
 
 def update_failures(
@@ -28,11 +28,23 @@ def update_failures(
     warn: Callable[[str], None],
 ) -> None:
     """Record (step, error, at, seconds) failures and forget steps that succeeded."""
-    current = load_failures(path, warn)
+    current, broken = read_document_flagged(path, KIND, warn, _failures_problem)
+    current = current or {}
     before = dict(current)
     for step in succeeded:
         current.pop(step, None)
     for step, error, at, seconds in failed:
         current[step] = {"error": error, "at": at, "seconds": seconds}
-    if current != before:
+    if current != before or broken:
         write_document(path, KIND, current)
+
+
+def _failures_problem(data: Any) -> str | None:
+    return map_problem(data, lambda failure: fields_problem(failure, _FIELDS))
+
+
+_FIELDS = {
+    "error": (True, text_problem),
+    "at": (True, number_problem),
+    "seconds": (True, number_problem),
+}

@@ -8,6 +8,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -22,6 +23,7 @@ RACY_SECONDS = 0.1
 COARSE_RACY_SECONDS = 2.0
 MISSING = None
 _SECOND = 1_000_000_000
+STAT_KIND = "stat-cache"
 
 
 def is_racy(mtime_ns: int, now_ns: int | None = None) -> bool:
@@ -69,7 +71,8 @@ class StatCache:
         cached = self.session.get(key)
         if cached is None and self.trusted:
             cached = self.entries.get(key)
-        if cached is not None and cached[:3] == signature:
+        # An entry of another shape (a damaged stat.msgpack) is as good as none.
+        if type(cached) is list and len(cached) == 4 and cached[:3] == signature:
             return cached[3]
         digest = hash_file_content(key)
         self.reads += 1
@@ -97,10 +100,23 @@ class StatCache:
 
     def forget(self, path: Path) -> None:
         """Drop what is known of `path` (and below, for a directory)."""
-        prefix = str(path)
-        for key in [k for k in self.entries if k == prefix or k.startswith(prefix + os.sep)]:
+        prefix, below = str(path), str(path) + os.sep
+        for key in [k for k in self.entries if k == prefix or str(k).startswith(below)]:
             del self.entries[key]
             self.dirty = True
+
+
+def stat_problem(entries: Any) -> str | None:
+    """What is wrong with loaded stat cache entries ({path: [size, mtime_ns, inode, hash]})."""
+    if type(entries) is not dict:
+        return "is not a map"
+    for key, entry in entries.items():  # plain type tests: a big cache has 100,000 entries
+        if type(entry) is not list or len(entry) != 4 or type(key) is not str:
+            return f"[{key!r}] is not [size, mtime_ns, inode, hash]"
+        size, mtime, inode, digest = entry
+        if not (type(size) is type(mtime) is type(inode) is int and type(digest) is str):
+            return f"[{key!r}] is not [size, mtime_ns, inode, hash]"
+    return None
 
 
 def hash_file_content(path: str | Path) -> str:
