@@ -124,17 +124,40 @@ def settled(root: Path, *targets: str) -> None:
     raise AssertionError("the fast path never answered")
 
 
-@pytest.fixture
-def built(project) -> Path:
-    """A built project: pipeline `p` (first → second, and other), plan and clean record."""
-    project.pipeline("p", PIPELINE, steps=STEPS, helpers='SUFFIX = "!"\n')
-    (project.root / "data").mkdir()
-    (project.root / "data/in.txt").write_text("in")
+def build(root: Path) -> Path:
+    """Pipeline `p` (first → second, and other) built in `root`, with its plan and clean
+    record."""
+    folder = root / "pipelines/p"
+    folder.mkdir(parents=True)
+    (folder / "pipeline.toml").write_text(PIPELINE)
+    (folder / "steps.py").write_text(STEPS)
+    (folder / "helpers.py").write_text('SUFFIX = "!"\n')
+    (root / "data").mkdir()
+    (root / "data/in.txt").write_text("in")
     past = time.time() - 60
-    for path in (project.root / "pipelines/p").iterdir():
+    for path in folder.iterdir():
         os.utime(path, (past, past))
-    settled(project.root)
-    return project.root
+    settled(root)
+    return root
+
+
+@pytest.fixture
+def built(tmp_path) -> Path:
+    """A built project of its own, for a test that changes it."""
+    return build(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory) -> Path:
+    """A built project shared by tests that change nothing in it."""
+    return build(tmp_path_factory.mktemp("shared") / "project")
+
+
+@pytest.fixture(scope="module")
+def built_for_others(tmp_path_factory) -> Path:
+    """A built project shared by command lines the full CLI answers, each the same way
+    however often it runs (twice in a row: through the fast path's main, then directly)."""
+    return build(tmp_path_factory.mktemp("others") / "project")
 
 
 def same_as_full(root: Path, *args: str, **env: str) -> Outcome:
@@ -163,8 +186,8 @@ def same_as_full(root: Path, *args: str, **env: str) -> Outcome:
         ("run", "-v", "p"),
     ],
 )
-def test_a_no_op_is_answered_fast_with_the_full_clis_output(built, args):
-    fast = same_as_full(built, *args)
+def test_a_no_op_is_answered_fast_with_the_full_clis_output(built_once, args):
+    fast = same_as_full(built_once, *args)
     assert fast.fast, f"fell through to the full CLI: {fast.heavy}"
     assert fast.code == 0
     quiet = "-q" in args or "--quiet" in args
@@ -175,21 +198,21 @@ def test_a_no_op_is_answered_fast_with_the_full_clis_output(built, args):
         assert "· first skipped: up to date" in fast.stderr
 
 
-def test_colours_on_a_terminal_are_the_full_clis(built):
+def test_colours_on_a_terminal_are_the_full_clis(built_once):
     # FORCE_COLOR makes Rich colour a pipe: the fast path then renders through Rich too.
     for args in (("make",), ("make", "-v", "second")):
-        fast = same_as_full(built, *args, FORCE_COLOR="1")
+        fast = same_as_full(built_once, *args, FORCE_COLOR="1")
         assert "\x1b[" in fast.stderr
         assert "typer" not in fast.heavy and "tipi.engine" not in fast.heavy
 
 
-def test_a_narrow_or_dumb_terminal_setting_changes_nothing(built):
-    assert same_as_full(built, "make", "-v", COLUMNS="12").fast
-    assert same_as_full(built, "make", TERM="dumb", NO_COLOR="1").fast
+def test_a_narrow_or_dumb_terminal_setting_changes_nothing(built_once):
+    assert same_as_full(built_once, "make", "-v", COLUMNS="12").fast
+    assert same_as_full(built_once, "make", TERM="dumb", NO_COLOR="1").fast
 
 
-def test_the_fast_no_op_writes_nothing_and_takes_no_lock(built):
-    cache = built / ".tipi_cache"
+def test_the_fast_no_op_writes_nothing_and_takes_no_lock(built_once):
+    cache = built_once / ".tipi_cache"
 
     def snapshot() -> dict[str, tuple[int, int, int]]:
         return {
@@ -199,7 +222,7 @@ def test_the_fast_no_op_writes_nothing_and_takes_no_lock(built):
         }
 
     before = snapshot()
-    assert tipi(built, "make").fast
+    assert tipi(built_once, "make").fast
     assert snapshot() == before
 
 
@@ -283,8 +306,8 @@ def test_a_change_falls_through_to_the_full_cli(built, change):
         ("make", "-p", "../p"),
     ],
 )
-def test_other_command_lines_fall_through_to_the_full_cli(built, args):
-    fast = same_as_full(built, *args)
+def test_other_command_lines_fall_through_to_the_full_cli(built_for_others, args):
+    fast = same_as_full(built_for_others, *args)
     assert not fast.fast
 
 
@@ -311,13 +334,13 @@ def test_no_project_or_an_ambiguous_pipeline_falls_through(built, tmp_path_facto
     assert same_as_full(built, "make", "-p", "p").fast
 
 
-def test_tipi_no_fast_turns_it_off(built):
-    assert not tipi(built, "make", TIPI_NO_FAST="1").fast
-    assert tipi(built, "make", TIPI_NO_FAST="0").fast
+def test_tipi_no_fast_turns_it_off(built_once):
+    assert not tipi(built_once, "make", TIPI_NO_FAST="1").fast
+    assert tipi(built_once, "make", TIPI_NO_FAST="0").fast
 
 
-def test_shell_completion_goes_to_the_full_cli(built):
-    assert not tipi(built, "make", _TIPI_COMPLETE="bash_complete").fast
+def test_shell_completion_goes_to_the_full_cli(built_once):
+    assert not tipi(built_once, "make", _TIPI_COMPLETE="bash_complete").fast
 
 
 def test_parse_understands_exactly_its_command_lines():
