@@ -424,3 +424,15 @@ def test_fuzzed_pipeline_files_and_arguments_never_crash_hang_or_escape(
     assert result.returncode in (0, 1, 2), (args, result.stderr)
     assert "internal error" not in result.stderr, result.stderr
     fuzz.intact()
+
+
+def test_an_input_that_is_a_fifo_or_a_device_is_never_read_by_tipi(site):
+    os.mkfifo(site.root / "pipe")
+    (site.root / "data").mkdir()
+    os.mkfifo(site.root / "data/inner-pipe")
+    site.toml(
+        '[processes.a]\ntype = "Write"\ninputs = { p = "pipe", d = "data", z = "/dev/zero" }\n'
+        'outputs = { out = "out/a.txt" }\n'
+    )
+    result = site.tipi("status", timeout=30)  # decides on every input without reading them
+    assert result.returncode == 0, result.stderr

@@ -176,10 +176,16 @@ def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
     `edges`, also producers and predecessors) and a Steps are; None when unusable."""
     import msgpack
 
+    from tipi.cache.statefile import BrokenState, state_bytes
     from tipi.cache.store import FORMAT_VERSION
     from tipi.planning import PLAN_KIND
 
-    raw = path.read_bytes()
+    try:  # never blocks on a FIFO nor reads /dev/zero: the full make then warns
+        raw = state_bytes(path)
+    except BrokenState:
+        return None
+    if not raw:
+        return None
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
     unpacker.feed(raw)
     plan_reader = {"pipeline": _decode, "order": _decode, "steps": _read_steps}

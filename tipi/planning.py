@@ -158,13 +158,14 @@ class Planner:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
         cached = None if fresh else read_document(self.cache_file, PLAN_KIND, self.warn)
-        if cached is not None and self._valid(cached):
+        if cached is not None:
             try:
-                plan = Plan.from_data(cached["plan"])
-                self.from_cache = True
-                self.planned = plan
-                return plan
-            except (KeyError, TypeError):
+                if self._valid(cached):
+                    plan = Plan.from_data(cached["plan"])
+                    self.from_cache = True
+                    self.planned = plan
+                    return plan
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build_settled()
         if save and self.code_table is not None:

@@ -145,13 +145,9 @@ class State:
     @property
     def stat(self) -> StatCache:
         if self._stat is None:
-            from tipi.cache.hashing import StatCache
-            from tipi.cache.store import read_document
+            from tipi.cache.store import load_stat_cache
 
-            entries = read_document(self.layout.stat_file, STAT_KIND, self.warn)
-            self._stat = StatCache(
-                entries if isinstance(entries, dict) else {}, trusted=not self.rehash
-            )
+            self._stat = load_stat_cache(self.layout.stat_file, self.warn, not self.rehash)
         return self._stat
 
     @property
@@ -188,14 +184,14 @@ class State:
         """Take the project lock, waiting for another make; True if one held it."""
         from tipi.cache.lock import ProjectLock
 
-        self._lock = ProjectLock(self.layout.cache, self.notice)
+        self._lock = ProjectLock(self.layout.cache, self.notice, self.warn)
         return self._lock.acquire()
 
     def try_lock(self) -> bool:
         """Take the project lock only if it is free right now; True if now held."""
         from tipi.cache.lock import ProjectLock
 
-        lock = ProjectLock(self.layout.cache, self.notice)
+        lock = ProjectLock(self.layout.cache, self.notice, self.warn)
         lock.acquire(wait=False)
         if lock.held:
             self._lock = lock

@@ -193,7 +193,10 @@ class Steps:
 
     def _take_lock(self) -> bool:
         """Take the project lock; True if another make held it (its results are reread)."""
+        from tipi.cache.leftovers import remove_replaced_outputs
+
         waited = self.state.lock()
+        remove_replaced_outputs(p for n in self.plan.steps for p in self.outputs_of(n).values())
         forget_clean(self.layout.clean_file)
         self.state.staging.discard_all()
         if waited:

@@ -18,7 +18,8 @@ from tipi.cache.statefile import map_problem, text_problem
 from tipi.cache.store import read_document, read_document_flagged, write_document
 
 CODE_KIND = "code-table"
-TABLE_SIZE = 2000
+TABLE_SIZE = 2000  # fingerprints
+TABLE_UNITS = 200_000  # units over all of them: a closure of a huge module is pruned sooner
 
 
 def save_code_table(path: Path, units: Mapping[str, Mapping[str, str]], warn: Callable) -> None:
@@ -29,8 +30,15 @@ def save_code_table(path: Path, units: Mapping[str, Mapping[str, str]], warn: Ca
     if not new and not broken:
         return
     table.update(new)
-    if len(table) > TABLE_SIZE:
-        table = dict(list(table.items())[-TABLE_SIZE:])
+    kept: list[tuple[str, Any]] = []
+    count = 0
+    for fp, closure in reversed(list(table.items())):  # newest first
+        size = len(closure) if isinstance(closure, dict) else 0
+        if kept and (len(kept) >= TABLE_SIZE or count + size > TABLE_UNITS):
+            break
+        kept.append((fp, closure))
+        count += size
+    table = dict(reversed(kept))
     write_document(path, CODE_KIND, table)
 
 

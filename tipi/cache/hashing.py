@@ -67,6 +67,8 @@ class StatCache:
         return self._hash_file(str(path), st)
 
     def _hash_file(self, key: str, st: os.stat_result) -> str:
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: reading it could block forever
+            return f"special-{stat.S_IFMT(st.st_mode):o}"
         signature = [st.st_size, st.st_mtime_ns, st.st_ino]
         cached = self.session.get(key)
         if cached is None and self.trusted:
