@@ -489,8 +489,9 @@ def test_an_init_the_source_check_cannot_follow_is_caught_once_built(project, cl
     )
     assert info.value.location == Location(file=folder / "steps.py", line=5)
     check_constructed(Registry(folder, project.root).resolve("First", PipelineProcess)(None))
-    made = cli("make")  # a step failure: the engine's guard, or the AttributeError it replaces
-    assert made.exit_code == 1 and "Sneaky" in made.stderr, made.stderr
+    made = cli("make")  # the engine's guard, right after construction: a definition error
+    assert made.exit_code == 2, made.stderr
+    assert "Sneaky.__init__ never calls super().__init__(controller, force)" in made.stderr
 
 
 def test_a_fixed_class_is_read_afresh_in_the_same_process(project, cli):
