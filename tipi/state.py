@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from tipi.execution.staging import Staging
 
 CACHE_DIR = ".tipi_cache"
-STAT_KIND = "stat-cache"
 
 
 @dataclass(frozen=True)
@@ -200,6 +199,7 @@ class State:
     def close(self, write: bool = True) -> None:
         """Close the stores; with `write` (not a dry run), write back what changed, and
         compact and tidy when this make holds the lock (another one may be running)."""
+        from tipi.cache.hashing import STAT_KIND
         from tipi.cache.store import write_document
 
         if self._traces is not None:
