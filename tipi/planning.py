@@ -20,7 +20,7 @@ from tipi.cache.store import read_document, write_document
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
     from tipi.config.variant import Variant
-from tipi.config.source import check_unchanged, load_resolved, stat_dep
+from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
 

@@ -332,7 +332,7 @@ class Steps:
     def _code_moved(self, name: str) -> str | None:
         """A code file of the step (or of a permanence) that changed since the plan: the
         step may have imported it while it ran, so its fingerprint may not describe it."""
-        from tipi.config.source import stat_dep
+        from tipi.config.planned import stat_dep
 
         files = set(self.plan.code_files.get(self.plan.steps[name].code, ()))
         for config in self._configs.values():

@@ -32,7 +32,7 @@ _busy = False
 def resolve(task: Task) -> ResolvedPipeline:
     """The task's pipeline with its classes imported, once per worker process: from the
     text the driver planned with, and only while the files it planned from are unchanged."""
-    from tipi.config.source import check_unchanged, load_resolved
+    from tipi.config.planned import check_unchanged, load_resolved
 
     variant = Variant.from_data(task.variant)
     key = (task.root, task.pipeline, task.file, task.overrides, variant, task.source, task.deps)
