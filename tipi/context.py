@@ -3,11 +3,32 @@ attach to the pipeline's permanences instead of making their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The make (a *run*, `tipi runs`) a step belongs to, for loggers to label what they write.
+
+    Attributes:
+        id: the run's id (sortable, short); every step of one make shares it.
+        pipeline: the pipeline's name.
+        step: the step's name.
+        step_type: the step's process class name.
+        params: the step's resolved params.
+        permanences: name → params of the permanences the pipeline declares (their configs).
+    """
+
+    id: str
+    pipeline: str
+    step: str
+    step_type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    permanences: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -16,6 +37,7 @@ class RunContext:
 
     controller: Any
     step: str
+    run: RunInfo | None = None
 
     def find(self, kind: type) -> Any | None:
         """The first declared permanence whose class is `kind` (initialized on first use)."""
@@ -34,9 +56,9 @@ def current() -> RunContext | None:
 
 
 @contextmanager
-def running(controller: Any, step: str) -> Iterator[RunContext]:
+def running(controller: Any, step: str, run: RunInfo | None = None) -> Iterator[RunContext]:
     """Mark `step` as running for the helpers, for the duration of the block."""
-    context = RunContext(controller, step)
+    context = RunContext(controller, step, run)
     token = _current.set(context)
     try:
         yield context
