@@ -43,7 +43,8 @@ class Tracked(Permanence):
 
 class Sleep(PipelineProcess):
     def __init__(self, controller, force: bool = False, seconds: float = 0.4,
-                 uses: str = "", fail: bool = False, lines: int = 0, die: bool = False) -> None:
+                 uses: str = "", fail: bool = False, lines: int = 0, die: bool = False,
+                 tag: str = "") -> None:
         super().__init__(controller, force)
         self.seconds, self.uses, self.fail, self.lines, self.die = seconds, uses, fail, lines, die
 
@@ -83,11 +84,18 @@ def wide(names: list[str], extra: dict[str, str] | None = None, gather: bool = T
     params = { label = "right" }
     """
     for name in names:
+        # A tag per step: twins would share one run-cache key, and the later one would be
+        # restored from the earlier one's run instead of running beside it.
+        more = extra.get(name, "")
+        tag = f'tag = "{name}"'
+        more = more.replace("params = { ", f"params = {{ {tag}, ") if "params" in more else more
+        if "params" not in more:
+            more += f"\n    params = {{ {tag} }}"
         toml += f"""
     [processes.{name}]
     type = "Sleep"
     outputs = {{ out = "out/{name}.json" }}
-    {extra.get(name, "")}
+    {more}
     """
     if gather:
         inputs = ", ".join(f'"out/{n}.json"' for n in names)

@@ -1,5 +1,6 @@
-"""One make session: decides each needed step in order, runs what must run, records what
-succeeded, and always cleans up (step.py walks one step through its lifecycle)."""
+"""One make session: the clean shortcut, or the scheduler over the make's dispatcher; then
+what it learnt is written and the lock released, whatever happened (step.py walks one step
+through its lifecycle, schedule.py orders the steps, dispatch.py runs them)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import Sequence
 from tipi.cache.clean import is_clean, write_clean_record
 from tipi.cache.failures import update_failures
 from tipi.cache.rebuilder import UP_TO_DATE
+from tipi.dispatch import dispatch_for
 from tipi.errors import BuildFailed, PipelineInterrupted
 from tipi.planning import Plan, absolute
 from tipi.report import RunSummary, StepResult
+from tipi.schedule import Scheduler
 from tipi.state import State
-from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Pending, Steps
+from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
 
 __all__ = ["Build", "BuildOptions", "MakeContext"]
 
@@ -52,16 +55,9 @@ class Build:
                 summary.results += [
                     self.steps.finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
                 ]
-            elif self.options.parallel:
-                from tipi.schedule import Scheduler
-
-                Scheduler(self.steps, self.order, summary).run()
             else:
-                for name in self.order:
-                    considered = self.steps.consider(name)
-                    if isinstance(considered, Pending):
-                        considered = self.steps.run_here(name, considered)
-                    summary.results.append(considered)
+                dispatch = dispatch_for(self.steps, self.order)
+                Scheduler(self.steps, self.order, summary, dispatch).run()
             self.completed = True
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -110,28 +106,23 @@ class Build:
         write_clean_record(layout.clean_file, self.order, paths, guards)
 
     def _close(self) -> None:
+        """Write what this make learnt (permanences were cleaned up by the dispatcher)."""
+        write = not self.options.dry_run
+        done = self.steps.done
+        if write:
+            ran = [n for n, outcome in done.outcomes.items() if outcome in RAN_OR_RESTORED]
+            if ran or done.failed_runs:
+                update_failures(
+                    self.context.layout.failures_file, done.failed_runs, ran, self.reporter.warning
+                )
+        self.state.close(write=write)
+        if write:
+            self.steps.cache.push()
         try:
-            self.steps.cleanup()
-        finally:
-            write = not self.options.dry_run
-            done = self.steps.done
-            if write:
-                ran = [n for n, outcome in done.outcomes.items() if outcome in RAN_OR_RESTORED]
-                if ran or done.failed_runs:
-                    update_failures(
-                        self.context.layout.failures_file,
-                        done.failed_runs,
-                        ran,
-                        self.reporter.warning,
-                    )
-            self.state.close(write=write)
-            if write:
-                self.steps.cache.push()
-            try:
-                self._record_clean()  # last: compaction above rewrites one of its guards
-            except OSError as exc:
-                self.reporter.warning(f"could not write the clean record: {exc}")
-            self.state.release()
+            self._record_clean()  # last: compaction above rewrites one of its guards
+        except OSError as exc:
+            self.reporter.warning(f"could not write the clean record: {exc}")
+        self.state.release()
 
     def _raise_failures(self) -> None:
         failures = self.steps.done.failures

@@ -1,8 +1,11 @@
 """One step's lifecycle in a make: facts → decide → restore or run → commit → record.
 
 `Steps` holds what every step of one make shares (the plan, the options, the state under
-`.tipi_cache/`, the outcomes so far) and walks one step at a time through its lifecycle; the
-scheduler (schedule.py) decides when, and an executor where, a step runs. The rebuilder
+`.tipi_cache/`, the outcomes so far) and walks one step at a time through its lifecycle:
+`consider` (decide, reading only), `claim` (lock, restore from the run cache), `prepare`
+(staging and scratch), `conclude` (commit and record, or fail). The scheduler (schedule.py)
+decides when a step is considered, a dispatcher (dispatch.py) what doing it means: run it here,
+hand it to workers, or, in a dry run, only say so. The rebuilder
 (cache/rebuilder.py) decides; nothing here imports the scheduler or the make session.
 """
 
@@ -12,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tipi.cache.clean import forget as forget_clean
 from tipi.cache.reasons import Reason
@@ -22,14 +25,12 @@ from tipi.errors import ProcessFailure, TipiError
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter, StepResult
 from tipi.state import Layout, State
-from tipi.step_cache import RunCache, restorable
+from tipi.step_cache import RunCache
 
 if TYPE_CHECKING:
-    from tipi.cache.content import RunRecord
     from tipi.config.resolve import ResolvedPipeline
     from tipi.execution.resources import Inventory
     from tipi.execution.types import Result, Task
-    from tipi.lifecycle import Controller
 
 RAN_OR_RESTORED = ("ran", "restored")
 
@@ -49,10 +50,6 @@ class BuildOptions:
     remote: str | None = None
     run_cache: bool = True
     rehash: bool = False
-
-    @property
-    def parallel(self) -> bool:
-        return not self.dry_run and ((self.jobs or 1) > 1 or self.executor != "local")
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,6 @@ class Pending:
 
     decision: Decision
     facts: StepFacts
-    record: RunRecord | None = None
 
 
 @dataclass
@@ -106,7 +102,6 @@ class Steps:
         self.root = context.root
         self.reporter = context.reporter
         self.done = Outcomes()
-        self.controller: Controller | None = None
         self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
@@ -115,7 +110,7 @@ class Steps:
 
     def consider(self, name: str) -> StepResult | Pending:
         """Decide `name` (its predecessors are done): a finished result when it needs no
-        run (or only would run, in a dry run), else what to run it with."""
+        run, else why it must run. Reads only: a dry run stops here (dispatch.py)."""
         blocker = next(
             (p for p in self.plan.predecessors[name] if self.done.outcomes.get(p) in _BLOCKING),
             None,
@@ -124,22 +119,25 @@ class Steps:
             reasons = (str(Reason("failed-upstream", blocker)),) if blocker else ()
             return self.finish(StepResult(name, "not run", reasons=reasons))
         decision, facts = self._decide(name)
-        writes = decision.run and not self.options.dry_run
-        if writes and not self.state.lock_held and self._take_lock():
-            decision, facts = self._decide(name)  # another make changed files meanwhile
         if not decision.run:
             return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
-        record = self.cache.lookup(name, facts)
-        if self.options.dry_run:
-            reasons = tuple(decision.explain())
-            if record is not None:
-                reasons = (f"{restorable(record)}: it would be restored", *reasons)
-            return self.finish(StepResult(name, "would run", reasons=reasons))
+        return Pending(decision, facts)
+
+    def claim(self, name: str, pending: Pending) -> StepResult | Pending:
+        """Before `name` changes any file: hold the project lock (deciding again if another
+        make held it), then restore an earlier run from the run cache if there is one. A
+        finished result, or the step to run."""
+        if not self.state.lock_held and self._take_lock():
+            decision, facts = self._decide(name)  # another make changed files meanwhile
+            if not decision.run:
+                return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
+            pending = Pending(decision, facts)
+        record = self.cache.lookup(name, pending.facts)
         if record is not None:
-            restored = self.cache.restore(name, decision, facts, record)
+            restored = self.cache.restore(name, pending.decision, pending.facts, record)
             if restored is not None:
                 return restored
-        return Pending(decision, facts)
+        return pending
 
     def _decide(self, name: str) -> tuple[Decision, StepFacts]:
         facts = self._facts(name)
@@ -233,32 +231,6 @@ class Steps:
                     at = time.strftime("%H:%M", time.localtime(when))
                     self.reporter.notice(f"resuming {name} from its checkpoint of {at}")
         return staged, scratch, resume.binding(facts)
-
-    def run_here(self, name: str, pending: Pending) -> StepResult:
-        """Run one step in this process (the sequential make), permanences shared."""
-        planned = self.plan.steps[name]
-        staged, scratch, binding = self.prepare(name, pending.facts)
-        self.reporter.step_started(name)
-        try:
-            if planned.launcher != "none":  # torch.distributed: ranks in child processes
-                from tipi.execution.distributed import launch
-
-                task = self.task(name, staged, scratch, pending.facts.forced, binding)
-                result: Any = launch(task, lambda line: self.reporter.step_output(name, line))
-            else:
-                from tipi.execution import Job, SequentialExecutor
-
-                resolved = self.context.resolve()
-                if self.controller is None:
-                    from tipi.lifecycle import Controller
-
-                    self.controller = Controller(resolved.permanences, self.reporter)
-                job = Job(resolved.steps[name], staged, scratch, pending.facts.forced, binding)
-                result = SequentialExecutor(self.controller).run(job)
-        except BaseException:
-            self.state.staging.discard(staged)
-            raise
-        return self.conclude(name, pending, staged, result)
 
     def outputs_of(self, name: str) -> dict[str, Path]:
         """The step's outputs as absolute paths, from the plan (no import of its class)."""
@@ -383,11 +355,6 @@ class Steps:
         self.done.outcomes[result.name] = result.outcome
         self.reporter.step_finished(result)
         return result
-
-    def cleanup(self) -> None:
-        """Clean up the permanences in-process runs initialized."""
-        if self.controller is not None:
-            self.controller.cleanup()
 
 
 _BLOCKING = ("failed", "not run")

@@ -54,9 +54,10 @@ class RunCache:
 
             self.remote = RemoteStore(steps.options.remote, steps.reporter.warning)
 
-    def lookup(self, name: str, facts: StepFacts) -> RunRecord | None:
+    def lookup(self, name: str, facts: StepFacts, fetch: bool = True) -> RunRecord | None:
         """An earlier successful run with this fingerprint, from the run cache (or the
-        remote one); None for steps that must run (forced, volatile)."""
+        remote one, copied here unless `fetch` is false: a dry run only says what it would
+        restore); None for steps that must run (forced, volatile)."""
         if facts.forced or facts.volatile or not self.steps.options.run_cache:
             return None
         key = self.key(facts)
@@ -64,7 +65,7 @@ class RunCache:
         record = self.steps.state.run_cache.lookup(key, self.steps.plan.permanences, names)
         if record is None and self.remote is not None:
             try:
-                if self.steps.options.dry_run:  # say what would be restored; copy nothing
+                if not fetch:
                     record = self.remote.find(key, self.steps.plan.permanences, names)
                 else:
                     record = self.remote.fetch(

@@ -1,0 +1,305 @@
+"""What doing a decided step means, one dispatcher per kind of make (the scheduler's executors).
+
+* `InProcess`: one slot, this process: the sequential make. Permanences are shared by its
+  steps; a torch.distributed step runs its ranks under torchrun and is waited for.
+* `Workers`: N slots of worker processes (`-j N`) or of a Dask cluster (`--executor dask`).
+  The driver stages, commits and records; workers only run (see schedule.py).
+* `DryRun`: unbounded slots that change nothing: each step *would run* (or be restored).
+
+The scheduler hands each step that must run to `start`: a finished result comes back at once,
+or the step has started and `collect` returns it later, or there is no room for it yet.
+Executors (tipi/execution/) run steps; they never import this module or the lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tipi.errors import TipiError
+from tipi.report import StepResult
+from tipi.step import Pending, Steps
+from tipi.step_cache import restorable
+
+if TYPE_CHECKING:
+    from tipi.execution.resources import ResourcePool, Resources
+    from tipi.execution.types import Result, Task
+    from tipi.lifecycle import Controller
+
+POLL_SECONDS = 0.2
+
+STARTED = True  # `start`: the step runs now; `collect` returns its result
+NO_ROOM = False  # `start`: every slot (or the GPUs it needs) is taken; try again later
+
+
+class Dispatch(Protocol):
+    """The scheduler's view of an executor."""
+
+    @property
+    def running(self) -> int:
+        """How many steps have started and not been collected."""
+        ...
+
+    @property
+    def room(self) -> bool:
+        """True while a slot is free (the step's resources may still not fit)."""
+        ...
+
+    def start(self, name: str, pending: Pending) -> StepResult | bool:
+        """Do `name`: its result when done at once, else `STARTED` or `NO_ROOM`."""
+        ...
+
+    def collect(self) -> list[StepResult]:
+        """Wait briefly for started steps; the results of those that ended."""
+        ...
+
+    def close(self, interrupted: bool) -> None:
+        """Stop: discard what started and did not end; release workers and permanences."""
+        ...
+
+
+def dispatch_for(steps: Steps, order: list[str]) -> Dispatch:
+    """The dispatcher the make's options ask for; `order`: the steps of this make."""
+    options = steps.options
+    if options.dry_run:
+        return DryRun(steps)
+    if (options.jobs or 1) > 1 or options.executor != "local":
+        return Workers(steps, order)
+    return InProcess(steps)
+
+
+class DryRun:
+    """Says what would happen and does nothing: no lock, no staging, no copy from a cache."""
+
+    running = 0
+    room = True
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+
+    def start(self, name: str, pending: Pending) -> StepResult:
+        reasons = tuple(pending.decision.explain())
+        record = self.steps.cache.lookup(name, pending.facts, fetch=False)
+        if record is not None:
+            reasons = (f"{restorable(record)}: it would be restored", *reasons)
+        return self.steps.finish(StepResult(name, "would run", reasons=reasons))
+
+    def collect(self) -> list[StepResult]:
+        return []
+
+    def close(self, interrupted: bool) -> None:
+        pass
+
+
+class InProcess:
+    """One slot in this process: a step runs to its end inside `start`."""
+
+    running = 0
+    room = True
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        self.controller: Controller | None = None
+
+    def start(self, name: str, pending: Pending) -> StepResult:
+        steps = self.steps
+        claimed = steps.claim(name, pending)
+        if not isinstance(claimed, Pending):
+            return claimed
+        planned = steps.plan.steps[name]
+        staged, scratch, binding = steps.prepare(name, claimed.facts)
+        steps.reporter.step_started(name)
+        try:
+            if planned.launcher != "none":  # torch.distributed: ranks in child processes
+                from tipi.execution.distributed import launch
+
+                task = steps.task(name, staged, scratch, claimed.facts.forced, binding)
+                result: Result = launch(task, lambda line: steps.reporter.step_output(name, line))
+            else:
+                from tipi.execution import Job, SequentialExecutor
+
+                resolved = steps.context.resolve()
+                if self.controller is None:
+                    from tipi.lifecycle import Controller
+
+                    self.controller = Controller(resolved.permanences, steps.reporter)
+                job = Job(resolved.steps[name], staged, scratch, claimed.facts.forced, binding)
+                result = SequentialExecutor(self.controller).run(job)
+        except BaseException:
+            steps.state.staging.discard(staged)
+            raise
+        return steps.conclude(name, claimed, staged, result)
+
+    def collect(self) -> list[StepResult]:
+        return []
+
+    def close(self, interrupted: bool) -> None:
+        """Clean up the permanences the steps initialized (always, also after Ctrl-C)."""
+        if self.controller is not None:
+            self.controller.cleanup()
+
+
+@dataclass
+class _Running:
+    name: str
+    pending: Pending
+    need: Resources
+    task: Task
+    staged: dict[str, Path]
+    slot: int
+    gpus: list[int]
+    status: str = ""
+
+
+class Workers:
+    """Slots of worker processes or of a Dask cluster, opened when the first step runs.
+
+    The driver (this process) does everything but run steps: it stages a step's outputs in a
+    slot of its own, hands a Task to the pool, and when the step ends, shows its output,
+    commits and records it. So traces have one writer, and a worker's crash loses at most
+    that step's staging folder.
+    """
+
+    def __init__(self, steps: Steps, order: list[str]) -> None:
+        self.steps = steps
+        self.index = {name: i for i, name in enumerate(order)}
+        self.pool: Any = None
+        self.resources: ResourcePool | None = None
+        self.free_slots: list[int] = []
+        self.started: dict[Any, _Running] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self.started)
+
+    @property
+    def room(self) -> bool:
+        return self.pool is None or len(self.started) < self.pool.slots
+
+    def start(self, name: str, pending: Pending) -> StepResult | bool:
+        from tipi.execution.resources import Resources
+
+        self._open()
+        if len(self.started) >= self.pool.slots:
+            return NO_ROOM
+        need = Resources.of(self.steps.plan.steps[name].resources)
+        gpus: list[int] | None = []
+        if self.resources is not None:
+            gpus = self.resources.take(need)
+            if gpus is None:
+                return NO_ROOM  # not enough free now; a smaller step further on may fit
+        claimed = self.steps.claim(name, pending)
+        if not isinstance(claimed, Pending):
+            self._give_back(need, gpus)
+            return claimed
+        self._submit(name, claimed, need, gpus)
+        return STARTED
+
+    def _open(self) -> None:
+        """Start the pool (first step to run) and refuse steps that could never fit."""
+        if self.pool is not None:
+            return
+        from tipi.execution.resources import Inventory, ResourcePool, Resources
+
+        options = self.steps.options
+        steps = self.steps.plan.steps
+        if options.executor == "dask":
+            from tipi.execution.dask import DaskPool
+
+            self.pool = DaskPool(options.scheduler, options.jobs)
+            checker = self.pool.check
+        else:
+            from tipi.execution.local import LocalPool
+
+            self.pool = LocalPool(options.jobs or 1)
+            self.resources = ResourcePool(options.inventory or Inventory.detect())
+            checker = self.resources.check
+        for name in self.index:
+            if steps[name].resources:
+                checker(name, Resources.of(steps[name].resources))
+        self.free_slots = list(range(self.pool.slots))[::-1]
+        self.steps.reporter.notice(
+            f"running up to {self.pool.slots} step(s) at once on the {self.pool.name} executor"
+            + (f" ({self.pool.address})" if options.executor == "dask" else "")
+        )
+
+    def _submit(self, name: str, pending: Pending, need: Resources, gpus: list[int]) -> None:
+        steps = self.steps
+        slot = self.free_slots.pop()
+        facts = pending.facts
+        staged, scratch, binding = steps.prepare(name, facts, slot)
+        task = steps.task(name, staged, scratch, facts.forced, binding)
+        if gpus:
+            task = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))})
+        steps.reporter.step_started(name)
+        try:
+            future = self.pool.submit(task, need)
+        except BaseException:
+            steps.state.staging.discard(staged)
+            self.free_slots.append(slot)
+            self._give_back(need, gpus)
+            raise
+        self.started[future] = _Running(name, pending, need, task, staged, slot, gpus)
+
+    def _give_back(self, need: Resources, gpus: list[int]) -> None:
+        if self.resources is not None:
+            self.resources.give_back(need, gpus)
+
+    def collect(self) -> list[StepResult]:
+        done = self.pool.wait(list(self.started), POLL_SECONDS)
+        if not done:
+            self._show_status()
+            return []
+        finished = []
+        for future in sorted(done, key=lambda f: self.index[self.started[f].name]):
+            running = self.started.pop(future)
+            result = self.pool.result(future, running.task)
+            self.free_slots.append(running.slot)
+            self._give_back(running.need, running.gpus)
+            output = _read(Path(running.task.log))
+            if output.strip():
+                self.steps.reporter.step_output(running.name, output)
+            try:
+                ended = self.steps.conclude(running.name, running.pending, running.staged, result)
+            except TipiError as error:  # not the step's fault: its outputs could not be moved
+                ended = self.steps.fail(running.name, error, result.seconds, ())
+            finished.append(ended)
+        return finished
+
+    def _show_status(self) -> None:
+        for running in self.started.values():
+            line = _last_line(Path(running.task.log))
+            if line and line != running.status:
+                running.status = line
+                self.steps.reporter.step_progress(running.name, line)
+
+    def close(self, interrupted: bool) -> None:
+        for running in self.started.values():
+            self.steps.state.staging.discard(running.staged)
+        self.started.clear()
+        if self.pool is not None:
+            self.pool.close(interrupted=interrupted)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, 2)
+            file.seek(max(0, file.tell() - size))
+            lines: Iterable[bytes] = file.read().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(list(lines)):
+        text = line.decode(errors="replace").strip()
+        if text:
+            return text[-120:]
+    return ""
