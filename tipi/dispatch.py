@@ -119,13 +119,16 @@ class InProcess:
                 result: Result = launch(task, lambda line: steps.reporter.step_output(name, line))
             else:
                 from tipi.execution import Job, SequentialExecutor
+                from tipi.execution.types import run_info
 
                 resolved = steps.context.resolve()
                 if self.controller is None:
                     from tipi.lifecycle import Controller
 
                     self.controller = Controller(resolved.permanences, steps.reporter)
-                job = Job(resolved.steps[name], staged, scratch, claimed.facts.forced, binding)
+                step = resolved.steps[name]
+                run = run_info(steps.run_id, steps.layout.pipeline, step, resolved.permanences)
+                job = Job(step, staged, scratch, claimed.facts.forced, binding, run)
                 result = SequentialExecutor(self.controller).run(job)
         except BaseException:
             steps.state.staging.discard(staged)

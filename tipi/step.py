@@ -102,6 +102,7 @@ class Steps:
         self.root = context.root
         self.reporter = context.reporter
         self.done = Outcomes()
+        self.run_id = ""  # the make's run (tipi runs), set by the make session
         self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
@@ -261,6 +262,7 @@ class Steps:
             source=self.plan.source,
             deps=tuple(tuple(d) for d in self.plan.deps),
             binding=binding.hex(),
+            run=self.run_id,
         )
 
     # Concluding -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class SequentialExecutor:
                     process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
                     if not process.force and process.skip():
                         return Result(job.name, "skipped", time.perf_counter() - started)
-                    with running(self.controller, job.name):
+                    with running(self.controller, job.name, job.run):
                         process.execute()
                 self.controller.checkpoint(used)
             except KeyboardInterrupt:

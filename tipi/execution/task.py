@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tipi.config.variant import Variant
 from tipi.errors import WorkerFailure
-from tipi.execution.types import Result, Task
+from tipi.execution.types import Result, Task, run_info
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -82,6 +82,7 @@ def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> Result:
             Path(scratch),
             task.forced,
             bytes.fromhex(task.binding),
+            run_info(task.run, task.pipeline, step, resolved.permanences),
         )
         with Controller(resolved.permanences, PlainReporter(task.step)) as controller:
             result = SequentialExecutor(controller).run(job)

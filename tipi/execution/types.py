@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tipi.context import RunInfo
+
 if TYPE_CHECKING:
-    from tipi.config.resolve import ResolvedStep
+    from tipi.config.resolve import ResolvedPermanence, ResolvedStep
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Job:
         scratch: the step's scratch folder (survives a crash, removed after success).
         forced: run even if the process's skip() says the work is done.
         binding: written into the scratch folder when the step creates it (cache/resume.py).
+        run: the make it belongs to, for its loggers (tipi.context).
     """
 
     step: ResolvedStep
@@ -29,6 +32,7 @@ class Job:
     scratch: Path
     forced: bool = False
     binding: bytes = b""
+    run: RunInfo | None = None
 
     @property
     def name(self) -> str:
@@ -62,6 +66,7 @@ class Task:
     source: str = ""
     deps: tuple[tuple[object, ...], ...] = ()
     binding: str = ""  # hex of the scratch folder's binding (JSON carries no bytes)
+    run: str = ""  # the id of the make (run) the step belongs to
 
     def to_data(self) -> dict[str, object]:
         return {
@@ -93,3 +98,22 @@ class Result:
     seconds: float = 0.0
     used: tuple[str, ...] = ()
     error: BaseException | None = None
+
+
+def run_info(
+    run: str,
+    pipeline: str,
+    step: ResolvedStep,
+    permanences: Mapping[str, ResolvedPermanence],
+) -> RunInfo | None:
+    """What a step's loggers are told of the make it runs in; None outside one."""
+    if not run:
+        return None
+    return RunInfo(
+        id=run,
+        pipeline=pipeline,
+        step=step.name,
+        step_type=step.cls.__name__,
+        params=dict(step.params),
+        permanences={name: dict(p.params) for name, p in permanences.items()},
+    )
