@@ -15,11 +15,13 @@ make, opened on first use and closed once. The layout is documented here and now
       staging/<p>/slot<k>/            outputs of a running step, moved into place on success
       scratch/<p>/<step>/             a step's resumable checkpoints, bound to its fingerprint
       logs/<p>/<step>.log             what a step printed in a worker process
+      runs/<p>/<id>.msgpack           one make that ran or restored a step (`tipi runs`)  runs/
 
 Every file is versioned msgpack (never pickle), written atomically; any of them may be lost
 or damaged: tipi warns and starts that part over. Steps of a sweep variant keep their traces
 in the pipeline's log under `<step>@<sweep>/<variant>` and their scratch folder and log under
-`<step>@<sweep>~<variant>`.
+`<step>@<sweep>~<variant>`. A run is written when its first step starts (status running) and
+again as each step ends and when the make ends; `tipi clean` keeps runs only with --keep-runs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from tipi.execution.staging import Staging
 
 CACHE_DIR = ".tipi_cache"
+RUNS_DIR = "runs"  # under CACHE_DIR: one folder of run records per pipeline
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class Layout:
     @property
     def code_file(self) -> Path:
         return self.cache / "code.msgpack"
+
+    @property
+    def runs_dir(self) -> Path:
+        """The pipeline's runs (`tipi runs`), its sweep variants' included."""
+        return self.cache / RUNS_DIR / self.pipeline
 
     @property
     def logs_dir(self) -> Path:

@@ -311,11 +311,16 @@ def clean_command(
         bool,
         typer.Option("--outputs", help="Also delete the outputs tipi recorded making, and sweeps."),
     ] = False,
+    keep_runs: Annotated[
+        bool, typer.Option("--keep-runs", help="Keep the record of past runs (`tipi runs`).")
+    ] = False,
 ) -> None:
     """Forget what was built: remove tipi's state (and with --outputs, the outputs)."""
     from tipi.cli.clean import clean
 
-    for line in clean(pipeline, outputs, lambda text: stderr().print(f"note: {text}")):
+    for line in clean(
+        pipeline, outputs, lambda text: stderr().print(f"note: {text}"), keep_runs=keep_runs
+    ):
         stdout().print(line, highlight=False)
 
 

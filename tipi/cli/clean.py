@@ -13,17 +13,21 @@ from tipi.config import list_pipelines
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.config.variant import SWEEPS_DIR
 from tipi.paths import output_problem
-from tipi.state import CACHE_DIR, Layout
+from tipi.state import CACHE_DIR, RUNS_DIR, Layout
 
 SWEEP_RESULTS = ("results.json", "results.csv")
 
 
 def clean(
-    pipeline: str | None, outputs: bool, notice: Callable[[str], None] | None = None
+    pipeline: str | None,
+    outputs: bool,
+    notice: Callable[[str], None] | None = None,
+    keep_runs: bool = False,
 ) -> list[str]:
     """Delete `.tipi_cache/` (or one pipeline's part of it) and, with `outputs`, the outputs
     its traces record (sweep variants' included) and its sweeps' result tables. Holds the
     project lock (`notice` hears about waiting for it): no make changes files meanwhile.
+    The runs (`tipi runs`) go too, unless `keep_runs`.
 
     Returns:
         one line per thing removed, for the user.
@@ -42,11 +46,18 @@ def clean(
                 removed += _remove_outputs(root, cache, name)
         if pipeline is None:
             lock.release()  # its file lives in the folder about to go
-            removed += _remove(cache, root)
+            if keep_runs and cache.is_dir() and not cache.is_symlink():
+                for part in sorted(cache.iterdir()):
+                    if part.name != RUNS_DIR:
+                        removed += _remove(part, root)
+            else:
+                removed += _remove(cache, root)
         else:
             for part in ("pipelines", "staging", "scratch"):
                 removed += _remove(cache / part / pipeline, root)
             removed += _remove(cache / "logs" / pipeline, root)
+            if not keep_runs:
+                removed += _remove(Layout(root, pipeline).runs_dir, root)
     finally:
         lock.release()
     return removed or ["nothing to clean"]

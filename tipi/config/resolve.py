@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from tipi.config.metrics import metrics_of
 from tipi.config.params import check_params
 from tipi.config.schema import PermanenceSpec, PipelineSpec, ProcessSpec
 from tipi.errors import ConfigError
@@ -43,6 +44,11 @@ class ResolvedStep:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def metrics(self) -> dict[str, Path]:
+        """name → path of the outputs that are metrics files (the class's, then the TOML's)."""
+        return metrics_of(self.cls, self.spec.metrics, self.outputs)
 
 
 @dataclass(frozen=True)

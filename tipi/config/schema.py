@@ -17,6 +17,7 @@ PROCESS_KEYS = (
     "params",
     "inputs",
     "outputs",
+    "metrics",
     "after",
     "volatile",
     "force",
@@ -42,7 +43,12 @@ class PermanenceSpec:
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One `[processes.NAME]` table; path values are still templates (`{params.x}` etc.)."""
+    """One `[processes.NAME]` table; path values are still templates (`{params.x}` etc.).
+
+    Attributes:
+        metrics: the names of the outputs that are metrics files (`metrics = {...}`, which
+            the loader adds to `outputs`; config/metrics.py).
+    """
 
     name: str
     type: str
@@ -50,6 +56,7 @@ class ProcessSpec:
     location: Location
     inputs: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     volatile: bool = False
     force: bool = False

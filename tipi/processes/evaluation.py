@@ -36,6 +36,7 @@ class Evaluate(PipelineProcess):
     """
 
     outputs = {"metrics": "out/{pipeline}/{name}/metrics.json"}
+    metrics_outputs = ("metrics",)  # runs record accuracy, precision, recall, F1
 
     def __init__(
         self,

@@ -1,0 +1,267 @@
+"""How `tipi runs`, `tipi diff` and `tipi show` render runs: Rich tables, and JSON for scripts."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from tipi.runs.diff import Change, RunDiff
+from tipi.runs.record import RunRecord
+
+STATUS_STYLES = {
+    "ok": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "unfinished": "yellow",
+    "running": "cyan",
+}
+# Metric names that say how good a run is: shown first in the table.
+KEY_WORDS = ("accuracy", "f1", "score", "auc", "loss", "error", "precision", "recall", "mse")
+MAX_NAMES = 4
+MAX_PARAMS = 3
+MAX_METRICS = 3
+
+
+def to_json(record: RunRecord) -> dict[str, Any]:
+    """A run for scripts: `params` and `metrics` flat (`step.param`, `step.key`)."""
+    return {
+        "id": record.id,
+        "pipeline": record.pipeline,
+        "variant": record.variant,
+        "status": record.shown_status,
+        "started": iso(record.started),
+        "ended": iso(record.ended),
+        "seconds": _seconds(record),
+        "command": record.command,
+        "commit": record.commit,
+        "dirty": record.dirty,
+        "ran": record.ran,
+        "restored": record.restored,
+        "failed": record.with_outcome("failed"),
+        "steps": {name: step.outcome for name, step in record.steps.items()},
+        "params": record.params(),
+        "permanences": record.permanence_params(),
+        "metrics": record.metrics(),
+        "logged": record.logged(),
+    }
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def iso(seconds: float | None) -> str | None:
+    """UTC ISO 8601 (`2026-03-01T14:22:33+00:00`) of a time, for scripts."""
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
+
+
+def runs_table(records: Sequence[RunRecord], previous: dict[str, RunRecord | None]) -> Table:
+    """id, when, status, commit, what ran, params changed since the pipeline's run before,
+    key metrics; the pipeline too when the runs are of several (or of sweep variants)."""
+    from tipi.runs.diff import changed_since
+
+    several = len({r.pipeline for r in records}) > 1 or any(r.variant for r in records)
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    columns = ["id", *(["pipeline"] if several else []), "when", "status", "commit", "ran"]
+    for column in [*columns, "params changed", "metrics"]:
+        short = column in ("id", "when", "status", "commit")
+        table.add_column(column, overflow="fold", no_wrap=short)
+    for record in records:
+        changes = changed_since(previous.get(record.id), record)
+        table.add_row(
+            Text(record.id, style="cyan"),
+            *([_pipeline(record)] if several else []),
+            when(record.started),
+            _status(record),
+            _commit(record),
+            _ran(record),
+            _params(changes, previous.get(record.id) is None),
+            _metrics(record),
+        )
+    return table
+
+
+def diff_view(diff: RunDiff) -> RenderableType:
+    """Two tables, params and metrics: key, old, new, and the change of numbers."""
+    old, new = diff.old, diff.new
+    title = Text.from_markup(
+        f"[cyan]{escape(old.id)}[/] ({escape(old.pipeline)}) → "
+        f"[cyan]{escape(new.id)}[/] ({escape(new.pipeline)})"
+    )
+    parts: list[RenderableType] = [title]
+    if not diff.params and not diff.metrics:
+        parts.append(Text("no param or metric differs"))
+    for label, changes in (("param", diff.params), ("metric", diff.metrics)):
+        if changes:
+            parts.append(_changes_table(label, changes))
+    return Group(*parts)
+
+
+def show_view(record: RunRecord) -> RenderableType:
+    """One run whole: when, how it ended, where (command, commit), then each step."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    head.add_row("run", Text(record.id, style="cyan"))
+    head.add_row("pipeline", _pipeline(record))
+    head.add_row("status", _status(record))
+    head.add_row("started", when(record.started, seconds=True))
+    head.add_row("ended", when(record.ended, seconds=True) if record.ended else "-")
+    if (seconds := _seconds(record)) is not None:
+        head.add_row("took", f"{seconds:.1f}s")
+    head.add_row("command", Text(" ".join(record.command)))
+    head.add_row("commit", Text(_commit(record, full=True)))
+    parts: list[RenderableType] = [head]
+    for name, step in record.steps.items():
+        parts.append(Text(""))
+        outcome = step.outcome or "up to date"
+        took = f" in {step.seconds:.2f}s" if step.seconds is not None else ""
+        parts.append(
+            Text.from_markup(
+                f"[bold]{escape(name)}[/] ({escape(step.type)}): {escape(outcome)}{took}"
+            )
+        )
+        if step.error:
+            parts.append(Text(f"  error: {step.error}", style="red"))
+        rows = _step_rows(record, name)
+        if rows.row_count:
+            parts.append(rows)
+    return Group(*parts)
+
+
+def _step_rows(record: RunRecord, name: str) -> Table:
+    from tipi.runs.record import flat_params
+
+    step = record.steps[name]
+    rows = Table.grid(padding=(0, 2))
+    rows.add_column(style="dim")
+    rows.add_column()
+    rows.add_column(overflow="fold")
+    sections: list[tuple[str, Iterable[tuple[str, Any]]]] = [
+        ("param", flat_params(name, step.params).items()),
+        (
+            "permanence",
+            (
+                kv
+                for perm, config in sorted(step.permanences.items())
+                if isinstance(config, dict)
+                for kv in flat_params(perm, config.get("params") or {}).items()
+            ),
+        ),
+        ("metric", ((f"{name}.{k}", v) for k, v in step.metrics.items())),
+        ("logged", ((f"{name}.{k}", v) for k, v in step.logged.items())),
+    ]
+    for label, items in sections:
+        for key, value in items:
+            rows.add_row(f"  {label}", Text(key), Text(_value(value)))
+    return rows
+
+
+def _changes_table(label: str, changes: list[Change]) -> Table:
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in (label, "old", "new", "change"):
+        table.add_column(column, overflow="fold", justify="left" if column == label else "right")
+    for change in changes:
+        table.add_row(
+            Text(change.key),
+            Text(_value(change.old), style="red"),
+            Text(_value(change.new), style="green"),
+            Text(_delta(change)),
+        )
+    return table
+
+
+def when(moment: float, seconds: bool = False) -> str:
+    """A moment in local time: date, hours and minutes (and `seconds`)."""
+    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(moment))
+
+
+def _seconds(record: RunRecord) -> float | None:
+    return round(record.ended - record.started, 3) if record.ended is not None else None
+
+
+def _pipeline(record: RunRecord) -> Text:
+    return Text(record.pipeline + (f" @{record.variant}" if record.variant else ""))
+
+
+def _status(record: RunRecord) -> Text:
+    status = record.shown_status
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _commit(record: RunRecord, full: bool = False) -> str:
+    if record.commit is None:
+        return "-" if record.dirty is None else ("(no commit) dirty" if record.dirty else "-")
+    commit = record.commit if full else record.commit[:8]
+    if record.dirty:
+        return f"{commit} (dirty)" if full else f"{commit}*"
+    return commit
+
+
+def _names(names: list[str]) -> str:
+    more = f" +{len(names) - MAX_NAMES}" if len(names) > MAX_NAMES else ""
+    return ", ".join(names[:MAX_NAMES]) + more
+
+
+def _ran(record: RunRecord) -> Text:
+    text = Text(_names(record.ran))
+    for outcome, style in (("restored", "blue"), ("failed", "red"), ("interrupted", "yellow")):
+        names = record.with_outcome(outcome)
+        if names:
+            text.append(("; " if text else "") + f"{outcome}: {_names(names)}", style=style)
+    return text or Text("-")
+
+
+def _params(changes: list[Change], first: bool) -> Text:
+    if first:
+        return Text("-", style="dim")
+    shown = [f"{c.key} {_value(c.old)}→{_value(c.new)}" for c in changes[:MAX_PARAMS]]
+    if len(changes) > MAX_PARAMS:
+        shown.append(f"+{len(changes) - MAX_PARAMS} more")
+    return Text(", ".join(shown)) if shown else Text("same", style="dim")
+
+
+def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, float]]:
+    """The run's metrics that say most: those named like a score or a loss first."""
+    metrics = list(record.metrics().items())
+    keyed = [kv for kv in metrics if any(w in kv[0].rsplit(".", 1)[-1] for w in KEY_WORDS)]
+    rest = [kv for kv in metrics if kv not in keyed]
+    return (keyed + rest)[:limit]
+
+
+def _metrics(record: RunRecord) -> Text:
+    shown = [f"{k} {_value(v)}" for k, v in key_metrics(record)]
+    more = len(record.metrics()) - len(shown)
+    if more > 0:
+        shown.append(f"+{more} more")
+    return Text(", ".join(shown)) if shown else Text("-", style="dim")
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _delta(change: Change) -> str:
+    delta = change.delta
+    if delta is None:
+        return ""
+    text = f"{delta:+.4g}"
+    if change.old:
+        text += f" ({delta / abs(change.old):+.1%})"
+    return text
