@@ -29,7 +29,12 @@ PLAN_KIND = "plan"
 
 @dataclass(frozen=True)
 class PlannedStep:
-    """A step as the engine decides on it: canonical params, project-relative paths."""
+    """A step as the engine decides on it: canonical params, project-relative paths.
+
+    Attributes:
+        metrics: name → path of its outputs that are metrics files (recorded with each run,
+            tipi/runs/; config/metrics.py).
+    """
 
     name: str
     type: str
@@ -47,6 +52,7 @@ class PlannedStep:
     launcher: str = "none"
     announces_resume: bool = False
     env: str = ""
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def location(self) -> Location:
@@ -278,6 +284,7 @@ class Planner:
                 params=canonical(self._portable(step.params) | _launch_params(step.spec)),
                 inputs={k: relative(p, self.root) for k, p in step.inputs.items()},
                 outputs={k: relative(p, self.root) for k, p in step.outputs.items()},
+                metrics={k: relative(p, self.root) for k, p in step.metrics.items()},
                 after=list(step.spec.after),
                 volatile=step.spec.volatile,
                 force=step.spec.force,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tipi.config.lines import key_lines
+from tipi.config.metrics import declare_metrics
 from tipi.config.schema import (
     LAUNCHERS,
     PERMANENCE_KEYS,
@@ -261,13 +262,19 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
         if not isinstance(table.get(flag, False), bool):
             raise ConfigError(f"'{flag}' must be true or false", location=spec.locate(*path, flag))
     nproc, launcher = _launch(table, path, spec)
+    outputs, metrics = declare_metrics(
+        _paths(table, "metrics", path, spec),
+        _paths(table, "outputs", path, spec),
+        lambda key: spec.locate(*path, "metrics", key),
+    )
     return ProcessSpec(
         name=name,
         type=_required_type(table, path, spec),
         params=_params(table, path, spec),
         location=spec.locate(*path),
         inputs=_paths(table, "inputs", path, spec),
-        outputs=_paths(table, "outputs", path, spec),
+        outputs=outputs,
+        metrics=metrics,
         after=tuple(after),
         volatile=table.get("volatile", False),
         force=table.get("force", False),

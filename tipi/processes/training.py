@@ -41,6 +41,7 @@ class Train(PipelineProcess):
     """
 
     announces_resume = True
+    metrics_outputs = ("history",)  # runs record its numbers: best_score, final.val_loss...
     inputs = {}
     outputs = {
         "model": "out/{pipeline}/{name}/model.pt",
@@ -156,6 +157,7 @@ class Train(PipelineProcess):
             "best_epoch": state.get("best_epoch"),
             "best_score": state.get("best_score"),
             "frozen": state.get("frozen", []),
+            "final": state["history"][-1] if state["history"] else {},
             "history": state["history"],
         }
         self.outputs["history"].write_text(json.dumps(summary, indent=2))
