@@ -17,7 +17,7 @@ STEPS = [
     ),
     (
         "Level 2: experiment logging",
-        '`logger.init()` picks W&B when it is installed (offline, into local run files, unless an API key is configured; the key is never written anywhere) and falls back to JSON lines with one message otherwise. `backend="tensorboard"` or `"files"` choose explicitly.',
+        '`logger.init()` picks W&B when it is installed (offline, into local run files, unless an API key is configured, and then it says once where they went; the key is never written anywhere) and falls back to JSON lines with one message otherwise. `backend="tensorboard"` or `"files"` choose explicitly. It takes `wandb.init`\'s common arguments as well, `logger.init(project="my_research", entity="my_team", config={"lr": lr})` (and `name`, `group`, `tags`, `notes`, `dir`, `mode`), and passes on what the backend supports. Each `init` is a run: an id, and a folder of its own for files and TensorBoard (`logs/<project>/<run>/`); `logger.log(..., step=epoch, epoch=epoch)` also logs the epoch ([logging](../README.md#logging)).',
     ),
     (
         "Level 3: the right device",

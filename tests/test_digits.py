@@ -44,7 +44,7 @@ def test_a_cold_make_trains_evaluates_exports_and_profiles(digits):
         for runtime in ("eager", "torchscript", "onnxruntime")
         for batch in (1, 32, 256)
     }
-    assert list((root / "logs/digits/figures").glob("confusion_matrix_*.png"))
+    assert list((root / "logs/digits").glob("**/figures/confusion_matrix_*.png"))
 
 
 def test_a_second_make_runs_nothing_and_lr_reruns_only_what_depends_on_train(digits):

@@ -72,7 +72,8 @@ def test_logger_standalone_writes_files_or_offline_wandb(tmp_path, monkeypatch):
     logger.init(project="files-run", backend="files", log_dir=tmp_path)
     logger.log({"loss": 0.5}, step=1)
     logger.finish()
-    assert json.loads((tmp_path / "files-run/metrics.jsonl").read_text())["loss"] == 0.5
+    (written,) = (tmp_path / "files-run").glob("*/metrics.jsonl")  # files-run/<run id>/
+    assert json.loads(written.read_text())["loss"] == 0.5
     run = logger.init(project="wandb-run", log_dir=tmp_path / "wb")  # auto: wandb is installed
     assert run.resolved_mode == "offline"
     logger.log({"loss": 0.25}, step=1)
@@ -122,7 +123,8 @@ def test_inside_a_pipeline_the_helpers_use_its_permanences(project, capsys):
     project.pipeline("h", PIPELINE, steps=STEPS)
     Engine("h").make()
     assert project.read("out/report.txt") == "cpu 2 1.0"
-    rows = [json.loads(line) for line in project.read("logs/metrics.jsonl").splitlines()]
+    (written,) = (project.root / "logs").glob("**/metrics.jsonl")  # logs/[h/]<run id>/
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
     assert [r["loss"] for r in rows] == [1.0, 0.5]
     err = capsys.readouterr().err
     assert "[progress]   epochs: 2/2 (100%)" in err  # nested under the step's bar

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import re
 
 import matplotlib
 import pytest
@@ -32,12 +32,20 @@ def test_basic_logger_writes_jsonl_png_and_hparams(tmp_path):
     logger.log_hparams({"lr": 0.01, "layers": [1, 2]}, {"acc": 0.9})
     logger.cleanup()
     logger.cleanup()  # finishing twice is harmless
-    rows = [json.loads(line) for line in (tmp_path / "logs/metrics.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["loss"]) for r in rows] == [(1, 0.5), (2, 0.25)]
+    (run,) = (tmp_path / "logs").iterdir()  # outside a pipeline: a run of the logger's own
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", run.name)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["run"], r["step"], r["loss"]) for r in rows] == [
+        (run.name, 1, 0.5),
+        (run.name, 2, 0.25),
+    ]
     assert rows[0]["acc"] == 0.75
-    png = tmp_path / "logs/figures/confusion_matrix_3.png"
+    png = run / "figures/confusion_matrix_3.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((tmp_path / "logs/hparams.json").read_text())["metrics"] == {"acc": 0.9}
+    hparams = json.loads((run / "hparams.json").read_text())
+    assert hparams["run"] == run.name
+    assert hparams["steps"]["main"]["hparams"] == {"lr": 0.01, "layers": [1, 2]}
+    assert hparams["steps"]["main"]["metrics"] == {"loss": 0.25, "acc": 0.9}
 
 
 def test_metrics_must_be_numbers(tmp_path):
@@ -58,7 +66,8 @@ def test_tensorboard_event_files_read_back(tmp_path):
     logger.log_figure("curve", figure(), step=3)
     logger.log_hparams({"lr": 0.01}, {"hparam/acc": 0.8})
     logger.cleanup()
-    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "scalars": 0})
+    (run,) = (tmp_path / "tb").iterdir()
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     scalars = events.Scalars("train/loss")
     assert [(s.step, round(s.value, 3)) for s in scalars] == [(1, 0.9), (2, 0.5), (3, 0.2)]
@@ -111,9 +120,8 @@ def test_several_loggers_at_once(tmp_path):
     }
     with Controller(perms) as controller:
         controller.get_permanence("all").log_metrics({"loss": 1.0}, step=1)
-    assert "loss" in (tmp_path / "files/metrics.jsonl").read_text()
-    assert any(Path(tmp_path / "tb").iterdir())
-    assert os.path.getsize(next((tmp_path / "tb").glob("events.out.tfevents.*"))) > 0
+    assert "loss" in next((tmp_path / "files").glob("*/metrics.jsonl")).read_text()
+    assert os.path.getsize(next((tmp_path / "tb").glob("*/events.out.tfevents.*"))) > 0
 
 
 def test_seaborn_style_graphs_are_logged_through_their_figure(tmp_path):
@@ -124,7 +132,7 @@ def test_seaborn_style_graphs_are_logged_through_their_figure(tmp_path):
     logger.initialize()
     logger.log_seaborn_graph("dist", axes, step=1)
     logger.cleanup()
-    assert (tmp_path / "figures/dist_1.png").exists()
+    assert list(tmp_path.glob("*/figures/dist_1.png"))
     with pytest.raises(TypeError, match="cannot find a matplotlib figure"):
         logger.log_seaborn_graph("bad", object())
 

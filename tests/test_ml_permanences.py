@@ -154,8 +154,9 @@ def test_every_builtin_declared_in_toml_and_used_by_a_step(project, monkeypatch)
     assert [r.outcome for r in summary.results] == ["ran"]
     report = json.loads(project.read("out/report.json"))
     assert report == {"device": "cpu", "steps": 4}
-    assert len(project.read("logs/files/metrics.jsonl").splitlines()) == 4
-    assert list((project.root / "logs/tb").glob("events.out.tfevents.*"))
+    (written,) = (project.root / "logs/files").glob("**/metrics.jsonl")  # a folder per run
+    assert len(written.read_text().splitlines()) == 4
+    assert list((project.root / "logs/tb").glob("**/fit/events.out.tfevents.*"))
 
 
 def test_device_and_loggers_do_not_affect_results_but_network_does(project, monkeypatch):
@@ -194,4 +195,5 @@ def test_every_initialized_permanence_is_cleaned_up_after_a_failing_step(project
     assert cleaned[0] == "progress"  # reverse order of first use
     assert not (project.root / "out/report.json").exists()
     # the loggers were finished: their files are complete and closed
-    assert len(project.read("logs/files/metrics.jsonl").splitlines()) == 4
+    (written,) = (project.root / "logs/files").glob("**/metrics.jsonl")
+    assert len(written.read_text().splitlines()) == 4

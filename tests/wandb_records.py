@@ -63,3 +63,27 @@ def config(path: Path) -> dict[str, str]:
                 {u.key or "/".join(u.nested_key): u.value_json for u in record.config.update}
             )
     return found
+
+
+def run(path: Path) -> dict[str, Any]:
+    """What the run record says: name, group, job_type, tags, notes, entity and config (key →
+    decoded JSON), as the W&B UI would show them once synced."""
+    import json
+
+    for record in records(path):
+        if record.WhichOneof("record_type") == "run":
+            r = record.run
+            return {
+                "name": r.display_name,
+                "group": r.run_group,
+                "job_type": r.job_type,
+                "tags": list(r.tags),
+                "notes": r.notes,
+                "entity": r.entity,
+                "project": r.project,
+                "config": {
+                    u.key or "/".join(u.nested_key): json.loads(u.value_json)
+                    for u in r.config.update
+                },
+            }
+    raise AssertionError(f"no run record in {path}")

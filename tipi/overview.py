@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,15 @@ def overview(
 
 
 def _logged_metrics(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """metrics.jsonl of each BasicLogger permanence, by permanence name."""
-    from tipi.permanences.loggers import BasicLogger
+    """What each BasicLogger permanence logged for this pipeline, every run in order, by
+    permanence name."""
+    from tipi.permanences.loggers import BasicLogger, read_metrics
 
     resolved = engine.planner.resolve()
     found = {}
     for name, permanence in resolved.permanences.items():
         if issubclass(permanence.cls, BasicLogger):
-            path = Path(permanence.params.get("log_dir", "logs")) / "metrics.jsonl"
-            if path.exists():
-                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = read_metrics(Path(permanence.params.get("log_dir", "logs")), engine.name)
+            if rows:
                 found[name] = rows
     return found

@@ -226,7 +226,7 @@ class _Loop:
             state["epoch"], state["batch"] = epoch + 1, 0
             stop = any([cb.on_epoch_end(epoch + 1, metrics, state) for cb in step.callbacks])
             if self.loggers is not None:
-                self.loggers.log_metrics(metrics, step=epoch + 1)
+                self.loggers.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)
             if self.progress is not None:
                 status = f"val_acc {metrics['val_accuracy']:.3f} loss {metrics['val_loss']:.3f}"
                 self.progress.update(self.epochs_task, completed=epoch + 1, status=status)

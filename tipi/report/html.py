@@ -95,7 +95,7 @@ def _metric_names(rows: list[dict[str, Any]]) -> list[str]:
     names: dict[str, None] = {}
     for row in rows:
         for key, value in row.items():
-            if key not in ("step", "time") and isinstance(value, int | float):
+            if key not in ("step", "time", "epoch") and isinstance(value, int | float):
                 names[key] = None
     return list(names)
 
