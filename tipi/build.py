@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tipi.cache.clean import is_clean, write_clean_record
 from tipi.cache.failures import update_failures
@@ -17,6 +18,9 @@ from tipi.report import RunSummary, StepResult
 from tipi.schedule import Scheduler
 from tipi.state import State
 from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
+
+if TYPE_CHECKING:
+    from tipi.runs.recorder import RunRecorder
 
 __all__ = ["Build", "BuildOptions", "MakeContext"]
 
@@ -44,6 +48,23 @@ class Build:
         self.steps = Steps(context, plan, options, self.state)
         self.shortcut = False
         self.completed = False
+        if not options.dry_run:
+            self.steps.recorder = self._recorder()
+            self.steps.run_id = self.steps.recorder.id
+
+    def _recorder(self) -> RunRecorder:
+        """The make's run (`tipi runs`): written once a step runs or is restored."""
+        from tipi.runs.recorder import RunRecorder
+
+        variant = self.context.layout.variant
+        recorder = RunRecorder(
+            self.context.root,
+            self.plan.pipeline,
+            variant=f"{variant.sweep}/{variant.name}" if variant else None,
+            warn=self.reporter.warning,
+        )
+        recorder.consider(self.plan.steps, self.order)
+        return recorder
 
     def run(self) -> RunSummary:
         summary = RunSummary(self.plan.pipeline, dry_run=self.options.dry_run)
@@ -68,6 +89,9 @@ class Build:
             ) from None
         finally:
             self._close()
+            if self.steps.recorder is not None:
+                ended = None if self.completed else "failed"
+                self.steps.recorder.close("interrupted" if summary.interrupted else ended)
             done = {r.name for r in summary.results}
             summary.results += [StepResult(n, "not run") for n in self.order if n not in done]
             summary.seconds = time.perf_counter() - started

@@ -38,6 +38,7 @@ class RunContext:
     controller: Any
     step: str
     run: RunInfo | None = None
+    logged: dict[str, float] = field(default_factory=dict)
 
     def find(self, kind: type) -> Any | None:
         """The first declared permanence whose class is `kind` (initialized on first use)."""
@@ -48,6 +49,14 @@ class RunContext:
 
 
 _current: ContextVar[RunContext | None] = ContextVar("tipi_run_context", default=None)
+
+
+def note_logged(metrics: Mapping[str, float]) -> None:
+    """Keep the last value of each scalar a logger wrote during the running step: the make
+    records them in its run (`tipi runs`). Outside a step this does nothing."""
+    context = _current.get()
+    if context is not None:
+        context.logged.update(metrics)
 
 
 def current() -> RunContext | None:

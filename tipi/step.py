@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
     from tipi.execution.resources import Inventory
     from tipi.execution.types import Result, Task
+    from tipi.runs.recorder import RunRecorder
 
 RAN_OR_RESTORED = ("ran", "restored")
 
@@ -103,6 +104,8 @@ class Steps:
         self.reporter = context.reporter
         self.done = Outcomes()
         self.run_id = ""  # the make's run (tipi runs), set by the make session
+        self.recorder: RunRecorder | None = None  # none in a dry run
+        self._used_configs: dict[str, dict] = {}
         self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
         self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
@@ -133,6 +136,8 @@ class Steps:
             if not decision.run:
                 return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
             pending = Pending(decision, facts)
+        if self.recorder is not None:
+            self.recorder.step_started(name)
         record = self.cache.lookup(name, pending.facts)
         if record is not None:
             restored = self.cache.restore(name, pending.decision, pending.facts, record)
@@ -297,6 +302,8 @@ class Steps:
         if outcome == "skipped":
             self.done.skip_method = True
             return self.finish(StepResult(name, "skipped", seconds, (str(Reason("skip-method")),)))
+        if self.recorder is not None and result.logged:
+            self.recorder.logged(name, result.logged)
         if outcome == "failed":
             return self.fail(name, error, seconds, reasons)
         self.record(name, pending.facts, frozenset(result.used), seconds)
@@ -337,6 +344,7 @@ class Steps:
             environment=facts.environment,
         )
         self.state.traces.put(self.layout.key(name), trace)
+        self._used_configs[name] = trace.permanences
         if keep and not facts.volatile and self.options.run_cache:
             self.cache.keep(name, facts, trace.permanences, seconds)
 
@@ -355,6 +363,14 @@ class Steps:
 
     def finish(self, result: StepResult) -> StepResult:
         self.done.outcomes[result.name] = result.outcome
+        if self.recorder is not None and result.outcome in ("ran", "restored", "failed"):
+            self.recorder.step_ended(
+                result.name,
+                result.outcome,
+                seconds=result.seconds,
+                permanences=self._used_configs.get(result.name),
+                error=result.error or "",
+            )
         self.reporter.step_finished(result)
         return result
 

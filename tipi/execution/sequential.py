@@ -46,6 +46,7 @@ class SequentialExecutor:
     def run(self, job: Job) -> Result:
         step = job.step
         started = time.perf_counter()
+        logged: dict[str, float] = {}
         with self.controller.recording() as used:
             try:
                 with exits_are_failures():
@@ -54,7 +55,8 @@ class SequentialExecutor:
                     process.bind_paths(step.inputs, job.outputs, job.scratch, job.name, job.binding)
                     if not process.force and process.skip():
                         return Result(job.name, "skipped", time.perf_counter() - started)
-                    with running(self.controller, job.name, job.run):
+                    with running(self.controller, job.name, job.run) as context:
+                        logged = context.logged
                         process.execute()
                 self.controller.checkpoint(used)
             except KeyboardInterrupt:
@@ -67,14 +69,20 @@ class SequentialExecutor:
                     called.with_traceback(exc.__traceback__),  # shows where it was called
                     hint="a step ends by returning from execute(); raise an exception to fail",
                 )
-                return Result(job.name, "failed", _since(started), tuple(sorted(used)), failure)
+                return Result(
+                    job.name, "failed", _since(started), tuple(sorted(used)), failure, logged
+                )
             except TipiError as error:
-                return Result(job.name, "failed", _since(started), tuple(sorted(used)), error)
+                return Result(
+                    job.name, "failed", _since(started), tuple(sorted(used)), error, logged
+                )
             except Exception as exc:
                 failure = ProcessFailure(job.name, exc)
                 failure.__cause__ = exc
-                return Result(job.name, "failed", _since(started), tuple(sorted(used)), failure)
-        return Result(job.name, "ran", _since(started), tuple(sorted(used)))
+                return Result(
+                    job.name, "failed", _since(started), tuple(sorted(used)), failure, logged
+                )
+        return Result(job.name, "ran", _since(started), tuple(sorted(used)), None, dict(logged))
 
 
 def _since(started: float) -> float:

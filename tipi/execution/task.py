@@ -94,7 +94,9 @@ def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> Result:
     failure = None
     if result.error is not None:
         failure = WorkerFailure.describe(task.step, result.error)
-    return Result(task.step, result.outcome, result.seconds, result.used, failure)
+    return Result(
+        task.step, result.outcome, result.seconds, result.used, failure, dict(result.logged)
+    )
 
 
 @contextmanager

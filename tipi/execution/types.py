@@ -91,6 +91,7 @@ class Result:
         used: the permanences it asked for (their configs join its fingerprint).
         error: why it failed: the exception in this process; from a worker, a
             WorkerFailure (exceptions do not all survive pickling, so it carries text).
+        logged: the last value of each scalar its loggers wrote (tipi.context.note_logged).
     """
 
     name: str
@@ -98,6 +99,7 @@ class Result:
     seconds: float = 0.0
     used: tuple[str, ...] = ()
     error: BaseException | None = None
+    logged: Mapping[str, float] = field(default_factory=dict)
 
 
 def run_info(

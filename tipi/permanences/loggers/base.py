@@ -152,6 +152,7 @@ class BaseLoggerManager(Permanence):
         self._track()
         at = self._global_step(step, advance=True)
         self.final_metrics.update(values)
+        context.note_logged(values)  # the make keeps the last values in its run
         self._log_metrics(values, at)
 
     def log_figure(self, name: str, figure: Any, step: int | None = None) -> None:

@@ -1,0 +1,111 @@
+"""Every make that runs or restores a step is a run (build.py records it through
+tipi/runs/recorder.py): what ran, with which params, what it logged, and how it ended."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.make_helpers import PIPELINE, STEPS
+from tipi.engine import Engine
+from tipi.errors import PipelineInterrupted, ProcessFailure
+from tipi.runs.store import RunStore
+
+LOGGING = """
+from tipi import PipelineProcess
+from tipi.helpers import logger
+
+
+class Logs(PipelineProcess):
+    def __init__(self, controller, force: bool = False, lr: float = 0.1) -> None:
+        super().__init__(controller, force)
+        self.lr = lr
+
+    def execute(self) -> None:
+        for epoch in range(3):
+            logger.log({"loss": 1.0 / (epoch + 1) / self.lr})
+        self.outputs["out"].write_text(str(self.lr))
+
+
+class Breaks(PipelineProcess):
+    def execute(self) -> None:
+        raise ValueError("broken on purpose")
+
+
+class Stops(PipelineProcess):
+    def execute(self) -> None:
+        raise KeyboardInterrupt
+"""
+
+
+@pytest.fixture
+def proj(project):
+    project.pipeline("m", PIPELINE, steps=STEPS)
+    return project
+
+
+def runs_of(project, pipeline: str = "m") -> list:
+    return list(RunStore(project.root).records(pipeline))
+
+
+def test_a_make_that_runs_steps_is_one_run_and_a_no_op_none(proj):
+    Engine("m").make()
+    Engine("m").make()  # nothing to do: no run
+    Engine("m").make(dry_run=True)  # says, changes nothing: no run
+    (run,) = runs_of(proj)
+    assert run.status == "ok"
+    assert run.ran == ["a", "up", "b", "cat", "conf"]
+    assert run.params()["a.text"] == "abc"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_runs_keep_params_restores_and_what_the_steps_logged(project, jobs):
+    toml = """
+    [permanences.files]
+    type = "BasicLogger"
+    params = { log_dir = "logs" }
+
+    [processes.fit]
+    type = "Logs"
+    params = { lr = 0.5 }
+    outputs = { out = "out/fit.txt" }
+    """
+    project.pipeline("l", toml, steps=LOGGING)
+    Engine("l").make(jobs=jobs)
+    path = project.root / "pipelines/l/pipeline.toml"
+    path.write_text(path.read_text().replace("lr = 0.5", "lr = 0.25"))
+    Engine("l").make(jobs=jobs)
+    path.write_text(path.read_text().replace("lr = 0.25", "lr = 0.5"))
+    Engine("l").make(jobs=jobs)  # the first run's result, restored from the run cache
+    newest, second, first = runs_of(project, "l")
+    assert first.params()["fit.lr"] == 0.5 and second.params()["fit.lr"] == 0.25
+    assert first.ran == ["fit"] and newest.restored == ["fit"]
+    assert first.steps["fit"].logged == {"loss": pytest.approx(1 / 3 / 0.5)}
+    assert second.steps["fit"].logged == {"loss": pytest.approx(1 / 3 / 0.25)}
+    assert len({first.id, second.id, newest.id}) == 3
+
+
+def test_a_failed_and_an_interrupted_make_say_so(project):
+    toml = """
+    [processes.ok]
+    type = "Logs"
+    outputs = { out = "out/ok.txt" }
+
+    [processes.bad]
+    type = "Breaks"
+    after = ["ok"]
+    """
+    project.pipeline("f", toml, steps=LOGGING)
+    with pytest.raises(ProcessFailure):
+        Engine("f").make()
+    (failed,) = runs_of(project, "f")
+    assert failed.status == "failed"
+    assert failed.steps["ok"].outcome == "ran"
+    assert failed.steps["bad"].outcome == "failed"
+    assert "broken on purpose" in failed.steps["bad"].error
+    path = project.root / "pipelines/f/pipeline.toml"
+    path.write_text(path.read_text().replace('"Breaks"', '"Stops"'))
+    with pytest.raises(PipelineInterrupted):
+        Engine("f").make()
+    interrupted = runs_of(project, "f")[0]
+    assert interrupted.status == "interrupted"
+    assert interrupted.steps["bad"].outcome == "interrupted"
