@@ -80,6 +80,11 @@ class Evaluate(PipelineProcess):
             "confusion_matrix": confusion.tolist(),
         }
         self.outputs["metrics"].write_text(json.dumps(report, indent=2))
+        print(
+            f"{self.name}: {self.part} accuracy {metrics['accuracy']:.1%}, macro F1 "
+            f"{metrics['f1_macro']:.3f} on {len(labels)} samples",
+            flush=True,
+        )
         if self.loggers_name:
             loggers = self.controller.get_permanence(self.loggers_name)
             loggers.log_metrics({f"{self.part}_{k}": v for k, v in metrics.items()})
