@@ -26,7 +26,13 @@ def files(paths: list[Path], content: str = "x") -> None:
 
 def test_temp_files_of_tipi_are_removed_and_nothing_else(cache, tmp_path):
     temps = [
-        cache / ".stat.msgpack.k1ll3d_x.tmp",  # store.atomic_write (mkstemp)
+        cache / ".stat.msgpack.tipi-0a1b2c3d.tmp",  # tipi.atomic, for every file it replaces
+        cache / "pipelines/p/.traces.log.tipi-ffffffff.tmp",
+        cache / "scratch/p/train/.resume.pt.tipi-12345678.tmp",
+        cache / "scratch/p/train/.tipi-binding.tipi-9abcdef0.tmp",
+        cache / "scratch/p/.ranks-train/.rank3.json.tipi-00000000.tmp",
+        # tipi 0.2's names: a killed 0.2 make's leftovers are still removed
+        cache / ".stat.msgpack.k1ll3d_x.tmp",  # statefile.atomic_write (mkstemp)
         cache / "pipelines/p/.traces.log.abcdefgh.tmp",
         cache / "pipelines/p/sweeps/s/v/.plan.msgpack.0a1b2c3d.tmp",
         cache / "scratch/p/train/.resume.pt.tmp",  # Train's checkpoint
@@ -40,6 +46,8 @@ def test_temp_files_of_tipi_are_removed_and_nothing_else(cache, tmp_path):
         cache / "pipelines/p/.traces.log.short.tmp",
         cache / "scratch/p/train/mine/.x.abcdefgh.tmp",  # the step's own, below its folder
         cache / "scratch/p/train/checkpoint.tmp",
+        cache / "pipelines/p/.traces.log.tipi-0A1B2C3D.tmp",  # not tipi.atomic's hex
+        cache / "pipelines/p/.traces.log.tipi-abc.tmp",
         cache / "store/tmp/.host.123.0123abcd.tmp",  # the run cache sweeps its own
         cache / "staging/p/slot0/.out.abcdefgh.tmp",  # staging is emptied whole
     ]

@@ -15,7 +15,7 @@ import pytest
 
 from tipi.cache import statefile
 from tipi.cache.hashing import StatCache
-from tipi.cache.statefile import BrokenState, atomic_write, open_append, state_bytes, warn_broken
+from tipi.cache.statefile import BrokenState, open_append, state_bytes, warn_broken, write_state
 from tipi.cache.store import TraceStore, load_stat_cache, read_document, write_document
 from tipi.cache.trace import Trace
 
@@ -105,7 +105,7 @@ def test_writing_replaces_whatever_is_there_and_never_writes_through(tmp_path, f
         os.mkfifo(path)
     else:
         path.write_bytes(b"old")
-    atomic_write(path, b"new")
+    write_state(path, b"new")
     assert stat.S_ISREG(os.lstat(path).st_mode)
     assert path.read_bytes() == b"new"
     assert victim.read_bytes() == b"precious"
@@ -125,7 +125,7 @@ def test_a_temp_file_removed_before_its_rename_is_written_again(tmp_path, monkey
         return real(source, target)
 
     monkeypatch.setattr(os, "replace", remove_first)
-    atomic_write(tmp_path / "state", b"new")
+    write_state(tmp_path / "state", b"new")
     assert (tmp_path / "state").read_bytes() == b"new"
     assert len(calls) == 2
 
@@ -251,7 +251,7 @@ def test_writing_under_something_that_should_be_a_folder_replaces_it(tmp_path, f
         assert state_bytes(blocking / "p/plan.msgpack") is None
     else:
         assert "a folder on its path is not a folder" in broken(blocking / "p/plan.msgpack")
-    atomic_write(blocking / "p/plan.msgpack", b"new")
+    write_state(blocking / "p/plan.msgpack", b"new")
     assert (blocking / "p/plan.msgpack").read_bytes() == b"new"
     assert not (tmp_path / "nothing").exists()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import difflib
 import inspect
 import linecache
 import textwrap
@@ -15,6 +14,7 @@ from typing import Any
 from tipi.errors import DefinitionError, Location
 from tipi.permanence import Permanence
 from tipi.process import PipelineProcess
+from tipi.suggest import close_matches
 
 # The one method each kind must write: (kind, why it is needed, stub, what the body does).
 _REQUIRED = {
@@ -111,7 +111,7 @@ def _meant(cls: type, method: str) -> str | None:
         for attr, value in vars(klass).items()
         if callable(value) and not (attr.startswith("__") and attr != "__call__")
     }
-    close = difflib.get_close_matches(method, sorted(own), n=1, cutoff=0.7)
+    close = close_matches(method, sorted(own), cutoff=0.7)
     habits = [h for h in _HABITS[method] if h in own]
     return (close or habits or [None])[0]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tipi.errors import DefinitionError, PermanenceFailure
 from tipi.permanence import Permanence
 from tipi.report import NullReporter, Reporter
+from tipi.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPermanence
@@ -78,13 +78,10 @@ class Controller:
             return self._instances[name]
         declared = self._declared.get(name)
         if declared is None:
-            close = difflib.get_close_matches(name, list(self._declared), n=1)
             available = ", ".join(self._declared) or "none declared"
             raise DefinitionError(
                 f"no permanence named '{name}' (available: {available})",
-                hint=f"did you mean '{close[0]}'?"
-                if close
-                else "declare it under [permanences.NAME]",
+                hint=did_you_mean(name, self._declared) or "declare it under [permanences.NAME]",
             )
         instance = self._instances.get(name) or self._construct(name, declared)
         # What it asks for while it starts, it needs: a later step that uses only this one

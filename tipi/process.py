@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from tipi.atomic import atomic_write
 
 if TYPE_CHECKING:
     from tipi.permanence import Permanence
@@ -91,8 +92,6 @@ class PipelineProcess(ABC):
             binding = getattr(self, "_scratch_binding", b"")
             marker = scratch / ".tipi-binding"
             if binding and not marker.exists():
-                # Unique temporary name: every rank of a distributed step shares the folder.
-                tmp = scratch / f".tipi-binding.{os.getpid()}.tmp"
-                tmp.write_bytes(binding)
-                os.replace(tmp, marker)
+                # Every rank of a distributed step may write it: each its own temp file.
+                atomic_write(marker, binding)
         return scratch

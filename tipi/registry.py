@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import sys
@@ -20,6 +19,7 @@ from tipi.siblings import (
     local_package,
     warn_unreachable_siblings,
 )
+from tipi.suggest import did_you_mean
 
 __all__ = ["BUILTIN_TYPES", "Registry", "SiblingShadowWarning", "is_component", "kind_of", "unwrap"]
 
@@ -155,11 +155,9 @@ class Registry:
             return self._abstract[name]
         if name in self.builtins:
             return self._import_dotted(self.builtins[name], location)
-        close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
         hint = (
-            f"did you mean {' or '.join(repr(c) for c in close)}?"
-            if close
-            else "run `tipi list` to see the available types, or use a `module:Class` path"
+            did_you_mean(name, self.names(), n=3)
+            or "run `tipi list` to see the available types, or use a `module:Class` path"
         )
         raise DefinitionError(f"unknown type '{name}'", hint=hint, location=location)
 
@@ -183,11 +181,9 @@ class Registry:
         obj = module
         for part in attr.split("."):
             if not hasattr(obj, part):
-                close = difflib.get_close_matches(part, dir(obj), n=3)
-                hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
                 raise DefinitionError(
                     f"module '{module_name}' has no attribute '{attr}'",
-                    hint=hint,
+                    hint=did_you_mean(part, dir(obj), n=3),
                     location=location,
                 )
             obj = getattr(obj, part)

@@ -3,10 +3,12 @@ that holds the project lock (no other make is writing then).
 
 A killed make can leave:
 
-* temp files of tipi's atomic writes under `.tipi_cache/`: ``.<name>.<8 chars>.tmp`` (state
-  files), ``.tipi-binding.<pid>.tmp`` and ``.resume.pt.tmp`` (a step's scratch folder),
-  ``.rank<n>.json.tmp`` (a distributed step's reports). The run cache, `store/`, sweeps its
-  own (content.py);
+* temp files of tipi's atomic writes under `.tipi_cache/` (tipi.atomic): state files, a
+  step's scratch marker and resume checkpoint, a distributed step's rank reports, all named
+  ``.<name>.tipi-<8 hex>.tmp``; and, for one more release, those of tipi 0.2 and before:
+  ``.<name>.<8 chars>.tmp`` (state files), ``.tipi-binding.<pid>.tmp`` and ``.resume.pt.tmp``
+  (a step's scratch folder), ``.rank<n>.json.tmp`` (rank reports). The run cache, `store/`,
+  sweeps its own (content.py);
 * ``.<name>.tipi-old-<8 hex>`` beside a directory output, the old folder moved aside while the
   new one was moved into place (execution/staging.py).
 
@@ -28,11 +30,12 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from tipi.atomic import TEMP_PATTERN
 from tipi.cache.statefile import file_kind, remove_path, shown
 
-TEMP_NAME = re.compile(
-    r"\.(?:.+\.[A-Za-z0-9_]{8}|tipi-binding\.\d+|resume\.pt|rank\d+\.json)\.tmp", re.DOTALL
-)
+# tipi.atomic's temp names, then those of tipi 0.2 and before (drop them in the next release).
+LEGACY_TEMP = r"\.(?:.+\.[A-Za-z0-9_]{8}|tipi-binding\.\d+|resume\.pt|rank\d+\.json)\.tmp"
+TEMP_NAME = re.compile(f"{TEMP_PATTERN}|{LEGACY_TEMP}", re.DOTALL)
 OLD_SUFFIX = r"\.tipi-old-[0-9a-f]{8}"
 # Folders under .tipi_cache/ that hold one folder per pipeline, and what for (store/, the run
 # cache, is content.py's).

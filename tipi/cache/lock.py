@@ -14,11 +14,11 @@ from pathlib import Path
 
 from tipi.cache.statefile import (
     BrokenState,
-    atomic_write,
     file_kind,
     remove_path,
     shown,
     state_bytes,
+    write_state,
 )
 from tipi.errors import TipiError
 
@@ -124,7 +124,8 @@ class ProjectLock:
             "command": " ".join(["tipi", *sys.argv[1:]]),
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        atomic_write(self.holder_file, json.dumps(note).encode())
+        # A note for people, written again by every make that takes the lock: no fsync.
+        write_state(self.holder_file, json.dumps(note).encode(), durable=False)
 
     def _repair(self) -> None:
         """Make the lock file a plain file its owner can read and write again, if it is not.

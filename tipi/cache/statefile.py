@@ -7,8 +7,8 @@ tipi never crashes, never blocks and never follows a link on its own cache.
 
 * Reading opens without following a link and without blocking (a FIFO opens at once and is
   then refused), and reads only a regular file.
-* Writing writes a temp file beside the target and renames it over whatever is there: a link
-  is replaced, never written through; a folder is removed first.
+* Writing replaces the file whole (tipi.atomic): a link is replaced, never written through;
+  a folder is removed first, and so is a file where one of its folders belongs.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import math
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from tipi import atomic
 
 Warn = Callable[[str], None]
 Check = Callable[[Any], str | None]
@@ -41,6 +42,9 @@ ROLES: dict[str, tuple[str, str]] = {
     "failures": ("the failures of earlier runs", "they are forgotten"),
     "code-table": ("the code table", "a code change may be named less precisely"),
 }
+# Kinds that are caches of what tipi can work out again (at the cost of the warning above):
+# written without fsync (tipi.atomic), so that a make never waits for the disk for them.
+REBUILT = frozenset({"plan", "stat-cache", "clean-record", "code-table"})
 # Broken files already reported in this process, by path, problem and file identity: a file
 # read twice in one command (the plan, by `tipi status`) is reported once, and a file broken
 # again later (a new inode, size or mtime) is reported again.
@@ -160,35 +164,25 @@ def remove_path(path: Path) -> None:
         pass
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old or the new content, never a mix.
+def write_state(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace the state file `path` with `data` (tipi.atomic: readers see the old or the new
+    content, never a mix; `durable`: fsynced), repairing the cache on the way.
 
     Whatever is at `path` is replaced, never written through: a link by the file, a folder
-    after it is removed."""
+    after it is removed; and its folder is made, removing what stands in the way."""
     try:
-        _write_and_rename(path, data)
+        _repair_and_write(path, data, durable)
     except FileNotFoundError:
         # The temp file went before the rename (the make that holds the project lock removes
         # leftovers of killed runs, leftovers.py) or its folder did (`tipi clean`): again.
-        _write_and_rename(path, data)
+        _repair_and_write(path, data, durable)
 
 
-def _write_and_rename(path: Path, data: bytes) -> None:
+def _repair_and_write(path: Path, data: bytes, durable: bool) -> None:
     _make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            if not (os.path.isdir(path) and not os.path.islink(path)):
-                raise
-            shutil.rmtree(path, ignore_errors=True)
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    atomic.atomic_write(path, data, durable=durable)
 
 
 def _make_folder(folder: Path) -> None:

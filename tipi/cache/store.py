@@ -26,11 +26,11 @@ import msgpack
 
 from tipi.cache.hashing import STAT_KIND, StatCache, stat_problem
 from tipi.cache.statefile import (
+    REBUILT,
     ROLES,
     BrokenState,
     Check,
     Warn,
-    atomic_write,
     fields_problem,
     is_map,
     map_problem,
@@ -40,6 +40,7 @@ from tipi.cache.statefile import (
     state_bytes,
     text_problem,
     warn_broken,
+    write_state,
 )
 from tipi.cache.trace import Trace
 
@@ -47,11 +48,12 @@ FORMAT_VERSION = 1
 
 
 def write_document(path: Path, kind: str, data: Any) -> None:
-    """Write a versioned msgpack document atomically."""
+    """Write a versioned msgpack document atomically (fsynced unless it is a cache tipi
+    rebuilds, statefile.REBUILT)."""
     packed = msgpack.packb(
         {"tipi": kind, "version": FORMAT_VERSION, "data": data}, use_bin_type=True
     )
-    atomic_write(path, packed)
+    write_state(path, packed, durable=kind not in REBUILT)
 
 
 def load_document(path: Path, kind: str, check: Check | None = None) -> Any:
@@ -187,7 +189,7 @@ class TraceStore:
             n: t.to_record() if isinstance(t, Trace) else t for n, t in self._traces.items()
         }
         chunks = [packer.pack(self.HEADER), packer.pack(snapshot)]
-        atomic_write(self.path, b"".join(chunks))
+        write_state(self.path, b"".join(chunks))
         self._entries = len(self._traces)
         self._rewrite = False
 

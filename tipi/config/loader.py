@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from tipi.config.schema import (
 from tipi.config.toml import check_values, parse_toml, read_text
 from tipi.errors import ConfigError, Location
 from tipi.paths import NAME_RULE, is_name
+from tipi.suggest import did_you_mean
 
 
 def load_pipeline(
@@ -153,12 +153,9 @@ def _override_target(
         if in_processes or in_permanences:
             return ("processes" if in_processes else "permanences"), name, keys
         candidates = [*data.get("processes", {}), *data.get("permanences", {})]
-    close = difflib.get_close_matches(name, candidates, n=1)
     raise ConfigError(
         f"override '{text}' names no step or permanence '{name}'",
-        hint=f"did you mean '{close[0]}'?"
-        if close
-        else f"known: {', '.join(candidates) or 'none'}",
+        hint=did_you_mean(name, candidates) or f"known: {', '.join(candidates) or 'none'}",
         location=Location(key="--set"),
     )
 
@@ -211,8 +208,7 @@ def _check_keys(
 ) -> None:
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+            hint = did_you_mean(key, allowed) or f"allowed: {', '.join(allowed)}"
             raise ConfigError(
                 f"unknown key '{key}' in {what}", hint=hint, location=spec.locate(*path, key)
             )
@@ -355,11 +351,9 @@ def _check_after(spec: PipelineSpec) -> None:
     for process in spec.processes.values():
         for other in process.after:
             if other not in spec.processes:
-                close = difflib.get_close_matches(other, list(spec.processes), n=1)
                 raise ConfigError(
                     f"'after' names unknown step '{other}'",
-                    hint=f"did you mean '{close[0]}'?"
-                    if close
-                    else f"steps: {', '.join(spec.processes)}",
+                    hint=did_you_mean(other, spec.processes)
+                    or f"steps: {', '.join(spec.processes)}",
                     location=spec.locate("processes", process.name, "after"),
                 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import typing
 from collections.abc import Callable, Mapping
@@ -11,6 +10,7 @@ from typing import Any
 
 from tipi.config.types import TypeMismatch, coerce, describe_value, type_name
 from tipi.errors import ConfigError, Location
+from tipi.suggest import did_you_mean
 
 # Constructor arguments the engine passes itself; never user params.
 ENGINE_ARGUMENTS = frozenset({"self", "controller", "force"})
@@ -107,8 +107,6 @@ def check_params(
 
 def _unknown_hint(key: str, infos: list[ParamInfo]) -> str:
     names = [info.name for info in infos]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    accepted = ", ".join(names) if names else "none"
-    if close:
-        return f"did you mean '{close[0]}'? accepted params: {accepted}"
-    return f"accepted params: {accepted}"
+    accepted = f"accepted params: {', '.join(names) or 'none'}"
+    close = did_you_mean(key, names)
+    return f"{close} {accepted}" if close else accepted

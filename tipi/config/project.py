@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from tipi.errors import UsageError
 from tipi.paths import NAME_RULE, is_name
+from tipi.suggest import did_you_mean
 
 PIPELINES_DIR = "pipelines"
 PIPELINE_FILE = "pipeline.toml"
@@ -70,12 +70,7 @@ def locate_pipeline(root: Path, name: str | None, config: Path | None = None) ->
         )
     folder = root / PIPELINES_DIR / name
     if not (folder / PIPELINE_FILE).is_file() and config is None:
-        close = difflib.get_close_matches(name, available, n=1)
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else f"pipelines: {', '.join(available) or 'none'}"
-        )
+        hint = did_you_mean(name, available) or f"pipelines: {', '.join(available) or 'none'}"
         raise UsageError(f"no pipeline '{name}' in {root / PIPELINES_DIR}", hint=hint)
     if config is None:
         return name, folder / PIPELINE_FILE

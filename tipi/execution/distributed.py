@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tipi.atomic import atomic_write
 from tipi.errors import WorkerFailure
 from tipi.execution.types import Result, Task
 
@@ -148,6 +149,5 @@ def report(folder: Path, rank: int, result: Result) -> None:
             "exit_code": failure.exit_code,
         },
     }
-    tmp = folder / f".rank{rank}.json.tmp"
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, folder / f"rank{rank}.json")
+    # Read by the launcher as soon as the ranks exit, never after a power cut: no fsync.
+    atomic_write(folder / f"rank{rank}.json", json.dumps(data), durable=False)

@@ -3,12 +3,12 @@ plan's edges, so that a no-op make never imports networkx."""
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tipi.errors import UsageError
+from tipi.suggest import did_you_mean
 
 
 def resolve_target(
@@ -34,12 +34,9 @@ def resolve_target(
     for candidate in candidates:
         if candidate in producers:
             return producers[candidate]
-    close = difflib.get_close_matches(target, [*steps, *producers], n=3, cutoff=0.6)
     raise UsageError(
         f"unknown target '{target}': not a step nor an output of one",
-        hint=f"did you mean {' or '.join(repr(c) for c in close)}?"
-        if close
-        else f"steps: {', '.join(steps)}",
+        hint=did_you_mean(target, [*steps, *producers], n=3) or f"steps: {', '.join(steps)}",
     )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tipi.errors import ConfigError
+from tipi.suggest import did_you_mean
 
 
 def build(
@@ -23,10 +23,10 @@ def build(
     elif spec in builtins:
         factory = builtins[spec]
     else:
-        close = difflib.get_close_matches(spec, list(builtins), n=1)
+        close = did_you_mean(spec, builtins)
         raise ConfigError(
             f"unknown {what} '{spec}'",
-            hint=(f"did you mean '{close[0]}'? " if close else "")
+            hint=(f"{close} " if close else "")
             + f"built-in: {', '.join(builtins)}; or give 'package.module:function'",
         )
     try:

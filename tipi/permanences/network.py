@@ -3,11 +3,11 @@ atomically and loaded with `weights_only=True`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tipi.atomic import atomic_path
 from tipi.permanence import Permanence
 from tipi.permanences.factory import build
 from tipi.permanences.zoo import MODELS
@@ -79,9 +79,8 @@ class Network(Permanence):
         state = {"model": self.model.state_dict()}
         if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
 
     def load(self, path: Path) -> None:
         """Load what `save` wrote; tensors only (`weights_only=True`), never arbitrary pickles."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path
 from typing import Any
 
+from tipi.atomic import atomic_path
 from tipi.errors import ConfigError
 from tipi.process import PipelineProcess
 from tipi.processes.callbacks import Callback, EarlyStopping, ModelCheckpoint, Transition
@@ -327,9 +327,8 @@ class _Loop:
             "python_rng": random.getstate(),
             "state": kept,
         }
-        tmp = self.resume.with_name(f".{self.resume.name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.resume)
+        with atomic_path(self.resume) as tmp:  # fsynced: a power cut keeps a whole checkpoint
+            torch.save(payload, tmp)
 
 
 def _as_random_state(saved: Any) -> tuple:

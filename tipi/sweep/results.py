@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+
+from tipi.atomic import atomic_path, atomic_write
 
 MAX_COLUMNS = 3
 
@@ -150,7 +151,7 @@ class SweepResults:
         written, even when the sweep is interrupted)."""
         folder.mkdir(parents=True, exist_ok=True)
         json_file, csv_file = folder / "results.json", folder / "results.csv"
-        _replace(json_file, json.dumps(self.to_json(), indent=2) + "\n")
+        atomic_write(json_file, json.dumps(self.to_json(), indent=2) + "\n")
         params = list(dict.fromkeys(k for v in self.variants for k in v.params))
         metrics = sorted({k for v in self.variants for k in v.metrics})
         rows = [["variant", "status", "seconds", *params, *metrics]]
@@ -164,17 +165,9 @@ class SweepResults:
                     *(_csv(v.metrics.get(m)) for m in metrics),
                 ]
             )
-        tmp = csv_file.with_name(f".{csv_file.name}.tmp")
-        with tmp.open("w", newline="") as handle:
+        with atomic_path(csv_file) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(rows)
-        os.replace(tmp, csv_file)
         return [json_file, csv_file]
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _finite(value: float | None) -> bool:

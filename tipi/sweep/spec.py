@@ -17,7 +17,6 @@ W&B's nested form (`[parameters.train.parameters.lr]`) is read too.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 from tipi.config.lines import key_lines
 from tipi.config.toml import read_toml
 from tipi.errors import ConfigError, Location, UsageError
+from tipi.suggest import did_you_mean
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")
@@ -380,8 +380,7 @@ def _inferred(table: Mapping[str, Any]) -> str:
 
 
 def _close(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(choices)}"
+    return did_you_mean(word, choices) or f"allowed: {', '.join(choices)}"
 
 
 _SLUG = re.compile(r"[^A-Za-z0-9._=,+-]+")
