@@ -8,6 +8,7 @@ from typing import Any
 
 from tipi.process import PipelineProcess
 from tipi.processes.data import load_splits, make_loader
+from tipi.report.live import console
 
 
 def _predict(
@@ -80,10 +81,10 @@ class Evaluate(PipelineProcess):
             "confusion_matrix": confusion.tolist(),
         }
         self.outputs["metrics"].write_text(json.dumps(report, indent=2))
-        print(
+        console().print(
             f"{self.name}: {self.part} accuracy {metrics['accuracy']:.1%}, macro F1 "
             f"{metrics['f1_macro']:.3f} on {len(labels)} samples",
-            flush=True,
+            highlight=False,
         )
         if self.loggers_name:
             loggers = self.controller.get_permanence(self.loggers_name)
