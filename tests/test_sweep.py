@@ -217,6 +217,10 @@ def test_a_two_by_two_grid_over_digits_prepares_the_data_once(project, cli):
     assert len({round(a, 6) for a in accuracies.values()}) > 1  # the params reached train
     assert data["best"] == max(accuracies, key=accuracies.get)
     assert data["metric"] == {"name": "evaluate.accuracy", "goal": "maximize"}
+    # Evaluate measured the test split: labelled so, and choosing by it is warned about once.
+    assert "evaluate.accuracy" in data["variants"][0]["test_metrics"]
+    assert "train.best_score" not in data["variants"][0]["test_metrics"]
+    assert result.stderr.count("measured on the test split") == 1
     for name in names:
         weights = project.root / "out/sweeps/digits/grid" / name / "train/best.pt"
         assert weights.stat().st_size > 0

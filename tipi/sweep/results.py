@@ -32,6 +32,7 @@ class VariantResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
     folder: str = ""
+    test_metrics: list[str] = field(default_factory=list)  # measured on the test split
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,13 +41,17 @@ class VariantResult:
             "seconds": round(self.seconds, 3),
             "params": self.params,
             "metrics": self.metrics,
+            "test_metrics": self.test_metrics,
             "folder": self.folder,
             **({"error": self.error} if self.error else {}),
         }
 
 
-def collect_metrics(outputs: Mapping[str, Iterable[Path]]) -> dict[str, float]:
-    """The numbers in each step's JSON outputs: step name → its output paths."""
+def collect_metrics(
+    outputs: Mapping[str, Iterable[Path]], test_split: set[str] | None = None
+) -> dict[str, float]:
+    """The numbers in each step's JSON outputs: step name → its output paths. The names of
+    those from a document that says `"part": "test"` (Evaluate's) are added to `test_split`."""
     metrics: dict[str, float] = {}
     for step, paths in outputs.items():
         for path in paths:
@@ -56,7 +61,11 @@ def collect_metrics(outputs: Mapping[str, Iterable[Path]]) -> dict[str, float]:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            _flatten(data, step, metrics)
+            found: dict[str, float] = {}
+            _flatten(data, step, found)
+            metrics.update(found)
+            if test_split is not None and isinstance(data, dict) and data.get("part") == "test":
+                test_split.update(found)
     return metrics
 
 
@@ -89,6 +98,11 @@ class SweepResults:
             return self.metric
         matches = sorted(n for n in names if n.endswith(f".{self.metric}"))
         return matches[0] if len(matches) == 1 else self.metric
+
+    def on_test_split(self, name: str) -> bool:
+        """True when metric `name` was measured on the test split: choosing by it would let
+        the test set pick the model, and its figure would no longer estimate new data."""
+        return any(name in v.test_metrics for v in self.variants)
 
     def best(self) -> VariantResult | None:
         key = self.metric_key()
@@ -123,7 +137,8 @@ class SweepResults:
         table.add_column("variant", style="cyan", no_wrap=True)
         table.add_column("status", no_wrap=True)
         for name in metrics:
-            table.add_column(name, justify="right", style="green")
+            label = f"{name} (test)" if self.on_test_split(name) else name
+            table.add_column(label, justify="right", style="green")
         table.add_column("time", justify="right")
         for variant in self.variants:
             marker = " ★" if variant is best else ""

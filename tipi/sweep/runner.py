@@ -82,6 +82,7 @@ class Sweep:
         self.name = slug(spec.name)
         self.config = config
         self.reporter = reporter
+        self._warned = False
         self.targets = list(targets)
         if isinstance(make_options, MakeOptions):
             self.options = make_options
@@ -181,15 +182,32 @@ class Sweep:
         done = set(outcomes.values())
         result.status = next((o for o in ("ran", "restored") if o in done), "up to date")
         plan = engine.load()
+        tested: set[str] = set()
         result.metrics = collect_metrics(
             {
                 name: [Path(absolute(p, engine.root)) for p in plan.steps[name].outputs.values()]
                 for name in outcomes
                 if name in self.steps
-            }
+            },
+            tested,
         )
+        result.test_metrics = sorted(tested)
+        self._warn_test_choice()
         self._save()
         return result.metrics
+
+    def _warn_test_choice(self) -> None:
+        """Once per sweep: choosing by a test-split metric lets the test set pick the model."""
+        key = self.results.metric_key()
+        if self._warned or not key or not self.results.on_test_split(key):
+            return
+        self._warned = True
+        if self.reporter is not None:
+            self.reporter.warning(
+                f"the sweep chooses by {key}, measured on the test split: the test set then "
+                "picks the model and no longer estimates new data; choose by a validation "
+                "metric (e.g. train.best_score) and report the test figure of the chosen one"
+            )
 
     def _finish(self) -> SweepResults:
         failed = [v for v in self.results.variants if v.status == "failed"]
