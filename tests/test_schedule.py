@@ -129,3 +129,22 @@ def test_a_dry_run_of_a_chain_says_what_waits_on_what(proj, monkeypatch):
     assert set(reasons) == {"a", "up", "cat"}
     assert reasons["up"] == ("upstream 'a' will run first",)
     assert reasons["cat"] == ("upstream 'up' will run first",)
+
+
+def test_with_every_slot_busy_a_step_from_the_run_cache_is_restored_at_once(project, monkeypatch):
+    from tests.test_parallel import STEPS as SLEEPS
+    from tests.test_parallel import wide
+
+    monkeypatch.setenv("EVENTS_DIR", str(project.root))
+    extra = {"a": "params = { seconds = 1.0 }", "b": "params = { seconds = 1.0 }"}
+    project.pipeline("w", wide(["a", "b", "c"], extra, gather=False), steps=SLEEPS)
+    Engine("w").make(jobs=2)
+    (project.root / "out/c.json").unlink()
+    reporter = ListReporter()
+    summary = Engine("w", reporter=reporter).make(jobs=2, force=["a", "b"])
+    assert {r.name: r.outcome for r in summary.results} == {
+        "a": "ran",
+        "b": "ran",
+        "c": "restored",
+    }
+    assert walk(reporter)[:3] == ["started a", "started b", "finished c"]  # no slot needed

@@ -172,6 +172,7 @@ class Workers:
         self.resources: ResourcePool | None = None
         self.free_slots: list[int] = []
         self.started: dict[Any, _Running] = {}
+        self.claimed: dict[str, Pending] = {}  # claimed, waiting for a slot
 
     @property
     def running(self) -> int:
@@ -182,21 +183,26 @@ class Workers:
         return self.pool is None or len(self.started) < self.pool.slots
 
     def start(self, name: str, pending: Pending) -> StepResult | bool:
+        """Claim the step at once (a restore from the run cache needs no slot), then run it
+        when a slot and the GPUs it needs are free; until then it stays claimed here."""
         from tipi.execution.resources import Resources
 
         self._open()
-        if len(self.started) >= self.pool.slots:
-            return NO_ROOM
+        claimed = self.claimed.pop(name, None)
+        if claimed is None:
+            outcome = self.steps.claim(name, pending)
+            if not isinstance(outcome, Pending):
+                return outcome
+            claimed = outcome
         need = Resources.of(self.steps.plan.steps[name].resources)
         gpus: list[int] | None = []
-        if self.resources is not None:
-            gpus = self.resources.take(need)
-            if gpus is None:
-                return NO_ROOM  # not enough free now; a smaller step further on may fit
-        claimed = self.steps.claim(name, pending)
-        if not isinstance(claimed, Pending):
-            self._give_back(need, gpus)
-            return claimed
+        if not self.room:
+            gpus = None
+        elif self.resources is not None:
+            gpus = self.resources.take(need)  # None: not enough free now
+        if gpus is None:
+            self.claimed[name] = claimed
+            return NO_ROOM
         self._submit(name, claimed, need, gpus)
         return STARTED
 

@@ -66,14 +66,17 @@ class Scheduler:
     def _consider(self, name: str) -> None:
         considered = self.steps.consider(name)
         if isinstance(considered, Pending):
-            self.waiting.append((name, considered))
-            self._start_waiting()
+            started = self.dispatch.start(name, considered)
+            if started is NO_ROOM:
+                self.waiting.append((name, considered))
+            elif isinstance(started, StepResult):
+                self._done(started)
         else:
             self._done(considered)
 
     def _start_waiting(self) -> None:
-        """Start what waits, in order, while there is room; a step that needs more than is
-        free now waits, and a smaller one after it may start."""
+        """When a slot frees: start what waits, in order; a step that needs more GPUs than
+        are free now waits, and a smaller one after it may start."""
         if self.steps.done.stopped:
             return
         for item in list(self.waiting):

@@ -136,10 +136,10 @@ class Steps:
             if not decision.run:
                 return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
             pending = Pending(decision, facts)
-        if self.recorder is not None:
-            self.recorder.step_started(name)
         record = self.cache.lookup(name, pending.facts)
         if record is not None:
+            if self.recorder is not None:
+                self.recorder.step_started(name)
             restored = self.cache.restore(name, pending.decision, pending.facts, record)
             if restored is not None:
                 return restored
@@ -218,6 +218,8 @@ class Steps:
         binding the step writes when it creates that folder."""
         from tipi.cache import resume
 
+        if self.recorder is not None:
+            self.recorder.step_started(name)
         slug = self.layout.slug(name)
         staged, scratch = self.state.staging.prepare(name, self.outputs_of(name), slot, slug)
         if scratch.is_dir():
