@@ -270,22 +270,35 @@ def report_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file.")] = Path(
         "report.html"
     ),
+    runs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runs", metavar="RUN", help="Overlay these runs (ids or prefixes): --runs A B"
+        ),
+    ] = None,
+    more_runs: Annotated[list[str] | None, typer.Argument(hidden=True, metavar="")] = None,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     *,
     options: MakeOptions,
 ) -> None:
-    """Write one self-contained HTML report: DAG, states, durations, reasons, metrics, outputs."""
+    """Write one self-contained HTML report: DAG, states, reasons, outputs, and the runs: their
+    train/val curves, confusion matrix, params and metrics (a picker shows one or overlays)."""
+    from tipi.cli.experiments import collect
     from tipi.engine import Engine
     from tipi.overview import overview
     from tipi.report import WarningsReporter
     from tipi.report.html import to_html
 
+    if more_runs and not runs:
+        raise UsageError(f"unexpected argument {more_runs[0]!r}", hint="overlay runs: --runs A B")
+    refs = [r for ref in [*(runs or ()), *(more_runs or ())] for r in ref.split(",") if r]
     engine = Engine(
         pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
     )
-    view = overview(engine, metrics=True, options=options)
-    page = to_html(view, base=output.resolve().parent, root=engine.root)
+    view = overview(engine, options=options)
+    experiments = collect(engine, view, refs)
+    page = to_html(view, base=output.resolve().parent, root=engine.root, experiments=experiments)
     output.write_text(page, encoding="utf-8")
     stdout().print(f"[green]wrote[/] {output}")
 

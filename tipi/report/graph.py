@@ -8,6 +8,7 @@ from html import escape
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
 
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
+NODE_HEIGHT = 60.0  # a step's box in the SVG: name, state, first reason
 
 
 def label(step: StepView) -> str:
@@ -127,45 +128,38 @@ def to_json(view: PipelineView, files: bool = False) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def to_svg(view: PipelineView) -> str:
-    """A self-contained SVG drawing (layers by longest path), needing no Graphviz."""
-    layer: dict[str, int] = {}
-    incoming: dict[str, list[str]] = {s.name: [] for s in view.steps}
-    for a, b in view.edges:
-        incoming[b].append(a)
-    for step in view.steps:  # topological order: predecessors come first
-        layer[step.name] = 1 + max((layer[p] for p in incoming[step.name]), default=-1)
-    rows: dict[int, int] = {}
-    pos = {}
-    for step in view.steps:
-        column = layer[step.name]
-        pos[step.name] = (20 + column * 250, 20 + rows.get(column, 0) * 90)
-        rows[column] = rows.get(column, 0) + 1
-    width = 20 + (max(layer.values(), default=0) + 1) * 250
-    height = 20 + max(rows.values(), default=1) * 90
+def to_svg(view: PipelineView, engine: str = "auto") -> str:
+    """A self-contained SVG drawing of the steps, laid out by Graphviz when it is installed
+    and by tipi's layered layout otherwise (`engine`: see tipi.report.layout.layout)."""
+    from tipi.report.layout import layout
+
+    sizes = {s.name: (_box_width(s), NODE_HEIGHT) for s in view.steps}
+    placed = layout(sizes, view.edges, engine)
+    width, height = f"{placed.width:.0f}", f"{placed.height:.0f}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
-        'font-size="12">',
+        f'font-size="12" data-layout="{placed.engine}">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>',
     ]
-    for a, b in view.edges:
-        (x1, y1), (x2, y2) = pos[a], pos[b]
-        sx, sy, ex, ey = x1 + 200, y1 + 30, x2, y2 + 30
+    for edge in placed.edges:
         parts.append(
-            f'<path class="edge" d="M{sx},{sy} C{sx + 25},{sy} {ex - 25},{ey} {ex},{ey}" '
-            'fill="none" stroke="#666" marker-end="url(#arrow)"/>'
+            f'<path class="edge" data-from="{escape(edge.tail)}" data-to="{escape(edge.head)}" '
+            f'd="{edge.path}" fill="none" stroke="#666" marker-end="url(#arrow)"/>'
         )
     for step in view.steps:
-        x, y = pos[step.name]
+        box = placed.boxes[step.name]
+        x, y = round(box.x, 1), round(box.y, 1)
         fill, stroke = STATE_COLORS[step.state]
-        reason = step.first_reason if len(step.first_reason) <= 34 else step.first_reason[:33] + "…"
+        room = max(int((box.w - 20) / 5.6), 8)
+        reason = step.first_reason
+        reason = reason if len(reason) <= room else reason[: room - 1] + "…"
         title = escape("; ".join(step.reasons))
         parts += [
             f'<g class="step {step.state}" data-step="{escape(step.name)}"><title>{title}</title>',
-            f'<rect x="{x}" y="{y}" width="200" height="60" rx="8" fill="{fill}" '
-            f'stroke="{stroke}" stroke-width="1.5"/>',
+            f'<rect x="{x}" y="{y}" width="{box.w:.1f}" height="{box.h:.1f}" rx="8" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>',
             f'<text x="{x + 10}" y="{y + 20}" font-weight="bold">{escape(step.name)}</text>',
             f'<text x="{x + 10}" y="{y + 36}" fill="{stroke}">{STATE_MARKS[step.state]} '
             f"{step.state}</text>",
@@ -174,6 +168,11 @@ def to_svg(view: PipelineView) -> str:
         ]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _box_width(step: StepView) -> float:
+    """Wide enough for the name (bold, ~7.5 px a character), within 170-320 px."""
+    return float(min(max(len(step.name) * 7.5 + 24, 170), 320))
 
 
 def _dot(text: str) -> str:

@@ -1,5 +1,6 @@
 """One self-contained HTML page (no network needed to view it): the DAG, each step's state,
-last run, duration and reasons, logged metrics as plots, links to outputs."""
+last run, duration and reasons, links to outputs, and the runs (runs_html.py): their curves,
+figures, params and metrics."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import os
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tipi.report.graph import to_svg
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
+
+if TYPE_CHECKING:
+    from tipi.report.experiments import Experiments
 
 STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
@@ -21,14 +25,19 @@ th, td { border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; ver
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 .chart { border: 1px solid #ddd; border-radius: 6px; padding: 8px; }
 .muted { color: #777; font-size: 12px; }
+#dag { overflow-x: auto; }
 """
 
 
 def to_html(
-    view: PipelineView, base: Path | None = None, root: Path | None = None, title: str = ""
+    view: PipelineView,
+    base: Path | None = None,
+    root: Path | None = None,
+    title: str = "",
+    experiments: Experiments | None = None,
 ) -> str:
     """The page. `base` is the folder the page is written to (links to outputs are relative to
-    it) and `root` the project root."""
+    it) and `root` the project root; with `experiments`, the runs after the steps."""
     title = title or f"tipi: {view.pipeline}"
     counts = ", ".join(
         f"{sum(s.state == st for s in view.steps)} {st}"
@@ -47,15 +56,16 @@ def to_html(
         *(_row(step, base, root) for step in view.steps),
         "</table>",
     ]
-    if view.metrics:
-        body.append("<h2>Metrics</h2>")
-        for logger, rows in view.metrics.items():
-            body.append(f'<p class="muted">logged by {escape(logger)}</p><div class="charts">')
-            body += [_chart(name, rows) for name in _metric_names(rows)]
-            body.append("</div>")
+    style = STYLE
+    if experiments is not None:
+        from tipi.report.runs_html import STYLE as RUNS_STYLE
+        from tipi.report.runs_html import experiments_html
+
+        body.append(experiments_html(experiments))
+        style += RUNS_STYLE
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>{escape(title)}</title><style>{style}</style></head><body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
     )
@@ -89,57 +99,3 @@ def _link(path: str, base: Path | None, root: Path | None) -> str:
     if not exists:
         return f'<span class="muted">{escape(path)} (missing)</span>'
     return f'<a href="{escape(Path(href).as_posix())}">{escape(path)}</a>'
-
-
-def _metric_names(rows: list[dict[str, Any]]) -> list[str]:
-    names: dict[str, None] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key not in ("step", "time", "epoch") and isinstance(value, int | float):
-                names[key] = None
-    return list(names)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _latest_run(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The log appends run after run: keep the last stretch of increasing steps."""
-    start = 0
-    for i in range(1, len(points)):
-        if points[i][0] <= points[i - 1][0]:
-            start = i
-    return points[start:]
-
-
-def _chart(name: str, rows: list[dict[str, Any]], width: int = 320, height: int = 160) -> str:
-    points = _latest_run(
-        [(row.get("step", i), row[name]) for i, row in enumerate(rows) if _number(row.get(name))]
-    )
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    sx = (width - 60) / ((x1 - x0) or 1)
-    sy = (height - 40) / ((y1 - y0) or 1)
-    line = " ".join(
-        f"{50 + (x - x0) * sx:.1f},{height - 20 - (y - y0) * sy:.1f}" for x, y in points
-    )
-    return (
-        f'<div class="chart" data-metric="{escape(name)}"><svg xmlns="http://www.w3.org/2000/svg" '
-        f'width="{width}" height="{height}" font-size="10" font-family="Helvetica, Arial">'
-        f'<text x="50" y="12" font-weight="bold">{escape(name)}</text>'
-        f'<line x1="50" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#999"/>'
-        f'<line x1="50" y1="20" x2="50" y2="{height - 20}" stroke="#999"/>'
-        f'<text x="4" y="24">{y1:.4g}</text><text x="4" y="{height - 20}">{y0:.4g}</text>'
-        f'<text x="50" y="{height - 6}">{x0:g}</text>'
-        f'<text x="{width - 30}" y="{height - 6}">{x1:g}</text>'
-        f'<polyline points="{line}" fill="none" stroke="#1565c0" stroke-width="1.5"/>'
-        + "".join(_dot(point) for point in line.split())
-        + "</svg></div>"
-    )
-
-
-def _dot(point: str) -> str:
-    x, y = point.split(",")
-    return f'<circle cx="{x}" cy="{y}" r="2" fill="#1565c0"/>'
