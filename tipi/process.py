@@ -41,12 +41,16 @@ class PipelineProcess(ABC):
             params, inputs and permanence configs); any other run starts without it.
         announces_resume: True when the step says itself that it resumes a checkpoint (as
             `Train` does, naming the epoch and batch); else the engine says it.
+        metrics_outputs: names of outputs that are JSON files of numbers (metrics): every
+            run records their figures as `step.key` (`tipi runs`, `tipi diff`). The step's
+            TOML `metrics = { name = "path.json" }` adds more.
     """
 
     inputs: ClassVar[Mapping[str, str]] = {}
     outputs: ClassVar[Mapping[str, str]] = {}
     version: ClassVar[str | None] = None
     announces_resume: ClassVar[bool] = False
+    metrics_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
         self.controller = controller
