@@ -397,8 +397,8 @@ def test_a_plan_the_planner_would_not_load_falls_through(built, edit):
 
 
 def test_the_planner_sees_every_entry_of_the_plan_data(built):
-    """Planner._valid reads the data's entries (key, deps, absent, ...): the fast path
-    hands it all of them, whatever they are."""
+    """planfile.is_current (behind Planner.is_current) reads the data's entries (key, deps,
+    absent, ...): the fast path hands it all of them, whatever they are."""
     from tipi._fastpath import read_plan
 
     _rewrite_plan(built, lambda data: data.update(extra={"a": [1]}))
@@ -406,3 +406,103 @@ def test_the_planner_sees_every_entry_of_the_plan_data(built):
     assert data is not None and data["extra"] == {"a": [1]}
     assert {"key", "deps"} <= data.keys()
     assert data["plan"]["order"] == ["first", "second", "other"]
+
+
+# What the fast no-op must not import (on top of HEAVY): each costs it a few milliseconds, as
+# much as its whole check: dataclasses (with inspect, and an exec per class), the planner and
+# the state layout that define them, traceback, platform, hashing with xxhash, Rich's reporter.
+COSTLY = (
+    "dataclasses",
+    "inspect",
+    "traceback",
+    "platform",
+    "tipi.planning",
+    "tipi.state",
+    "tipi.cache.hashing",
+    "tipi.cache.trace",
+    "xxhash",
+    "tipi.report.events",
+    "tipi.report.rich_reporter",
+)
+# Runs `tipi ARGS` through the console script's main, then prints every module imported.
+MODULES = """
+import sys
+sys.argv = ["tipi", *sys.argv[2:]]
+from tipi._fastpath import main
+try:
+    main()
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("args", [("make",), ("make", "-q"), ("make", "second"), ("run", "p")])
+def test_a_fast_no_op_imports_nothing_costly(built_once, args):
+    # (-v imports the rebuilder, for the up-to-date reason each step line gives.)
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES, "--", *args],
+        cwd=built_once,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")},
+        timeout=120,
+    )
+    imported = set(done.stdout.split())
+    assert not imported & set(HEAVY), "not answered by the fast path"
+    assert sorted(imported & set(COSTLY)) == []
+
+
+def test_the_light_plan_file_module_knows_the_planners_fields():
+    """cache/planfile.py names Plan's and PlannedStep's fields for the fast path, which
+    checks a plan would load without importing them: a field added there must be named
+    there too (else every no-op takes the full CLI)."""
+    from dataclasses import MISSING, fields
+
+    from tipi.cache.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
+    from tipi.planning import Plan, PlannedStep
+
+    assert {f.name for f in fields(Plan)} == PLAN_FIELDS
+    assert {f.name for f in fields(PlannedStep)} == STEP_FIELDS
+    required = {
+        f.name for f in fields(PlannedStep) if f.default is MISSING and f.default_factory is MISSING
+    }
+    assert required == STEP_REQUIRED
+
+
+def test_the_fast_paths_state_files_are_the_layouts(tmp_path):
+    from tipi._fastpath import state_files
+    from tipi.state import Layout
+
+    layout = Layout(tmp_path, "p")
+    assert state_files(tmp_path, "p") == (layout.plan_file, layout.clean_file)
+
+
+def test_the_plan_key_names_python_as_platform_does(tmp_path):
+    import platform
+
+    from tipi.cache.planfile import plan_key, python_version
+    from tipi.planning import Planner
+
+    assert python_version() == platform.python_version()
+    planner = Planner(tmp_path, "p", tmp_path / "p.toml", ("a=1",), tmp_path / "x", print)
+    assert planner.key() == plan_key(tmp_path / "p.toml", ["a=1"], tmp_path, None)
+    assert planner.key()[-1] == platform.python_version()
+
+
+def test_flagged_finds_exactly_the_volatile_or_forced_patterns():
+    """_flagged searches for the few true bytes instead of each whole pattern: the same
+    answer as searching for the patterns, on any bytes and bounds."""
+    import random
+
+    from tipi._fastpath import _flagged
+
+    patterns = (b"\xa8volatile\xc3", b"\xa5force\xc3")
+    pieces = [b"\xa8volatile", b"\xa5force", b"\xc3", b"\xc2", b"volatile", b"\xa5", b"x"]
+    rng = random.Random(4)
+    for _ in range(3000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        start = rng.randint(0, len(raw))
+        end = rng.randint(start, len(raw))
+        expected = any(raw.find(p, start, end) >= 0 for p in patterns)
+        assert _flagged(raw, start, end) == expected, (raw, start, end)

@@ -4,12 +4,16 @@ engine, and hands every other command line to the full CLI (tipi.cli).
 A no-op is answered here only when the full make would take its clean-record shortcut
 (build.py `_clean_shortcut`) and print nothing but its summary: the command line is one this
 module fully understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the
-cached plan is valid by the planner's own key and stat checks (planning.py `Planner._key`,
-`_valid`) and would load (`Plan.from_data`), no selected step is volatile or forced, and the
-clean record proves every selected step up to date (cache/clean.py `is_clean`). Anything
-else, any warning and any error fall through to the full CLI, which then does the whole make
-as if this module did not exist; so does every command line when the environment sets
-TIPI_NO_FAST=1. Like the full no-op, the fast one takes no lock and writes nothing.
+cached plan is current by the planner's own key and stat checks (cache/planfile.py, behind
+`Planner.key` and `Planner.is_current`) and would load (`Plan.from_data`), no selected step is
+volatile or forced, and the clean record proves every selected step up to date (cache/clean.py
+`is_clean`). Anything else, any warning and any error fall through to the full CLI, which then
+does the whole make as if this module did not exist; so does every command line when the
+environment sets TIPI_NO_FAST=1. Like the full no-op, the fast one takes no lock and writes nothing.
+
+Every module this one imports on the way to a no-op is kept light: no Typer, Click or Rich
+(unless on a terminal), no engine, and no dataclass (the `dataclasses` module, `inspect` with
+it, and an `exec` per class cost more than the whole check); tests/test_fast_path.py lists them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ if TYPE_CHECKING:  # only what `tipi --version` needs is imported before it answ
 
 # msgpack's encoding of a step's `"volatile": true` / `"force": true` (fixstr key, then
 # true): a plan none of whose bytes match holds no such step, so its steps need no decoding.
-_FLAGGED = (b"\xa8volatile\xc3", b"\xa5force\xc3")
+_TRUE = b"\xc3"
+_FLAGGED_KEYS = (b"\xa8volatile", b"\xa5force")
 
 
 class FallThrough(Exception):
@@ -125,29 +130,35 @@ def prove_noop(request: Request) -> NoOp | None:
         FallThrough, TipiError, OSError: the full CLI must answer (and report).
     """
     from tipi.cache.clean import is_clean
-    from tipi.config.project import find_project_root, locate_pipeline
-    from tipi.planning import Planner
-    from tipi.state import Layout
+    from tipi.cache.planfile import is_current, plan_key
+    from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
 
     root = find_project_root()
     if root is None:
         return None
     name, file = locate_pipeline(root, request.pipeline)
-    layout = Layout(root, name)
-    planner = Planner(
-        root=root, name=name, file=file, overrides=(), cache_file=layout.plan_file, warn=_refuse
-    )
-    data = read_plan(planner.cache_file, edges=bool(request.targets))
-    if data is None or not planner._valid(data) or not _loadable(data["plan"]):
+    plan_file, clean_file = state_files(root, name)
+    data = read_plan(plan_file, edges=bool(request.targets))
+    if data is None or not _loadable(data["plan"]):
+        return None
+    # Planner(root, name, file, overrides=()).is_current(data), without the planner.
+    if not is_current(data, plan_key(file, (), root, None), root / PIPELINES_DIR / name):
         return None
     plan = data["plan"]
     order = select(plan, request.targets, root)
     if plan["steps"].flagged is not None and _volatile_or_forced(plan["steps"].flagged, order):
         return None
     started = time.perf_counter()  # where Build.run starts its clock
-    if not order or not is_clean(layout.clean_file, order, _refuse):
+    if not order or not is_clean(clean_file, order, _refuse):
         return None
     return NoOp(plan["pipeline"], order, started)
+
+
+def state_files(root: Path, name: str) -> tuple[Path, Path]:
+    """`state.Layout(root, name).plan_file` and `.clean_file`, spelled out: tipi.state defines
+    a dataclass (see the module's docstring). tests/test_fast_path.py checks they agree."""
+    folder = root / ".tipi_cache" / "pipelines" / name
+    return folder / "plan.msgpack", folder / "clean.msgpack"
 
 
 def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str]:
@@ -171,14 +182,14 @@ class Steps(NamedTuple):
 
 
 def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
-    """A plan file's data (store.py format, written by Planner.plan) as Planner._valid reads
-    it, every entry decoded but the plan itself, of which only the pipeline, the order (with
-    `edges`, also producers and predecessors) and a Steps are; None when unusable."""
+    """A plan file's data (store.py format, written by Planner.plan) as planfile.is_current
+    reads it, every entry decoded but the plan itself, of which only the pipeline, the order
+    (with `edges`, also producers and predecessors) and a Steps are; None when unusable."""
     import msgpack
 
+    from tipi.cache.planfile import PLAN_KIND
     from tipi.cache.statefile import BrokenState, state_bytes
     from tipi.cache.store import FORMAT_VERSION
-    from tipi.planning import PLAN_KIND
 
     try:  # never blocks on a FIFO nor reads /dev/zero: the full make then warns
         raw = state_bytes(path)
@@ -231,28 +242,32 @@ def _read_steps(unpacker: Any, raw: bytes) -> Steps:
     for _ in range(count - 1):
         unpacker.skip()
     end = unpacker.tell()
-    flagged = any(raw.find(flag, start, end) >= 0 for flag in _FLAGGED)
-    return Steps(count, first, raw[start:end] if flagged else None)
+    return Steps(count, first, raw[start:end] if _flagged(raw, start, end) else None)
+
+
+def _flagged(raw: bytes, start: int, end: int) -> bool:
+    """Whether raw[start:end] holds a key of _FLAGGED_KEYS followed by true: found from the
+    true bytes, which are few (a search for the whole pattern takes 1-2 ms per MB)."""
+    at = raw.find(_TRUE, start, end)
+    while at >= 0:
+        if any(raw.endswith(key, start, at) for key in _FLAGGED_KEYS):
+            return True
+        at = raw.find(_TRUE, at + 1, end)
+    return False
 
 
 def _loadable(plan: dict[str, Any]) -> bool:
     """Whether Plan.from_data would load this plan (else the full make warns and plans
     again): every field of Plan present, and the steps' entries PlannedStep's fields, checked
     on the first one (Plan.to_data writes them all alike)."""
-    from dataclasses import MISSING, fields
+    from tipi.cache.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
 
-    from tipi.planning import Plan, PlannedStep
-
-    if not {f.name for f in fields(Plan)} <= plan.keys() or not isinstance(plan["order"], list):
+    if not plan.keys() >= PLAN_FIELDS or not isinstance(plan["order"], list):
         return False
     steps = plan["steps"]
     if not isinstance(steps, Steps) or steps.count == 0:
         return isinstance(steps, Steps)
-    names = {f.name for f in fields(PlannedStep)}
-    needed = {
-        f.name for f in fields(PlannedStep) if f.default is MISSING and f.default_factory is MISSING
-    }
-    return isinstance(steps.first, dict) and needed <= steps.first.keys() <= names
+    return isinstance(steps.first, dict) and STEP_REQUIRED <= steps.first.keys() <= STEP_FIELDS
 
 
 def _volatile_or_forced(steps: bytes, order: Sequence[str]) -> bool:
@@ -279,17 +294,18 @@ def _report(noop: NoOp, verbose: bool) -> None:
     if not _plain(sys.stderr):
         _report_rich(noop, verbose)
         return
+    from tipi.report import lines
+
     count = len(noop.order)
-    lines = [f"tipi {noop.pipeline}: {count} step(s)"]
+    text = [lines.run_header(noop.pipeline, count)]
     if verbose:
         from tipi.cache.rebuilder import UP_TO_DATE
 
         reasons = UP_TO_DATE.explain()
-        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        lines += [f"· {name} skipped: {reasons[0]}{more}" for name in noop.order]
-    seconds = time.perf_counter() - noop.started
-    lines.append(f"up to date: {count} skipped in {_seconds(seconds)}")
-    sys.stderr.write("\n".join(lines) + "\n")
+        text += [lines.step_line(name, "skipped", reasons=reasons) for name in noop.order]
+    took = time.perf_counter() - noop.started
+    text.append(lines.summary_line("up to date", {"skipped": count}, took))
+    sys.stderr.write("\n".join(text) + "\n")
 
 
 def _report_rich(noop: NoOp, verbose: bool) -> None:
@@ -322,11 +338,6 @@ def _plain(stream: Any) -> bool:
         return encoding in ("utf8", "utf_8") and not stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _seconds(value: float) -> str:
-    # As the full CLI's reporter writes durations (report/rich_reporter.py).
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
 
 def _version() -> int:

@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 _TIPI_DIR = str(Path(__file__).resolve().parent)
 
 
-@dataclass(frozen=True)
 class Location:
-    """Where in a config file something was declared (any part may be unknown)."""
+    """Where in a config file something was declared (any part may be unknown).
 
-    file: Path | None = None
-    key: str | None = None
-    line: int | None = None
+    Immutable, compared and hashed by value, like the frozen dataclass it was; written out
+    because every command imports this module, and a dataclass costs the `dataclasses` module
+    (with `inspect`) and an `exec` per class, which the no-op fast path (_fastpath.py) cannot
+    afford.
+    """
+
+    __slots__ = ("file", "key", "line")
+    __match_args__ = ("file", "key", "line")
+
+    file: Path | None
+    key: str | None
+    line: int | None
+
+    def __init__(
+        self, file: Path | None = None, key: str | None = None, line: int | None = None
+    ) -> None:
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "line", line)
+
+    def _fields(self) -> tuple[Path | None, str | None, int | None]:
+        return (self.file, self.key, self.line)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Location(file={self.file!r}, key={self.key!r}, line={self.line!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot assign to field '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field '{name}'")
+
+    def __reduce__(self) -> tuple[type[Location], tuple[object, ...]]:
+        return (self.__class__, self._fields())
 
     def __str__(self) -> str:
         parts = []
@@ -144,6 +184,8 @@ class WorkerFailure(TipiError):
 
 def user_traceback(error: BaseException, full: bool = False) -> str:
     """The traceback of `error`, without tipi's own frames unless `full`."""
+    import traceback  # only when a step failed: it costs every other command ~8 ms
+
     exc = traceback.TracebackException.from_exception(error)
     if not full:
         kept = [f for f in exc.stack if not f.filename.startswith(_TIPI_DIR)]

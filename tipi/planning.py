@@ -3,28 +3,20 @@ neither imports the user's modules (nor torch through them) nor networkx."""
 
 from __future__ import annotations
 
-import inspect
-import os
-import platform
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from tipi._version import __version__
-from tipi.cache.fingerprint import canonical
-from tipi.cache.hashing import is_racy
-from tipi.cache.store import read_document, write_document
-
-if TYPE_CHECKING:
-    from tipi.config.resolve import ResolvedPipeline
-    from tipi.config.variant import Variant
+from tipi.cache.planfile import PLAN_KIND, is_current, plan_key
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
 
-PLAN_KIND = "plan"
+if TYPE_CHECKING:
+    from tipi.config.resolve import ResolvedPipeline
+    from tipi.config.variant import Variant
 
 
 @dataclass(frozen=True)
@@ -163,10 +155,12 @@ class Planner:
     def plan(self, save: bool = True, fresh: bool = False) -> Plan:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
+        from tipi.cache.store import read_document, write_document
+
         cached = None if fresh else read_document(self.cache_file, PLAN_KIND, self.warn)
         if cached is not None:
             try:
-                if self._valid(cached):
+                if self.is_current(cached):
                     plan = Plan.from_data(cached["plan"])
                     self.from_cache = True
                     self.planned = plan
@@ -178,12 +172,14 @@ class Planner:
             from tipi.cache.codetable import save_code_table
 
             save_code_table(self.code_table, self.code_units, self.warn)
+        from tipi.cache.hashing import is_racy
+
         if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
                 self.cache_file,
                 PLAN_KIND,
                 {
-                    "key": self._key(),
+                    "key": self.key(),
                     "deps": plan.deps,
                     "absent": sorted(self.absent),
                     "plan": plan.to_data(),
@@ -212,22 +208,22 @@ class Planner:
                 check_unchanged(plan.deps, self.file)
         return self.resolved
 
-    def _key(self) -> list[Any]:
+    def key(self) -> list[Any]:
+        """What a cached plan must have been made for (cache/planfile.py `plan_key`): this
+        pipeline file, overrides, tipi, project root, sweep variant and Python."""
         variant = self.variant.to_data() if self.variant is not None else None
-        python = platform.python_version()
-        return [str(self.file), list(self.overrides), __version__, str(self.root), variant, python]
+        return plan_key(self.file, self.overrides, self.root, variant)
 
-    def _valid(self, cached: Mapping[str, Any]) -> bool:
-        if cached.get("key") != self._key():
-            return False
-        deps = cached.get("deps", [])
-        if sorted(str(p) for p in self.folder.glob("*.py")) != sorted(
-            d[0] for d in deps if d[0].endswith(".py") and Path(d[0]).parent == self.folder
-        ):
-            return False
-        if any(os.path.lexists(path) for path in cached.get("absent", [])):
-            return False  # a new module or package now shadows one the plan's imports used
-        return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
+    def is_current(self, cached: Mapping[str, Any]) -> bool:
+        """Whether a plan file's data (read_document of `cache_file`) may be used as this
+        make's plan: made for this key, from files that are all unchanged (cache/planfile.py
+        `is_current`; the no-op fast path checks it there without a Planner).
+
+        Raises:
+            KeyError, TypeError, ValueError, AttributeError, IndexError: the data is
+                malformed.
+        """
+        return is_current(cached, self.key(), self.folder)
 
     def _build_settled(self, tries: int = 3) -> Plan:
         """A plan whose code files did not change while it was made: the modules are
@@ -248,6 +244,7 @@ class Planner:
         )
 
     def _build(self) -> Plan:
+        from tipi.cache.fingerprint import canonical
         from tipi.cache.modules import module_refs
         from tipi.cache.stepcode import PipelineCode
         from tipi.graph.dag import StepNode, build_graph
@@ -348,6 +345,8 @@ class Planner:
         """Every file the plan was made from: the pipeline file, the modules beside it, the
         source files of every class and of the code they reach, and the package metadata
         their environment was read from."""
+        import inspect
+
         files = {str(self.file), *(str(p) for p in self.folder.glob("*.py")), *code}
         classes = {s.cls for s in resolved.steps.values()}
         classes |= {p.cls for p in resolved.permanences.values()}

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tipi.cache.hashing import is_racy
 from tipi.cache.statefile import (
     fields_problem,
     int_problem,
@@ -57,6 +56,8 @@ def write_clean_record(
         paths: absolute paths of every input and output of those steps.
         guards: files whose change must invalidate the record (plan cache, trace log).
     """
+    from tipi.cache.hashing import is_racy  # not on the no-op path, which only checks records
+
     now = time.time_ns()
     files: dict[str, list[int]] = {}
     for path in paths:
@@ -102,6 +103,16 @@ def _steps_problem(steps: Any) -> str | None:
 
 
 def _files_problem(files: Any) -> str | None:
+    # Plain type tests first, as msgpack decodes a good record (a record names every input and
+    # output: 10x faster over thousands); the generic checks find and word any problem.
+    if type(files) is dict and all(
+        type(path) is str
+        and type(sig) is list
+        and len(sig) == 3
+        and type(sig[0]) is type(sig[1]) is type(sig[2]) is int
+        for path, sig in files.items()
+    ):
+        return None
     return map_problem(files, lambda sig: list_problem(sig, int_problem, length=3))
 
 

@@ -20,11 +20,10 @@ starts over, it never crashes on its cache.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 
-from tipi.cache.hashing import STAT_KIND, StatCache, stat_problem
 from tipi.cache.statefile import (
     REBUILT,
     ROLES,
@@ -42,7 +41,12 @@ from tipi.cache.statefile import (
     warn_broken,
     write_state,
 )
-from tipi.cache.trace import Trace
+
+if TYPE_CHECKING:
+    # Imported where used: the no-op fast path reads documents through this module and must
+    # not pay for their dataclasses (nor hashing's xxhash).
+    from tipi.cache.hashing import StatCache
+    from tipi.cache.trace import Trace
 
 FORMAT_VERSION = 1
 
@@ -113,6 +117,8 @@ def load_stat_cache(path: Path, warn: Warn, trusted: bool = True) -> StatCache:
     Args:
         trusted: False (`--rehash`) trusts no saved signature.
     """
+    from tipi.cache.hashing import STAT_KIND, StatCache, stat_problem
+
     entries, broken = read_document_flagged(path, STAT_KIND, warn, stat_problem)
     return StatCache(entries or {}, trusted=trusted, dirty=broken)
 
@@ -149,10 +155,12 @@ class TraceStore:
 
     def get(self, step: str) -> Trace | None:
         found = self._traces.get(step)
-        if found is None or isinstance(found, Trace):
+        if not isinstance(found, dict):  # None, or a Trace already
             return found
         problem = record_problem(found)
         if problem is None:
+            from tipi.cache.trace import Trace
+
             try:
                 trace = Trace.from_record(found)
             except (KeyError, TypeError, ValueError) as exc:
@@ -185,9 +193,7 @@ class TraceStore:
             return
         self.close()
         packer = msgpack.Packer(use_bin_type=True)
-        snapshot = {
-            n: t.to_record() if isinstance(t, Trace) else t for n, t in self._traces.items()
-        }
+        snapshot = {n: t if isinstance(t, dict) else t.to_record() for n, t in self._traces.items()}
         chunks = [packer.pack(self.HEADER), packer.pack(snapshot)]
         write_state(self.path, b"".join(chunks))
         self._entries = len(self._traces)

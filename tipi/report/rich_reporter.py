@@ -6,26 +6,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from tipi.report import lines
 from tipi.report.events import Reporter, RunSummary, StepResult
 from tipi.report.live import LiveProgress, interactive
-
-_STYLE = {
-    "ran": "green",
-    "restored": "green",
-    "skipped": "dim",
-    "failed": "bold red",
-    "not run": "yellow",
-    "would run": "cyan",
-}
-_MARK = {
-    "ran": "✔",
-    "restored": "⤓",
-    "skipped": "·",
-    "failed": "✘",
-    "not run": "-",
-    "would run": "→",
-}
-_ORDER = ("ran", "restored", "would run", "skipped", "failed", "not run")
 
 
 class RichReporter(Reporter):
@@ -48,7 +31,7 @@ class RichReporter(Reporter):
         self._running: dict[str, object] = {}
 
     def run_started(self, pipeline: str, steps: list[str]) -> None:
-        self.console.print(f"[bold]tipi[/] [cyan]{escape(pipeline)}[/]: {len(steps)} step(s)")
+        self.console.print(lines.run_header(pipeline, len(steps), _markup))
         if steps and interactive(self.console):
             # The overall bar and the processes' ProgressManager bars share one display.
             progress = LiveProgress.acquire(self.console)
@@ -82,19 +65,13 @@ class RichReporter(Reporter):
                 progress.remove_task(self._running.pop(result.name))
         if result.outcome == "skipped" and not (self.verbose or self.explain):
             return
-        style = _STYLE[result.outcome]
-        text = f"[{style}]{_MARK[result.outcome]} {escape(result.name)}[/] [dim]{result.outcome}"
-        if result.outcome in ("ran", "restored", "failed"):
-            text += f" in {_seconds(result.seconds)}"
         reasons = list(result.reasons) if result.outcome != "failed" else []
-        if reasons and not self.explain:
-            text += f": {escape(reasons[0])}" + (
-                f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-            )
-        self.console.print(text + "[/]", highlight=False)
+        shown = [] if self.explain else reasons  # --explain: each on a line of its own
+        text = lines.step_line(result.name, result.outcome, result.seconds, shown, _markup)
+        self.console.print(text, highlight=False)
         if self.explain:
             for reason in reasons:
-                self.console.print(f"    [dim]- {escape(reason)}[/]", highlight=False)
+                self.console.print(lines.reason_line(reason, _markup), highlight=False)
 
     def warning(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
@@ -119,23 +96,19 @@ class RichReporter(Reporter):
             for column in ("step", "outcome", "time"):
                 table.add_column(column)
             for result in shown:
-                took = (
-                    _seconds(result.seconds)
-                    if result.outcome in ("ran", "restored", "failed")
-                    else ""
-                )
-                outcome = f"[{_STYLE[result.outcome]}]{result.outcome}[/]"
+                took = lines.seconds(result.seconds) if result.outcome in lines.TIMED else ""
+                outcome = _markup(result.outcome, lines.STYLE[result.outcome])
                 table.add_row(escape(result.name), outcome, took)
             self.console.print(table)
-        counts = ", ".join(f"{len(summary.of(k))} {k}" for k in _ORDER if summary.of(k))
-        verdict = "[green]done[/]" if summary.ok else "[red]failed[/]"
+        counts = {k: len(summary.of(k)) for k in lines.ORDER}
+        verdict = "done" if summary.ok else "failed"
         if summary.interrupted:
-            verdict = "[yellow]interrupted[/]"
+            verdict = "interrupted"
         elif summary.dry_run:
-            verdict = "[cyan]dry run[/]"
+            verdict = "dry run"
         elif summary.ok and not summary.of("ran") and not summary.of("restored"):
-            verdict = "[green]up to date[/]"
-        self.console.print(f"{verdict}: {counts or 'nothing to do'} in {_seconds(summary.seconds)}")
+            verdict = "up to date"
+        self.console.print(lines.summary_line(verdict, counts, summary.seconds, _markup))
 
 
 class WarningsReporter(Reporter):
@@ -148,5 +121,6 @@ class WarningsReporter(Reporter):
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+def _markup(text: str, style: str) -> str:
+    """A span of lines.py as Rich markup."""
+    return f"[{style}]{escape(text)}[/]"
