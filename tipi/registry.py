@@ -40,6 +40,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "Train": "tipi.processes.training:Train",
     "Evaluate": "tipi.processes.evaluation:Evaluate",
     "Predict": "tipi.processes.evaluation:Predict",
+    "Compare": "tipi.processes.compare:Compare",
     "Export": "tipi.processes.export:Export",
     "Profile": "tipi.processes.profiling:Profile",
 }

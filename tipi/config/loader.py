@@ -334,13 +334,21 @@ def _launch(table: Mapping[str, Any], path: tuple[str, ...], spec: PipelineSpec)
 def _paths(
     table: Mapping[str, Any], key: str, path: tuple[str, ...], spec: PipelineSpec
 ) -> dict[str, str]:
-    """`{name = "path"}` as is; a list `["a.txt"]` names each entry by its own path."""
+    """`{name = "path"}` as is; a list `["a.txt"]` names each entry by its own path; a list
+    in the table (`models = ["a.pt", "b.pt"]`) names its entries `models[0]`, `models[1]`."""
     value = table.get(key, {})
     if isinstance(value, list):
         value = {str(item): item for item in value}
+    if isinstance(value, dict):
+        value = {
+            f"{name}[{i}]" if isinstance(entry, list) else name: item
+            for name, entry in value.items()
+            for i, item in (enumerate(entry) if isinstance(entry, list) else [(0, entry)])
+        }
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(
-            f"'{key}' must be a table of name = \"path\" or a list of paths",
+            f'\'{key}\' must be a table of name = "path" or name = ["path", ...], '
+            "or a list of paths",
             hint=f'{key} = {{ data = "out/data.pt" }}',
             location=spec.locate(*path, key),
         )

@@ -1,0 +1,223 @@
+"""Compare: two or more models on one test split; per pair the metric difference with a paired
+bootstrap 95% interval and McNemar's exact p-value (comparison.json, a table, a figure)."""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.table import Table
+
+from tipi.process import PipelineProcess
+from tipi.processes.checks import param_error
+from tipi.processes.data import load_splits
+from tipi.processes.evaluation import _predict
+from tipi.processes.stats import METRICS, classifier_metrics, mcnemar_exact, paired_bootstrap
+from tipi.report.live import console
+
+Metric = Literal["accuracy", "precision_macro", "recall_macro", "f1_macro"]
+_INDEXED = re.compile(r"^(?P<name>.+)\[(?P<index>\d+)\]$")
+
+
+class Compare(PipelineProcess):
+    """Is model B really better than model A? Scores every model on the same split.
+
+    Inputs: `data` (splits) and the models, as a list (`models = ["a.pt", "b.pt"]`) or one
+    named input each (`a = "a.pt"`, `b = "b.pt"`: the names label them). Output: `comparison`
+    (JSON: each model's metrics and per-class accuracy; per pair `b - a` for accuracy and
+    `metric`, its percentile bootstrap 95% interval over `n_boot` paired resamples drawn with
+    `seed`, and McNemar's exact p-value). A per-class accuracy figure goes to `loggers`.
+    """
+
+    outputs = {"comparison": "out/{pipeline}/{name}/comparison.json"}
+    metrics_outputs = ("comparison",)
+
+    def __init__(
+        self,
+        controller: Any,
+        force: bool = False,
+        model: str | list[str] = "net",
+        device: str = "device",
+        loggers: str = "",
+        part: str = "test",
+        metric: Metric = "f1_macro",
+        n_boot: int = 1000,
+        seed: int = 0,
+        names: list[str] | None = None,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__(controller, force)
+        self.model_name, self.device_name, self.loggers_name = model, device, loggers
+        self.part, self.metric, self.n_boot, self.seed = part, metric, n_boot, seed
+        self.names, self.num_classes = names, num_classes
+
+    def execute(self) -> None:
+        models = self._models()
+        splits = load_splits(self.inputs["data"])
+        if self.part not in splits:
+            raise param_error(self.name, "part", f"no part {self.part!r} in {sorted(splits)}")
+        predictions, labels = {}, None
+        for (label, path), network in zip(models.items(), self._networks(len(models)), strict=True):
+            predicted, labels = _predict(
+                self.controller, network, self.device_name, path, splits[self.part]
+            )
+            predictions[label] = predicted.numpy()
+        assert labels is not None
+        report = compare(
+            labels.numpy(), predictions, self.num_classes, self.metric, self.n_boot, self.seed
+        )
+        report = {"part": self.part, "samples": len(labels), **report}
+        self.outputs["comparison"].write_text(json.dumps(report, indent=2))
+        console().print(comparison_table(report))
+        if self.loggers_name:
+            loggers = self.controller.get_permanence(self.loggers_name)
+            loggers.log_figure("per_class_accuracy", per_class_figure(report))
+
+    def _models(self) -> dict[str, Path]:
+        """label → weights, in the order the inputs declare them."""
+        listed: list[tuple[str, int, Path]] = []
+        named: dict[str, Path] = {}
+        for key, path in self.inputs.items():
+            match = _INDEXED.match(key)
+            if match:
+                listed.append((match["name"], int(match["index"]), path))
+            elif key != "data":
+                named[key] = path
+        paths = [path for *_, path in sorted(listed)] + list(named.values())
+        labels = [_label(path, paths) for *_, path in sorted(listed)] + list(named)
+        if self.names is not None:
+            if len(self.names) != len(paths) or len(set(self.names)) != len(self.names):
+                raise param_error(
+                    self.name, "names", f"needs {len(paths)} distinct names, one per model"
+                )
+            labels = list(self.names)
+        if len(paths) < 2:
+            raise param_error(
+                self.name,
+                "inputs",
+                f"Compare needs two or more models, found {len(paths)}",
+                section="inputs",
+            )
+        if len(set(labels)) != len(labels):
+            labels = [f"{i}:{label}" for i, label in enumerate(labels)]
+        if self.n_boot < 1:
+            raise param_error(self.name, "n_boot", f"must be at least 1, not {self.n_boot}")
+        return dict(zip(labels, paths, strict=True))
+
+    def _networks(self, count: int) -> list[str]:
+        if isinstance(self.model_name, str):
+            return [self.model_name] * count
+        if len(self.model_name) != count:
+            raise param_error(
+                self.name, "model", f"names {len(self.model_name)} networks for {count} models"
+            )
+        return list(self.model_name)
+
+
+def compare(
+    labels: Any,
+    predictions: dict[str, Any],
+    num_classes: int,
+    metric: str = "f1_macro",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The comparison of models' predictions on the same labels (one call, no files).
+
+    Returns {"models": {label: metrics}, "pairs": [{"a", "b", "metric", "difference",
+    "ci95", "mcnemar_p"}]} with `difference` = metric(b) - metric(a); pairs are taken in the
+    order of `predictions`, for accuracy and for `metric`.
+    """
+    models = {
+        label: _rounded(classifier_metrics(labels, predicted, num_classes))
+        for label, predicted in predictions.items()
+    }
+    pairs = []
+    for a, b in combinations(predictions, 2):
+        p = mcnemar_exact(predictions[a] == labels, predictions[b] == labels)
+        for name in dict.fromkeys(("accuracy", metric)):
+            difference, (low, high) = paired_bootstrap(
+                labels, predictions[a], predictions[b], num_classes, name, n_boot, seed
+            )
+            pairs.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "metric": name,
+                    "difference": round(difference, 6),
+                    "ci95": [round(low, 6), round(high, 6)],
+                    "mcnemar_p": round(p, 6),
+                }
+            )
+    return {"models": models, "pairs": pairs}
+
+
+def comparison_table(report: dict[str, Any]) -> Table:
+    """Each model's metrics, then each pair's difference, interval and p-value."""
+    samples = report.get("samples", "")
+    table = Table(title=f"comparison on {report.get('part', 'test')} ({samples} samples)")
+    table.add_column("model / pair", style="cyan", no_wrap=True)
+    for name in METRICS:
+        table.add_column(name, justify="right")
+    for label, found in report["models"].items():
+        table.add_row(label, *(f"{found[m]:.4f}" for m in METRICS))
+    table.add_section()
+    pairs = Table(title="b - a: paired bootstrap 95% CI, McNemar's exact p")
+    for column in ("b vs a", "metric", "difference", "95% CI", "McNemar p"):
+        pairs.add_column(column, justify="left" if column in ("b vs a", "metric") else "right")
+    for pair in report["pairs"]:
+        low, high = pair["ci95"]
+        pairs.add_row(
+            f"{pair['b']} vs {pair['a']}",
+            pair["metric"],
+            f"{pair['difference']:+.4f}",
+            f"[{low:+.4f}, {high:+.4f}]",
+            f"{pair['mcnemar_p']:.3g}",
+        )
+    outer = Table.grid()
+    outer.add_row(table)
+    outer.add_row(pairs)
+    return outer
+
+
+def per_class_figure(report: dict[str, Any]) -> Any:
+    """Per-class accuracy of every model, side by side (a matplotlib figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = report["models"]
+    classes = max(len(m["per_class_accuracy"]) for m in models.values())
+    width = 0.8 / len(models)
+    figure, axes = plt.subplots(figsize=(max(5, classes * 0.6), 3.5))
+    for i, (label, found) in enumerate(models.items()):
+        values = [np.nan if v is None else v for v in found["per_class_accuracy"]]
+        axes.bar(np.arange(len(values)) + i * width, values, width, label=label)
+    axes.set_xticks(
+        np.arange(classes) + width * (len(models) - 1) / 2, [str(c) for c in range(classes)]
+    )
+    axes.set_xlabel("class")
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(0, 1.05)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _label(path: Path, paths: list[Path]) -> str:
+    """A model's default name: its folder (`out/p/head/model.pt` → head), else its stem."""
+    if sum(p.parent == path.parent for p in paths) == 1:
+        return path.parent.name
+    return f"{path.parent.name}/{path.stem}"
+
+
+def _rounded(found: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: round(v, 6) if isinstance(v, float) else [None if x is None else round(x, 6) for x in v]
+        for k, v in found.items()
+    }
