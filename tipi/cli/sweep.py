@@ -56,6 +56,15 @@ def sweep_command(
         str | None,
         typer.Option("--name", help="The sweep's name: its folder under out/sweeps/PIPELINE/."),
     ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds",
+            metavar="K",
+            help="Cross-validate: one variant per fold of the Data permanence (or the one "
+            "component taking folds and fold); with --grid or --sweep, K folds of each.",
+        ),
+    ] = None,
     count: Annotated[
         int | None,
         typer.Option("--count", metavar="N", help="Run at most N variants (random: draw N)."),
@@ -103,6 +112,8 @@ def sweep_command(
         raise UsageError("give either --wandb or --logger, not both")
     if grid:
         spec = grid_from_options(grid, name)
+    elif folds is not None and not sweep_file:
+        spec = None  # --folds alone: only the folds, not the pipeline's sweep.toml
     else:
         root = require_project_root()
         _, pipeline_file = locate_pipeline(root, pipeline, None)
@@ -118,6 +129,8 @@ def sweep_command(
                     "permanence a sweep param, or sweep a grid: --grid train.lr=0.001,0.01",
                 )
             spec = found
+    if folds is not None:
+        spec = _folded(spec if grid or sweep_file else None, folds, name)
     spec = _ranked(spec, metric, goal)
     console = stderr()
     sweep = Sweep(
@@ -138,6 +151,22 @@ def sweep_command(
             sweep.run(count, seed)
     finally:
         _show(sweep, metric or (), json_, options.dry_run)
+
+
+def _folded(spec: SweepSpec | None, folds: int, name: str | None) -> SweepSpec:
+    """`--folds K`: the folds alone, or K folds of each variant of a grid."""
+    from tipi.sweep.spec import SweepSpec
+
+    if folds < 2:
+        raise UsageError(f"--folds must be 2 or more, not {folds}")
+    if spec is None:
+        return SweepSpec(name=name or f"{folds}-fold", method="folds", parameters={}, folds=folds)
+    if spec.method not in ("grid", "folds"):
+        raise UsageError(
+            f"--folds combines with a grid sweep, not with method {spec.method!r}",
+            hint="cross-validate a grid: --grid STEP.PARAM=V1,V2 --folds K",
+        )
+    return replace(spec, method="folds", folds=folds)
 
 
 def _ranked(spec: SweepSpec, metrics: list[str] | None, goal: str | None) -> SweepSpec:

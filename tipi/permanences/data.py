@@ -8,6 +8,7 @@ from typing import Any
 from tipi.errors import ConfigError
 from tipi.permanence import Permanence
 from tipi.permanences.factory import build
+from tipi.permanences.folds import check_folds, class_labels, fold_indices
 from tipi.permanences.zoo import DATASETS
 
 
@@ -23,6 +24,9 @@ class Data(Permanence):
         batch_size: loader batch size.
         num_workers: loader worker processes.
         device: the Device permanence's name; pinned memory only when it is a CUDA device.
+        folds: K for K-fold cross-validation (0: none). The test part stays the plain
+            split's; the rest is cut into K stratified, seeded folds (tipi/permanences/folds.py).
+        fold: which fold is `val` (0..K-1); the other folds are `train`.
     """
 
     @classmethod
@@ -40,7 +44,11 @@ class Data(Permanence):
         batch_size: int = 32,
         num_workers: int = 0,
         device: str = "device",
+        folds: int = 0,
+        fold: int = 0,
     ) -> None:
+        check_folds(folds, fold)
+        self.folds, self.fold = folds, fold
         self.split = list(split or [0.8, 0.1, 0.1])
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
             raise ConfigError(f"split must be three fractions adding up to 1, not {self.split}")
@@ -58,12 +66,23 @@ class Data(Permanence):
         from torch.utils.data import random_split
 
         self.dataset = build(self.spec, DATASETS, self.params, "dataset")
+        if self.folds:
+            self.parts = self._fold_parts()
+            return
         n = len(self.dataset)
         sizes = [int(n * f) for f in self.split]
         sizes[0] += n - sum(sizes)
         generator = torch.Generator().manual_seed(self.seed)
         train, val, test = random_split(self.dataset, sizes, generator=generator)
         self.parts = {"train": train, "val": val, "test": test}
+
+    def _fold_parts(self) -> dict[str, Any]:
+        from torch.utils.data import Subset
+
+        indices = fold_indices(
+            class_labels(self.dataset), self.split, self.seed, self.folds, self.fold
+        )
+        return {part: Subset(self.dataset, chosen) for part, chosen in indices.items()}
 
     def validate(self) -> None:
         if len(self.parts["train"]) == 0:

@@ -55,5 +55,18 @@ def synthetic_images(
     return TensorDataset(images, labels)
 
 
+def digits() -> Any:
+    """scikit-learn's 8x8 handwritten digits (1797 images, shipped with it: no download) as
+    float images (N, 1, 8, 8) in [0, 1] and labels, as PrepareDigits prepares them."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from tipi.permanences.factory import require
+
+    loaded = require("sklearn.datasets", "examples", "the digits dataset").load_digits()
+    images = torch.tensor(loaded.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return TensorDataset(images, torch.tensor(loaded.target, dtype=torch.int64))
+
+
 MODELS = {"mlp": mlp, "small_cnn": small_cnn}
-DATASETS = {"synthetic_images": synthetic_images}
+DATASETS = {"synthetic_images": synthetic_images, "digits": digits}

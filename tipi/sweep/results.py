@@ -17,6 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from tipi.atomic import atomic_path, atomic_write
+from tipi.sweep.folds import FoldGroup, fold_groups, mean_std
 
 MAX_COLUMNS = 3
 
@@ -87,6 +88,7 @@ class SweepResults:
     metric: str = ""
     goal: str = "minimize"
     variants: list[VariantResult] = field(default_factory=list)
+    fold_key: str = ""  # a folds sweep: the swept `NAME.fold`; results add mean ± std
 
     def metric_key(self) -> str:
         """The sweep's metric as named in the results: exact, else the one metric that ends
@@ -105,12 +107,28 @@ class SweepResults:
         return any(name in v.test_metrics for v in self.variants)
 
     def best(self) -> VariantResult | None:
+        """The best variant by the metric; none in a folds sweep (see `best_group`)."""
         key = self.metric_key()
+        if self.fold_key:
+            return None
         scored = [v for v in self.variants if key and _finite(v.metrics.get(key))]
         if not scored:
             return None
         pick = max if self.goal == "maximize" else min
         return pick(scored, key=lambda v: v.metrics[key])
+
+    def groups(self) -> list[FoldGroup]:
+        """A folds sweep's settings with their mean ± std across folds ([] otherwise)."""
+        return fold_groups(self.variants, self.fold_key) if self.fold_key else []
+
+    def best_group(self, groups: Sequence[FoldGroup]) -> FoldGroup | None:
+        """The setting with the best mean, when a folds sweep compares several."""
+        key = self.metric_key()
+        scored = [g for g in groups if key and _finite(g.metrics.get(key, {}).get("mean"))]
+        if len(groups) < 2 or not scored:
+            return None
+        pick = max if self.goal == "maximize" else min
+        return pick(scored, key=lambda g: g.metrics[key]["mean"])
 
     def columns(self, wanted: Sequence[str] = ()) -> list[str]:
         """Metric columns for the table: those asked for, else the sweep's metric and then
@@ -131,8 +149,12 @@ class SweepResults:
         metrics = self.columns(wanted)
         best = self.best()
         title = f"sweep {self.sweep} of {self.pipeline}: {len(self.variants)} variant(s)"
+        groups = self.groups()
+        chosen = self.best_group(groups)
         if best is not None:
             title += f", best {best.name} ({self.metric_key()} {self.goal[:3]})"
+        elif chosen is not None:
+            title += f", best {chosen.name} ({self.metric_key()} mean, {self.goal[:3]})"
         table = Table(title=title, title_justify="left")
         table.add_column("variant", style="cyan", no_wrap=True)
         table.add_column("status", no_wrap=True)
@@ -148,6 +170,17 @@ class SweepResults:
                 *(_cell(variant.metrics.get(m)) for m in metrics),
                 f"{variant.seconds:.1f}s",
             )
+        if groups:
+            table.add_section()
+        for group in groups:
+            marker = " ★" if group is chosen else ""
+            table.add_row(
+                f"{group.name}: mean ± std{marker}",
+                f"{len(group.variants)} folds",
+                *(mean_std(group.metrics.get(m)) for m in metrics),
+                "",
+                style="bold",
+            )
         return table
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +192,17 @@ class SweepResults:
             "metric": {"name": self.metric_key(), "goal": self.goal} if self.metric else None,
             "best": best.name if best is not None else None,
             "variants": [v.to_json() for v in self.variants],
+            **({"folds": self._folds_json()} if self.fold_key else {}),
+        }
+
+    def _folds_json(self) -> dict[str, Any]:
+        groups = self.groups()
+        chosen = self.best_group(groups)
+        return {
+            "key": self.fold_key,
+            "k": len(dict.fromkeys(v.params.get(self.fold_key) for v in self.variants)),
+            "groups": [g.to_json() for g in groups],
+            "best": chosen.name if chosen is not None else None,
         }
 
     def write(self, folder: Path) -> list[Path]:
@@ -180,6 +224,10 @@ class SweepResults:
                     *(_csv(v.metrics.get(m)) for m in metrics),
                 ]
             )
+        for group in self.groups():  # a folds sweep: a mean and a std row per setting
+            for stat in ("mean", "std"):
+                cells = [_csv(group.metrics.get(m, {}).get(stat)) for m in metrics]
+                rows.append([f"{group.name} {stat}", stat, "", *([""] * len(params)), *cells])
         with atomic_path(csv_file) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(rows)
         return [json_file, csv_file]

@@ -21,6 +21,7 @@ from tipi.engine import Engine, MakeOptions
 from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter
+from tipi.sweep.folds import with_folds
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
 from tipi.sweep.sample import overrides, variant_name, variants
 from tipi.sweep.spec import SweepSpec, slug
@@ -93,8 +94,12 @@ class Sweep:
         self.on_failure = on_failure
         self.total = 0  # variants planned, when known in advance (not with a sweep agent)
         plan = self.base.load(save=not self.dry_run)
+        if spec.folds:  # cross-validation: one variant per fold (tipi/sweep/folds.py)
+            self.spec = spec = with_folds(spec, self.base.planner.resolve())
         self.steps = frozenset(self._owned_steps(plan))
         self.results = SweepResults(self.base.name, self.name, spec.method, spec.metric, spec.goal)
+        if spec.folds:
+            self.results.fold_key = f"{spec.fold_of}.fold"
 
     @property
     def folder(self) -> Path:

@@ -26,7 +26,7 @@ def variants(spec: SweepSpec, count: int | None = None, seed: int = 0) -> list[P
         seed: the random method's seed: the same seed draws the same variants.
     """
     cap = count if count is not None else spec.run_cap
-    if spec.method == "grid":
+    if spec.method in ("grid", "folds"):  # folds: a grid whose last key is the fold
         keys = list(spec.parameters)
         chosen = [
             dict(zip(keys, combo, strict=True))

@@ -1,6 +1,6 @@
 """A sweep table in W&B's sweep format, read from TOML or built from `--grid` options.
 
-    method = "grid"                       # grid | random (bayes only through --wandb)
+    method = "grid"                       # grid | random | folds (bayes only through --wandb)
     run_cap = 8                           # at most this many variants
     metric = { name = "evaluate.accuracy", goal = "maximize" }
 
@@ -29,7 +29,7 @@ from tipi.config.toml import read_toml
 from tipi.errors import ConfigError, Location, UsageError
 from tipi.suggest import did_you_mean
 
-METHODS = ("grid", "random", "bayes")
+METHODS = ("grid", "random", "bayes", "folds")
 GOALS = ("minimize", "maximize")
 SWEEP_KEYS = (
     "method",
@@ -43,7 +43,10 @@ SWEEP_KEYS = (
     "project",
     "entity",
     "early_terminate",
+    "folds",
+    "fold_of",
 )
+WANDB_EXTRA = ("program", "command", "project", "entity", "early_terminate", "description")
 PARAMETER_KEYS = (
     "value",
     "values",
@@ -121,6 +124,8 @@ class SweepSpec:
     run_cap: int | None = None
     file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    folds: int = 0  # method "folds": K, each variant one fold (its keys: tipi/sweep/folds.py)
+    fold_of: str = ""  # the permanence or step whose `fold` is swept ("": the one that has it)
 
     @property
     def swept(self) -> list[str]:
@@ -132,7 +137,7 @@ class SweepSpec:
         config: dict[str, Any] = {
             **self.extra,
             "name": self.name,
-            "method": self.method,
+            "method": "grid" if self.method == "folds" else self.method,
             "parameters": {k: p.to_wandb() for k, p in self.parameters.items()},
         }
         if self.metric:
@@ -235,8 +240,14 @@ class _Reader:
         run_cap = data.get("run_cap")
         if run_cap is not None and (not isinstance(run_cap, int) or run_cap < 1):
             raise self.error("run_cap must be a positive integer", "run_cap")
-        tables = data.get("parameters")
-        if not isinstance(tables, dict) or not tables:
+        folds, fold_of = data.get("folds", 0), data.get("fold_of", "")
+        if (method == "folds") != (type(folds) is int and folds >= 2) or type(fold_of) is not str:
+            raise self.error(
+                'folds = K (2 or more) and fold_of = "NAME" (optional) go with method = "folds"',
+                "folds" if "folds" in data else "method",
+            )
+        tables = data.get("parameters", {} if method == "folds" else None)
+        if not isinstance(tables, dict) or not (tables or method == "folds"):
             raise self.error(
                 "a sweep needs a [parameters] table",
                 "parameters",
@@ -244,7 +255,7 @@ class _Reader:
             )
         parameters: dict[str, Parameter] = {}
         self.parameters(tables, ("parameters",), "", parameters)
-        if method == "grid":
+        if method in ("grid", "folds"):
             for key, parameter in parameters.items():
                 if parameter.distribution not in ("constant", "categorical"):
                     raise self.error(
@@ -253,11 +264,7 @@ class _Reader:
                         key,
                         hint='write values = [...], or method = "random" to sample a range',
                     )
-        extra = {
-            k: v
-            for k, v in data.items()
-            if k in ("program", "command", "project", "entity", "early_terminate", "description")
-        }
+        extra = {k: v for k, v in data.items() if k in WANDB_EXTRA}
         return SweepSpec(
             name=name or str(data.get("name") or self.file.stem),
             method=method,
@@ -267,6 +274,8 @@ class _Reader:
             run_cap=run_cap,
             file=self.file,
             extra=extra,
+            folds=folds,
+            fold_of=fold_of,
         )
 
     def metric(self, table: Any) -> tuple[str, str]:
