@@ -278,8 +278,18 @@ class Workers:
         return finished
 
     def _show_status(self) -> None:
+        """Each running step's bars, forwarded by its worker (tipi/report/channel.py), and
+        its latest output line onto the display; a resume notice at the start of its log
+        marks its row."""
+        from tipi.report import channel
+
         for running in self.started.values():
-            line = _last_line(Path(running.task.log))
+            path = Path(running.task.log)
+            channel.show(running.name, running.task.log, running.task.run)
+            note = _resume_note(path, running.name)
+            if note:
+                self.steps.reporter.step_progress(running.name, note)
+            line = _last_line(path)
             if line and line != running.status:
                 running.status = line
                 self.steps.reporter.step_progress(running.name, line)
@@ -303,12 +313,26 @@ def _last_line(path: Path, size: int = 4096) -> str:
     try:
         with open(path, "rb") as file:
             file.seek(0, 2)
-            file.seek(max(0, file.tell() - size))
-            lines: Iterable[bytes] = file.read().splitlines()
+            start = max(0, file.tell() - size)
+            file.seek(start)
+            lines: Iterable[bytes] = file.read().splitlines()[1 if start else 0 :]  # whole lines
     except OSError:
         return ""
     for line in reversed(list(lines)):
         text = line.decode(errors="replace").strip()
-        if text:
+        if text and not text.startswith("[progress] "):  # those are on the bars
             return text[-120:]
+    return ""
+
+
+def _resume_note(path: Path, step: str, size: int = 4096) -> str:
+    """The notice a step resuming its checkpoint prints first (`note: resuming train ...`)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(size).decode(errors="replace")
+    except OSError:
+        return ""
+    for line in head.splitlines():
+        if line.startswith(f"note: resuming {step} "):
+            return line.strip()[:120]
     return ""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from tipi.config.variant import Variant
 from tipi.errors import WorkerFailure
 from tipi.execution.types import Result, Task, run_info
+from tipi.report import channel
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -55,7 +56,8 @@ def execute(task: Task) -> Result:
     global _busy
     _busy = True
     try:
-        with environment(task.env), captured(task.log):
+        progress = channel.worker_env(task.log, task.run)  # the driver shows our bars
+        with environment({**task.env, **progress}), captured(task.log):
             if task.launcher != "none":
                 from tipi.execution.distributed import launch
 

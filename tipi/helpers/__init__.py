@@ -2,9 +2,10 @@
 inside a running pipeline:
 
     from tipi.helpers import progress_bar, logger, device_manager
+    from tipi.helpers import tqdm, trange  # instead of `from tqdm.auto import tqdm, trange`
 """
 
 from tipi.helpers import device_manager, logger
-from tipi.helpers.progress import progress_bar
+from tipi.helpers.progress import progress_bar, tqdm, trange
 
-__all__ = ["device_manager", "logger", "progress_bar"]
+__all__ = ["device_manager", "logger", "progress_bar", "tqdm", "trange"]

@@ -1,74 +1,63 @@
 """The one live Rich display of a process, shared by the engine's reporter and the
-ProgressManager permanences, so their bars stack in one place instead of fighting."""
+ProgressManager permanences, so their bars stack in one place instead of fighting.
+
+Its rows form a tree: the make's overall bar, a header row per running step, the step's bars
+under it, their nested bars under them. A finished bar that is to stay on screen (tqdm's
+`leave`) keeps its row, frozen, until a new bar takes its place (same parent, same slot) or its
+step ends, when the reporter prints it for good above the display.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-# One palette for every bar tipi draws.
-PALETTE = {
-    "description": "bold cyan",
-    "bar": "cyan",
-    "finished": "green",
-    "pulse": "magenta",
-    "status": "magenta",
-    "dim": "dim",
-}
+_quiet = False
 
 
-def interactive(console: Console | None = None) -> bool:
-    """True when a live display makes sense: a terminal, and not CI."""
+def silence(quiet: bool) -> None:
+    """`tipi make -q`: progress bars and lines stay silent until called with False."""
+    global _quiet
+    _quiet = quiet
+
+
+def silenced() -> bool:
+    return _quiet
+
+
+def interactive(console: Console | None = None, file: Any = None) -> bool:
+    """True when a live display makes sense: a terminal, not CI, not `TIPI_NO_LIVE=1`."""
     if os.environ.get("CI") or os.environ.get("TIPI_NO_LIVE"):
         return False
+    if file is not None:
+        return bool(getattr(file, "isatty", lambda: False)())
     console = console or Console(stderr=True)
     return console.is_terminal and sys.stderr.isatty()
 
 
 def new_progress(console: Console | None = None) -> Progress:
-    """A Progress with tipi's columns: name, bar, count, elapsed, remaining, status."""
-    # Imported here: rich.progress costs ~15 ms, and a no-op make draws no bars.
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """The shared display: a Board with tipi's columns (label, bar, count, elapsed,
+    remaining, rate, status)."""
+    from tipi.report.board import Board  # rich.progress costs ~15 ms; a no-op make draws none
 
-    return Progress(
-        TextColumn("{task.description}", style=PALETTE["description"]),
-        BarColumn(
-            style=PALETTE["dim"],
-            complete_style=PALETTE["bar"],
-            finished_style=PALETTE["finished"],
-            pulse_style=PALETTE["pulse"],
-        ),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}", style=PALETTE["status"]),
-        console=console or Console(stderr=True),
-        transient=False,
-    )
+    return Board(console or Console(stderr=True))
 
 
 class LiveProgress:
     """Reference-counted access to the shared display: the first user starts it, the last
-    one stops it."""
+    one stops it (what is left on it, the bars kept with `leave`, stays on the screen)."""
 
-    _progress: Progress | None = None
+    _progress: Any = None
     _users = 0
 
     @classmethod
-    def acquire(cls, console: Console | None = None) -> Progress:
+    def acquire(cls, console: Console | None = None) -> Any:
         if cls._progress is None:
             cls._progress = new_progress(console)
             cls._progress.start()
@@ -83,7 +72,8 @@ class LiveProgress:
             cls._progress = None
 
     @classmethod
-    def current(cls) -> Progress | None:
+    def current(cls) -> Any:
+        """The display (a Board) while one is shown, else None."""
         return cls._progress
 
 
