@@ -13,6 +13,7 @@ import torch
 
 from tipi.engine import Engine
 from tipi.errors import ConfigError
+from tipi.permanences.network import read_weights
 from tipi.permanences.zoo import small_cnn
 from tipi.processes.callbacks import EarlyStopping, Transition
 from tipi.processes.optim import apply_freeze, build_optimizer, build_scheduler
@@ -50,7 +51,7 @@ def history(project, step: str) -> dict:
 
 
 def weights(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_weights(path)
 
 
 def test_phase_a_frozen_then_phase_b_from_its_weights(project):
@@ -97,16 +98,24 @@ def test_scheduler_and_optimizer_by_name_and_early_stopping(project):
     rates = [row["lr"] for row in history(project, "head")["history"]]
     assert rates == pytest.approx([0.01, 0.005, 0.0025])
     stopper = EarlyStopping("val_loss", patience=2)
-    state: dict = {}
-    assert [
-        stopper.on_epoch_end(e, {"val_loss": v}, state) for e, v in enumerate([1, 0.9, 0.95, 0.97])
-    ] == [
-        False,
-        False,
-        False,
-        True,
+    trainer = FakeTrainer()
+    decisions = [
+        stopper.on_epoch_end(trainer, e, {"val_loss": v})
+        for e, v in enumerate([1, 0.9, 0.95, 0.97])
     ]
-    assert "did not improve for 2 epochs" in state["stopped_by"]
+    assert decisions == [False, False, False, True]
+    assert "did not improve for 2 epochs" in trainer.reason
+
+
+class FakeTrainer:
+    """What a callback sees of Train's loop, for callbacks tested alone."""
+
+    def __init__(self) -> None:
+        self.state: dict = {}
+        self.reason = ""
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
 
 
 def test_bad_training_settings_are_clear_errors():

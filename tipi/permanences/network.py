@@ -1,5 +1,6 @@
 """Network: a model from the zoo or a `module:factory`, on the pipeline's device, checkpointed
-atomically and loaded with `weights_only=True`."""
+atomically and loaded with `weights_only=True`; `read_checkpoint` reads every weights file
+tipi writes (Train's `{"state_dict", "metadata"}`, this permanence's own, bare state dicts)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Network(Permanence):
     Attributes:
         model: the `torch.nn.Module`, after initialize.
         optimizer: set by a training step to have its state checkpointed too.
+        trained_by: the step that last trained the model in this make (None: as built).
     """
 
     @classmethod
@@ -49,6 +51,7 @@ class Network(Permanence):
         self.checkpoint_path = checkpoint
         self.model: Any = None
         self.optimizer: Any = None
+        self.trained_by: str | None = None  # the last step that changed the weights
 
     def initialize(self) -> None:
         import torch
@@ -58,6 +61,12 @@ class Network(Permanence):
             self.model = build(self.spec, MODELS, self.params, "model")
         if self.device_name and self.controller is not None:
             self.model.to(self.controller.get_permanence(self.device_name).device)
+        self.trained_by = None
+
+    def reset(self) -> None:
+        """Build the model afresh (the same seed, so the same initial weights): a step that
+        trains from scratch must not start from what an earlier step of this make left."""
+        self.initialize()
 
     def validate(self) -> None:
         import torch
@@ -82,14 +91,18 @@ class Network(Permanence):
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
 
-    def load(self, path: Path) -> None:
-        """Load what `save` wrote; tensors only (`weights_only=True`), never arbitrary pickles."""
+    def load(self, path: Path) -> dict[str, Any]:
+        """Load what `save` wrote, a Train checkpoint or a bare state dict; tensors only
+        (`weights_only=True`), never arbitrary pickles. Returns the checkpoint's metadata
+        ({} when it has none)."""
         import torch
 
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        if self.optimizer is not None and "optimizer" in state:
+        weights, metadata = unwrap_checkpoint(state)
+        self.model.load_state_dict(weights)
+        if self.optimizer is not None and isinstance(state, dict) and "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
+        return metadata
 
     def get_state(self) -> dict[str, Any]:
         count = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
@@ -98,3 +111,28 @@ class Network(Permanence):
     def cleanup(self) -> None:
         self.model = None
         self.optimizer = None
+
+
+def unwrap_checkpoint(saved: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, metadata) of a loaded weights file: Train's `{"state_dict", "metadata"}`,
+    Network.save's `{"model", "optimizer"}`, or a bare state dict (metadata {})."""
+    if isinstance(saved, dict) and isinstance(saved.get("state_dict"), Mapping):
+        return dict(saved["state_dict"]), dict(saved.get("metadata") or {})
+    if isinstance(saved, dict) and isinstance(saved.get("model"), Mapping):
+        return dict(saved["model"]), {}
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"not a weights file: it holds a {type(saved).__name__}")
+    return dict(saved), {}
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, metadata) of the weights file at `path`, loaded with `weights_only=True`
+    on the CPU."""
+    import torch
+
+    return unwrap_checkpoint(torch.load(Path(path), map_location="cpu", weights_only=True))
+
+
+def read_weights(path: Path) -> dict[str, Any]:
+    """The state dict of the weights file at `path` (any format `read_checkpoint` reads)."""
+    return read_checkpoint(path)[0]

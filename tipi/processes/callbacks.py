@@ -1,11 +1,15 @@
-"""Training callbacks: early stopping, best/last checkpoints, and the phase transition rule."""
+"""Training callbacks: the hooks Train calls, the built-ins (EarlyStopping, ModelCheckpoint,
+LearningRateMonitor, the phase Transition) and user classes named by `module:Class`."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from tipi.errors import ConfigError
+from tipi.processes.training_settings import Named, UntilRule, param_error
+from tipi.suggest import did_you_mean
 
 
 def _mode_of(metric: str, mode: str | None) -> str:
@@ -17,21 +21,55 @@ def _mode_of(metric: str, mode: str | None) -> str:
 
 
 def better(value: float, best: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
     if best is None or math.isnan(best):
         return True
     return value < best if mode == "min" else value > best
 
 
 class Callback:
-    """Hooks called by Train; `state` is the training state dict (kept in resume checkpoints)."""
+    """Hooks Train calls, in this order: `on_train_start`, then per epoch `on_epoch_start`,
+    `on_batch_end` after each batch, `on_validation_end`, `on_epoch_end`; `on_train_end` last.
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> bool:
-        """Return True to stop training after this epoch."""
-        return False
+    `trainer` is Train's loop: `trainer.model`, `trainer.optimizers`, `trainer.schedulers`,
+    `trainer.epoch` (0-based), `trainer.global_step` (optimizer steps, across phases),
+    `trainer.state` (saved in resume checkpoints), `trainer.metrics` (the last epoch's),
+    `trainer.loggers` (or None), `trainer.step_name`, and `trainer.stop(reason)`.
+
+    A callback that keeps counters across epochs returns them from `state_dict()` (plain
+    numbers, strings, lists, dicts, tensors): they go into the resume checkpoint and come
+    back through `load_state_dict()`, so a resumed run decides as an uninterrupted one.
+    """
+
+    def on_train_start(self, trainer: Any) -> None:
+        """Before the first epoch (also when resuming)."""
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        """Before epoch `epoch` (1-based) trains."""
+
+    def on_batch_end(self, trainer: Any, batch: int, loss: Any) -> None:
+        """After batch `batch` (1-based within the epoch); `loss` is a detached tensor."""
+
+    def on_validation_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        """After validation; `metrics` may still be added to (they are logged after)."""
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> bool | None:
+        """After epoch `epoch` (1-based); return True to stop training after it."""
+        return None
+
+    def on_train_end(self, trainer: Any) -> None:
+        """After the last epoch, before the outputs are written."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned."""
 
 
 class EarlyStopping(Callback):
-    """Stop when `metric` has not improved for `patience` epochs."""
+    """Stop when `metric` has not improved by `min_delta` for `patience` epochs."""
 
     def __init__(
         self,
@@ -42,65 +80,190 @@ class EarlyStopping(Callback):
     ):
         self.metric, self.patience, self.min_delta = metric, patience, min_delta
         self.mode = _mode_of(metric, mode)
+        self.best: float | None = None
+        self.bad = 0
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> bool:
-        value = _metric(metrics, self.metric)
-        best = state.get("es_best")
-        improved = best is None or (
-            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
-        )
-        if improved:
-            state["es_best"], state["es_bad"] = value, 0
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> bool:
+        value = metric_value(metrics, self.metric)
+        delta = self.min_delta if self.mode == "max" else -self.min_delta
+        if self.best is None or better(value, self.best + delta, self.mode):
+            self.best, self.bad = value, 0
         else:
-            state["es_bad"] = state.get("es_bad", 0) + 1
-        if state["es_bad"] >= self.patience:
-            state["stopped_by"] = (
+            self.bad += 1
+        if self.bad >= self.patience:
+            trainer.stop(
                 f"early stopping: {self.metric} did not improve for {self.patience} epochs"
             )
             return True
         return False
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad = state["best"], state["bad"]
+
 
 class ModelCheckpoint(Callback):
-    """Keeps the best weights by `metric` (the last ones are the model at the end)."""
+    """Keeps the best weights by `monitor` (Train writes them as `best.pt`) and, with
+    `save_top_k` > 1, the k best as files (the `top_k` output).
 
-    def __init__(self, metric: str = "val_accuracy", mode: str | None = None) -> None:
-        self.metric = metric
-        self.mode = _mode_of(metric, mode)
+    `monitor = ""` watches val_accuracy when there is one, else val_loss.
+    """
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> bool:
-        value = _metric(metrics, self.metric)
+    def __init__(self, monitor: str = "", mode: str | None = None, save_top_k: int = 1) -> None:
+        if save_top_k < 1:
+            raise ConfigError(f"save_top_k must be at least 1, not {save_top_k}")
+        self.monitor, self.given_mode, self.save_top_k = monitor, mode, save_top_k
+
+    def resolve(self, metrics: dict[str, float]) -> str:
+        if not self.monitor:
+            self.monitor = "val_accuracy" if "val_accuracy" in metrics else "val_loss"
+        return self.monitor
+
+    @property
+    def mode(self) -> str:
+        return _mode_of(self.monitor, self.given_mode)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> bool:
+        value = metric_value(metrics, self.resolve(metrics), "monitor")
+        state = trainer.state
         if better(value, state.get("best_score"), self.mode):
-            state["best_score"] = value
-            state["best_epoch"] = epoch
+            state["best_score"], state["best_epoch"] = value, epoch
+            state["best_metrics"] = dict(metrics)
             state["best_weights"] = {
-                k: v.detach().clone() for k, v in state["model"].state_dict().items()
+                k: v.detach().clone() for k, v in trainer.model.state_dict().items()
             }
+        if self.save_top_k > 1:
+            self._keep(trainer, epoch, value, metrics)
         return False
+
+    def _keep(self, trainer: Any, epoch: int, value: float, metrics: dict[str, float]) -> None:
+        kept: list[dict[str, Any]] = trainer.state.setdefault("top_k", [])
+        worst = kept[-1]["score"] if len(kept) >= self.save_top_k else None
+        if len(kept) >= self.save_top_k and not better(value, worst, self.mode):
+            return
+        name = f"epoch={epoch:03d}-{self.monitor}={value:.4f}.pt"
+        trainer.write_checkpoint(Path(trainer.top_k_dir) / name, "top_k", metrics, epoch)
+        kept.append({"epoch": epoch, "score": value, "file": name})
+        kept.sort(key=lambda e: e["score"], reverse=self.mode == "max")
+        del kept[self.save_top_k :]
+
+
+class LearningRateMonitor(Callback):
+    """Adds each optimizer group's learning rate to the epoch's metrics as `lr/<group>`
+    (history and loggers); `lr` alone is always there (the first group's)."""
+
+    def on_validation_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        for label, optimizer in zip(trainer.group_labels, trainer.optimizers, strict=True):
+            for index, group in enumerate(optimizer.param_groups):
+                suffix = f".{index}" if len(optimizer.param_groups) > 1 else ""
+                metrics[f"lr/{label}{suffix}"] = float(group["lr"])
 
 
 class Transition(Callback):
-    """The phase transition rule: stop once `metric` crosses a threshold (epochs cap the rest).
+    """The phase transition rule: stop once `metric` crosses `above`/`below` (epochs cap the
+    rest). `mode = "gate"` also fails the phase when the cap comes first (Train raises)."""
 
-    `{"metric": "val_accuracy", "above": 0.9}` or `{"metric": "val_loss", "below": 0.2}`.
-    """
-
-    def __init__(self, metric: str, above: float | None = None, below: float | None = None) -> None:
+    def __init__(
+        self,
+        metric: str,
+        above: float | None = None,
+        below: float | None = None,
+        mode: str = "stop",
+    ) -> None:
         if (above is None) == (below is None):
             raise ConfigError("a transition rule needs exactly one of `above` or `below`")
-        self.metric, self.above, self.below = metric, above, below
+        self.rule = UntilRule(metric, above, below, mode)
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.reached = False
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], state: dict[str, Any]) -> bool:
-        value = _metric(metrics, self.metric)
-        crossed = value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
-        if crossed:
-            side = f"above {self.above}" if self.above is not None else f"below {self.below}"
-            state["stopped_by"] = f"transition: {self.metric} {value:.4f} is {side}"
-        return crossed
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> bool:
+        rule = self.rule
+        value = metric_value(metrics, rule.metric, "until")
+        if better(value, self.best, "max" if rule.above is not None else "min"):
+            self.best, self.best_epoch = value, epoch
+        if rule.crossed(value):
+            self.reached = True
+            kind = "gate" if rule.mode == "gate" else "transition"
+            trainer.stop(f"{kind}: {rule.metric} {value:.4f} is {rule.side}")
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "reached": self.reached}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.reached = state["reached"]
 
 
-def _metric(metrics: dict[str, float], name: str) -> float:
+BUILTINS: dict[str, type[Callback]] = {
+    "EarlyStopping": EarlyStopping,
+    "ModelCheckpoint": ModelCheckpoint,
+    "LearningRateMonitor": LearningRateMonitor,
+}
+
+
+def build_callback(step: str, spec: Named) -> Callback:
+    """A callback from its TOML entry: a built-in name or `module:Class`, with its options."""
+    from tipi.processes.optim import load_attr
+
+    if ":" in spec.name:
+        try:
+            cls = load_attr(spec.name, "callback")
+        except ConfigError as error:
+            raise param_error(step, spec.key, error.message, error.hint) from None
+    elif spec.name in BUILTINS:
+        cls = BUILTINS[spec.name]
+    else:
+        close = did_you_mean(spec.name, BUILTINS)
+        raise param_error(
+            step,
+            spec.key,
+            f"unknown callback '{spec.name}'",
+            (f"{close} " if close else "")
+            + f"built-in: {', '.join(BUILTINS)}; or give 'package.module:Class'",
+        )
+    try:
+        made = cls(**spec.options)
+    except (TypeError, ConfigError) as exc:
+        raise param_error(
+            step, spec.key, f"callback {spec.name} rejected {dict(spec.options)}: {exc}"
+        ) from None
+    missing = [hook for hook in HOOKS if not callable(getattr(made, hook, None))]
+    if missing and not isinstance(made, Callback):
+        for hook in missing:  # duck-typed classes need only the hooks they use
+            setattr(made, hook, getattr(Callback(), hook))
+    return made
+
+
+HOOKS = (
+    "on_train_start",
+    "on_epoch_start",
+    "on_batch_end",
+    "on_validation_end",
+    "on_epoch_end",
+    "on_train_end",
+    "state_dict",
+    "load_state_dict",
+)
+
+
+def overrides(callback: Any, hook: str) -> bool:
+    """True when `callback` does something in `hook` (the loop skips the others per batch)."""
+    method = getattr(type(callback), hook, None)
+    return method is not None and method is not getattr(Callback, hook)
+
+
+def metric_value(metrics: dict[str, float], name: str, role: str = "metric") -> float:
+    """metrics[name], or a ConfigError naming the metrics there are (Train adds the key)."""
     try:
         return metrics[name]
     except KeyError:
-        raise ConfigError(f"no metric '{name}' to watch (metrics: {', '.join(metrics)})") from None
+        close = did_you_mean(name, metrics)
+        raise ConfigError(
+            f"{role} '{name}' is not a metric of this step",
+            hint=(f"{close} " if close else "") + f"metrics: {', '.join(metrics)}",
+        ) from None

@@ -6,6 +6,7 @@ import csv
 import json
 from typing import Any
 
+from tipi.permanences.network import read_weights
 from tipi.process import PipelineProcess
 from tipi.processes.data import load_splits, make_loader
 from tipi.report.live import console
@@ -19,7 +20,7 @@ def _predict(
     network = controller.get_permanence(model_name)
     device = controller.get_permanence(device_name).device
     model = network.model
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(read_weights(weights))  # Train's checkpoints and bare state dicts
     model.eval()
     predictions, labels = [], []
     with torch.no_grad():

@@ -1,39 +1,63 @@
-"""Train: one training phase, resumable mid-epoch after a crash, with callbacks and logging."""
+"""Train: one training phase (per-group optimizers and schedulers, your loss or step hook,
+accumulation, precision, EMA, callbacks, a transition rule), resumable mid-epoch after a
+crash, writing weights with the pipeline's metadata."""
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from tipi.atomic import atomic_path
-from tipi.errors import ConfigError
+from tipi.errors import TipiError
 from tipi.process import PipelineProcess
-from tipi.processes.callbacks import Callback, EarlyStopping, ModelCheckpoint, Transition
-from tipi.processes.data import distributed_rank, load_splits, make_loader
-from tipi.processes.optim import apply_freeze, build_optimizer, build_scheduler
+from tipi.processes.callbacks import Callback
+from tipi.processes.training_settings import (
+    check_numbers,
+    groups_of,
+    named,
+    named_list,
+    param_error,
+    precision_of,
+    until_rule,
+)
+from tipi.processes.training_step import TrainingModule
+
+__all__ = ["Callback", "GateNotPassed", "Train", "TrainingModule"]
 
 RESUME_FILE = "resume.pt"
+DEFAULT_OUTPUTS = {"ema": "ema.pt", "top_k": "top_k"}
+
+
+class GateNotPassed(TipiError):
+    """A phase with `until.mode = "gate"` reached its epoch cap (or early stopping) without
+    crossing its threshold: the phase fails (exit 1) and no later phase starts from it."""
+
+    exit_code = 1
 
 
 class Train(PipelineProcess):
     """Trains the Network permanence `model` for one phase.
 
     A multi-phase run is several Train steps: phase B's `init` input is phase A's `model`
-    output, so changing phase B reruns phase B only. Each phase freezes what matches `freeze`,
-    builds its own optimizer and scheduler, and ends after `epochs` or when the `until` rule
-    fires (whichever comes first), or by early stopping.
+    output, so changing phase B reruns phase B only. Each phase trains the parameters its
+    `optimizers` entries name (each group its own optimizer and scheduler; the rest frozen,
+    and frozen modules kept in eval mode), or everything but `freeze` with the single
+    `optimizer`/`lr`, and ends after `epochs`, when the `until` rule fires, or by early
+    stopping. docs/training.md describes every param.
 
     Inputs: `data` (splits written by a prepare step; else the Data permanence `data`),
     optional `init` (weights to start from). Outputs: `model` (last weights), `best` (best
-    weights by `monitor`), `history` (JSON, one row per epoch).
+    by `monitor`), `history` (JSON, one row per epoch); declare `ema` (with `ema = 0.999`) and
+    `top_k` (a folder, with `save_top_k` > 1) to get those. Weights files hold
+    `{"state_dict", "metadata"}` (tipi.processes.training_checkpoints).
 
-    Every `checkpoint_seconds` (checked after each batch and epoch) and, if set, every
-    `checkpoint_every` batches, model, optimizer, scheduler, RNG states and position go to the
-    step's scratch folder; a killed run resumes from the last one and ends with the same
-    weights as an uninterrupted run (on CPU with a fixed seed).
+    Every `checkpoint_seconds` and, if set, every `checkpoint_every` batches (at the next
+    optimizer step), everything a run depends on goes to the step's scratch folder; a killed
+    run resumes from it and ends with the same weights as an uninterrupted run (on CPU).
 
     Under torch.distributed (the step declares `nproc = N`), the model is wrapped in
     DistributedDataParallel and each rank trains on its shard of every epoch (`batch_size`
@@ -59,278 +83,302 @@ class Train(PipelineProcess):
         loggers: str = "",
         progress: str = "",
         epochs: int = 10,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         lr: float = 1e-3,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        optimizers: list[dict[str, Any]] | None = None,
         freeze: list[str] | None = None,
+        freeze_bn: bool = True,
+        loss: str | dict[str, Any] = "cross_entropy",
+        module: str | dict[str, Any] | None = None,
+        input_key: str = "input",
+        target_key: str = "target",
+        metrics: list[str | dict[str, Any]] | None = None,
+        accumulate: int = 1,
+        precision: Literal["32", "16-mixed", "bf16-mixed"] | None = None,
+        mixed_precision: bool = True,
+        ema: float | None = None,
+        save_top_k: int = 1,
+        callbacks: list[str | dict[str, Any]] | None = None,
         until: dict[str, Any] | None = None,
         early_stopping: dict[str, Any] | None = None,
-        monitor: str = "val_accuracy",
+        monitor: str = "",
         grad_clip: float | None = None,
-        mixed_precision: bool = True,
+        deterministic: bool = False,
         checkpoint_every: int = 0,
         checkpoint_seconds: float = 30.0,
         seed: int = 0,
+        phase: str = "",
     ) -> None:
+        params = {k: v for k, v in locals().items() if k not in ("self", "controller", "force")}
+        params.pop("__class__", None)
         super().__init__(controller, force)
-        if epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, not {epochs}")
+        self.params = params
         self.model_name, self.device_name, self.data_name = model, device, data
         self.loggers_name, self.progress_name = loggers, progress
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
-        self.optimizer_spec = optimizer or {"name": "Adam"}
-        self.scheduler_spec = scheduler
-        self.freeze = freeze or []
-        self.grad_clip = grad_clip
-        self.mixed_precision = mixed_precision
-        self.checkpoint_every = checkpoint_every
-        self.checkpoint_seconds = checkpoint_seconds
-        self.seed = seed
-        self.callbacks: list[Callback] = [ModelCheckpoint(monitor)]
-        if early_stopping:
-            self.callbacks.append(EarlyStopping(**early_stopping))
-        if until:
-            self.callbacks.append(Transition(**until))
+        self.freeze, self.freeze_bn = list(freeze or []), freeze_bn
+        self.input_key, self.target_key = input_key, target_key
+        self.accumulate, self.mixed_precision, self.ema = accumulate, mixed_precision, ema
+        self.save_top_k, self.monitor, self.grad_clip = save_top_k, monitor, grad_clip
+        self.early_stopping = early_stopping
+        self.deterministic = deterministic
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.seed, self.phase = seed, phase
+        self._settled = False
+
+    def bind_paths(self, *args: Any, **kwargs: Any) -> None:
+        super().bind_paths(*args, **kwargs)
+        self._settle()  # the step's name is known now: errors can name it
+
+    def _settle(self) -> None:
+        """Check the nested params and normalize them (ConfigError at the step and key)."""
+        if self._settled:
+            return
+        name, p = getattr(self, "name", type(self).__name__), self.params
+        check_numbers(name, p)
+        self.groups = groups_of(name, p["optimizers"], p["optimizer"], p["scheduler"], p["lr"])
+        self.loss_spec = named(name, "loss", p["loss"], default="cross_entropy")
+        self.module_spec = named(name, "module", p["module"]) if p["module"] else None
+        self.metric_specs = named_list(name, "metrics", p["metrics"])
+        self.callback_specs = named_list(name, "callbacks", p["callbacks"])
+        self.until_rule = until_rule(name, p["until"])
+        self.precision = precision_of(name, p["precision"])
+        bound = "outputs" in vars(self)  # outside the engine nothing is written anyway
+        for output, wanted in (("ema", bool(self.ema)), ("top_k", self.save_top_k > 1)):
+            if wanted and bound and output not in self.outputs:
+                key = "ema" if output == "ema" else "save_top_k"
+                raise param_error(
+                    name,
+                    key,
+                    f"writes the output '{output}', which this step does not declare",
+                    f"add to [processes.{name}]: outputs = {{ {output} = "
+                    f'"out/{{pipeline}}/{{name}}/{DEFAULT_OUTPUTS[output]}" }}',
+                )
+        self._settled = True
 
     def execute(self) -> None:
-        import torch
+        from tipi.processes.data import distributed_rank
+        from tipi.processes.training_numerics import deterministic
 
-        torch.manual_seed(self.seed)
-        random.seed(self.seed)
-        get = self.controller.get_permanence
-        network = get(self.model_name)
-        device = get(self.device_name).device
+        self._settle()
+        shard = distributed_rank()
+        device = self.controller.get_permanence(self.device_name).device
+        with deterministic(self.deterministic, device.type == "cuda"):
+            self._train(device, shard)
+
+    def _train(self, device: Any, shard: tuple[int, int] | None) -> None:
+        from tipi.processes.training_build import build_loaders, build_parts
+        from tipi.processes.training_loop import Trainer
+
+        _seed_everything(self.seed)
+        network = self.controller.get_permanence(self.model_name)
+        start = self._start_weights(network)
         model = network.model
-        if "init" in self.inputs:
-            model.load_state_dict(
-                torch.load(self.inputs["init"], map_location="cpu", weights_only=True)
-            )
-        frozen = apply_freeze(model, self.freeze)
-        optimizer = build_optimizer(model.parameters(), self.optimizer_spec, self.lr)
-        scheduler = build_scheduler(optimizer, self.scheduler_spec)
-        network.optimizer = optimizer
-        train_set, val_set = self._datasets()
-        state: dict[str, Any] = {"epoch": 0, "batch": 0, "history": [], "frozen": frozen}
+        train_set, val_set, data = self._datasets()
+        parts = build_parts(self, model, device, shard)
+        on_cuda = device.type == "cuda"
+        loaders = build_loaders(self, train_set, val_set, data, shard, on_cuda)
+        network.optimizer = parts.optimizers[0]
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "batch": 0,
+            "history": [],
+            "frozen": parts.frozen,
+            "global_step": int(start.get("global_step") or 0),
+        }
         resume = self.scratch_dir / RESUME_FILE if self.scratch_dir else None
-        if resume is not None and resume.exists():
-            state = self._restore(resume, model, optimizer, scheduler)
-            rank = distributed_rank()
-            if rank is None or rank[0] == 0:
-                at = time.strftime("%H:%M", time.localtime(resume.stat().st_mtime))
-                self.controller.notice(
-                    f"resuming {self.name} at epoch {state['epoch'] + 1}, batch "
-                    f"{state['batch']} (checkpoint of {at})"
-                )
-        state["model"] = model
-        run = _Loop(self, model, optimizer, scheduler, device, resume)
-        run.fit(train_set, val_set, state)
-        self._write_outputs(model, state)
+        top_k_dir = (self.scratch_dir or Path(tempfile.mkdtemp(prefix="tipi-top-k-"))) / "top_k"
+        self.start, self.parts = start, parts
+        trainer = Trainer(self, parts, loaders, state, resume, self._write_checkpoint, top_k_dir)
+        self.trainer = trainer
+        self._resume(trainer, resume, shard)
+        if shard is not None and shard[0] == 0:
+            self._notice_ddp(shard, device)
+        trainer.fit()
+        network.trained_by = self.name
+        self._check_gate(state)
+        if shard is None or shard[0] == 0:
+            self._write_outputs(state)
 
-    def _datasets(self) -> tuple[Any, Any]:
+    def _start_weights(self, network: Any) -> dict[str, Any]:
+        """Load `init` (returns its metadata), or make sure the model is as built."""
+        from tipi.permanences.network import read_checkpoint
+
+        if "init" not in self.inputs:
+            if getattr(network, "trained_by", None):
+                network.reset()
+            return {}
+        weights, metadata = read_checkpoint(self.inputs["init"])
+        network.model.load_state_dict(weights)
+        return metadata
+
+    def _datasets(self) -> tuple[Any, Any, Any]:
         if "data" in self.inputs:
+            from tipi.processes.data import load_splits
+
             splits = load_splits(self.inputs["data"])
-            return splits["train"], splits["val"]
+            return splits["train"], splits["val"], None
         data = self.controller.get_permanence(self.data_name)
-        return data.parts["train"], data.parts["val"]
+        return data.parts["train"], data.parts["val"], data
 
-    def _restore(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-        import torch
+    def _resume(self, trainer: Any, resume: Path | None, shard: tuple[int, int] | None) -> None:
+        from tipi.processes.training_checkpoints import load_resume, restore_rng
 
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved.get("scheduler") is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
-        random.setstate(_as_random_state(saved["python_rng"]))
-        return saved["state"]
+        if resume is None or not resume.exists():
+            return
+        saved = load_resume(resume)
+        primary = shard is None or shard[0] == 0
+        if saved is None:
+            if primary:
+                self.controller.notice(
+                    f"{self.name}: the resume checkpoint is of another layout; starting over"
+                )
+            return
+        trainer.restore(saved)
+        note = restore_rng(saved)  # last: nothing built after it may draw
+        if primary:
+            at = time.strftime("%H:%M", time.localtime(resume.stat().st_mtime))
+            state = trainer.state
+            self.controller.notice(
+                f"resuming {self.name} at epoch {state['epoch'] + 1}, batch "
+                f"{state['batch']} (checkpoint of {at})"
+            )
+            if note:
+                self.controller.notice(f"{self.name}: {note}; the GPUs draw anew")
 
-    def _write_outputs(self, model: Any, state: dict[str, Any]) -> None:
-        import torch
+    def _notice_ddp(self, shard: tuple[int, int], device: Any) -> None:
+        import torch.distributed as dist
 
-        torch.save(model.state_dict(), self.outputs["model"])
-        torch.save(state.get("best_weights") or model.state_dict(), self.outputs["best"])
+        per_rank = self.trainer.loaders.batch_size
+        self.controller.notice(
+            f"{self.name}: DistributedDataParallel over {shard[1]} ranks "
+            f"({dist.get_backend()}, {device}), batch_size {per_rank} per rank"
+        )
+
+    def _check_gate(self, state: dict[str, Any]) -> None:
+        from tipi.processes.training_build import transition
+
+        gate = transition(self.parts)
+        if gate is None or gate.rule.mode != "gate" or gate.reached:
+            return
+        rule, label = gate.rule, self.phase or self.name
+        best = (
+            "no value" if gate.best is None else f"best {gate.best:.4f} at epoch {gate.best_epoch}"
+        )
+        how = state.get("stopped_by") or f"the cap of {self.epochs} epochs"
+        raise GateNotPassed(
+            f"phase '{label}' did not pass its gate: {rule.metric} never went {rule.side} in "
+            f"{state['epoch']} epochs ({best}; ended by {how})",
+            hint="raise epochs or change until, then make again; later phases did not start",
+        )
+
+    def _metadata(self, kind: str, metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
+        from tipi.cache.resume import read_binding
+        from tipi.context import current
+
+        running = current()
+        run = running.run if running is not None else None
+        binding = read_binding(self.scratch_dir) if self.scratch_dir else None
+        return {
+            "format": 1,
+            "kind": kind,
+            "pipeline": run.pipeline if run else "",
+            "step": self.name,
+            "phase": {"index": self._phase_index(), "name": self.phase or self.name},
+            "epoch": epoch,
+            "global_step": self.trainer.global_step,
+            "params": self.params,
+            "fingerprint": binding.get("fp") if binding else None,
+            "run_id": run.id if run else None,
+            "metrics": metrics,
+        }
+
+    def _phase_index(self) -> int:
+        phase = self.start.get("phase") or {}
+        return int(phase["index"]) + 1 if "index" in phase else 0
+
+    def _write_checkpoint(
+        self, path: Path, kind: str, metrics: dict[str, Any], epoch: int, weights: Any = None
+    ) -> None:
+        from tipi.processes.training_checkpoints import write_weights
+
+        state_dict = weights if weights is not None else self.trainer.model.state_dict()
+        write_weights(path, state_dict, self._metadata(kind, metrics, epoch))
+
+    def _write_outputs(self, state: dict[str, Any]) -> None:
+        from tipi.processes.training_summary import phase_entry, summary_table
+
+        final = state["history"][-1] if state["history"] else {}
+        ended_by = state.get("stopped_by") or f"{self.epochs} epochs"
+        watched = [m for m in (self._monitor(), self.until_rule and self.until_rule.metric) if m]
+        entry = phase_entry(
+            self._phase_index(), self.phase or self.name, self.name, state, watched, ended_by
+        )
+        phases = [*self.start.get("phases", []), entry]
+        self.phases = phases
+        model = self.trainer.model
+        self._write(self.outputs["model"], "last", final, state["epoch"], model.state_dict())
+        best = state.get("best_weights") or model.state_dict()
+        best_metrics = state.get("best_metrics") or final
+        self._write(
+            self.outputs["best"],
+            "best",
+            best_metrics,
+            state.get("best_epoch") or state["epoch"],
+            best,
+        )
+        if self.parts.ema is not None:
+            ema_metrics = {k: v for k, v in final.items() if k.startswith("ema_")}
+            self._write(
+                self.outputs["ema"], "ema", ema_metrics, state["epoch"], self.parts.ema.state_dict()
+            )
+        if self.save_top_k > 1:
+            self._copy_top_k(state)
         summary = {
             "epochs": state["epoch"],
-            "stopped_by": state.get("stopped_by", f"{self.epochs} epochs"),
+            "stopped_by": ended_by,
             "best_epoch": state.get("best_epoch"),
             "best_score": state.get("best_score"),
+            "monitor": self._monitor(),
+            "global_step": state["global_step"],
+            "phase": {"index": entry["index"], "name": entry["name"]},
             "frozen": state.get("frozen", []),
-            "final": state["history"][-1] if state["history"] else {},
+            "final": final,
             "history": state["history"],
+            "phases": phases,
         }
         self.outputs["history"].write_text(json.dumps(summary, indent=2))
+        if len(phases) > 1:
+            self.controller.notice("phases so far:\n" + summary_table(phases))
+
+    def _write(
+        self, path: Path, kind: str, metrics: dict[str, Any], epoch: int, weights: Any
+    ) -> None:
+        metadata = {**self._metadata(kind, metrics, epoch), "phases": self.phases}
+        from tipi.processes.training_checkpoints import write_weights
+
+        write_weights(path, weights, metadata)
+
+    def _monitor(self) -> str:
+        from tipi.processes.training_build import model_checkpoint
+
+        return model_checkpoint(self.parts).monitor
+
+    def _copy_top_k(self, state: dict[str, Any]) -> None:
+        folder, source = self.outputs["top_k"], self.trainer.top_k_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = state.get("top_k", [])
+        for entry in kept:
+            shutil.copy2(source / entry["file"], folder / entry["file"])
+        (folder / "top_k.json").write_text(json.dumps(kept, indent=2))
 
 
-class _Loop:
-    """The epoch/batch loop of one Train step (kept apart so each piece stays small)."""
+def _seed_everything(seed: int) -> None:
+    import numpy
+    import torch
 
-    def __init__(
-        self,
-        step: Train,
-        model: Any,
-        optimizer: Any,
-        scheduler: Any,
-        device: Any,
-        resume: Path | None,
-    ):
-        import torch
-
-        self.step, self.model, self.optimizer, self.scheduler = step, model, optimizer, scheduler
-        self.device, self.resume = device, resume
-        self.amp = step.mixed_precision and device.type == "cuda"
-        self.last_save = time.monotonic()
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
-        self.shard = distributed_rank()
-        self.forward = model
-        if self.shard is not None:
-            import torch.distributed as dist
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [device.index] if device.type == "cuda" else None
-            self.forward = DistributedDataParallel(model, device_ids=ids)
-            if self.shard[0] == 0:
-                step.controller.notice(
-                    f"{step.name}: DistributedDataParallel over {self.shard[1]} ranks "
-                    f"({dist.get_backend()}, {device}), batch_size {step.batch_size} per rank"
-                )
-        primary = self.shard is None or self.shard[0] == 0
-        get = step.controller.get_permanence
-        self.loggers = get(step.loggers_name) if step.loggers_name and primary else None
-        self.progress = get(step.progress_name) if step.progress_name and primary else None
-
-    def fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
-        self.epochs_task = f"{self.step.name}: epochs"
-        if self.progress is None:
-            self._fit(train_set, val_set, state)
-            return
-        with self.progress.task(self.epochs_task, total=self.step.epochs):
-            self.progress.update(self.epochs_task, completed=state["epoch"])
-            self._fit(train_set, val_set, state)
-
-    def _fit(self, train_set: Any, val_set: Any, state: dict[str, Any]) -> None:
-        step = self.step
-        for epoch in range(state["epoch"], step.epochs):
-            loader = make_loader(
-                train_set, step.batch_size, shuffle=True, seed=step.seed + epoch, shard=self.shard
-            )
-            train_loss = self._epoch(loader, epoch, state)
-            metrics = {
-                "train_loss": train_loss,
-                **self._validate(val_set),
-                "lr": self.optimizer.param_groups[0]["lr"],
-            }
-            self._schedule(metrics)
-            state["history"].append({"epoch": epoch + 1, **metrics})
-            state["epoch"], state["batch"] = epoch + 1, 0
-            stop = any([cb.on_epoch_end(epoch + 1, metrics, state) for cb in step.callbacks])
-            if self.loggers is not None:
-                self.loggers.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)
-            if self.progress is not None:
-                status = f"val_acc {metrics['val_accuracy']:.3f} loss {metrics['val_loss']:.3f}"
-                self.progress.update(self.epochs_task, completed=epoch + 1, status=status)
-            if self._due():
-                self._save(state)
-            if stop:
-                break
-
-    def _epoch(self, loader: Any, epoch: int, state: dict[str, Any]) -> float:
-        import torch
-
-        self.model.train()
-        total, count = state.get("epoch_loss", 0.0), state.get("epoch_count", 0)
-        batches = iter(loader)
-        for _ in range(state["batch"]):  # resuming mid-epoch: the same order, skipped
-            next(batches)
-        name = f"{self.step.name}: batches"
-        left = len(loader) - state["batch"]
-        tracked = (
-            self.progress.track(batches, name, total=left, parent=self.epochs_task)
-            if self.progress
-            else batches
-        )
-        for x, y in tracked:
-            x, y = x.to(self.device), y.to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, enabled=self.amp):
-                loss = torch.nn.functional.cross_entropy(self.forward(x), y)
-            self._backward(loss)
-            total, count = total + loss.item() * len(y), count + len(y)
-            state["batch"] += 1
-            state["epoch_loss"], state["epoch_count"] = total, count
-            every = self.step.checkpoint_every
-            if (every and state["batch"] % every == 0) or self._due():
-                self._save(state)
-        state["epoch_loss"], state["epoch_count"] = 0.0, 0
-        if self.shard is not None:  # the loss over every rank's shard
-            import torch.distributed as dist
-
-            sums = torch.tensor([total, float(count)])
-            dist.all_reduce(sums)
-            total, count = sums.tolist()
-        return total / max(count, 1)
-
-    def _backward(self, loss: Any) -> None:
-        import torch
-
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if self.step.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.step.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-
-    def _validate(self, val_set: Any) -> dict[str, float]:
-        import torch
-
-        self.model.eval()
-        loss, correct, count = 0.0, 0, 0
-        with torch.no_grad():
-            for x, y in make_loader(val_set, 256, shuffle=False):
-                x, y = x.to(self.device), y.to(self.device)
-                logits = self.model(x)
-                loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
-                correct += (logits.argmax(1) == y).sum().item()
-                count += len(y)
-        return {"val_loss": loss / max(count, 1), "val_accuracy": correct / max(count, 1)}
-
-    def _schedule(self, metrics: dict[str, float]) -> None:
-        from torch.optim.lr_scheduler import ReduceLROnPlateau
-
-        if isinstance(self.scheduler, ReduceLROnPlateau):
-            self.scheduler.step(metrics["val_loss"])
-        elif self.scheduler is not None:
-            self.scheduler.step()
-
-    def _due(self) -> bool:
-        return time.monotonic() - self.last_save >= self.step.checkpoint_seconds
-
-    def _save(self, state: dict[str, Any]) -> None:
-        import torch
-
-        self.last_save = time.monotonic()
-        if self.resume is None or (self.shard is not None and self.shard[0] != 0):
-            return  # under torch.distributed every rank holds the same state: rank 0 keeps it
-        kept = {k: v for k, v in state.items() if k != "model"}
-        payload = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-            "state": kept,
-        }
-        with atomic_path(self.resume) as tmp:  # fsynced: a power cut keeps a whole checkpoint
-            torch.save(payload, tmp)
-
-
-def _as_random_state(saved: Any) -> tuple:
-    version, internal, gauss = saved
-    return (version, tuple(internal), gauss)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    numpy.random.seed(seed % 2**32)

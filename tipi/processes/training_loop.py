@@ -1,0 +1,299 @@
+"""The epoch/batch loop of one Train step (what callbacks see as `trainer`): accumulation,
+precision, EMA, per-step and per-epoch schedulers, validation, callbacks, logging, progress,
+and resume checkpoints written only between optimizer steps."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tipi.errors import ConfigError
+from tipi.processes.callbacks import Callback, metric_value, overrides
+from tipi.processes.training_checkpoints import save_resume
+from tipi.processes.training_metrics import Means, TorchMetrics
+from tipi.processes.training_numerics import EMA, Precision
+from tipi.processes.training_settings import SchedulerSpec, param_error
+from tipi.processes.training_step import batch_size, to_device, training_result
+
+
+@dataclass
+class Parts:
+    """Everything one phase trains with, built from the step's params (training_build)."""
+
+    model: Any
+    forward: Any  # the model, or its DistributedDataParallel wrapper
+    device: Any
+    optimizers: list[Any]
+    schedulers: list[Any]
+    scheduler_specs: list[SchedulerSpec | None]
+    group_labels: list[str]
+    params: list[Any]  # the trainable ones (gradient clipping)
+    frozen: list[str]
+    frozen_modules: list[Any]
+    precision: Precision
+    ema: EMA | None
+    hook: Any
+    val_metrics: TorchMetrics
+    callbacks: list[Callback]
+    shard: tuple[int, int] | None = None
+    callback_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Loaders:
+    """The train loader (its EpochSampler moves from epoch to epoch) and the val loader."""
+
+    train: Any
+    sampler: Any
+    val: Any
+    batch_size: int
+    pinned: bool = False
+
+
+class Trainer:
+    """Runs one phase's epochs over `state` (the resumable part: epoch, batch, history...).
+
+    Public attributes, for callbacks: `model`, `optimizers`, `schedulers`, `group_labels`,
+    `epoch` (0-based), `global_step`, `state`, `metrics` (the last epoch's), `loggers`,
+    `step_name`, `top_k_dir`, `write_checkpoint(path, kind, metrics, epoch)`, `stop(reason)`.
+    """
+
+    def __init__(
+        self,
+        step: Any,
+        parts: Parts,
+        loaders: Loaders,
+        state: dict[str, Any],
+        resume: Path | None,
+        write_checkpoint: Callable[..., None],
+        top_k_dir: Path,
+    ) -> None:
+        self.step, self.parts, self.loaders, self.state = step, parts, loaders, state
+        self.step_name = step.name
+        self.model, self.device = parts.model, parts.device
+        self.optimizers, self.schedulers = parts.optimizers, parts.schedulers
+        self.group_labels = parts.group_labels
+        self.resume, self.write_checkpoint, self.top_k_dir = resume, write_checkpoint, top_k_dir
+        self.epoch = state["epoch"]
+        self.global_step = state["global_step"]
+        self.metrics: dict[str, float] = {}
+        self.should_stop = False
+        primary = parts.shard is None or parts.shard[0] == 0
+        get = step.controller.get_permanence
+        self.loggers = get(step.loggers_name) if step.loggers_name and primary else None
+        self.progress = get(step.progress_name) if step.progress_name and primary else None
+        self.last_save, self.since_save = time.monotonic(), 0
+        self.move = self.device.type != "cpu"
+        self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
+
+    def stop(self, reason: str) -> None:
+        """End training after this epoch; `reason` is the history's `stopped_by`."""
+        self.should_stop = True
+        self.state["stopped_by"] = reason
+
+    def fit(self) -> None:
+        self._call("on_train_start")
+        self.epochs_task = f"{self.step_name}: epochs"
+        if self.progress is None:
+            self._epochs()
+        else:
+            with self.progress.task(self.epochs_task, total=self.step.epochs):
+                self.progress.update(self.epochs_task, completed=self.state["epoch"])
+                self._epochs()
+        self._call("on_train_end")
+
+    def _epochs(self) -> None:
+        if self.state.get("stopped"):  # killed after the stopping epoch was checkpointed
+            return
+        for epoch in range(self.state["epoch"], self.step.epochs):
+            self.epoch = epoch
+            self._call("on_epoch_start", epoch + 1)
+            metrics = self._train_epoch(epoch)
+            metrics.update(self._validate(self.model, "val_"))
+            if self.parts.ema is not None:
+                metrics.update(self._validate(self.parts.ema.module, "ema_val_"))
+            metrics["lr"] = float(self.optimizers[0].param_groups[0]["lr"])
+            self._call("on_validation_end", metrics)
+            self._schedule_epoch(metrics)
+            self.state["history"].append({"epoch": epoch + 1, **metrics})
+            self.state["epoch"], self.state["batch"] = epoch + 1, 0
+            self.metrics = metrics
+            stop = self._epoch_end(epoch + 1, metrics) or self.should_stop
+            self.state["stopped"] = stop
+            if self.loggers is not None:
+                self.loggers.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)
+            if self.progress is not None:
+                self.progress.update(self.epochs_task, completed=epoch + 1, status=_status(metrics))
+            if stop or time.monotonic() - self.last_save >= self.step.checkpoint_seconds:
+                self.save()
+            if stop:
+                break
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        parts, step = self.parts, self.step
+        self.model.train()
+        for module in parts.frozen_modules:
+            module.eval()
+        parts.hook.model = parts.forward
+        start = self.state["batch"]
+        self.loaders.sampler.set_epoch(step.seed + epoch, start * self.loaders.batch_size)
+        means = Means(self.state.pop("epoch_means", None) if start else None)
+        loader = self.loaders.train
+        total = start + len(loader)
+        batches: Any = iter(loader)
+        if self.progress is not None:
+            name = f"{self.step_name}: batches"
+            batches = self.progress.track(
+                batches, name, total=total - start, parent=self.epochs_task
+            )
+        accumulate, index = step.accumulate, start
+        ddp = parts.shard is not None and accumulate > 1
+        for batch in batches:
+            if self.move:
+                batch = to_device(batch, self.device, self.loaders.pinned)
+            index += 1
+            boundary = index % accumulate == 0 or index == total
+            syncing = parts.forward.no_sync() if ddp and not boundary else contextlib.nullcontext()
+            with syncing:
+                with parts.precision.autocast():
+                    out = parts.hook.training_step(batch)
+                    if not hasattr(out, "backward"):
+                        out = training_result(out, "training_step")
+                loss = out if hasattr(out, "backward") else out["loss"]
+                parts.precision.backward(loss / accumulate if accumulate > 1 else loss)
+            means.add(out if isinstance(out, dict) else {"loss": loss}, batch_size(batch))
+            self.state["batch"] = index
+            if boundary:
+                self._optimizer_step()
+            for callback in self.batch_callbacks:
+                callback.on_batch_end(self, index, loss.detach())
+            if boundary and self._checkpoint_due():
+                self.save(means)
+            if boundary and self.should_stop:
+                break
+        if hasattr(batches, "close"):  # a progress bar left early must still close
+            batches.close()
+        if parts.shard is not None:
+            means.all_reduce()
+        return means.result("train_")
+
+    def _optimizer_step(self) -> None:
+        parts = self.parts
+        parts.precision.step(self.optimizers, self.step.grad_clip, parts.params)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        if parts.ema is not None:
+            parts.ema.update()
+        self.global_step += 1
+        self.state["global_step"] = self.global_step
+        for scheduler, spec in zip(self.schedulers, parts.scheduler_specs, strict=True):
+            if scheduler is not None and spec is not None and spec.interval == "step":
+                scheduler.step()
+
+    def _validate(self, model: Any, prefix: str) -> dict[str, float]:
+        import torch
+
+        parts = self.parts
+        model.eval()
+        parts.hook.model = model
+        means = Means()
+        with torch.no_grad(), parts.precision.autocast():
+            for batch in self.loaders.val:
+                if self.move:
+                    batch = to_device(batch, self.device, self.loaders.pinned)
+                out = parts.hook.validation_step(batch)
+                if out is None:
+                    continue
+                out = training_result(out, "validation_step")
+                if parts.val_metrics:
+                    parts.val_metrics.update(out)
+                means.add(out, batch_size(batch))
+        return {**means.result(prefix), **parts.val_metrics.compute(prefix)}
+
+    def _schedule_epoch(self, metrics: dict[str, float]) -> None:
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+        for scheduler, spec in zip(self.schedulers, self.parts.scheduler_specs, strict=True):
+            if scheduler is None or spec is None or spec.interval != "epoch":
+                continue
+            if isinstance(scheduler, ReduceLROnPlateau):
+                try:
+                    scheduler.step(metric_value(metrics, spec.monitor, "monitor"))
+                except ConfigError as error:
+                    raise param_error(
+                        self.step_name, f"{spec.named.key}.monitor", error.message, error.hint
+                    ) from None
+            else:
+                scheduler.step()
+
+    def _epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
+        stop = False
+        for callback, key in zip(self.parts.callbacks, self.parts.callback_keys, strict=True):
+            try:
+                stop = bool(callback.on_epoch_end(self, epoch, metrics)) or stop
+            except ConfigError as error:  # a metric it watches is not there
+                raise param_error(self.step_name, key, error.message, error.hint) from None
+        return stop
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.parts.callbacks:
+            if overrides(callback, hook):
+                getattr(callback, hook)(self, *args)
+
+    def _checkpoint_due(self) -> bool:
+        self.since_save += 1
+        every = self.step.checkpoint_every
+        if every and self.since_save * self.step.accumulate >= every:
+            return True
+        return time.monotonic() - self.last_save >= self.step.checkpoint_seconds
+
+    def save(self, means: Means | None = None) -> None:
+        """Write the resume checkpoint (rank 0 only: every rank holds the same state)."""
+        self.last_save, self.since_save = time.monotonic(), 0
+        shard = self.parts.shard
+        if self.resume is None or (shard is not None and shard[0] != 0):
+            return
+        parts = self.parts
+        state = dict(self.state)
+        if means is not None:
+            state["epoch_means"] = means.state()
+        save_resume(
+            self.resume,
+            {
+                "model": self.model.state_dict(),
+                "optimizers": [o.state_dict() for o in self.optimizers],
+                "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
+                "scaler": parts.precision.state_dict(),
+                "ema": parts.ema.state_dict() if parts.ema is not None else None,
+                "callbacks": [c.state_dict() for c in parts.callbacks],
+                "state": state,
+            },
+        )
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take back a resume checkpoint (its RNG states are put back by the caller, last)."""
+        parts = self.parts
+        self.model.load_state_dict(saved["model"])
+        for optimizer, state in zip(self.optimizers, saved["optimizers"], strict=True):
+            optimizer.load_state_dict(state)
+        for scheduler, state in zip(self.schedulers, saved["schedulers"], strict=True):
+            if scheduler is not None and state is not None:
+                scheduler.load_state_dict(state)
+        parts.precision.load_state_dict(saved.get("scaler"))
+        if parts.ema is not None and saved.get("ema") is not None:
+            parts.ema.load_state_dict(saved["ema"])
+        for callback, state in zip(parts.callbacks, saved.get("callbacks", []), strict=False):
+            if state:
+                callback.load_state_dict(state)
+        self.state.update(saved["state"])
+        self.epoch, self.global_step = self.state["epoch"], self.state["global_step"]
+
+
+def _status(metrics: dict[str, float]) -> str:
+    shown = [("val_acc", "val_accuracy"), ("loss", "val_loss")]
+    parts = [f"{label} {metrics[key]:.3f}" for label, key in shown if key in metrics]
+    return " ".join(parts) or f"train_loss {metrics.get('train_loss', float('nan')):.3f}"
