@@ -52,3 +52,38 @@ def train_weights(path: Path, steps: int = 40, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.eval().state_dict(), path)
     return path
+
+
+EXPORT_PIPELINE = """
+[permanences.device]
+type = "Device"
+[permanences.net]
+type = "Network"
+params = { model = "mlp" }
+
+[processes.export]
+type = "Export"
+inputs = { model = "out/train/model.pt", data = "data/splits.pt" }
+outputs = { onnx_int8 = "out/x/export/model.int8.onnx" }
+params = { quantize = "dynamic", graph_optimization_level = "extended" }
+"""
+
+
+@cache
+def exported_digits() -> Path:
+    """A project (made once per test process, read only) whose Export step wrote the ONNX,
+    fp16, dynamic int8 and TorchScript models of digits weights: the exporter takes seconds."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from tipi.engine import Engine
+
+    root = Path(tempfile.mkdtemp(prefix="tipi-exported-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    (root / "pipelines/x").mkdir(parents=True)
+    (root / "pipelines/x/pipeline.toml").write_text(EXPORT_PIPELINE)
+    write_digits_splits(root / "data/splits.pt")
+    train_weights(root / "out/train/model.pt", steps=80)
+    Engine("x", root=root).make()
+    return root

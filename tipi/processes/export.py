@@ -1,29 +1,54 @@
-"""Export: ONNX (checked, and compared with the eager model in onnxruntime), ONNX fp16,
-TorchScript, and a TensorRT engine where tensorrt and a GPU are present."""
+"""Export: ONNX (checked, and compared with the eager model in onnxruntime), ONNX fp16, int8
+(ONNX Runtime's quantization), TorchScript, each artifact's accuracy and size in export.json,
+and a TensorRT engine where tensorrt and a GPU are present."""
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
-from typing import Any
+from typing import Any, Literal
+
+from rich.table import Table
 
 from tipi.errors import ConfigError, ProcessFailure
 from tipi.permanences.network import read_weights
 from tipi.process import PipelineProcess
+from tipi.processes.checks import param_error
+from tipi.processes.onnx_tools import (
+    OptLevel,
+    accuracy,
+    onnx_predictor,
+    ort_session,
+    quantize_onnx,
+    torch_predictor,
+)
+from tipi.report.live import console
+
+ARTIFACTS = ("onnx", "onnx_fp16", "onnx_int8", "torchscript")
 
 
 class Export(PipelineProcess):
-    """Writes `onnx`, `onnx_fp16` and `torchscript` (and `tensorrt` when asked for).
+    """Writes `onnx`, `onnx_fp16`, `torchscript` and `report` (export.json); with `quantize`
+    also `onnx_int8` (declare its path in `outputs`); checks `tensorrt` when asked for.
 
     The ONNX model is validated with `onnx.checker` and must match the eager model on a random
     batch within `tolerance` (max absolute difference) in onnxruntime, or the step fails.
+    `quantize = "dynamic"` quantizes weights to int8 (activations at run time); `"static"`
+    weights and activations, calibrated on the first `calibration_batches` training batches
+    of the `data` input. With a `data` input, every artifact's accuracy on `part` is measured
+    next to the eager model's (ONNX in onnxruntime at `graph_optimization_level`) and written
+    to the report with its size on disk; an artifact more than `max_accuracy_drop` below the
+    eager accuracy fails the step, with the figures.
     """
 
     outputs = {
         "onnx": "out/{pipeline}/{name}/model.onnx",
         "onnx_fp16": "out/{pipeline}/{name}/model.fp16.onnx",
         "torchscript": "out/{pipeline}/{name}/model.ts",
+        "report": "out/{pipeline}/{name}/export.json",
     }
+    metrics_outputs = ("report",)
 
     def __init__(
         self,
@@ -34,11 +59,20 @@ class Export(PipelineProcess):
         opset: int = 18,
         tolerance: float = 1e-4,
         tensorrt: bool = False,
+        quantize: Literal["", "dynamic", "static"] = "",
+        calibration_batches: int = 8,
+        batch_size: int = 64,
+        part: str = "val",
+        max_accuracy_drop: float = 0.02,
+        graph_optimization_level: OptLevel = "all",
     ) -> None:
         super().__init__(controller, force)
         self.model_name = model
         self.input_shape = list(input_shape or [1, 8, 8])
         self.opset, self.tolerance, self.tensorrt = opset, tolerance, tensorrt
+        self.quantize, self.calibration_batches = quantize, calibration_batches
+        self.batch_size, self.part, self.max_accuracy_drop = batch_size, part, max_accuracy_drop
+        self.level = graph_optimization_level
 
     def execute(self) -> None:
         import torch
@@ -47,22 +81,124 @@ class Export(PipelineProcess):
 
         require("onnx", "onnx", "Export")
         require("onnxruntime", "onnx", "Export")
+        self._check_params()
         if self.tensorrt:
             _check_tensorrt()
         model = self.controller.get_permanence(self.model_name).model.cpu().eval()
         model.load_state_dict(read_weights(self.inputs["model"]))
         example = torch.randn(4, *self.input_shape, generator=torch.Generator().manual_seed(0))
         export_onnx(model, example, self.outputs["onnx"], self.opset)
-        self._check("ONNX", onnx_parity(model, self.outputs["onnx"], example), self.tolerance)
+        parity = onnx_parity(model, self.outputs["onnx"], example, self.level)
+        self._check("ONNX", parity, self.tolerance)
         to_fp16(self.outputs["onnx"], self.outputs["onnx_fp16"])
-        fp16 = onnx_parity(model, self.outputs["onnx_fp16"], example)
+        fp16 = onnx_parity(model, self.outputs["onnx_fp16"], example, self.level)
         self._check("fp16 ONNX", fp16, max(1e-2, 100 * self.tolerance))
+        splits = self._splits()
+        if self.quantize:
+            batches = [x.numpy() for x, _ in splits.get("train", [])][: self.calibration_batches]
+            quantize_onnx(self.outputs["onnx"], self.outputs["onnx_int8"], self.quantize, batches)
         with warnings.catch_warnings():
             # TorchScript is deprecated upstream in favour of torch.export, but deployment
             # targets still load it; it is exported on purpose.
             warnings.simplefilter("ignore", DeprecationWarning)
             traced = torch.jit.trace(model, example)
         traced.save(str(self.outputs["torchscript"]))
+        report = self._report(model, traced, splits.get(self.part))
+        self.outputs["report"].write_text(json.dumps(report, indent=2))
+        console().print(_report_table(self.name, report))
+        self._check_accuracy(report)
+
+    def _check_params(self) -> None:
+        """What the type hints cannot say, before anything is exported (exit 2)."""
+        declared = "onnx_int8" in self.outputs
+        if self.quantize and not declared:
+            message = f"quantize = {self.quantize!r} writes onnx_int8: declare its path"
+            error = param_error(self.name, "onnx_int8", message, section="outputs")
+            error.hint = 'e.g. outputs = { onnx_int8 = "out/PIPELINE/STEP/model.int8.onnx" }'
+            raise error
+        if declared and not self.quantize:
+            message = 'outputs.onnx_int8 is written only with quantize = "dynamic" or "static"'
+            raise param_error(self.name, "quantize", message)
+        if self.quantize == "static" and "data" not in self.inputs:
+            message = "static quantization calibrates on training batches: declare inputs.data"
+            raise param_error(self.name, "data", message, section="inputs")
+        for key in ("calibration_batches", "batch_size"):
+            if getattr(self, key) < 1:
+                raise param_error(self.name, key, f"must be 1 or more, not {getattr(self, key)}")
+        if self.max_accuracy_drop < 0:
+            message = f"must be 0 or more, not {self.max_accuracy_drop}"
+            raise param_error(self.name, "max_accuracy_drop", message)
+
+    def _splits(self) -> dict[str, list[Any]]:
+        """Batches of each part of the `data` input ({} without one)."""
+        from tipi.processes.data import load_splits, make_loader
+
+        if "data" not in self.inputs:
+            return {}
+        splits = load_splits(self.inputs["data"])
+        if self.part not in splits:
+            raise param_error(self.name, "part", f"no part {self.part!r} in {sorted(splits)}")
+        return {
+            name: list(make_loader(dataset, self.batch_size, shuffle=False))
+            for name, dataset in splits.items()
+            if name in (self.part, "train")
+        }
+
+    def _report(self, model: Any, traced: Any, batches: list[Any] | None) -> dict[str, Any]:
+        """export.json: per artifact its size and accuracy (None without data) and drop."""
+        eager = round(accuracy(torch_predictor(model), batches), 6) if batches else None
+        artifacts: dict[str, Any] = {
+            "eager": {"size_bytes": self.inputs["model"].stat().st_size, "accuracy": eager}
+        }
+        for name in (a for a in ARTIFACTS if a in self.outputs):
+            found: float | None = None
+            if batches:
+                predict = (
+                    torch_predictor(traced)
+                    if name == "torchscript"
+                    else onnx_predictor(ort_session(self.outputs[name], self.level))
+                )
+                found = round(accuracy(predict, batches), 6)
+            artifacts[name] = {
+                "size_bytes": self.outputs[name].stat().st_size,
+                "accuracy": found,
+                "accuracy_drop": None if found is None else round(eager - found, 6),  # type: ignore[operator]
+            }
+        return {
+            "part": self.part if batches else None,
+            "samples": sum(len(y) for _, y in batches) if batches else 0,
+            "quantize": self.quantize or None,
+            "graph_optimization_level": self.level,
+            "max_accuracy_drop": self.max_accuracy_drop,
+            "artifacts": artifacts,
+        }
+
+    def _check_accuracy(self, report: dict[str, Any]) -> None:
+        artifacts = report["artifacts"]
+        eager = artifacts["eager"]["accuracy"]
+        worse = [
+            name
+            for name, found in artifacts.items()
+            if (found.get("accuracy_drop") or 0) > self.max_accuracy_drop
+        ]
+        if not worse:
+            return
+        figures = ", ".join(
+            f"{name} {found['accuracy']:.4f}"
+            for name, found in artifacts.items()
+            if name != "eager"
+        )
+        message = (
+            f"{', '.join(worse)} lose{'s' if len(worse) == 1 else ''} more than "
+            f"max_accuracy_drop {self.max_accuracy_drop} of accuracy on {report['part']}: eager "
+            f"{eager:.4f}, {figures}"
+        )
+        raise ProcessFailure(
+            self.name,
+            ValueError(message),
+            hint='export without that artifact (quantize = "dynamic" instead of "static", '
+            "or none), calibrate on more batches, or raise max_accuracy_drop",
+        )
 
     def _check(self, what: str, difference: float, limit: float) -> None:
         if difference > limit:
@@ -109,12 +245,12 @@ def _export(model: Any, example: Any, path: Any, opset: int) -> None:
     )
 
 
-def onnx_parity(model: Any, path: Any, example: Any) -> float:
-    """Max absolute difference between onnxruntime and eager outputs on `example`."""
-    import onnxruntime
+def onnx_parity(model: Any, path: Any, example: Any, level: str = "all") -> float:
+    """Max absolute difference between onnxruntime (at graph optimization `level`) and eager
+    outputs on `example`."""
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort_session(path, level)
     (onnx_out,) = session.run(None, {"input": example.numpy()})
     with torch.no_grad():
         eager = model(example).numpy()
@@ -164,3 +300,20 @@ def _check_tensorrt() -> None:
             "a TensorRT engine needs " + " and ".join(missing),
             hint="set tensorrt = false to export ONNX and TorchScript only",
         )
+
+
+def _report_table(step: str, report: dict[str, Any]) -> Table:
+    """Each artifact's size, accuracy and drop from the eager model's."""
+    part = report["part"]
+    table = Table(title=f"{step}: artifacts" + (f" (accuracy on {part})" if part else ""))
+    for column in ("artifact", "size", "accuracy", "drop"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    for name, found in report["artifacts"].items():
+        value, drop = found["accuracy"], found.get("accuracy_drop")
+        table.add_row(
+            name,
+            f"{found['size_bytes'] / 1024:,.1f} KiB",
+            "-" if value is None else f"{value:.4f}",
+            "-" if drop is None else f"{drop:+.4f}",
+        )
+    return table
