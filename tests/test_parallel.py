@@ -347,3 +347,73 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+PHASED = """
+import os, time
+from tipi import PipelineProcess
+
+
+class Phased(PipelineProcess):
+    def __init__(self, controller, force: bool = False, text: str = "", pre: float = 0.0,
+                 post: float = 0.0) -> None:
+        super().__init__(controller, force)
+        self.text, self.pre, self.post = text, pre, post
+
+    def execute(self) -> None:
+        with open(os.path.join(os.environ["EVENTS_DIR"], "pids"), "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(self.pre)
+        self.outputs["out"].write_text(self.text)
+        time.sleep(self.post)
+"""
+
+
+def test_a_killed_make_leaves_no_worker_writing_where_the_next_make_stages(project, events):
+    """kill -9 of a -j make: its worker is interrupted at once (it would otherwise go on and
+    write its old result where the next make stages, which then kept it as the new one)."""
+    project.pipeline(
+        "k",
+        """
+        [processes.a]
+        type = "Phased"
+        outputs = { out = "out/a.txt" }
+        """,
+        steps=PHASED,
+    )
+    env = {**os.environ, "EVENTS_DIR": str(events)}
+    tipi = str(Path(sys.executable).with_name("tipi"))
+    make = subprocess.Popen(
+        [tipi, "make", "-j", "2", "--set", 'a.text="OLD"', "--set", "a.pre=30"],
+        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    pids = events / "pids"
+    deadline = time.monotonic() + 60
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    make.kill()
+    make.wait()
+    worker = int(pids.read_text().split()[0])
+    deadline = time.monotonic() + 10  # well before its 30 s are over
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the worker {worker} of the killed make still runs")
+    new = [tipi, "make", "-j", "2", "--set", 'a.text="NEW"', "--set", "a.post=5"]
+    done = subprocess.run(new, cwd=project.root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert project.read("out/a.txt") == "NEW"
+
+
+def test_two_makes_never_stage_in_the_same_folder(tmp_path):
+    from tipi.execution.staging import Staging
+
+    outputs = {"out": tmp_path / "out/a.txt"}
+    first, _ = Staging(tmp_path / ".tipi_cache", "p").prepare("a", outputs, slot=0)
+    second, _ = Staging(tmp_path / ".tipi_cache", "p").prepare("a", outputs, slot=0)
+    assert first["out"].name == second["out"].name == "a.txt"  # names and suffixes kept
+    assert first["out"].parent != second["out"].parent

@@ -148,3 +148,25 @@ def test_with_every_slot_busy_a_step_from_the_run_cache_is_restored_at_once(proj
         "c": "restored",
     }
     assert walk(reporter)[:3] == ["started a", "started b", "finished c"]  # no slot needed
+
+
+def test_a_parallel_make_that_only_restores_opens_no_executor(project):
+    """A step that needs a GPU this machine lacks is restored from the run cache by a -j
+    make: no worker, no resource check, no cluster for what needs none."""
+    project.pipeline(
+        "g",
+        """
+        [processes.gpu]
+        type = "Write"
+        params = { text = "x" }
+        outputs = { out = "out/gpu.txt" }
+        resources = { gpu = 1 }
+        """,
+        steps=STEPS,
+    )
+    Engine("g").make()  # sequential: resources are not checked
+    (project.root / "out/gpu.txt").unlink()
+    reporter = ListReporter()
+    summary = Engine("g", reporter=reporter).make(jobs=2)
+    assert [r.outcome for r in summary.results] == ["restored"]
+    assert not [m for kind, m in reporter.events if kind == "notice" and "at once" in m]

@@ -187,13 +187,13 @@ class Workers:
         when a slot and the GPUs it needs are free; until then it stays claimed here."""
         from tipi.execution.resources import Resources
 
-        self._open()
         claimed = self.claimed.pop(name, None)
         if claimed is None:
             outcome = self.steps.claim(name, pending)
             if not isinstance(outcome, Pending):
-                return outcome
+                return outcome  # restored: no worker, no cluster needed
             claimed = outcome
+        self._open()
         need = Resources.of(self.steps.plan.steps[name].resources)
         gpus: list[int] | None = []
         if not self.room:

@@ -12,8 +12,9 @@ make, opened on first use and closed once. The layout is documented here and now
       pipelines/<p>/plan.msgpack      the validated plan and the files it was made from
       pipelines/<p>/clean.msgpack     proof that every step was up to date  cache/clean.py
       pipelines/<p>/sweeps/<s>/<v>/   plan.msgpack and clean.msgpack of a sweep variant
-      staging/<p>/slot<k>/            outputs of a running step, moved into place on success
+      staging/<p>/<make>.slot<k>/     outputs of a running step, moved into place on success
       scratch/<p>/<step>/             a step's resumable checkpoints, bound to its fingerprint
+      predictions/<p>/<step>/<k>.msgpack  Predict's per-file predictions  processes/predict_files.py
       logs/<p>/<step>.log             what a step printed in a worker process
       runs/<p>/<id>.msgpack           one make that ran or restored a step (`tipi runs`)  runs/
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tipi.atomic import atomic_write
 from tipi.errors import WorkerFailure
+from tipi.execution.orphans import die_with_parent
 from tipi.execution.types import Result, Task
 
 RANKS_FOLDER = ".ranks"
@@ -91,13 +92,9 @@ def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> Result:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies (torchrun
-    passes it on to every rank). Elsewhere nothing is done."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    """In the child, before exec: SIGTERM when the parent dies (torchrun passes it on to
+    every rank)."""
+    die_with_parent(signal.SIGTERM)
 
 
 def _collect(task: Task, folder: Path, code: int, seconds: float) -> Result:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Collection, Mapping
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from tipi.errors import WorkerFailure
+from tipi.execution.orphans import die_with_parent
 from tipi.execution.resources import Resources
 from tipi.execution.task import execute, worker_initializer
 from tipi.execution.types import Result, Task
@@ -30,7 +33,8 @@ class _Worker:
 
     def __init__(self, context: Any, env: Mapping[str, str]) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, dict(env)), daemon=True)
+        args = (child, dict(env), os.getpid())
+        self.process = context.Process(target=_serve, args=args, daemon=True)
         self.process.start()
         child.close()
         self.single_use = bool(env)
@@ -136,9 +140,12 @@ def _died(task: Task, worker: _Worker) -> Result:
     return Result(task.step, "failed", error=failure)
 
 
-def _serve(conn: Connection, env: dict[str, str]) -> None:
-    """A worker's loop: run tasks until the driver sends None or goes away."""
+def _serve(conn: Connection, env: dict[str, str], driver: int) -> None:
+    """A worker's loop: run tasks until the driver sends None or goes away. If the driver
+    dies (even by SIGKILL), the running step is interrupted (SIGTERM) and the worker ends:
+    it never goes on writing into a staging folder that the next make may use."""
     worker_initializer(env)
+    die_with_parent(signal.SIGTERM, driver)
     while True:
         try:
             task = conn.recv()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -15,19 +16,22 @@ from tipi.paths import output_problem
 class Staging:
     """Per-pipeline folders under `.tipi_cache/`.
 
-    ``staging/<pipeline>/slot<k>/<basename>`` receives each output while a step runs in slot
-    k (one slot per concurrently running step; the same basename, so code that looks at names
-    or suffixes still works; ``slot<k>/<n>/`` when two outputs share a basename). A slot
+    ``staging/<pipeline>/<make>.slot<k>/<basename>`` receives each output while a step runs in
+    slot k (one slot per concurrently running step; the same basename, so code that looks at
+    names or suffixes still works; ``.../<n>/`` when two outputs share a basename). A slot
     is reused by the next step instead of being made and removed for each one: on slow file
-    systems a mkdir/rmdir pair costs more than a small step. ``scratch/<pipeline>/<step>/``
-    holds the step's own checkpoints and survives a crash so a rerun can resume from it; it
-    is created only when the step asks for it.
+    systems a mkdir/rmdir pair costs more than a small step. `<make>` is this make's own
+    (pid and random): a worker of a killed make that still writes never writes where the
+    next make stages, and the next make removes its folders before it stages anything.
+    ``scratch/<pipeline>/<step>/`` holds the step's own checkpoints and survives a crash so a
+    rerun can resume from it; it is created only when the step asks for it.
     """
 
     def __init__(self, cache_dir: Path, pipeline: str) -> None:
         self.root = cache_dir.parent
         self.staging_root = cache_dir / "staging" / pipeline
         self.scratch_root = cache_dir / "scratch" / pipeline
+        self.token = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._ready = False
 
     def prepare(
@@ -35,7 +39,7 @@ class Staging:
     ) -> tuple[dict[str, Path], Path]:
         """Fresh staging paths for `outputs` and the scratch folder (named `scratch`, default
         the step's name; created by the step when it asks for it)."""
-        folder = self.staging_root / f"slot{slot}"
+        folder = self.staging_root / f"{self.token}.slot{slot}"
         if not self._ready:
             self.staging_root.mkdir(parents=True, exist_ok=True)
             self._ready = True
