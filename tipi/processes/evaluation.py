@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Any
+from typing import Any, Literal
 
 from tipi.permanences.network import read_weights
 from tipi.process import PipelineProcess
+from tipi.processes.checks import param_error
 from tipi.processes.data import load_splits, make_loader
 from tipi.report.live import console
 
@@ -109,7 +110,15 @@ def _confusion_figure(confusion: Any) -> Any:
 
 
 class Predict(PipelineProcess):
-    """Batch inference over one data part, written as CSV (index, prediction, label)."""
+    """Batch inference over one data part, written as CSV (index, prediction, label); or,
+    with an `images` input (a folder), over its PNG/JPEG files (CSV: file, class, confidence).
+
+    Each file is read with Pillow as `channels` (1: grayscale, 3: RGB), resized to
+    `image_size` (height, width), scaled to [0, 1] (inverted with `invert`) and normalized
+    by `mean` and `std` per channel, then predicted `batch_size` files at a time; `classes`
+    names the class indices. A file's prediction is cached by its content and the model
+    (tipi/processes/predict_files.py): a make after adding a file runs only that file.
+    """
 
     outputs = {"predictions": "out/{pipeline}/{name}/predictions.csv"}
 
@@ -120,11 +129,46 @@ class Predict(PipelineProcess):
         model: str = "net",
         device: str = "device",
         part: str = "test",
+        image_size: list[int] | None = None,
+        channels: Literal[1, 3] = 1,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        invert: bool = False,
+        batch_size: int = 64,
+        classes: list[str] | None = None,
     ) -> None:
         super().__init__(controller, force)
         self.model_name, self.device_name, self.part = model, device, part
+        self.image_size, self.channels, self.invert = list(image_size or [8, 8]), channels, invert
+        self.mean, self.std = list(mean or [0.0]), list(std or [1.0])
+        self.batch_size, self.classes = batch_size, classes
+
+    def preprocess(self) -> Any:
+        """The checked image preprocessing (folder mode)."""
+        from tipi.processes.predict_files import Preprocess
+
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise param_error(self.name, "image_size", "must be [height, width], both 1 or more")
+        for key in ("mean", "std"):
+            if len(getattr(self, key)) not in (1, self.channels):
+                message = f"needs 1 or {self.channels} values (one per channel)"
+                raise param_error(self.name, key, message)
+        if min(self.std) <= 0 or self.batch_size < 1:
+            key = "std" if min(self.std) <= 0 else "batch_size"
+            raise param_error(self.name, key, "must be above 0")
+        mean, std = (v * self.channels if len(v) == 1 else v for v in (self.mean, self.std))
+        height, width = self.image_size
+        return Preprocess((height, width), self.channels, tuple(mean), tuple(std), self.invert)
 
     def execute(self) -> None:
+        if "images" in self.inputs:
+            from tipi.processes.predict_files import run_folder
+
+            console().print(run_folder(self), highlight=False)
+            return
+        if "data" not in self.inputs:
+            message = "Predict reads inputs.data (splits) or inputs.images (a folder of images)"
+            raise param_error(self.name, "inputs", message, section="inputs")
         dataset = load_splits(self.inputs["data"])[self.part]
         predicted, labels = _predict(
             self.controller, self.model_name, self.device_name, self.inputs["model"], dataset

@@ -1,0 +1,135 @@
+"""Predict on a folder of PNG/JPEG files: Pillow, resize and normalize, batched, CSV of file,
+class and confidence; unchanged files' predictions cached between makes by content and model."""
+
+from __future__ import annotations
+
+import csv
+
+import msgpack
+import numpy as np
+import pytest
+from analysis_helpers import digits_tensors, train_weights
+from PIL import Image
+
+import tipi.processes.predict_files as predict_files
+from tipi.engine import Engine
+from tipi.processes.predict_files import Preprocess
+
+PIPELINE = """
+[permanences.device]
+type = "Device"
+[permanences.net]
+type = "Network"
+params = { model = "mlp" }
+
+[processes.predict]
+type = "Predict"
+inputs = { model = "out/train/model.pt", images = "images" }
+params = { batch_size = 4, PARAMS }
+"""
+
+
+def write_image(path, index, suffix=".png"):
+    images, labels = digits_tensors()
+    pixels = (images[index, 0].numpy() * 255).round().astype(np.uint8)
+    # 16x16 on disk: Predict resizes to the model's 8x8.
+    Image.fromarray(pixels).resize((16, 16), Image.Resampling.NEAREST).save(path)
+    return int(labels[index])
+
+
+@pytest.fixture
+def folder_project(project, monkeypatch):
+    train_weights(project.root / "out/train/model.pt", steps=80)
+    (project.root / "images/more").mkdir(parents=True)
+    labels = {
+        f"d{i:02d}.png": write_image(project.root / f"images/d{i:02d}.png", i) for i in range(11)
+    }
+    labels["more/d11.jpg"] = write_image(project.root / "images/more/d11.jpg", 11)
+    (project.root / "images/notes.txt").write_text("not an image")
+    project.pipeline(
+        "x", PIPELINE.replace("PARAMS", "image_size = [8, 8], mean = [0.0], std = [1.0]")
+    )
+    seen = []
+    real = predict_files.forward
+
+    def counting(model, device, batch, preprocess):
+        seen.append([p.name for p in batch])
+        return real(model, device, batch, preprocess)
+
+    monkeypatch.setattr(predict_files, "forward", counting)
+    return project, labels, seen
+
+
+def rows(project):
+    with (project.root / "out/x/predict/predictions.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_folder_is_predicted_in_batches_and_a_new_file_runs_only_its_batch(folder_project):
+    project, labels, seen = folder_project
+    Engine("x").make()
+    first = rows(project)
+    assert [r["file"] for r in first] == [
+        *sorted(n for n in labels if "/" not in n),
+        "more/d11.jpg",
+    ]
+    assert [len(b) for b in seen] == [4, 4, 4]  # 12 images, batches of 4
+    right = sum(int(r["class"]) == labels[r["file"]] for r in first)
+    assert right >= 9
+    assert all(0 < float(r["confidence"]) <= 1 for r in first)
+    cache = list((project.root / ".tipi_cache/predictions/x/predict").glob("*.msgpack"))
+    assert len(cache) == 1
+    stored = msgpack.unpackb(cache[0].read_bytes())
+    assert stored["version"] == 1 and len(stored["entries"]) == 12
+
+    seen.clear()
+    assert {r.outcome for r in Engine("x").make().results} == {"skipped"}
+    assert seen == []
+
+    write_image(project.root / "images/d99.png", 99)
+    ran = Engine("x").make()
+    assert [r.outcome for r in ran.results] == ["ran"]
+    assert seen == [["d99.png"]]  # only the new file's batch
+    second = rows(project)
+    assert len(second) == 13
+    assert [r for r in second if r["file"] != "d99.png"] == first  # cached rows unchanged
+
+    # Other weights: every file is predicted again (the cache is keyed by the model too).
+    seen.clear()
+    train_weights(project.root / "out/train/model.pt", steps=10, seed=1)
+    Engine("x").make()
+    assert sum(map(len, seen)) == 13
+    assert len(list(cache[0].parent.glob("*.msgpack"))) == 1  # the old key's file is gone
+
+
+def test_classes_name_the_indices_and_a_damaged_cache_is_rebuilt(folder_project):
+    project, _, seen = folder_project
+    names = [f"digit-{i}" for i in range(10)]
+    project.pipeline("x", PIPELINE.replace("PARAMS", f"classes = {names!r}".replace("'", '"')))
+    Engine("x").make()
+    assert all(r["class"].startswith("digit-") for r in rows(project))
+    (cache,) = (project.root / ".tipi_cache/predictions/x/predict").glob("*.msgpack")
+    cache.write_bytes(b"\x00garbage")
+    Engine("x", overrides=["predict.batch_size=6"]).make()
+    assert [len(b) for b in seen[-2:]] == [6, 6]  # nothing trusted from the damaged file
+
+
+def test_preprocess_resizes_inverts_and_normalizes(tmp_path):
+    Image.fromarray(np.full((4, 6, 3), 255, dtype=np.uint8)).save(tmp_path / "white.png")
+    rgb = Preprocess((2, 3), 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).load(tmp_path / "white.png")
+    assert rgb.shape == (3, 2, 3)
+    assert np.allclose(rgb, 2.0)  # (1 - 0.5) / 0.25
+    gray = Preprocess((8, 8), 1, (0.0,), (1.0,), invert=True).load(tmp_path / "white.png")
+    assert gray.shape == (1, 8, 8) and np.allclose(gray, 0.0)
+
+
+def test_bad_image_params_are_one_line_with_step_and_key(folder_project, cli):
+    project, _, _ = folder_project
+    project.pipeline("x", PIPELINE.replace("PARAMS", "image_size = [8]"))
+    result = cli("make", "-p", "x")
+    assert result.exit_code == 2
+    assert "processes.predict.params.image_size: must be [height, width]" in result.stderr
+    project.pipeline("x", PIPELINE.replace("PARAMS", "channels = 2"))
+    result = cli("make", "-p", "x")
+    assert result.exit_code == 2
+    assert "processes.predict.params.channels: expected 1 | 3, found 2" in result.stderr

@@ -1,0 +1,210 @@
+"""Predict on a folder of PNG/JPEG files: read with Pillow, resized and normalized, batched,
+with each file's prediction cached by its content and the model between makes.
+
+The cache lives in `.tipi_cache/predictions/<pipeline>/<step>/<key>.msgpack` (beside the
+step's scratch folder, see tipi/state.py): one versioned msgpack file per key, the key a
+hash of the weights file, the model's config and the preprocessing; inside, file content
+hash → [class index, confidence]. Only the current key's file is kept, with the entries of
+the files the folder holds now. Never pickled; a damaged file is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import xxhash
+
+from tipi.atomic import atomic_write
+
+SUFFIXES = (".png", ".jpg", ".jpeg")
+CACHE_VERSION = 1  # bump when what a cached prediction means changes
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a file becomes the model's input: (channels, height, width) floats, each pixel
+    `(value / 255 - mean) / std` per channel, after `1 - value / 255` with `invert`."""
+
+    size: tuple[int, int]
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    invert: bool = False
+
+    def load(self, path: Path) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as image:
+            converted = image.convert("L" if self.channels == 1 else "RGB")
+            height, width = self.size
+            resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(resized, dtype=np.float32) / 255.0
+        if self.invert:
+            pixels = 1.0 - pixels
+        pixels = pixels.reshape(height, width, self.channels).transpose(2, 0, 1)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
+        return (pixels - mean) / std
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The PNG and JPEG files under `folder` (any depth), sorted by relative path."""
+    found = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def content_key(path: Path) -> str:
+    return xxhash.xxh3_128_hexdigest(path.read_bytes())
+
+
+def cache_key(weights: Path, model_config: Mapping[str, Any], preprocess: Preprocess) -> str:
+    """What a cached prediction depends on besides the file: the weights, the model's
+    config and the preprocessing."""
+    described = json.dumps(
+        [CACHE_VERSION, model_config, preprocess.__dict__], sort_keys=True, default=str
+    )
+    digest = xxhash.xxh3_128()
+    digest.update(weights.read_bytes())
+    digest.update(described.encode())
+    return digest.hexdigest()
+
+
+class PredictionCache:
+    """Predictions by file content for one key, in `folder` (None: no cache)."""
+
+    def __init__(self, folder: Path | None, key: str) -> None:
+        self.folder, self.key = folder, key
+        self.entries: dict[str, list[Any]] = {}
+        if folder is not None:
+            self.entries = _read(folder / f"{key}.msgpack", key)
+
+    def save(self, keep: set[str]) -> None:
+        """Write the entries of `keep` (the folder's current files); drop other keys."""
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        entries = {k: v for k, v in self.entries.items() if k in keep}
+        payload = {"version": CACHE_VERSION, "key": self.key, "entries": entries}
+        atomic_write(self.folder / f"{self.key}.msgpack", msgpack.packb(payload))
+        for other in self.folder.glob("*.msgpack"):
+            if other.stem != self.key:
+                other.unlink(missing_ok=True)
+
+
+def _read(path: Path, key: str) -> dict[str, list[Any]]:
+    try:
+        data = msgpack.unpackb(path.read_bytes())
+    except (OSError, ValueError, msgpack.UnpackException):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    entries = data.get("entries")
+    if data.get("key") != key or not isinstance(entries, dict):
+        return {}
+    return {
+        k: v
+        for k, v in entries.items()
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)
+    }
+
+
+def cache_folder(scratch: Path | None) -> Path | None:
+    """`.tipi_cache/predictions/<pipeline>/<step>/`, found from the step's scratch folder
+    (`.tipi_cache/scratch/<pipeline>/<step>/`); None outside the engine."""
+    if scratch is None or scratch.parent.parent.name != "scratch":
+        return None
+    return scratch.parent.parent.parent / "predictions" / scratch.parent.name / scratch.name
+
+
+def predict_files(
+    model: Any,
+    device: Any,
+    files: Sequence[Path],
+    keys: Mapping[Path, str],
+    preprocess: Preprocess,
+    cache: PredictionCache,
+    batch_size: int,
+) -> int:
+    """Fill `cache.entries` for the files it lacks, `batch_size` at a time; returns how
+    many files the model saw."""
+    todo = list({keys[f]: f for f in files if keys[f] not in cache.entries}.values())
+    for batch in _chunks(todo, batch_size):
+        found = forward(model, device, batch, preprocess)
+        for path, (index, confidence) in zip(batch, found, strict=True):
+            cache.entries[keys[path]] = [index, confidence]
+    return len(todo)
+
+
+def forward(model: Any, device: Any, batch: Sequence[Path], preprocess: Preprocess) -> Any:
+    """(class index, softmax confidence) of each file of one batch."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.stack([preprocess.load(p) for p in batch])).to(device)
+    with torch.no_grad():
+        probabilities = torch.softmax(model(x).float(), dim=1).cpu()
+    confidence, index = probabilities.max(1)
+    return [(int(i), round(float(c), 6)) for i, c in zip(index, confidence, strict=True)]
+
+
+def write_csv(
+    path: Path,
+    folder: Path,
+    files: Sequence[Path],
+    keys: Mapping[Path, str],
+    entries: Mapping[str, list[Any]],
+    classes: Sequence[str] | None,
+) -> None:
+    """file (relative to the folder), class (its name when `classes` are given), confidence."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "class", "confidence"])
+        for file in files:
+            index, confidence = entries[keys[file]]
+            label = classes[index] if classes and index < len(classes) else index
+            writer.writerow([file.relative_to(folder).as_posix(), label, confidence])
+
+
+def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_folder(step: Any) -> str:
+    """Predict's folder mode (`images` input): predictions.csv for every image, the model
+    run only on files whose prediction is not cached. Returns a line saying what ran."""
+    from tipi.context import current
+    from tipi.permanences.factory import require
+    from tipi.permanences.network import read_weights
+
+    require("PIL", "images", "Predict on a folder of images")
+    folder = step.inputs["images"]
+    preprocess = step.preprocess()
+    files = image_files(folder)
+    keys = {f: content_key(f) for f in files}
+    context = current()
+    configs = context.run.permanences if context is not None and context.run else {}
+    key = cache_key(step.inputs["model"], configs.get(step.model_name, {}), preprocess)
+    cache = PredictionCache(cache_folder(step.scratch_dir), key)
+    fresh = len({keys[f] for f in files} - set(cache.entries))
+    if fresh:
+        network = step.controller.get_permanence(step.model_name)
+        device = step.controller.get_permanence(step.device_name).device
+        model = network.model
+        model.load_state_dict(read_weights(step.inputs["model"]))
+        model.eval()
+        predict_files(model, device, files, keys, preprocess, cache, step.batch_size)
+    cache.save(set(keys.values()))
+    write_csv(step.outputs["predictions"], folder, files, keys, cache.entries, step.classes)
+    batches = -(-fresh // step.batch_size)
+    return (
+        f"{step.name}: {len(files)} image(s) in {folder.name}/, {fresh} predicted in "
+        f"{batches} batch(es), {len(files) - fresh} from the cache"
+    )
