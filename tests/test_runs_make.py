@@ -109,3 +109,57 @@ def test_a_failed_and_an_interrupted_make_say_so(project):
     interrupted = runs_of(project, "f")[0]
     assert interrupted.status == "interrupted"
     assert interrupted.steps["bad"].outcome == "interrupted"
+
+
+SECRETS = """
+from tipi import Permanence, PipelineProcess
+
+
+class Service(Permanence):
+    def __init__(self, api_key: str = "", url: str = "") -> None:
+        self.api_key, self.url = api_key, url
+
+    def cleanup(self) -> None:
+        pass
+
+
+class Push(PipelineProcess):
+    def __init__(self, controller, force: bool = False, token: str = "") -> None:
+        super().__init__(controller, force)
+        self.token = token
+
+    def execute(self) -> None:
+        self.controller.get_permanence("service")
+        self.outputs["out"].write_text("pushed")
+"""
+
+
+def test_secrets_reach_no_trace_run_cache_or_run_record(project, cli):
+    toml = """
+    [permanences.service]
+    type = "Service"
+    params = { api_key = "KEY-0123456789abcdef", url = "https://example.org" }
+
+    [processes.push]
+    type = "Push"
+    params = { token = "TOKEN-fedcba9876543210" }
+    outputs = { out = "out/push.txt" }
+    """
+    project.pipeline("s", toml, steps=SECRETS)
+    assert cli("make", "-p", "s").exit_code == 0
+    path = project.root / "pipelines/s/pipeline.toml"
+    path.write_text(path.read_text().replace("TOKEN-fedcba9876543210", "TOKEN-0000000000000000"))
+    changed = cli("make", "-p", "s", "--explain", "--set", 'service.api_key="KEY-99999999999"')
+    assert changed.exit_code == 0, changed.stderr
+    assert "params changed: token '<hidden>' → '<hidden>'" in changed.stderr  # still a change
+    shown = "".join(
+        cli(*args).stdout for args in (["runs"], ["runs", "--json"], ["show"], ["diff"])
+    )
+    assert "push" in shown
+    cache = project.root / ".tipi_cache"
+    places = [cache / "pipelines/s/traces.log", cache / "store", cache / "runs"]
+    files = [p for place in places for p in ([place] if place.is_file() else place.rglob("*"))]
+    written = b"".join(p.read_bytes() for p in files if p.is_file())
+    for secret in ("KEY-0123456789abcdef", "KEY-99999999999", "TOKEN-fedcba9876543210"):
+        assert secret.encode() not in written
+        assert secret not in shown and secret not in changed.stderr

@@ -23,6 +23,7 @@ from tipi.cache.rebuilder import Decision, StepFacts, decide
 from tipi.cache.trace import Trace
 from tipi.errors import ProcessFailure, TipiError
 from tipi.planning import Plan, absolute
+from tipi.redact import conceal
 from tipi.report import Reporter, StepResult
 from tipi.state import Layout, State
 from tipi.step_cache import RunCache
@@ -108,7 +109,8 @@ class Steps:
         self._used_configs: dict[str, dict] = {}
         self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
-        self._configs = {k: v for k, v in plan.permanences.items() if v is not None}
+        # Caches and records keep a digest of a secret, never its value (tipi.redact).
+        self._configs = {k: conceal(v) for k, v in plan.permanences.items() if v is not None}
 
     # Deciding ---------------------------------------------------------------------------
 
@@ -169,7 +171,7 @@ class Steps:
             name=name,
             type=step.type,
             code=step.code,
-            params=step.params,
+            params=conceal(step.params),
             inputs=inputs,
             outputs={p: self._hash(p) for p in step.outputs.values()},
             permanences=self._configs,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tipi.redact import HIDDEN, is_secret_name
+
 _SENTENCES = {
     "new": "new step: no record of an earlier run",
     "forced": "forced{subject_paren}",
@@ -57,11 +59,14 @@ class Reason:
             detail = {"added": " (newly reached)", "removed": " (no longer reached)"}.get(
                 self.new, ""
             )
+        old, new = self.old, self.new
+        if self.code.startswith("param-") and is_secret_name(self.subject.rsplit(".", 1)[-1]):
+            old, new = HIDDEN, HIDDEN  # a trace of an older tipi may hold the value itself
         return _SENTENCES[self.code].format(
             subject=self.subject,
             subject_paren=f" ({self.subject})" if self.subject else "",
-            old=_short(self.old),
-            new=_short(self.new),
+            old=_short(old),
+            new=_short(new),
             old_text=self.old if self.old != "" else "(none)",
             new_text=self.new if self.new != "" else "(none)",
             new_plain=self.new,

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from tipi.errors import PipelineInterrupted
+from tipi.redact import conceal, redact_command
 from tipi.runid import new_run_id
 from tipi.runs.git import git_state
 from tipi.runs.metrics import read_metrics
@@ -77,7 +78,7 @@ class RunRecorder:
             id=run_id or new_run_id(started),
             pipeline=pipeline,
             started=started,
-            command=list(sys.argv if command is None else command),
+            command=redact_command(sys.argv if command is None else command),
             variant=variant,
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -100,7 +101,8 @@ class RunRecorder:
         project root, when it has one). Writes nothing."""
         for name in steps if order is None else order:
             step = steps[name]
-            self.record.steps[name] = StepRun(type=step.type, params=plain(dict(step.params)))
+            params = conceal(plain(dict(step.params)))
+            self.record.steps[name] = StepRun(type=step.type, params=params)
             files = getattr(step, "metrics", None) or {}
             self.metrics_files[name] = {key: self.root / path for key, path in files.items()}
 
@@ -138,7 +140,7 @@ class RunRecorder:
         step.seconds = seconds
         step.error = error.strip().splitlines()[0] if error.strip() else ""
         if permanences is not None:
-            step.permanences = plain(dict(permanences))
+            step.permanences = conceal(plain(dict(permanences)))
         if outcome in ("ran", "restored") and self.metrics_files.get(name):
             step.metrics = read_metrics(name, self.metrics_files[name], self.warn)
         self._write()

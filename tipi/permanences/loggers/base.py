@@ -4,7 +4,6 @@ step that continues across the steps of one run, and configs with their secrets 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from abc import abstractmethod
@@ -16,43 +15,12 @@ from tipi import context
 from tipi.context import RunInfo
 from tipi.errors import UsageError
 from tipi.permanence import Permanence
+from tipi.redact import HIDDEN as HIDDEN  # re-exported: loggers found it here before
+from tipi.redact import is_secret_name as is_secret_name
+from tipi.redact import redact
 from tipi.runid import new_run_id
 
 Metrics = Mapping[str, float]
-
-HIDDEN = "<hidden>"
-# A key named like a secret (api_key, hf_token, db_password...); not `tokenizer`, `max_tokens`.
-_SECRET_NAME = re.compile(
-    r"(?<![a-z])(secrets?|token|passw(?:or)?d|pwd|credentials?|api_?key|access_?key"
-    r"|private_?key|secret_?key|auth_?key)(?![a-z])"
-)
-
-
-def is_secret_name(name: str) -> bool:
-    """True for a key or variable name that holds a secret (`WANDB_API_KEY`, `hf_token`)."""
-    return _SECRET_NAME.search(name.lower()) is not None
-
-
-def redact(value: Any) -> Any:
-    """`value` as JSON data with every secret replaced by `"<hidden>"`: the value of any key
-    named like a secret, and any string holding the value of a secret environment variable
-    (WANDB_API_KEY...). Paths and other objects become their `str`."""
-    secrets = {v for k, v in os.environ.items() if len(v) >= 8 and is_secret_name(k)}
-    return _redact(value, secrets)
-
-
-def _redact(value: Any, secrets: set[str]) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            str(k): HIDDEN if is_secret_name(str(k)) else _redact(v, secrets)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_redact(v, secrets) for v in value]
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else str(value)
-    return HIDDEN if any(secret in text for secret in secrets) else text
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
