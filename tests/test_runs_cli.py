@@ -289,3 +289,24 @@ def test_a_run_records_the_metrics_files_the_plan_names(project):
     recorder.consider(plan.steps, plan.order)
     recorder.step_ended("score", "ran", seconds=1.0)
     assert recorder.close().metrics() == {"score.accuracy": 0.5, "score.auc.macro": 0.75}
+
+
+def test_a_hostile_run_file_is_shown_escaped_and_never_crashes(numbers_project, cli):
+    from tipi.runs.store import RunStore
+
+    root = numbers_project.root
+    run = record_run(root, "20260101-000000-aaaaaa", {"lr": 0.1}, pipeline="numbers")
+    run.command = ["tipi", "make", "\x1b]0;owned\x07\x1b[2J"]
+    run.steps["train"].error = "bad\x1b[31m red"
+    run.status, run.pid = "running", 2**63 - 1  # no such process can exist
+    RunStore(root).write(run)
+    shown = cli("show", "20260101")
+    assert shown.exit_code == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\\x1b]0;owned" in shown.stdout
+    listed = cli("runs", "-p", "numbers")
+    assert listed.exit_code == 0, listed.stderr
+    assert "unfinished" in listed.stdout
+    huge = RunStore(root).path("numbers", "20260101-000001-bbbbbb")
+    with open(huge, "wb") as file:
+        file.truncate(64 << 20)  # sparse: no run file is that big
+    assert cli("runs", "-p", "numbers").exit_code == 0

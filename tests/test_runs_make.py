@@ -163,3 +163,45 @@ def test_secrets_reach_no_trace_run_cache_or_run_record(project, cli):
     for secret in ("KEY-0123456789abcdef", "KEY-99999999999", "TOKEN-fedcba9876543210"):
         assert secret.encode() not in written
         assert secret not in shown and secret not in changed.stderr
+
+
+SKIPS = """
+from tipi import PipelineProcess
+
+
+class Done(PipelineProcess):
+    def skip(self) -> bool:
+        return True
+
+    def execute(self) -> None:
+        raise AssertionError("skip() said the work is done")
+"""
+
+
+def test_a_step_its_skip_declines_and_a_step_left_after_a_failure_say_so(project):
+    toml = """
+    [processes.done]
+    type = "Done"
+
+    [processes.ok]
+    type = "Logs"
+    outputs = { out = "out/ok.txt" }
+
+    [processes.bad]
+    type = "Breaks"
+    after = ["ok", "done"]
+
+    [processes.later]
+    type = "Logs"
+    params = { lr = 0.2 }
+    outputs = { out = "out/later.txt" }
+    after = ["bad"]
+    """
+    project.pipeline(
+        "o", toml, steps=LOGGING + SKIPS.replace("from tipi import PipelineProcess", "")
+    )
+    with pytest.raises(ProcessFailure):
+        Engine("o").make()
+    (run,) = runs_of(project, "o")
+    outcomes = {name: step.outcome for name, step in run.steps.items()}
+    assert outcomes == {"done": "skipped", "ok": "ran", "bad": "failed", "later": "not run"}

@@ -367,14 +367,19 @@ class Steps:
 
     def finish(self, result: StepResult) -> StepResult:
         self.done.outcomes[result.name] = result.outcome
-        if self.recorder is not None and result.outcome in ("ran", "restored", "failed"):
-            self.recorder.step_ended(
+        recorder = self.recorder
+        if recorder is not None and result.outcome in ("ran", "restored", "failed"):
+            recorder.step_ended(
                 result.name,
                 result.outcome,
                 seconds=result.seconds,
                 permanences=self._used_configs.get(result.name),
                 error=result.error or "",
             )
+        elif recorder is not None and recorder.started(result.name):
+            recorder.step_ended(result.name, result.outcome, seconds=result.seconds)  # skip()
+        elif recorder is not None and recorder.written and result.outcome == "not run":
+            recorder.step_ended(result.name, "not run")
         self.reporter.step_finished(result)
         return result
 

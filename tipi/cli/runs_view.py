@@ -119,7 +119,7 @@ def show_view(record: RunRecord) -> RenderableType:
     head.add_row("ended", when(record.ended, seconds=True) if record.ended else "-")
     if (seconds := _seconds(record)) is not None:
         head.add_row("took", f"{seconds:.1f}s")
-    head.add_row("command", Text(" ".join(record.command)))
+    head.add_row("command", Text(printable(" ".join(record.command))))
     head.add_row("commit", Text(_commit(record, full=True)))
     parts: list[RenderableType] = [head]
     for name, step in record.steps.items():
@@ -132,7 +132,7 @@ def show_view(record: RunRecord) -> RenderableType:
             )
         )
         if step.error:
-            parts.append(Text(f"  error: {step.error}", style="red"))
+            parts.append(Text(f"  error: {printable(step.error)}", style="red"))
         rows = _step_rows(record, name)
         if rows.row_count:
             parts.append(rows)
@@ -253,8 +253,16 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        return printable(value)
+    return printable(json.dumps(value, ensure_ascii=False))
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: a run file is data, and must not move the
+    cursor, clear the screen or retitle the terminal when shown."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _delta(change: Change) -> str:

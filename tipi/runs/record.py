@@ -34,7 +34,7 @@ RUN_VERSION = 1
 # How a run ended; "running" is also what a make that crashed or was killed leaves behind.
 STATUSES = ("running", "ok", "failed", "interrupted")
 # What a run did with a step; None (no outcome): in the make, but up to date.
-OUTCOMES = ("running", "ran", "restored", "failed", "interrupted")
+OUTCOMES = ("running", "ran", "restored", "failed", "interrupted", "skipped", "not run")
 
 
 @dataclass
@@ -44,8 +44,9 @@ class StepRun:
     Attributes:
         type: the step's process class, as the TOML names it.
         params: its resolved params (the plan's canonical form: paths project-relative).
-        outcome: "ran", "restored", "failed", "interrupted", "running" (started, and the run
-            never said how it ended), or None (in the make, up to date).
+        outcome: "ran", "restored", "failed", "interrupted", "skipped" (its `skip()` said
+            the work was done), "not run" (after a failure), "running" (started, and the
+            run never said how it ended), or None (in the make, up to date).
         seconds: how long it took, when it ran or was restored.
         permanences: name → config ({type, params, code}) of the permanences it used.
         metrics: what its declared metrics files held, flat (`a.b` for nested keys).
@@ -147,7 +148,7 @@ class RunRecord:
             return False
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError, ValueError):  # gone, or no pid at all
             return False
         except OSError:  # another user's process: alive
             return True

@@ -34,7 +34,8 @@ from tipi.runs.record import RunRecord, StepRun, is_number, plain
 from tipi.runs.store import RunStore
 
 Warn = Callable[[str], None]
-ENDED = ("ran", "restored", "failed", "interrupted")
+ENDED = ("ran", "restored", "failed", "interrupted", "skipped", "not run")
+WRITE_EVERY = 1.0  # seconds: step ends between writes are written with the next one
 
 
 class PlannedLike(Protocol):
@@ -88,6 +89,7 @@ class RunRecorder:
         self.closed = False
         self._git = git
         self._write_failed = False
+        self._last_write = 0.0
 
     @property
     def id(self) -> str:
@@ -143,7 +145,15 @@ class RunRecorder:
             step.permanences = conceal(plain(dict(permanences)))
         if outcome in ("ran", "restored") and self.metrics_files.get(name):
             step.metrics = read_metrics(name, self.metrics_files[name], self.warn)
-        self._write()
+        # Rewriting the whole record after each of a thousand quick steps would cost more
+        # than the steps: a crash loses at most the last second of step ends.
+        if outcome == "failed" or time.monotonic() - self._last_write >= WRITE_EVERY:
+            self._write(durable=False)
+
+    def started(self, name: str) -> bool:
+        """True while `name` has started in this run and not ended."""
+        step = self.record.steps.get(name)
+        return step is not None and step.outcome == "running"
 
     def logged(self, name: str, scalars: Mapping[str, Any]) -> None:
         """The last value of each scalar `name` logged (numbers only; later calls win).
@@ -191,9 +201,10 @@ class RunRecorder:
     def _step(self, name: str) -> StepRun:
         return self.record.steps.setdefault(name, StepRun())
 
-    def _write(self) -> None:
+    def _write(self, durable: bool = True) -> None:
+        self._last_write = time.monotonic()
         try:
-            self.store.write(self.record)
+            self.store.write(self.record, durable=durable)
         except OSError as exc:
             if not self._write_failed:
                 self.warn(

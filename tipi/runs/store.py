@@ -6,6 +6,7 @@ or none. A damaged file is reported once and skipped: `tipi runs` shows the othe
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tipi.state import CACHE_DIR, RUNS_DIR, Layout
 
 Warn = Callable[[str], None]
 SUFFIX = ".msgpack"
+MAX_RUN_BYTES = 16 << 20  # a run of thousands of steps is a few MiB
 # What a run id may be (tipi.runid makes `YYYYMMDD-HHMMSS-xxxx`): safe as a file name.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # A run id's part that orders runs: its time stamp (to the second).
@@ -52,6 +54,9 @@ class RunStore:
         """The run in `path`; None, with one warning, when the file is damaged or holds
         another run than its name says."""
         try:
+            size = os.lstat(path).st_size if os.path.lexists(path) else 0
+            if size > MAX_RUN_BYTES:
+                raise BrokenState(f"is larger than {MAX_RUN_BYTES >> 20} MiB: no run is")
             raw = state_bytes(path)
             if raw is None:
                 return None
@@ -67,7 +72,10 @@ class RunStore:
         """The run files (of `pipeline`, else of every pipeline), newest id first."""
         if pipeline is not None and not is_name(pipeline):
             return []  # a name, never a path
-        folders = [self.folder / pipeline] if pipeline else _folders(self.folder)
+        if pipeline:
+            folders = [f for f in [self.folder / pipeline] if not f.is_symlink()]
+        else:
+            folders = _folders(self.folder)
         found = [
             path
             for folder in folders
