@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+from tests.training_helpers import FakeTrainer, one_thread  # noqa: F401 - one_thread is autouse
 from tipi.engine import Engine
 from tipi.errors import ConfigError
 from tipi.permanences.network import read_weights
@@ -107,17 +108,6 @@ def test_scheduler_and_optimizer_by_name_and_early_stopping(project):
     assert "did not improve for 2 epochs" in trainer.reason
 
 
-class FakeTrainer:
-    """What a callback sees of Train's loop, for callbacks tested alone."""
-
-    def __init__(self) -> None:
-        self.state: dict = {}
-        self.reason = ""
-
-    def stop(self, reason: str) -> None:
-        self.reason = reason
-
-
 def test_bad_training_settings_are_clear_errors():
     model = small_cnn(width=4)
     with pytest.raises(ConfigError, match="unknown optimizer 'Adamm'"):
@@ -151,10 +141,11 @@ def clean_run(tmp_path_factory, text: str):
     return reference
 
 
-def kill_mid_training(project, *args: str) -> dict:
+def kill_mid_training(project, *args: str, prepare: bool = True, epochs: int = 4) -> dict:
     """Start `tipi make` on project, SIGKILL it once training has checkpointed, return the
     position the checkpoint holds."""
-    Engine("t").make(["prepare"])
+    if prepare:
+        Engine("t").make(["prepare"])
     resume = project.root / ".tipi_cache/scratch/t/head/resume.pt"
     command = [sys.executable, "-m", "tipi", "make", "-q", *args]
     proc = subprocess.Popen(command, cwd=project.root)
@@ -167,14 +158,14 @@ def kill_mid_training(project, *args: str) -> dict:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = torch.load(resume, map_location="cpu", weights_only=True)["state"]
-    assert (saved["epoch"], saved["batch"]) != (4, 0), "killed too late to test resuming"
+    assert (saved["epoch"], saved["batch"]) != (epochs, 0), "killed too late to test resuming"
     assert not (project.root / "out/t/head/model.pt").exists()
     return saved
 
 
-def assert_same_weights(project, reference) -> None:
-    resumed = weights(project.root / "out/t/head/model.pt")
-    expected = weights(reference / "out/t/head/model.pt")
+def assert_same_weights(project, reference, output: str = "model.pt") -> None:
+    resumed = weights(project.root / "out/t/head" / output)
+    expected = weights(reference / "out/t/head" / output)
     assert resumed.keys() == expected.keys()
     for name in expected:
         assert torch.equal(resumed[name], expected[name]), name
@@ -212,3 +203,54 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(project, tmp_path_fa
         == json.loads((reference / "out/t/head/history.json").read_text())["history"]
     )
     assert not resume.parent.exists()  # scratch removed after success
+
+
+RICH = """
+[permanences.device]
+type = "Device"
+
+[permanences.net]
+type = "Network"
+params = { model = "small_cnn", params = { width = 8 } }
+
+[permanences.data]
+type = "Data"
+params = { dataset = "synthetic_images", params = { n = 1000 }, num_workers = 2, persistent_workers = true }
+
+[processes.head]
+type = "Train"
+outputs = { ema = "out/{pipeline}/{name}/ema.pt" }
+
+[processes.head.params]
+epochs = 3
+batch_size = 8
+accumulate = 3
+ema = 0.95
+checkpoint_every = 6
+seed = 5
+optimizers = [
+  { params = ["features.*"], name = "AdamW", lr = 0.003, scheduler = { name = "StepLR", step_size = 20, gamma = 0.5, interval = "step" } },
+  { params = ["classifier.*"], name = "SGD", lr = 0.02, momentum = 0.9, scheduler = { name = "CosineAnnealingLR", T_max = 3 } },
+]
+"""
+
+
+def test_killed_with_groups_accumulation_ema_and_two_workers_resumes_to_the_same_weights(
+    project, tmp_path_factory, cli
+):
+    """Per-group optimizers and schedulers (one per step), accumulation over 3 batches, EMA
+    and two loader workers: a SIGKILLed make resumes to the uninterrupted run's weights,
+    EMA weights and history."""
+    project.pipeline("t", RICH)
+    reference = clean_run(tmp_path_factory, RICH)
+    saved = kill_mid_training(project, prepare=False, epochs=3)
+    assert saved["batch"] % 3 == 0  # checkpoints fall between optimizer steps
+    result = cli("make", "-p", "t")
+    assert result.exit_code == 0, result.stderr
+    assert f"resuming head at epoch {saved['epoch'] + 1}, batch {saved['batch']}" in result.stderr
+    assert_same_weights(project, reference)
+    assert_same_weights(project, reference, "ema.pt")
+    assert (
+        history(project, "head")["history"]
+        == json.loads((reference / "out/t/head/history.json").read_text())["history"]
+    )

@@ -196,7 +196,10 @@ class Train(PipelineProcess):
         self._resume(trainer, resume, shard)
         if shard is not None and shard[0] == 0:
             self._notice_ddp(shard, device)
-        trainer.fit()
+        try:
+            trainer.fit()
+        finally:
+            loaders.close()
         network.trained_by = self.name
         self._check_gate(state)
         if shard is None or shard[0] == 0:

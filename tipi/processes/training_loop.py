@@ -53,6 +53,16 @@ class Loaders:
     batch_size: int
     pinned: bool = False
 
+    def close(self) -> None:
+        """Stop persistent worker processes now (left to the garbage collector, they can
+        hold the interpreter's exit for a minute)."""
+        for loader in (self.train, self.val):
+            iterator = getattr(loader, "_iterator", None)
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
+            if hasattr(loader, "_iterator"):
+                loader._iterator = None
+
 
 class Trainer:
     """Runs one phase's epochs over `state` (the resumable part: epoch, batch, history...).
@@ -86,7 +96,7 @@ class Trainer:
         get = step.controller.get_permanence
         self.loggers = get(step.loggers_name) if step.loggers_name and primary else None
         self.progress = get(step.progress_name) if step.progress_name and primary else None
-        self.last_save, self.since_save = time.monotonic(), 0
+        self.last_save = time.monotonic()
         self.move = self.device.type != "cpu"
         self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
 
@@ -150,7 +160,7 @@ class Trainer:
             batches = self.progress.track(
                 batches, name, total=total - start, parent=self.epochs_task
             )
-        accumulate, index = step.accumulate, start
+        accumulate, index, previous = step.accumulate, start, start
         ddp = parts.shard is not None and accumulate > 1
         for batch in batches:
             if self.move:
@@ -171,8 +181,10 @@ class Trainer:
                 self._optimizer_step()
             for callback in self.batch_callbacks:
                 callback.on_batch_end(self, index, loss.detach())
-            if boundary and self._checkpoint_due():
+            if boundary and self._checkpoint_due(previous, index):
                 self.save(means)
+            if boundary:
+                previous = index
             if boundary and self.should_stop:
                 break
         if hasattr(batches, "close"):  # a progress bar left early must still close
@@ -244,16 +256,17 @@ class Trainer:
             if overrides(callback, hook):
                 getattr(callback, hook)(self, *args)
 
-    def _checkpoint_due(self) -> bool:
-        self.since_save += 1
+    def _checkpoint_due(self, previous: int, index: int) -> bool:
+        """Every `checkpoint_every` batches of an epoch (at the optimizer step that passes
+        a multiple of it), and every `checkpoint_seconds`."""
         every = self.step.checkpoint_every
-        if every and self.since_save * self.step.accumulate >= every:
+        if every and index // every > previous // every:
             return True
         return time.monotonic() - self.last_save >= self.step.checkpoint_seconds
 
     def save(self, means: Means | None = None) -> None:
         """Write the resume checkpoint (rank 0 only: every rank holds the same state)."""
-        self.last_save, self.since_save = time.monotonic(), 0
+        self.last_save = time.monotonic()
         shard = self.parts.shard
         if self.resume is None or (shard is not None and shard[0] != 0):
             return

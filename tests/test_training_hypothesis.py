@@ -1,0 +1,43 @@
+"""The shipped hypothesis pipeline (pipelines/hypothesis): phase A with the branch off, phase B
+with it on (its own optimizers and schedulers, gated), both evaluated side by side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from tests.training_helpers import one_thread  # noqa: F401 - one_thread is autouse
+from tipi.permanences.network import read_checkpoint
+
+REPO = Path(__file__).parent.parent
+
+
+def test_the_hypothesis_pipeline_trains_gates_and_compares(project, cli):
+    shutil.copytree(REPO / "pipelines/hypothesis", project.root / "pipelines/hypothesis")
+    started = time.monotonic()
+    result = cli("make", "-p", "hypothesis")
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 60  # the README promises a CPU minute
+    out = project.root / "out/hypothesis"
+    b = json.loads((out / "b/history.json").read_text())
+    assert b["stopped_by"].startswith("gate: train_loss")
+    assert b["phase"] == {"index": 1, "name": "B: branch on"}
+    assert set(b["frozen"]) >= {"features.0.weight", "features.1.weight", "features.3.weight"}
+    assert {"lr/spade", "lr/classifier", "val_f1", "ema_val_loss"} <= set(b["final"])
+    _, metadata = read_checkpoint(out / "b/best.pt")
+    assert [p["name"] for p in metadata["phases"]] == ["A: branch off", "B: branch on"]
+    assert "phases so far:" in result.stderr and "gate: train_loss" in result.stderr
+    comparison = json.loads((out / "compare/comparison.json").read_text())
+    assert set(comparison["metrics"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+    assert "B - A" in result.stdout
+    # a gate phase B cannot pass: it fails with its best value, nothing after it runs
+    gate = "b.until={ metric = 'train_loss', below = 0.0001, mode = 'gate' }"
+    failed = cli("make", "-p", "hypothesis", "--set", gate, "--set", "b.epochs=1")
+    assert failed.exit_code == 1
+    assert "phase 'B: branch on' did not pass its gate: train_loss never went below 0.0001" in (
+        failed.stderr
+    )
+    assert "(best " in failed.stderr
+    assert "✔ a " not in failed.stderr  # phase A came from the cache
