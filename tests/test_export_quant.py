@@ -4,6 +4,8 @@ export.json, max_accuracy_drop, and the graph optimization level, on the digits.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +22,8 @@ from tipi.processes.onnx_tools import (
     ort_session,
     quantize_onnx,
 )
+
+REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,31 @@ def test_quantize_param_errors_are_one_line_with_step_and_key(project, cli):
     result = cli("make", "-p", "x")
     assert result.exit_code == 2
     assert "processes.export.inputs.data: static quantization calibrates" in result.stderr
+
+
+def test_a_conversion_step_of_ones_own_after_export(project, cli):
+    """examples/conversion: its ToOrtFormat converts Export's ONNX model, checked; the
+    example's pipeline plans as written."""
+    example = REPO / "examples/conversion/pipelines/conversion"
+    shutil.copytree(example, project.root / "pipelines/conversion")
+    planned = cli("make", "-p", "conversion", "-n")
+    assert planned.exit_code == 0, planned.stderr
+    assert "to_ort" in planned.stderr
+    shutil.copytree(exported_digits() / "out/x/export", project.root / "out/x/export")
+    project.pipeline(
+        "mine",
+        """
+        [processes.to_ort]
+        type = "ToOrtFormat"
+        inputs = { onnx = "out/x/export/model.onnx" }
+        """,
+    )
+    shutil.copy(example / "convert.py", project.root / "pipelines/mine/convert.py")
+    result = cli("make", "-p", "mine")
+    assert result.exit_code == 0, result.stderr
+    converted = project.root / "out/mine/to_ort/model.ort"
+    assert converted.stat().st_size > 0
+    session = ort_session(converted)
+    x = torch.randn(2, 1, 8, 8)
+    onnx = onnx_predictor(ort_session(exported_digits() / "out/x/export/model.onnx"))(x)
+    assert abs(onnx_predictor(session)(x) - onnx).max() < 1e-4

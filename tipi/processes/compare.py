@@ -159,7 +159,7 @@ def comparison_table(report: dict[str, Any]) -> Table:
     """Each model's metrics, then each pair's difference, interval and p-value."""
     samples = report.get("samples", "")
     table = Table(title=f"comparison on {report.get('part', 'test')} ({samples} samples)")
-    table.add_column("model / pair", style="cyan", no_wrap=True)
+    table.add_column("model", style="cyan", no_wrap=True)
     for name in METRICS:
         table.add_column(name, justify="right")
     for label, found in report["models"].items():
