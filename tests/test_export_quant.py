@@ -95,9 +95,10 @@ def test_an_accuracy_drop_above_the_threshold_fails_with_the_figures():
     with pytest.raises(ProcessFailure) as info:
         export._check_accuracy(report)
     assert str(info.value) == (
-        "step 'export' failed: ValueError: onnx_int8 loses more than max_accuracy_drop 0.01 "
-        "of accuracy on val: eager 0.9500, onnx 0.9500, onnx_int8 0.9000"
+        "step 'export' failed: ValueError: accuracy on val drops more than max_accuracy_drop "
+        "0.01: onnx_int8 by 0.0500 (eager 0.9500, onnx 0.9500, onnx_int8 0.9000)"
     )
+    assert "for int8 try quantize = 'dynamic'" in info.value.hint
     report["artifacts"]["onnx_int8"]["accuracy_drop"] = 0.01
     export._check_accuracy(report)  # at the threshold: passes
 

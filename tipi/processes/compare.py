@@ -149,7 +149,7 @@ def compare(
                     "metric": name,
                     "difference": round(difference, 6),
                     "ci95": [round(low, 6), round(high, 6)],
-                    "mcnemar_p": round(p, 6),
+                    "mcnemar_p": float(f"{p:.6g}"),  # small p-values keep their digits
                 }
             )
     return {"models": models, "pairs": pairs}
@@ -204,6 +204,7 @@ def per_class_figure(report: dict[str, Any]) -> Any:
     axes.set_xlabel("class")
     axes.set_ylabel("accuracy")
     axes.set_ylim(0, 1.05)
+    axes.set_title(f"per-class accuracy on {report.get('part', 'test')}")
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     return figure

@@ -193,10 +193,13 @@ def latency_figure(rows: list[dict[str, Any]]) -> Any:
         low, high = [r["p50_ms"] for r in mine], [r["p95_ms"] for r in mine]
         axes.fill_between(batches, low, high, alpha=0.15)
     axes.set_xscale("log", base=2)
+    sizes = sorted({r["batch_size"] for r in rows})
+    axes.set_xticks(sizes, [str(b) for b in sizes])
     axes.set_yscale("log")
     axes.set_xlabel("batch size")
     axes.set_ylabel("latency, ms (p50; band to p95)")
     axes.legend(fontsize=8)
     axes.grid(True, which="both", alpha=0.3)
+    axes.set_title(f"inference latency ({', '.join(sorted({r['device'] for r in rows}))})")
     figure.tight_layout()
     return figure
