@@ -28,6 +28,9 @@ SWAPPED_IMPORT = (
     "from tqdm import TqdmDeprecationWarning, TqdmWarning\nfrom tipi.helpers import tqdm, trange"
 )
 
+CONFTEST_IMPORT = "from tipi.helpers import tqdm"
+FIXTURES = ("pretest_posttest", "caperr", "tmp_file", "tmp_file2", "thread_lock", "process_lock")
+
 CR = "tqdm redraws one line with carriage returns; progress_bar writes whole lines to a pipe"
 SKIPPED = {
     # tqdm's text functions and internals, not progress_bar's API.
@@ -90,7 +93,7 @@ def load(path: Path, swaps: dict[str, str]) -> dict[str, Any]:
         assert old in source, f"{path.name} no longer says {old!r}: update the swap"
         source = source.replace(old, new)
     namespace: dict[str, Any] = {"__name__": f"tqdm_{path.stem}", "__file__": str(path)}
-    exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 - tqdm's own test file
+    exec(compile(source, str(path), "exec"), namespace)
     return namespace
 
 
@@ -101,8 +104,8 @@ if FOLDER is None:
         pytest.skip(MISSING)
 
 else:
-    _conftest = load(FOLDER / "conftest.py", {"from tqdm import tqdm": "from tipi.helpers import tqdm"})
-    for _name in ("pretest_posttest", "caperr", "tmp_file", "tmp_file2", "thread_lock", "process_lock"):
+    _conftest = load(FOLDER / "conftest.py", {"from tqdm import tqdm": CONFTEST_IMPORT})
+    for _name in FIXTURES:
         globals()[_name] = _conftest[_name]
     _tests = load(FOLDER / "tests_tqdm.py", {ORIGINAL_IMPORT: SWAPPED_IMPORT})
     for _name, _test in _tests.items():

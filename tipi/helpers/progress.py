@@ -153,9 +153,11 @@ class progress_bar(BarDisplay, TqdmProtocols, TqdmClassAPI, Generic[T]):
     # Iteration and counting, as tqdm: a counter per item, the clock every `miniters` items.
 
     def __iter__(self) -> Iterator[T]:
-        iterable = self.iterable
-        if iterable is None:
+        if self.iterable is None:
             raise TypeError("progress_bar() was given no iterable; use update() instead")
+        return self._iterate(self.iterable)
+
+    def _iterate(self, iterable: Iterable[T]) -> Iterator[T]:
         if self.disable:
             yield from iterable
             return

@@ -203,12 +203,7 @@ class TqdmProtocols:
     def __reversed__(self) -> Iterator[Any]:
         if not hasattr(self.iterable, "__reversed__"):
             raise TypeError("'progress_bar' object is not reversible")
-        forward = self.iterable
-        try:
-            self.iterable = reversed(forward)  # type: ignore[call-overload]
-            return self.__iter__()
-        finally:
-            self.iterable = forward
+        return self._iterate(reversed(self.iterable))  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return id(self)

@@ -108,18 +108,20 @@ class Board(Progress):
                     f = task.fields
                     if f.get("kept") and f.get("parent") == parent and f.get("slot") == slot:
                         self.drop(task.id)
-            return self.add_task(
-                label,
-                total=total,
-                completed=completed,
-                parent=parent,
-                slot=slot,
-                header=header,
-                kept=False,
-                status=status,
-                depth=0,
-                **fields,
-            )
+        # Outside the lock: add_task refreshes the display, which takes the Live's lock, and
+        # the refresh thread holds that one while it waits for ours.
+        return self.add_task(
+            label,
+            total=total,
+            completed=completed,
+            parent=parent,
+            slot=slot,
+            header=header,
+            kept=False,
+            status=status,
+            depth=0,
+            **fields,
+        )
 
     def set_row(self, row: TaskID, **changes: Any) -> None:
         """Update a row (Progress.update's arguments); a row gone already is ignored."""
@@ -168,10 +170,10 @@ class Board(Progress):
 
     def open_step(self, step: str, status: str = "") -> TaskID:
         """The header row of a step that started (bars opened inside it nest under it)."""
-        with self._lock:
-            if step not in self.steps:
-                self.steps[step] = self.add_row(step, header=True, status=status)
-            return self.steps[step]
+        row = self.steps.get(step)
+        if row is None:  # the make's thread alone opens steps
+            row = self.steps[step] = self.add_row(step, header=True, status=status)
+        return row
 
     def step_row(self, step: str | None) -> TaskID | None:
         return self.steps.get(step) if step is not None else None
