@@ -225,3 +225,40 @@ def test_a_step_without_init_starts_from_the_built_weights(project):
     assert not torch.equal(
         first["classifier.1.weight"], small_cnn(width=4).state_dict()["classifier.1.weight"]
     )
+
+
+CUDA = torch.cuda.is_available()
+NO_GPU = "no CUDA GPU here: the CUDA RNG and the fp16 grad scaler are tested where one is lent"
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_GPU)
+def test_cuda_rng_states_are_saved_and_put_back():
+    from tipi.processes.training_checkpoints import restore_rng, rng_states
+
+    saved = rng_states()
+    assert len(saved["cuda_rng"]) == torch.cuda.device_count()
+    first = torch.rand(4, device="cuda")
+    assert restore_rng(saved) is None
+    assert torch.equal(torch.rand(4, device="cuda"), first)
+
+
+@pytest.mark.skipif(not CUDA, reason=NO_GPU)
+def test_a_crashed_16_mixed_run_on_cuda_resumes_with_its_grad_scaler(project):
+    text = tiny(
+        'epochs = 3\nbatch_size = 8\ncheckpoint_every = 2\nprecision = "16-mixed"\n'
+        'deterministic = true\ncallbacks = ["parts:CrashOnce"]',
+        model="mlp",
+        model_params="{ hidden = 32 }",
+    )
+    project.pipeline("c", text, parts=PARTS)
+    Engine("c").make()
+    expected = read_checkpoint(project.root / "out/c/fit/model.pt")[0]
+    (project.root / "crash.flag").touch()
+    with pytest.raises(ProcessFailure, match="crashed on purpose"):
+        Engine("c").make(force=["fit"])
+    saved = torch.load(project.root / ".tipi_cache/scratch/c/fit/resume.pt", weights_only=True)
+    assert saved["scaler"]["scale"] > 0 and len(saved["cuda_rng"]) == torch.cuda.device_count()
+    Engine("c").make(force=["fit"], run_cache=False)
+    resumed = read_checkpoint(project.root / "out/c/fit/model.pt")[0]
+    for key in expected:  # deterministic algorithms: the same sums in the same order
+        assert torch.equal(resumed[key], expected[key]), key

@@ -270,10 +270,10 @@ class Train(PipelineProcess):
         best = (
             "no value" if gate.best is None else f"best {gate.best:.4f} at epoch {gate.best_epoch}"
         )
-        how = state.get("stopped_by") or f"the cap of {self.epochs} epochs"
+        how = state.get("stopped_by") or f"the cap of {_epochs(self.epochs)}"
         raise GateNotPassed(
             f"phase '{label}' did not pass its gate: {rule.metric} never went {rule.side} in "
-            f"{state['epoch']} epochs ({best}; ended by {how})",
+            f"{_epochs(state['epoch'])} ({best}; ended by {how})",
             hint="raise epochs or change until, then make again; later phases did not start",
         )
 
@@ -308,13 +308,13 @@ class Train(PipelineProcess):
         from tipi.processes.training_checkpoints import write_weights
 
         state_dict = weights if weights is not None else self.trainer.model.state_dict()
-        write_weights(path, state_dict, self._metadata(kind, metrics, epoch))
+        write_weights(path, state_dict, self._metadata(kind, metrics, epoch), atomic=True)
 
     def _write_outputs(self, state: dict[str, Any]) -> None:
         from tipi.processes.training_summary import phase_entry, summary_table
 
         final = state["history"][-1] if state["history"] else {}
-        ended_by = state.get("stopped_by") or f"{self.epochs} epochs"
+        ended_by = state.get("stopped_by") or _epochs(self.epochs)
         watched = [m for m in (self._monitor(), self.until_rule and self.until_rule.metric) if m]
         entry = phase_entry(
             self._phase_index(), self.phase or self.name, self.name, state, watched, ended_by
@@ -385,3 +385,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     numpy.random.seed(seed % 2**32)
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" if count == 1 else f"{count} epochs"

@@ -44,14 +44,21 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def write_weights(path: Path, state_dict: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
-    """Save `{"state_dict", "metadata"}` at `path` (atomically: top-k files are written
-    into the scratch folder while training)."""
+def write_weights(
+    path: Path, state_dict: Mapping[str, Any], metadata: Mapping[str, Any], atomic: bool = False
+) -> None:
+    """Save `{"state_dict", "metadata"}` at `path`; `atomic` for files that must survive a
+    crash whole (the top-k files in the scratch folder). Outputs need not be: they are
+    written to staging paths the engine moves into place only after success."""
     import torch
 
+    payload = {"state_dict": dict(state_dict), "metadata": plain(metadata)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not atomic:
+        torch.save(payload, path)
+        return
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": dict(state_dict), "metadata": plain(metadata)}, tmp)
+        torch.save(payload, tmp)
 
 
 def rng_states() -> dict[str, Any]:
