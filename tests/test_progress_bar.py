@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,17 @@ def test_inside_a_step_bars_nest_under_it_on_its_progress_manager(project, capsy
     assert err[0] == "[progress]   epochs:   0%|          | 0/2 [00:00<?, ?it/s]"  # under the step
     assert err[-1].startswith("[progress]   epochs: 100%|██████████| 2/2 [")
     assert not any("batches" in line for line in err)  # paced out: log_interval is an hour
+
+
+def test_the_overhead_benchmark_runs():
+    import subprocess
+
+    script = Path(__file__).parent.parent / "benchmarks/progress_overhead.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--n", "20000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "in a step, terminal" in done.stdout and "ratio to tqdm" in done.stdout

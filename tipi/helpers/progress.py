@@ -161,20 +161,20 @@ class progress_bar(BarDisplay, TqdmProtocols, TqdmClassAPI, Generic[T]):
         if self.disable:
             yield from iterable
             return
-        mininterval, miniters = self.mininterval, self.miniters
+        mininterval, min_start_t = self.mininterval, self.start_t + self.delay
         last_print_t, last_print_n = self.last_print_t, self.last_print_n
-        min_start_t = self.start_t + self.delay
         n, clock = self.n, self._time
+        due = last_print_n + self.miniters  # the count at which to look at the clock
         try:
             for obj in iterable:
                 yield obj
                 n += 1
-                if n - last_print_n >= miniters:
+                if n >= due:
                     cur_t = clock()
                     if cur_t - last_print_t >= mininterval and cur_t >= min_start_t:
                         self.update(n - last_print_n)
                         last_print_n, last_print_t = self.last_print_n, self.last_print_t
-                        miniters = self.miniters
+                    due = last_print_n + self.miniters
         finally:
             self.n = n
             self.close()
