@@ -136,6 +136,24 @@ def test_a_resumed_step_says_so_on_its_row(screen):
     reporter.run_finished(_summary())
 
 
+def test_a_step_resuming_in_a_worker_says_so_on_its_row(screen, tmp_path):
+    from tipi.dispatch import _resume_note
+
+    log = tmp_path / "train.log"
+    log.write_text("note: resuming train at epoch 3, batch 7 (checkpoint of 10:42)\nepoch 3\n")
+    note = _resume_note(log, "train")
+    assert note.startswith("note: resuming train at epoch 3")
+    assert _resume_note(log, "tra") == ""  # another step's name, not a prefix of one
+    reporter = RichReporter(Console(file=io.StringIO(), force_terminal=True))
+    reporter.run_started("p", ["train"])
+    reporter.step_started("train")
+    reporter.step_progress("train", note)  # as Workers._show_status passes it on
+    b = LiveProgress.current()
+    assert b._tasks[b.step_row("train")].fields["status"].startswith("↻ resumed")
+    reporter.step_finished(StepResult("train", "ran", seconds=1.0))
+    reporter.run_finished(_summary())
+
+
 def test_kept_bars_are_printed_under_the_steps_line(screen):
     from tipi.permanences.progress import ProgressManager
 

@@ -160,8 +160,11 @@ def test_a_make_shows_nested_bars_under_the_running_step(terminal, demo):
     assert "done: 2 ran" in end
 
 
-def test_with_j2_the_workers_bars_show_under_their_steps(terminal, demo):
-    terminal.run(f"{TIPI} make -p demo -j 2", demo)
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_with_j2_the_workers_bars_show_under_their_steps(terminal, demo, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed", reason="the dask extra is not installed")
+    terminal.run(f"{TIPI} make -p demo -j 2 --executor {executor}", demo)
     mid = terminal.wait(
         lambda s: sum("loss=" in line for line in rows(s, "batches")) >= 2 and "make demo" in s
     )
