@@ -205,3 +205,21 @@ def test_the_overhead_benchmark_runs():
     )
     assert done.returncode == 0, done.stderr
     assert "in a step, terminal" in done.stdout and "ratio to tqdm" in done.stdout
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_quiet_make_shows_no_bars_lines_or_table(project, jobs):
+    import subprocess
+
+    project.pipeline("p", PIPELINE.replace("3600", "0"), steps=STEPS)
+    tipi = Path(sys.executable).parent / "tipi"
+    done = subprocess.run(
+        [str(tipi), "make", "-p", "p", "-q", "-j", jobs],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout == ""
+    assert project.read("out/report.txt") == "done"
