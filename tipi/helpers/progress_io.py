@@ -162,9 +162,8 @@ class TqdmClassAPI:
     ) -> Iterator[Any]:
         """`with progress_bar.wrapattr(f, "read", total=size) as f:` - a bar of what passes
         through `stream.method` (in bytes, scaled by 1024, unless `bytes=False`)."""
-        with cls(total=total, **kwargs) as bar:  # type: ignore[call-arg]
-            if bytes:
-                bar.unit, bar.unit_scale, bar.unit_divisor = "B", True, 1024
+        units = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if bytes else {}
+        with cls(total=total, **{**units, **kwargs}) as bar:  # type: ignore[call-arg]
             yield _Wrapped(bar.update, stream, method)
 
 
