@@ -138,6 +138,12 @@ class ModelCheckpoint(Callback):
             self._keep(trainer, epoch, value, metrics)
         return False
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"monitor": self.monitor}  # as resolved by the first epoch
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.monitor = state["monitor"]
+
     def _keep(self, trainer: Any, epoch: int, value: float, metrics: dict[str, float]) -> None:
         kept: list[dict[str, Any]] = trainer.state.setdefault("top_k", [])
         worst = kept[-1]["score"] if len(kept) >= self.save_top_k else None

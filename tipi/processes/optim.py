@@ -95,10 +95,31 @@ def build_scheduler(optimizer: Any, spec: Mapping[str, Any] | None) -> Any:
         options["schedulers"] = [
             build_scheduler(optimizer, inner) for inner in options["schedulers"]
         ]
+    check_arguments(cls, options, f"scheduler {name}")
     try:
         return cls(optimizer, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"scheduler {name} rejected {options}: {exc}") from exc
+
+
+def check_arguments(cls: type, options: Mapping[str, Any], what: str) -> None:
+    """A ConfigError for the first option `cls` has no argument for, with "did you mean"."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    names = [n for n in parameters if n not in ("self", "params", "optimizer")]
+    for key in options:
+        if key not in parameters:
+            close = did_you_mean(key, names)
+            raise ConfigError(
+                f"{what} has no argument '{key}'",
+                hint=(f"{close} " if close else "") + f"its arguments: {', '.join(names)}",
+            )
 
 
 def apply_freeze(model: Any, freeze: Iterable[str]) -> list[str]:
@@ -201,9 +222,13 @@ def build_optimizers(step: str, groups: Sequence[GroupSpec], members: list[list[
         spec: Named = group.optimizer
         try:
             cls = _optimizer_class(spec.name)
-            built.append(cls(params, **spec.options))
         except ConfigError as error:
             raise param_error(step, f"{spec.key}.name", error.message, error.hint) from None
+        try:
+            check_arguments(cls, spec.options, f"optimizer {spec.name}")
+            built.append(cls(params, **spec.options))
+        except ConfigError as error:
+            raise param_error(step, spec.key, error.message, error.hint) from None
         except (TypeError, ValueError) as exc:
             raise param_error(
                 step, spec.key, f"optimizer {spec.name} rejected {dict(spec.options)}: {exc}"

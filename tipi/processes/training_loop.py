@@ -152,46 +152,58 @@ class Trainer:
         start = self.state["batch"]
         self.loaders.sampler.set_epoch(step.seed + epoch, start * self.loaders.batch_size)
         means = Means(self.state.pop("epoch_means", None) if start else None)
-        loader = self.loaders.train
-        total = start + len(loader)
-        batches: Any = iter(loader)
-        if self.progress is not None:
+        count = len(self.loaders.train)
+        if self.progress is None:
+            self._batches(start, start + count, means, None)
+        else:
             name = f"{self.step_name}: batches"
-            batches = self.progress.track(
-                batches, name, total=total - start, parent=self.epochs_task
-            )
+            with self.progress.task(name, total=count, parent=self.epochs_task) as bar:
+                self._batches(start, start + count, means, bar)
+                bar.update(completed=self.state["batch"] - start)
+        if parts.shard is not None:
+            means.all_reduce()
+        return means.result("train_")
+
+    def _batches(self, start: int, total: int, means: Means, bar: Any) -> None:
+        """Batches `start + 1` to `total` of the epoch (fewer if a callback stops it)."""
+        parts, step, state = self.parts, self.step, self.state
+        hook, precision, device = parts.hook, parts.precision, self.device
         accumulate, index, previous = step.accumulate, start, start
         ddp = parts.shard is not None and accumulate > 1
-        for batch in batches:
+        shown = time.monotonic()
+        for batch in self.loaders.train:
             if self.move:
-                batch = to_device(batch, self.device, self.loaders.pinned)
+                batch = to_device(batch, device, self.loaders.pinned)
             index += 1
             boundary = index % accumulate == 0 or index == total
             syncing = parts.forward.no_sync() if ddp and not boundary else contextlib.nullcontext()
             with syncing:
-                with parts.precision.autocast():
-                    out = parts.hook.training_step(batch)
-                    if not hasattr(out, "backward"):
-                        out = training_result(out, "training_step")
-                loss = out if hasattr(out, "backward") else out["loss"]
-                parts.precision.backward(loss / accumulate if accumulate > 1 else loss)
-            means.add(out if isinstance(out, dict) else {"loss": loss}, batch_size(batch))
-            self.state["batch"] = index
+                with precision.autocast():
+                    out = hook.training_step(batch)
+                if hasattr(out, "backward"):
+                    loss = out
+                    means.add_loss(loss, batch_size(batch))
+                else:
+                    out = training_result(out, "training_step")
+                    loss = out["loss"]
+                    means.add(out, batch_size(batch))
+                precision.backward(loss / accumulate if accumulate > 1 else loss)
+            state["batch"] = index
             if boundary:
                 self._optimizer_step()
             for callback in self.batch_callbacks:
                 callback.on_batch_end(self, index, loss.detach())
-            if boundary and self._checkpoint_due(previous, index):
+            now = time.monotonic()
+            if bar is not None and now - shown >= 0.25:  # a bar needs no more than 4 a second
+                bar.update(completed=index - start)
+                shown = now
+            if not boundary:
+                continue
+            if self._checkpoint_due(previous, index, now):
                 self.save(means)
-            if boundary:
-                previous = index
-            if boundary and self.should_stop:
+            previous = index
+            if self.should_stop:
                 break
-        if hasattr(batches, "close"):  # a progress bar left early must still close
-            batches.close()
-        if parts.shard is not None:
-            means.all_reduce()
-        return means.result("train_")
 
     def _optimizer_step(self) -> None:
         parts = self.parts
@@ -256,13 +268,13 @@ class Trainer:
             if overrides(callback, hook):
                 getattr(callback, hook)(self, *args)
 
-    def _checkpoint_due(self, previous: int, index: int) -> bool:
+    def _checkpoint_due(self, previous: int, index: int, now: float) -> bool:
         """Every `checkpoint_every` batches of an epoch (at the optimizer step that passes
         a multiple of it), and every `checkpoint_seconds`."""
         every = self.step.checkpoint_every
         if every and index // every > previous // every:
             return True
-        return time.monotonic() - self.last_save >= self.step.checkpoint_seconds
+        return now - self.last_save >= self.step.checkpoint_seconds
 
     def save(self, means: Means | None = None) -> None:
         """Write the resume checkpoint (rank 0 only: every rank holds the same state)."""

@@ -28,45 +28,81 @@ NEEDS_TASK = {"Accuracy", "F1Score", "Precision", "Recall", "AUROC", "AveragePre
 
 
 class Means:
-    """Sample-weighted running means of named scalars (float64 tensors on the device)."""
+    """Sample-weighted running means of named scalars.
+
+    Each batch's values are kept as they come (tensors, no copy, no sync) and summed once per
+    epoch, in batch order, into Python floats: the same sums whether or not the epoch was
+    resumed halfway, and no batch waits on the GPU.
+    """
 
     def __init__(self, saved: Mapping[str, Any] | None = None) -> None:
-        self.sums: dict[str, Any] = {}
-        self.count = 0
-        if saved:
-            import torch
+        self.sums: dict[str, float] = dict(saved["sums"]) if saved else {}
+        self.count: int = saved["count"] if saved else 0
+        self.pending: dict[str, list[Any]] = {}
+        self.sizes: list[int] = []
 
-            self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in saved["sums"].items()}
-            self.count = saved["count"]
+    def add_loss(self, loss: Any, n: int) -> None:
+        """The common case: a step that returns its loss alone."""
+        pending = self.pending.get("loss")
+        if pending is None or len(pending) != len(self.sizes):
+            self.add({"loss": loss}, n)
+            return
+        pending.append(loss.detach())
+        self.sizes.append(n)
 
     def add(self, values: Mapping[str, Any], n: int) -> None:
         for name, value in values.items():
             if name in PREDICTIONS:
                 continue
-            value = value.detach().double() * n if hasattr(value, "detach") else float(value) * n
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
-        self.count += n
+            kept = self.pending.setdefault(name, [None] * len(self.sizes))
+            kept.append(value.detach() if hasattr(value, "detach") else float(value))
+        self.sizes.append(n)
+        for kept in self.pending.values():  # a name some batches did not report
+            if len(kept) < len(self.sizes):
+                kept.append(None)
+
+    def fold(self) -> None:
+        """Add what is pending to the sums, batch after batch."""
+        if not self.sizes:
+            return
+        import torch
+
+        for name, kept in self.pending.items():
+            tensors = [v for v in kept if v is not None and not isinstance(v, float)]
+            as_floats = iter(torch.stack(tensors).double().tolist()) if tensors else iter(())
+            total = self.sums.get(name, 0.0)
+            for value, n in zip(kept, self.sizes, strict=True):
+                if value is None:
+                    continue
+                number = value if isinstance(value, float) else next(as_floats)
+                total += number * n
+            self.sums[name] = total
+        self.count += sum(self.sizes)
+        self.pending, self.sizes = {}, []
 
     def all_reduce(self) -> None:
         """Sum over every rank of torch.distributed (each trained on its shard)."""
         import torch
         import torch.distributed as dist
 
+        self.fold()
         names = sorted(self.sums)
         totals = torch.tensor(
-            [float(self.sums[n]) for n in names] + [float(self.count)], dtype=torch.float64
+            [self.sums[n] for n in names] + [float(self.count)], dtype=torch.float64
         )
         dist.all_reduce(totals)
-        self.sums = {n: totals[i].double() for i, n in enumerate(names)}
+        self.sums = {n: float(totals[i]) for i, n in enumerate(names)}
         self.count = int(totals[-1].item())
 
     def result(self, prefix: str) -> dict[str, float]:
+        self.fold()
         count = max(self.count, 1)
-        return {f"{prefix}{k}": float(v) / count for k, v in self.sums.items()}
+        return {f"{prefix}{k}": v / count for k, v in self.sums.items()}
 
     def state(self) -> dict[str, Any]:
         """Plain numbers, for a resume checkpoint taken mid-epoch."""
-        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count}
+        self.fold()
+        return {"sums": dict(self.sums), "count": self.count}
 
 
 class TorchMetrics:

@@ -94,7 +94,9 @@ def split_batch(batch: Any, input_key: str, target_key: str) -> tuple[Any, Any]:
 def to_device(batch: Any, device: Any, non_blocking: bool = False) -> Any:
     """The batch with every tensor in it on `device` (tuples, lists, dicts, dataclasses and
     objects with a `.to()` method)."""
-    if hasattr(batch, "to") and callable(batch.to) and hasattr(batch, "device"):
+    import torch
+
+    if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
         return type(batch)(*(to_device(b, device, non_blocking) for b in batch))
