@@ -36,9 +36,9 @@ def test_progress_bar_takes_tqdms_common_call_forms(capsys):
     assert list(progress_bar([1, 2], disable=True)) == [1, 2]
     err = capsys.readouterr().err
     for line in (
-        "[progress] list: 3/3 (100%)",
-        "[progress] gen: 3/3 (100%)",
-        "[progress] manual: 5/5 (100%) loss=0.1235 step=2",
+        "[progress] list: 100%|██████████| 3/3 [",
+        "[progress] gen: 100%|██████████| 3/3 [",
+        "img/s, loss=0.123, step=2]",
     ):
         assert line in err
 
@@ -127,8 +127,8 @@ def test_inside_a_pipeline_the_helpers_use_its_permanences(project, capsys):
     rows = [json.loads(line) for line in written.read_text().splitlines()]
     assert [r["loss"] for r in rows] == [1.0, 0.5]
     err = capsys.readouterr().err
-    assert "[progress]   epochs: 2/2 (100%)" in err  # nested under the step's bar
-    assert "[progress]   batches: 3/3 (100%)" in err
+    assert "[progress]   epochs: 100%|██████████| 2/2 [" in err  # nested under the step's bar
+    assert "[progress]     batches: 100%|██████████| 3/3 [" in err  # and under epochs
 
 
 def test_a_decorated_function_stays_a_function_and_caches_like_a_class(project):
