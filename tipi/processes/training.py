@@ -4,9 +4,7 @@ crash, writing weights with the pipeline's metadata."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -171,6 +169,7 @@ class Train(PipelineProcess):
     def _train(self, device: Any, shard: tuple[int, int] | None) -> None:
         from tipi.processes.training_build import build_loaders, build_parts
         from tipi.processes.training_loop import Trainer
+        from tipi.processes.training_outputs import PhaseWriter
 
         _seed_everything(self.seed)
         network = self.controller.get_permanence(self.model_name)
@@ -190,8 +189,10 @@ class Train(PipelineProcess):
         }
         resume = self.scratch_dir / RESUME_FILE if self.scratch_dir else None
         top_k_dir = (self.scratch_dir or Path(tempfile.mkdtemp(prefix="tipi-top-k-"))) / "top_k"
-        self.start, self.parts = start, parts
-        trainer = Trainer(self, parts, loaders, state, resume, self._write_checkpoint, top_k_dir)
+        self.parts = parts
+        writer = PhaseWriter(self, start)
+        trainer = Trainer(self, parts, loaders, state, resume, writer.checkpoint, top_k_dir)
+        writer.trainer = trainer
         self.trainer = trainer
         self._resume(trainer, resume, shard)
         if shard is not None and shard[0] == 0:
@@ -203,7 +204,7 @@ class Train(PipelineProcess):
         network.trained_by = self.name
         self._check_gate(state)
         if shard is None or shard[0] == 0:
-            self._write_outputs(state)
+            writer.outputs(state, self._monitor(), parts.ema)
 
     def _start_weights(self, network: Any) -> dict[str, Any]:
         """Load `init` (returns its metadata), or make sure the model is as built."""
@@ -262,6 +263,7 @@ class Train(PipelineProcess):
 
     def _check_gate(self, state: dict[str, Any]) -> None:
         from tipi.processes.training_build import transition
+        from tipi.processes.training_outputs import epochs_text
 
         gate = transition(self.parts)
         if gate is None or gate.rule.mode != "gate" or gate.reached:
@@ -270,112 +272,17 @@ class Train(PipelineProcess):
         best = (
             "no value" if gate.best is None else f"best {gate.best:.4f} at epoch {gate.best_epoch}"
         )
-        how = state.get("stopped_by") or f"the cap of {_epochs(self.epochs)}"
+        how = state.get("stopped_by") or f"the cap of {epochs_text(self.epochs)}"
         raise GateNotPassed(
             f"phase '{label}' did not pass its gate: {rule.metric} never went {rule.side} in "
-            f"{_epochs(state['epoch'])} ({best}; ended by {how})",
+            f"{epochs_text(state['epoch'])} ({best}; ended by {how})",
             hint="raise epochs or change until, then make again; later phases did not start",
         )
-
-    def _metadata(self, kind: str, metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
-        from tipi.cache.resume import read_binding
-        from tipi.context import current
-
-        running = current()
-        run = running.run if running is not None else None
-        binding = read_binding(self.scratch_dir) if self.scratch_dir else None
-        return {
-            "format": 1,
-            "kind": kind,
-            "pipeline": run.pipeline if run else "",
-            "step": self.name,
-            "phase": {"index": self._phase_index(), "name": self.phase or self.name},
-            "epoch": epoch,
-            "global_step": self.trainer.global_step,
-            "params": self.params,
-            "fingerprint": binding.get("fp") if binding else None,
-            "run_id": run.id if run else None,
-            "metrics": metrics,
-        }
-
-    def _phase_index(self) -> int:
-        phase = self.start.get("phase") or {}
-        return int(phase["index"]) + 1 if "index" in phase else 0
-
-    def _write_checkpoint(
-        self, path: Path, kind: str, metrics: dict[str, Any], epoch: int, weights: Any = None
-    ) -> None:
-        from tipi.processes.training_checkpoints import write_weights
-
-        state_dict = weights if weights is not None else self.trainer.model.state_dict()
-        write_weights(path, state_dict, self._metadata(kind, metrics, epoch), atomic=True)
-
-    def _write_outputs(self, state: dict[str, Any]) -> None:
-        from tipi.processes.training_summary import phase_entry, summary_table
-
-        final = state["history"][-1] if state["history"] else {}
-        ended_by = state.get("stopped_by") or _epochs(self.epochs)
-        watched = [m for m in (self._monitor(), self.until_rule and self.until_rule.metric) if m]
-        entry = phase_entry(
-            self._phase_index(), self.phase or self.name, self.name, state, watched, ended_by
-        )
-        phases = [*self.start.get("phases", []), entry]
-        self.phases = phases
-        model = self.trainer.model
-        self._write(self.outputs["model"], "last", final, state["epoch"], model.state_dict())
-        best = state.get("best_weights") or model.state_dict()
-        best_metrics = state.get("best_metrics") or final
-        self._write(
-            self.outputs["best"],
-            "best",
-            best_metrics,
-            state.get("best_epoch") or state["epoch"],
-            best,
-        )
-        if self.parts.ema is not None:
-            ema_metrics = {k: v for k, v in final.items() if k.startswith("ema_")}
-            self._write(
-                self.outputs["ema"], "ema", ema_metrics, state["epoch"], self.parts.ema.state_dict()
-            )
-        if self.save_top_k > 1:
-            self._copy_top_k(state)
-        summary = {
-            "epochs": state["epoch"],
-            "stopped_by": ended_by,
-            "best_epoch": state.get("best_epoch"),
-            "best_score": state.get("best_score"),
-            "monitor": self._monitor(),
-            "global_step": state["global_step"],
-            "phase": {"index": entry["index"], "name": entry["name"]},
-            "frozen": state.get("frozen", []),
-            "final": final,
-            "history": state["history"],
-            "phases": phases,
-        }
-        self.outputs["history"].write_text(json.dumps(summary, indent=2))
-        if len(phases) > 1:
-            self.controller.notice("phases so far:\n" + summary_table(phases))
-
-    def _write(
-        self, path: Path, kind: str, metrics: dict[str, Any], epoch: int, weights: Any
-    ) -> None:
-        metadata = {**self._metadata(kind, metrics, epoch), "phases": self.phases}
-        from tipi.processes.training_checkpoints import write_weights
-
-        write_weights(path, weights, metadata)
 
     def _monitor(self) -> str:
         from tipi.processes.training_build import model_checkpoint
 
         return model_checkpoint(self.parts).monitor
-
-    def _copy_top_k(self, state: dict[str, Any]) -> None:
-        folder, source = self.outputs["top_k"], self.trainer.top_k_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        kept = state.get("top_k", [])
-        for entry in kept:
-            shutil.copy2(source / entry["file"], folder / entry["file"])
-        (folder / "top_k.json").write_text(json.dumps(kept, indent=2))
 
 
 def _seed_everything(seed: int) -> None:
@@ -385,7 +292,3 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     numpy.random.seed(seed % 2**32)
-
-
-def _epochs(count: int) -> str:
-    return f"{count} epoch" if count == 1 else f"{count} epochs"
