@@ -58,7 +58,9 @@ def test_runs_table_shows_changed_params_and_key_metrics(three_runs, cli):
     assert "train.epochs 3→5" in row[C] and "train.lr" not in row[C]
     assert "train.lr 0.1→0.01" in row[B]
     assert "evaluate.accuracy 0.75" in row[C]
-    assert " ok " in row[A] and "train, evaluate" in row[A]
+    assert " ok " in row[A] and " train " in row[A]
+    below = lines[lines.index(row[A]) + 1]
+    assert below.split()[0] == "evaluate"  # one step, one metric, one param per line
 
 
 def test_runs_of_several_pipelines_name_them(three_runs, cli):

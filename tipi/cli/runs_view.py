@@ -73,9 +73,10 @@ def runs_table(records: Sequence[RunRecord], previous: dict[str, RunRecord | Non
     several = len({r.pipeline for r in records}) > 1 or any(r.variant for r in records)
     table = Table(header_style="bold", box=None, pad_edge=False)
     columns = ["id", *(["pipeline"] if several else []), "when", "status", "commit", "ran"]
+    widths = {"metrics": 28, "params changed": 16, "ran": 9}  # what runs are compared by
     for column in [*columns, "params changed", "metrics"]:
         short = column in ("id", "when", "status", "commit")
-        table.add_column(column, overflow="fold", no_wrap=short)
+        table.add_column(column, overflow="fold", no_wrap=short, min_width=widths.get(column))
     for record in records:
         changes = changed_since(previous.get(record.id), record)
         table.add_row(
@@ -210,7 +211,7 @@ def _commit(record: RunRecord, full: bool = False) -> str:
 
 def _names(names: list[str]) -> str:
     more = f" +{len(names) - MAX_NAMES}" if len(names) > MAX_NAMES else ""
-    return ", ".join(names[:MAX_NAMES]) + more
+    return "\n".join(names[:MAX_NAMES]) + more
 
 
 def _ran(record: RunRecord) -> Text:
@@ -218,7 +219,7 @@ def _ran(record: RunRecord) -> Text:
     for outcome, style in (("restored", "blue"), ("failed", "red"), ("interrupted", "yellow")):
         names = record.with_outcome(outcome)
         if names:
-            text.append(("; " if text else "") + f"{outcome}: {_names(names)}", style=style)
+            text.append(("\n" if text else "") + f"{outcome}: {_names(names)}", style=style)
     return text or Text("-")
 
 
@@ -228,15 +229,22 @@ def _params(changes: list[Change], first: bool) -> Text:
     shown = [f"{c.key} {_value(c.old)}→{_value(c.new)}" for c in changes[:MAX_PARAMS]]
     if len(changes) > MAX_PARAMS:
         shown.append(f"+{len(changes) - MAX_PARAMS} more")
-    return Text(", ".join(shown)) if shown else Text("same", style="dim")
+    return Text("\n".join(shown)) if shown else Text("same", style="dim")
 
 
 def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, float]]:
-    """The run's metrics that say most: those named like a score or a loss first."""
+    """The run's metrics that say most: named like a score or a loss, in the order of
+    KEY_WORDS (accuracy before loss), a later step's before an earlier one's."""
     metrics = list(record.metrics().items())
-    keyed = [kv for kv in metrics if any(w in kv[0].rsplit(".", 1)[-1] for w in KEY_WORDS)]
-    rest = [kv for kv in metrics if kv not in keyed]
-    return (keyed + rest)[:limit]
+    steps = list(record.steps)
+
+    def rank(item: tuple[str, float]) -> tuple[int, int]:
+        name = item[0].rsplit(".", 1)[-1]
+        word = next((i for i, w in enumerate(KEY_WORDS) if w in name), len(KEY_WORDS))
+        step = item[0].split(".", 1)[0]
+        return word, -steps.index(step) if step in steps else 0
+
+    return sorted(metrics, key=rank)[:limit]
 
 
 def _metrics(record: RunRecord) -> Text:
@@ -244,7 +252,7 @@ def _metrics(record: RunRecord) -> Text:
     more = len(record.metrics()) - len(shown)
     if more > 0:
         shown.append(f"+{more} more")
-    return Text(", ".join(shown)) if shown else Text("-", style="dim")
+    return Text("\n".join(shown)) if shown else Text("-", style="dim")
 
 
 def _value(value: Any) -> str:
