@@ -7,7 +7,9 @@ invocation, side by side:
 * first run: a clean build of every step (wall time, peak RSS);
 * no-op: the same command again, nothing to do (median of REPEAT runs, peak RSS; tipi's of
   5 x REPEAT runs: a burst of load on a shared machine can cover all of a few 0.1 s runs, but
-  not the seconds that Snakemake's take), and tipi's through its full CLI (TIPI_NO_FAST=1);
+  not the seconds that Snakemake's take), and tipi's through its full CLI (TIPI_NO_FAST=1).
+  Once both tools' projects are built, their no-ops alternate (Snakemake's once, then tipi's
+  five times, REPEAT rounds), so that a change of load on a shared machine falls on both;
 * status: `tipi status --json` / `snakemake --summary` (median of REPEAT runs);
 * engine overhead per executed step: (first run - running the same step bodies in a plain
   loop in one process) / N;
@@ -180,40 +182,83 @@ def figures(
     }
 
 
-def bench_tipi(shape: str, n: int, repeat: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="tipi-bench-", dir=WORKDIR) as tmp:
-        root = Path(tmp)
-        write_tipi(root, shape, n)
-        first, first_rss = timed([str(TIPI), "make", "-q"], root)
-        # Not counted: the first no-op writes the clean record, which the build could not
-        # while its last outputs were racy (cache/clean.py); it takes the full path.
-        timed([str(TIPI), "make", "-q"], root)
-        noop, noop_rss = median_of([str(TIPI), "make", "-q"], root, 5 * repeat)
-        full, _ = median_of([str(TIPI), "make", "-q"], root, repeat, {"TIPI_NO_FAST": "1"})
-        status, _ = median_of([str(TIPI), "status", "--json"], root, repeat)
-        plain = plain_loop_seconds(root, shape, n)
-    return figures(first, first_rss, noop, noop_rss, status, plain, n) | {"noop_full": full}
+TIPI_NOOP = [str(TIPI), "make", "-q"]
 
 
-def bench_snakemake(shape: str, n: int, repeat: int, build: bool) -> dict[str, float]:
-    """Snakemake's figures; with `build` False its outputs are written directly (in
-    dependency order) and its first run is not timed: it grows quadratically here."""
-    exe = str(snakemake_bin())
-    with tempfile.TemporaryDirectory(prefix="smk-bench-", dir=WORKDIR) as tmp:
-        root = Path(tmp)
-        write_snakefile(root, shape, n)
-        cmd = [exe, "all", "-c1", "--nolock", "--quiet"]
-        if build:
-            first, first_rss = timed(cmd, root)
-        else:
-            (root / "out").mkdir()
-            for i in range(n):
-                (root / "out" / f"{i}.txt").write_text(f"{i}\n")
-            first = first_rss = float("nan")
-        noop, noop_rss = median_of(cmd, root, repeat)
-        status, _ = median_of([exe, "-c1", "--summary", "--nolock"], root, repeat)
-        plain = plain_loop_seconds(root, shape, n)
-    return figures(first, first_rss, noop, noop_rss, status, plain, n)
+def snakemake_noop() -> list[str]:
+    return [str(snakemake_bin()), "all", "-c1", "--nolock", "--quiet"]
+
+
+def build_tipi(root: Path, shape: str, n: int) -> tuple[float, float]:
+    """tipi's first run in a new project at `root`."""
+    write_tipi(root, shape, n)
+    first = timed(TIPI_NOOP, root)
+    # Not counted: the first no-op writes the clean record, which the build could not
+    # while its last outputs were racy (cache/clean.py); it takes the full path.
+    timed(TIPI_NOOP, root)
+    return first
+
+
+def build_snakemake(root: Path, shape: str, n: int, build: bool) -> tuple[float, float]:
+    """Snakemake's first run in a new project at `root`; with `build` False its outputs are
+    written directly (in dependency order) and its first run is not timed: it grows
+    quadratically here."""
+    write_snakefile(root, shape, n)
+    if build:
+        return timed(snakemake_noop(), root)
+    (root / "out").mkdir()
+    for i in range(n):
+        (root / "out" / f"{i}.txt").write_text(f"{i}\n")
+    return float("nan"), float("nan")
+
+
+def noops(tipi_root: Path, snakemake_root: Path | None, repeat: int) -> dict[str, list]:
+    """Both tools' no-op runs, alternating: Snakemake's once, then tipi's five times, REPEAT
+    rounds (each a (seconds, peak RSS MiB) pair); Snakemake's error, if it fails, under
+    "failed"."""
+    runs: dict[str, list] = {"tipi": [], "snakemake": [], "failed": []}
+    for _ in range(repeat):
+        if snakemake_root is not None and not runs["failed"]:
+            try:
+                runs["snakemake"].append(timed(snakemake_noop(), snakemake_root))
+            except RuntimeError as failure:
+                runs["failed"].append(str(failure))
+        runs["tipi"] += [timed(TIPI_NOOP, tipi_root) for _ in range(5)]
+    return runs
+
+
+def bench(shape: str, n: int, repeat: int, snakemake: bool, build: bool) -> dict[str, dict]:
+    """Figures of tipi and (when `snakemake`) Snakemake on the same pipeline; Snakemake's
+    is missing when it fails, with its error under "snakemake_failed"."""
+    found: dict[str, dict] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="tipi-bench-", dir=WORKDIR) as tipi_tmp,
+        tempfile.TemporaryDirectory(prefix="smk-bench-", dir=WORKDIR) as smk_tmp,
+    ):
+        tipi_root, smk_root = Path(tipi_tmp), Path(smk_tmp)
+        tipi_first = build_tipi(tipi_root, shape, n)
+        smk_first = None
+        if snakemake:
+            try:
+                smk_first = build_snakemake(smk_root, shape, n, build)
+            except RuntimeError as failure:
+                found["snakemake_failed"] = {"error": str(failure)}
+        runs = noops(tipi_root, smk_root if smk_first is not None else None, repeat)
+        if runs["failed"]:
+            found["snakemake_failed"] = {"error": runs["failed"][0]}
+        tools = [("tipi", tipi_root, tipi_first, [str(TIPI), "status", "--json"])]
+        if smk_first is not None and not runs["failed"]:
+            exe = str(snakemake_bin())
+            tools.append(("snakemake", smk_root, smk_first, [exe, "-c1", "--summary", "--nolock"]))
+        for tool, root, (first, first_rss), status_cmd in tools:
+            noop = statistics.median(r[0] for r in runs[tool])
+            noop_rss = max(r[1] for r in runs[tool])
+            status, _ = median_of(status_cmd, root, repeat)
+            plain = plain_loop_seconds(root, shape, n)
+            found[tool] = figures(first, first_rss, noop, noop_rss, status, plain, n)
+        full, _ = median_of(TIPI_NOOP, tipi_root, repeat, {"TIPI_NO_FAST": "1"})
+        found["tipi"]["noop_full"] = full
+    return found
 
 
 def startup(repeat: int) -> None:
@@ -257,17 +302,18 @@ def main() -> None:
     full_cli = []
     for shape in args.shapes:
         for n in args.sizes:
-            t = bench_tipi(shape, n, args.repeat)
+            snakemake = n in args.snakemake_sizes
+            found = bench(shape, n, args.repeat, snakemake, n <= args.snakemake_build_max)
+            t = found["tipi"]
             full_cli.append(f"  {shape:7} {n:>6}  {t['noop_full']:.3f} s")
             rows = [("tipi", t, "")]
-            if n in args.snakemake_sizes:
-                try:
-                    s = bench_snakemake(shape, n, args.repeat, n <= args.snakemake_build_max)
-                except RuntimeError as failure:
-                    print(f"{shape:7} {n:>6} {'snakemake':10} failed: {failure}")
-                else:
-                    rows.append(("snakemake", s, ""))
-                    rows[0] = ("tipi", t, f"{s['noop'] / t['noop']:.1f}")
+            if "snakemake_failed" in found:
+                error = found["snakemake_failed"]["error"]
+                print(f"{shape:7} {n:>6} {'snakemake':10} failed: {error}")
+            elif snakemake:
+                s = found["snakemake"]
+                rows.append(("snakemake", s, ""))
+                rows[0] = ("tipi", t, f"{s['noop'] / t['noop']:.1f}")
             for tool, r, ratio in rows:
                 print(
                     f"{shape:7} {n:>6} {tool:10} {r['first']:>8.2f} {r['noop']:>8.3f} "

@@ -12,10 +12,16 @@ Generates the fan-in project of engine_scale.py (N steps), builds it until the f
   project, reading the plan file, checking it is current, reading the clean record and the
   one `stat` per file it names.
 
+With --baseline TREE (another checkout: `git archive COMMIT | tar -x -C TREE`), the no-op and
+`tipi --version` of both trees are also timed, alternating, as the console script runs them
+(`import re`, then tipi._fastpath's main) with PYTHONPATH=TREE; each tree makes the no-op of
+its own copy of the project (plans written by different code need not agree).
+
 Like engine_scale.py, commands run with the bytecode cache on, whatever the environment says.
 
 Usage:
     .venv/bin/python benchmarks/noop_profile.py [--steps 1000] [--repeat 15] [--min-ms 0.5]
+        [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_scale import ENV, TIPI, WORKDIR, write_tipi
 
 PYTHON = sys.executable
+HERE = Path(__file__).resolve().parent.parent  # this checkout
+# What the `tipi` console script runs (pip writes it so), for a tree named by PYTHONPATH.
+CONSOLE = (
+    "import re, sys\nsys.argv = ['tipi', *sys.argv[1:]]\nfrom tipi._fastpath import main\nmain()"
+)
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 STAGES = """
@@ -90,22 +101,49 @@ def median_ms(cmd: list[str], cwd: Path, repeat: int) -> float:
     return statistics.median(runs) * 1000
 
 
-def build(root: Path, steps: int) -> None:
-    """The project, built, and made again until the fast path answers (the first no-op after
-    a build writes the clean record; none is written while a file is racy)."""
+def tree_env(tree: Path) -> dict[str, str]:
+    return {**ENV, "PYTHONPATH": str(tree)}
+
+
+def build(root: Path, steps: int, tree: Path = HERE) -> None:
+    """The project, built by `tree`'s tipi, and made again until its fast path answers (the
+    first no-op after a build writes the clean record; none is written while a file is racy)."""
     write_tipi(root, "fanin", steps)
+    env = tree_env(tree)
+    probe = "from tipi._fastpath import answer; print(answer(['make', '-q']))"
     for _ in range(20):
-        subprocess.run([str(TIPI), "make", "-q"], cwd=root, env=ENV, check=True)
-        if not (root / ".tipi_cache/pipelines/bench/clean.msgpack").exists():
-            time.sleep(0.2)
-            continue
-        probe = "import sys; from tipi._fastpath import answer; print(answer(['make', '-q']))"
+        subprocess.run([PYTHON, "-m", "tipi", "make", "-q"], cwd=root, env=env, check=True)
         done = subprocess.run(
-            [PYTHON, "-c", probe], cwd=root, env=ENV, capture_output=True, text=True, check=True
+            [PYTHON, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True
         )
         if done.stdout.strip() == "0":
             return
-    raise RuntimeError("the fast path never answered the no-op")
+        time.sleep(0.2)
+    raise RuntimeError(f"the fast path of {tree} never answered the no-op")
+
+
+def against_baseline(roots: dict[Path, Path], repeat: int) -> None:
+    """The no-op and `tipi --version` of each tree (tree → its project), alternating."""
+    cases = {"no-op (make -q)": ["make", "-q"], "--version": ["--version"]}
+    runs: dict[tuple[str, Path], list[float]] = defaultdict(list)
+    for _ in range(repeat):
+        for label, args in cases.items():
+            for tree, root in roots.items():
+                started = time.perf_counter()
+                subprocess.run(
+                    [PYTHON, "-c", CONSOLE, *args],
+                    cwd=root,
+                    env=tree_env(tree),
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                runs[label, tree].append(time.perf_counter() - started)
+    print("  both trees, alternating (min in brackets):")
+    for label in cases:
+        for tree in roots:
+            ms = [r * 1000 for r in runs[label, tree]]
+            name = "this checkout" if tree == HERE else str(tree)
+            print(f"    {label:16} {name:22} {statistics.median(ms):6.1f} ms  ({min(ms):5.1f})")
 
 
 def import_table(root: Path, repeat: int, min_ms: float) -> None:
@@ -145,12 +183,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--min-ms", type=float, default=0.5)
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
     WORKDIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tipi-profile-", dir=WORKDIR) as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "current"
         build(root, args.steps)
         print(f"{args.steps}-step fan-in, no-op; medians of {args.repeat} runs:")
+        if args.baseline is not None:
+            baseline = args.baseline.resolve()
+            build(Path(tmp) / "baseline", args.steps, baseline)
+            against_baseline({baseline: Path(tmp) / "baseline", HERE: root}, args.repeat)
         for label, cmd in (
             ("python -c pass", [PYTHON, "-c", "pass"]),
             ('python -c "import re"', [PYTHON, "-c", "import re"]),
