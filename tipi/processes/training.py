@@ -187,8 +187,10 @@ class Train(PipelineProcess):
             "frozen": parts.frozen,
             "global_step": int(start.get("global_step") or 0),
         }
-        resume = self.scratch_dir / RESUME_FILE if self.scratch_dir else None
-        top_k_dir = (self.scratch_dir or Path(tempfile.mkdtemp(prefix="tipi-top-k-"))) / "top_k"
+        # The scratch folder is made (with its fsynced binding) only when a checkpoint goes in.
+        scratch: Path | None = getattr(self, "_scratch_dir", None)
+        resume = scratch / RESUME_FILE if scratch else None
+        top_k_dir = (scratch or Path(tempfile.mkdtemp(prefix="tipi-top-k-"))) / "top_k"
         self.parts = parts
         writer = PhaseWriter(self, start)
         trainer = Trainer(self, parts, loaders, state, resume, writer.checkpoint, top_k_dir)

@@ -4,7 +4,6 @@ and resume checkpoints written only between optimizer steps."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,7 +166,7 @@ class Trainer:
     def _batches(self, start: int, total: int, means: Means, bar: Any) -> None:
         """Batches `start + 1` to `total` of the epoch (fewer if a callback stops it)."""
         parts, step, state = self.parts, self.step, self.state
-        hook, precision, device = parts.hook, parts.precision, self.device
+        device = self.device
         accumulate, index, previous = step.accumulate, start, start
         ddp = parts.shard is not None and accumulate > 1
         shown = time.monotonic()
@@ -176,18 +175,11 @@ class Trainer:
                 batch = to_device(batch, device, self.loaders.pinned)
             index += 1
             boundary = index % accumulate == 0 or index == total
-            syncing = parts.forward.no_sync() if ddp and not boundary else contextlib.nullcontext()
-            with syncing:
-                with precision.autocast():
-                    out = hook.training_step(batch)
-                if hasattr(out, "backward"):
-                    loss = out
-                    means.add_loss(loss, batch_size(batch))
-                else:
-                    out = training_result(out, "training_step")
-                    loss = out["loss"]
-                    means.add(out, batch_size(batch))
-                precision.backward(loss / accumulate if accumulate > 1 else loss)
+            if ddp and not boundary:  # gradients are synchronized on the batch that steps
+                with parts.forward.no_sync():
+                    loss = self._forward_backward(batch, means)
+            else:
+                loss = self._forward_backward(batch, means)
             state["batch"] = index
             if boundary:
                 self._optimizer_step()
@@ -204,6 +196,23 @@ class Trainer:
             previous = index
             if self.should_stop:
                 break
+
+    def _forward_backward(self, batch: Any, means: Means) -> Any:
+        parts, accumulate = self.parts, self.step.accumulate
+        if parts.precision.dtype is None:
+            out = parts.hook.training_step(batch)
+        else:
+            with parts.precision.autocast():
+                out = parts.hook.training_step(batch)
+        if hasattr(out, "backward"):
+            loss = out
+            means.add_loss(loss, batch_size(batch))
+        else:
+            out = training_result(out, "training_step")
+            loss = out["loss"]
+            means.add(out, batch_size(batch))
+        parts.precision.backward(loss / accumulate if accumulate > 1 else loss)
+        return loss
 
     def _optimizer_step(self) -> None:
         parts = self.parts
@@ -283,6 +292,7 @@ class Trainer:
         if self.resume is None or (shard is not None and shard[0] != 0):
             return
         parts = self.parts
+        self.step.scratch_dir  # noqa: B018 - makes the folder and its binding on first use
         state = dict(self.state)
         if means is not None:
             state["epoch_means"] = means.state()

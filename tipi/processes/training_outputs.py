@@ -33,13 +33,11 @@ class PhaseWriter:
         return int(phase["index"]) + 1 if "index" in phase else 0
 
     def metadata(self, kind: str, metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
-        from tipi.cache.resume import read_binding
         from tipi.context import current
 
         step = self.step
         running = current()
         run = running.run if running is not None else None
-        binding = read_binding(step.scratch_dir) if step.scratch_dir else None
         return {
             "format": 1,
             "kind": kind,
@@ -49,7 +47,7 @@ class PhaseWriter:
             "epoch": epoch,
             "global_step": self.trainer.global_step,
             "params": step.params,
-            "fingerprint": binding.get("fp") if binding else None,
+            "fingerprint": _fingerprint(step),
             "run_id": run.id if run else None,
             "metrics": metrics,
             "phases": self.phases,
@@ -59,6 +57,7 @@ class PhaseWriter:
         self, path: Path, kind: str, metrics: dict[str, Any], epoch: int, weights: Any = None
     ) -> None:
         """Weights (the model's now, unless given) at `path`, atomically (the top-k files)."""
+        self.step.scratch_dir  # noqa: B018 - top-k files go there: it needs its binding
         state_dict = weights if weights is not None else self.trainer.model.state_dict()
         write_weights(path, state_dict, self.metadata(kind, metrics, epoch), atomic=True)
 
@@ -109,3 +108,15 @@ class PhaseWriter:
         for entry in kept:
             shutil.copy2(source / entry["file"], folder / entry["file"])
         (folder / "top_k.json").write_text(json.dumps(kept, indent=2))
+
+
+def _fingerprint(step: Any) -> str | None:
+    """The step's fingerprint, from the binding the engine gave it (tipi.cache.resume)."""
+    import msgpack
+
+    binding = getattr(step, "_scratch_binding", b"")
+    try:
+        data = msgpack.unpackb(binding, raw=False) if binding else None
+    except (ValueError, msgpack.UnpackException):
+        return None
+    return data.get("fp") if isinstance(data, dict) else None
