@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -157,6 +156,8 @@ def remove_path(path: Path) -> None:
     """Delete whatever is at `path` (a folder with its contents; a link, never its target)."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
+            import shutil  # only to repair: a no-op make never gets here
+
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
@@ -181,6 +182,8 @@ def write_state(path: Path, data: bytes, *, durable: bool = True) -> None:
 def _repair_and_write(path: Path, data: bytes, durable: bool) -> None:
     _make_folder(path.parent)
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
     atomic.atomic_write(path, data, durable=durable)
 
