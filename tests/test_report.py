@@ -178,4 +178,6 @@ def test_without_graphviz_the_dag_is_laid_out_by_tipi(digits_report, cli, monkey
     assert cli("report", "-o", "layered.html").exit_code == 0
     page = (digits_report / "layered.html").read_text()
     assert re.search(r'<svg [^>]*data-layout="layered"', page)
-    assert page.count('class="edge"') == 8
+    # prepare → train, evaluate, predict, export (it measures val accuracy); train → evaluate,
+    # predict, export, profile; export → profile
+    assert page.count('class="edge"') == 9
