@@ -155,3 +155,12 @@ def test_a_sweep_file_with_method_folds_and_its_errors(project, cli):
     assert result.exit_code == 0, result.stderr
     names = [v["variant"] for v in json.loads(result.stdout)["variants"]]
     assert names == ["lr=0.01,fold=0", "lr=0.01,fold=1", "lr=0.1,fold=0", "lr=0.1,fold=1"]
+
+
+def test_folds_that_do_not_fit_are_a_config_error_naming_the_permanence(project, cli):
+    project.pipeline("cv", PIPELINE, steps=STEPS)
+    result = cli("make", "-p", "cv", "train", "--set", "data.folds=1")
+    assert result.exit_code == 2, result.stderr
+    assert "permanence 'data': params.folds must be 0" in result.stderr
+    assert "pipeline.toml" in result.stderr  # where the permanence is declared
+    assert "Traceback" not in result.stderr

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from tipi.errors import DefinitionError, PermanenceFailure
+from tipi.errors import ConfigError, DefinitionError, PermanenceFailure
 from tipi.permanence import Permanence
 from tipi.report import NullReporter, Reporter
 from tipi.suggest import did_you_mean
@@ -131,6 +131,10 @@ class Controller:
     def _construct(self, name: str, declared: ResolvedPermanence) -> Permanence:
         try:
             instance = declared.cls(**declared.params)
+        except ConfigError as error:  # its params do not fit together: a config error, exit 2
+            error.message = f"permanence '{name}': {error.message}"
+            error.location = error.location or declared.spec.location
+            raise
         except Exception as exc:
             raise PermanenceFailure(name, "__init__", exc) from exc
         instance.controller = self
