@@ -187,7 +187,8 @@ class Trainer:
                 callback.on_batch_end(self, index, loss.detach())
             now = time.monotonic()
             if bar is not None and now - shown >= 0.25:  # a bar needs no more than 4 a second
-                bar.update(completed=index - start)
+                # the batch loss read only when shown: at most 4 syncs a second on a GPU
+                bar.update(completed=index - start, status=f"loss {float(loss.detach()):.3f}")
                 shown = now
             if not boundary:
                 continue
