@@ -32,6 +32,11 @@ def test_the_hypothesis_pipeline_trains_gates_and_compares(project, cli):
     comparison = json.loads((out / "compare/comparison.json").read_text())
     assert set(comparison["metrics"]) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
     assert "B - A" in result.stdout
+    stats = json.loads((out / "stats/comparison.json").read_text())  # Compare (issue 20)
+    (pair,) = [p for p in stats["pairs"] if p["metric"] == "accuracy"]
+    assert pair["a"] == "A: branch off" and pair["b"] == "B: branch on"
+    assert pair["ci95"][0] <= pair["difference"] <= pair["ci95"][1]
+    assert 0 <= pair["mcnemar_p"] <= 1
     # a gate phase B cannot pass: it fails with its best value, nothing after it runs
     gate = "b.until={ metric = 'train_loss', below = 0.0001, mode = 'gate' }"
     failed = cli("make", "-p", "hypothesis", "--set", gate, "--set", "b.epochs=1")
