@@ -8,6 +8,7 @@ FULL/FIRST/MIDDLE/LAST chunks of [crc32 u32, length u16, type u8, data]); each r
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,31 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def records(path: Path) -> Iterator[Any]:
+    """The file's records, once it is whole: wandb's service may still be writing the last
+    ones for a moment after `run.finish()` returns (seen on a loaded CI machine), so wait up
+    to 15 s for the run's `exit` record."""
+    found = _read(path)
+    deadline = time.monotonic() + 15
+    while not any(r.WhichOneof("record_type") == "exit" for r in found):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+        found = _read(path)
+    yield from found
+
+
+def _read(path: Path) -> list[Any]:
+    from google.protobuf.message import DecodeError
+
+    found: list[Any] = []
+    try:
+        found.extend(_records(path))
+    except (DecodeError, struct.error):  # a record still being written: read again
+        pass
+    return found
+
+
+def _records(path: Path) -> Iterator[Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = path.read_bytes()
