@@ -7,6 +7,7 @@ FULL/FIRST/MIDDLE/LAST chunks of [crc32 u32, length u16, type u8, data]); each r
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from collections.abc import Iterator
@@ -35,10 +36,8 @@ def _read(path: Path) -> list[Any]:
     from google.protobuf.message import DecodeError
 
     found: list[Any] = []
-    try:
-        found.extend(_records(path))
-    except (DecodeError, struct.error):  # a record still being written: read again
-        pass
+    with contextlib.suppress(DecodeError, struct.error):  # a record still being written
+        found.extend(_records(path))  # keeps the records read before it
     return found
 
 
