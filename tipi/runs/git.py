@@ -22,14 +22,15 @@ def git_state(root: Path) -> tuple[str | None, bool | None]:
     git = shutil.which("git")
     if git is None:
         return None, None
-    inside = _git(git, root, "rev-parse", "--is-inside-work-tree")
-    if inside is None or inside.strip() != "true":
+    # One call for both (each git process costs milliseconds a make's overhead feels); it
+    # fails outside a work tree, and `# branch.oid` is "(initial)" before the first commit.
+    status = _git(git, root, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
         return None, None
-    status = _git(git, root, "status", "--porcelain", "--untracked-files=no")
-    dirty = None if status is None else bool(status.strip())
-    head = _git(git, root, "rev-parse", "--verify", "--quiet", "HEAD")
-    commit = head.strip() if head and head.strip() else None
-    return commit, dirty
+    lines = status.splitlines()
+    oid = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    commit = oid if oid and oid != "(initial)" else None
+    return commit, any(line and not line.startswith("#") for line in lines)
 
 
 def _git(git: str, root: Path, *args: str) -> str | None:
