@@ -41,10 +41,11 @@ def redact(value: Any) -> Any:
     return _walk(value, secret_values(), lambda secret: HIDDEN)
 
 
-def conceal(value: Any) -> Any:
+def conceal(value: Any, secrets: set[str] | None = None) -> Any:
     """`value` with every secret replaced by `"<secret xxh:DIGEST>"`: for what is cached or
-    recorded, where a changed key must still read as a change."""
-    return _walk(value, secret_values(), _digest)
+    recorded, where a changed key must still read as a change. `secrets`: `secret_values()`,
+    when the caller conceals many values at once."""
+    return _walk(value, secret_values() if secrets is None else secrets, _digest)
 
 
 def redact_command(argv: Iterable[str]) -> list[str]:

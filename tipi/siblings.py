@@ -78,8 +78,9 @@ class _SiblingFinder(importlib.abc.MetaPathFinder):
             module = sys.modules.get(name)
             if getattr(module, "__name__", "").startswith(LOCAL_PACKAGE + "."):
                 del sys.modules[name]
-        for name in [m for m in sys.modules if m.partition(".")[0] in self.rooted]:
-            del sys.modules[name]
+        if self.rooted:  # a walk over every loaded module (thousands with torch): only if needed
+            for name in [m for m in sys.modules if m.partition(".")[0] in self.rooted]:
+                del sys.modules[name]
         self.aliases.clear()
         self.rooted.clear()
         self.owner, self.package = owner, package

@@ -23,7 +23,7 @@ from tipi.cache.rebuilder import Decision, StepFacts, decide
 from tipi.cache.trace import Trace
 from tipi.errors import ProcessFailure, TipiError
 from tipi.planning import Plan, absolute
-from tipi.redact import conceal
+from tipi.redact import conceal, secret_values
 from tipi.report import Reporter, StepResult
 from tipi.state import Layout, State
 from tipi.step_cache import RunCache
@@ -110,7 +110,10 @@ class Steps:
         self.cache = RunCache(self)
         self._known: dict[str, str | None] = {}
         # Caches and records keep a digest of a secret, never its value (tipi.redact).
-        self._configs = {k: conceal(v) for k, v in plan.permanences.items() if v is not None}
+        self._secrets = secret_values()
+        self._configs = {
+            k: conceal(v, self._secrets) for k, v in plan.permanences.items() if v is not None
+        }
 
     # Deciding ---------------------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class Steps:
             name=name,
             type=step.type,
             code=step.code,
-            params=conceal(step.params),
+            params=conceal(step.params, self._secrets),
             inputs=inputs,
             outputs={p: self._hash(p) for p in step.outputs.values()},
             permanences=self._configs,
