@@ -125,3 +125,18 @@ def interruptible() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def edit(project, old: str, new: str, file: str = "pipeline.toml", pipeline: str = "m") -> None:
+    """Replace `old` (which must be there) by `new` in a file of the pipeline's folder."""
+    path = project.root / "pipelines" / pipeline / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def make(*targets, **options):
+    """`tipi make` of the `m` pipeline (PIPELINE) in the working directory's project."""
+    from tipi.engine import Engine
+
+    return Engine("m").make(targets, **options)

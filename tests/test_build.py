@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from tests.make_helpers import PIPELINE, STEPS, runs
-from tipi.engine import Engine
+from tests.make_helpers import PIPELINE, STEPS, edit, make, runs
 from tipi.errors import PipelineInterrupted
 
 
@@ -23,17 +22,6 @@ def _without_run_cache(monkeypatch):
 def proj(project):
     project.pipeline("m", PIPELINE, steps=STEPS)
     return project
-
-
-def edit(project, old: str, new: str, file: str = "pipeline.toml") -> None:
-    path = project.root / "pipelines/m" / file
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
-def make(*targets, **options):
-    return Engine("m").make(targets, **options)
 
 
 def age_all(root) -> None:

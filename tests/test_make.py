@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.make_helpers import PIPELINE, STEPS, runs
+from tests.make_helpers import PIPELINE, STEPS, edit, make, runs
 from tipi.engine import Engine
 from tipi.errors import DefinitionError, UsageError
 from tipi.report import ListReporter
@@ -34,19 +34,8 @@ def proj(project):
     return project
 
 
-def edit(project, old: str, new: str, file: str = "pipeline.toml") -> None:
-    path = project.root / "pipelines/m" / file
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
 def outcomes(summary) -> dict[str, str]:
     return {r.name: r.outcome for r in summary.results}
-
-
-def make(*targets, **options):
-    return Engine("m").make(targets, **options)
 
 
 def test_second_make_runs_nothing(proj, cli):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.make_helpers import PIPELINE, STEPS, runs
+from tests.make_helpers import PIPELINE, STEPS, edit, runs
 from tipi.engine import Engine
 from tipi.report import ListReporter
 
@@ -17,13 +17,6 @@ from tipi.report import ListReporter
 def proj(project):
     project.pipeline("m", PIPELINE, steps=STEPS)
     return project
-
-
-def edit(project, old: str, new: str) -> None:
-    path = project.root / "pipelines/m/pipeline.toml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
 
 
 def walk(reporter: ListReporter) -> list[str]:
