@@ -150,6 +150,8 @@ def test_an_edited_sibling_is_seen_by_a_new_registry(project):
     assert new.resolve("Net", Permanence).scale == 22
     assert module_of(new, "Step").lazy_scale() == 22
     assert new.resolve("Net", Permanence) is not old.resolve("Net", Permanence)
+    (folder / "helpers.py").write_text("SCALE = 333\n")  # and again: each registry re-imports
+    assert Registry(folder, project.root).resolve("Net", Permanence).scale == 333
 
 
 def test_a_sibling_never_shadows_the_standard_library_or_an_imported_module(project):

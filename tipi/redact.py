@@ -8,6 +8,7 @@ named like one (`WANDB_API_KEY`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ _SECRET_NAME = re.compile(
 _NOT_SECRET_VARIABLES = frozenset({"PWD", "OLDPWD"})  # the shell's working directories
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for a key or variable name that holds a secret (`WANDB_API_KEY`, `hf_token`)."""
     return _SECRET_NAME.search(name.lower()) is not None
@@ -50,12 +52,12 @@ def conceal(value: Any, secrets: set[str] | None = None) -> Any:
 
 def redact_command(argv: Iterable[str]) -> list[str]:
     """A command line with the values of secret `--set KEY=VALUE` overrides hidden."""
-    shown = []
+    shown, secrets = [], secret_values()
     for arg in argv:
         key, equals, _ = arg.partition("=")
         if equals and is_secret_name(key.rsplit(".", 1)[-1]):
             arg = f"{key}={HIDDEN}"
-        elif any(secret in arg for secret in secret_values()):
+        elif any(secret in arg for secret in secrets):
             arg = HIDDEN
         shown.append(arg)
     return shown

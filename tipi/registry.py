@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
+import types
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -44,6 +47,10 @@ BUILTIN_TYPES: dict[str, str] = {
     "Export": "tipi.processes.export:Export",
     "Profile": "tipi.processes.profiling:Profile",
 }
+
+# Classes definition_problem() has passed, in this process: a class object does not change
+# (an edited file, imported afresh, gives new ones), so each is checked once, not per make.
+_SOUND: weakref.WeakSet[type] = weakref.WeakSet()
 
 Component = type[Permanence] | type[PipelineProcess]
 
@@ -101,7 +108,6 @@ class Registry:
         self.builtins = dict(BUILTIN_TYPES if builtins is None else builtins)
         self._local: dict[str, Component] | None = None
         self._abstract: dict[str, Component] = {}
-        self._sound: set[type] = set()  # classes definition_problem() has passed
         self._fresh = False
 
     def resolve(self, name: str, expected: type, location: Location | None = None) -> Component:
@@ -125,11 +131,11 @@ class Registry:
                 else f"point `type` at a {wanted} class",
                 location=location,
             )
-        if cls not in self._sound:
+        if cls not in _SOUND:
             problem = definition_problem(cls, location)
             if problem is not None:
                 raise problem
-            self._sound.add(cls)
+            _SOUND.add(cls)
         return cls
 
     def names(self) -> list[str]:
@@ -200,9 +206,12 @@ class Registry:
             return
         package = None if self.pipeline_dir is None else local_package(self.pipeline_dir)
         SIBLINGS.activate(self, package, self.pipeline_dir, self.project_root)
-        if not self._fresh and package is not None:
-            for name in [m for m in sys.modules if m.startswith(package + ".")]:
+        if not self._fresh and package is not None and _has_submodules(package):
+            inside, parent = package + ".", sys.modules[package]
+            for name in [m for m in sys.modules if m.startswith(inside)]:
                 del sys.modules[name]
+                with contextlib.suppress(AttributeError):
+                    delattr(parent, name[len(inside) :])  # nested ones go with their parent
         self._fresh = True
         importlib.invalidate_caches()
 
@@ -234,3 +243,13 @@ class Registry:
                 found[name] = obj
                 origin[name] = file
         return found, abstract
+
+
+def _has_submodules(package: str) -> bool:
+    """Whether a module of the local `package` has been imported (the import system sets
+    each one as an attribute of its package): a test the make does instead of walking
+    every module of the process."""
+    module = sys.modules.get(package)
+    return module is not None and any(
+        isinstance(value, types.ModuleType) for value in vars(module).values()
+    )

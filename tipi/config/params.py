@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +33,27 @@ class ParamInfo:
 
 
 def param_infos(cls: type) -> tuple[list[ParamInfo], bool]:
-    """The user params of `cls.__init__`, and whether it also takes `**kwargs`."""
+    """The user params of `cls.__init__`, and whether it also takes `**kwargs`.
+
+    Read once per class and `__init__` (signatures and type hints cost a make that runs a
+    step milliseconds; a re-imported class is a new object and is read afresh).
+    """
     init = cls.__init__
+    known = _INFOS.get(cls)
+    if known is not None and known[0] is init:
+        return list(known[1]), known[2]
+    infos, var_keyword = _read_infos(init)
+    with contextlib.suppress(TypeError):  # a class that takes no weak reference
+        _INFOS[cls] = (init, tuple(infos), var_keyword)
+    return infos, var_keyword
+
+
+_INFOS: weakref.WeakKeyDictionary[type, tuple[Any, tuple[ParamInfo, ...], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _read_infos(init: Any) -> tuple[list[ParamInfo], bool]:
     signature = inspect.signature(init)
     try:
         hints = typing.get_type_hints(init, include_extras=True)
