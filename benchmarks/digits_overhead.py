@@ -6,7 +6,8 @@ validates it, exactly as Train does). Each variant alternates tipi and plain run
 process after one discarded warm-up pair (tipi first in even pairs, plain first in odd ones),
 on one CPU thread (both sides), and asserts after every pair that both ended with bit-identical
 weights (and EMA weights). It prints each side's median and the median of the per-pair ratios
-(pairs cancel the machine's drift during the run), for the CPU time of this process
+(pairs cancel the machine's drift during the run) with a 95% bootstrap interval of that
+median, for the CPU time of this process
 (`time.process_time`: what the work costs, the figure held to the 3% target) and for wall time
 (which, on a machine other jobs share, moves by tens of percent from run to run on its own),
 and the ratio of each side's fastest run (its least disturbed one).
@@ -17,7 +18,7 @@ writing the weights with their metadata and the history, recording the run. The 
 does the same training and validation and saves the final weights.
 
 Usage:
-    .venv/bin/python benchmarks/digits_overhead.py [--repeat 16] [--epochs 12]
+    .venv/bin/python benchmarks/digits_overhead.py [--repeat 30] [--epochs 12]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -201,6 +203,14 @@ def measure(root: Path, name: str, epochs: int, repeat: int) -> dict[str, list[f
     return runs
 
 
+def median_interval(values: list[float], rounds: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the median of `values` (seeded: the same figures give the
+    same interval): how far the paired median could move on a machine this noisy."""
+    draw = random.Random(0)
+    medians = sorted(statistics.median(draw.choices(values, k=len(values))) for _ in range(rounds))
+    return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
+
+
 def report(name: str, runs: dict[str, list[float]]) -> float:
     """Print the variant's figures; returns the paired CPU ratio."""
     print(f"{name}: weights bit-identical in all {len(runs['tipi cpu']) + 1} pairs")
@@ -210,14 +220,19 @@ def report(name: str, runs: dict[str, list[float]]) -> float:
         for label, values in (("plain PyTorch loop", plain_runs), ("tipi make train", tipi_runs)):
             shown = ", ".join(f"{t:.2f}" for t in values)
             print(f"  {clock:<4} {label:<19}: {statistics.median(values):.3f} s  (runs: {shown})")
-        paired = statistics.median(t / p for t, p in zip(tipi_runs, plain_runs, strict=True))
+        pairs = [t / p for t, p in zip(tipi_runs, plain_runs, strict=True)]
+        paired = statistics.median(pairs)
+        low, high = median_interval(pairs)
         ratios[clock] = paired
         verdict = (
             ""
             if clock == "wall"
             else ("  (within the 3% target)" if paired <= 1.03 else "  (OVER the 3% target)")
         )
-        print(f"  {clock:<4} overhead, paired median: {100 * (paired - 1):+.1f}%{verdict}")
+        print(
+            f"  {clock:<4} overhead, paired median: {100 * (paired - 1):+.1f}%"
+            f"  (95% interval {100 * (low - 1):+.1f}% to {100 * (high - 1):+.1f}%){verdict}"
+        )
         fastest = min(tipi_runs) / min(plain_runs)  # each side's least disturbed run
         print(f"  {clock:<4} overhead, fastest runs : {100 * (fastest - 1):+.1f}%")
     return ratios["cpu"]
@@ -227,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--repeat", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=12)
     args = parser.parse_args()
     os.environ.setdefault("CI", "1")  # plain progress lines, no live display

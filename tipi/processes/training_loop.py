@@ -4,6 +4,7 @@ and resume checkpoints written only between optimizer steps."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,11 @@ class Trainer:
         self.last_save = time.monotonic()
         self.move = self.device.type != "cpu"
         self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
+        self.step_schedulers = [
+            scheduler
+            for scheduler, spec in zip(parts.schedulers, parts.scheduler_specs, strict=True)
+            if scheduler is not None and spec is not None and spec.interval == "step"
+        ]
 
     def stop(self, reason: str) -> None:
         """End training after this epoch; `reason` is the history's `stopped_by`."""
@@ -164,26 +170,40 @@ class Trainer:
         return means.result("train_")
 
     def _batches(self, start: int, total: int, means: Means, bar: Any) -> None:
-        """Batches `start + 1` to `total` of the epoch (fewer if a callback stops it)."""
-        parts, step, state = self.parts, self.step, self.state
-        device = self.device
-        accumulate, index, previous = step.accumulate, start, start
+        """Batches `start + 1` to `total` of the epoch (fewer if a callback stops it).
+
+        What does not change within an epoch (the step function, precision, accumulation,
+        the schedulers stepped per batch) is decided before the loop: on a small model the
+        loop's own work is a measurable part of each batch.
+        """
+        parts, state = self.parts, self.state
+        device, pinned, move = self.device, self.loaders.pinned, self.move
+        accumulate, index, previous = self.step.accumulate, start, start
         ddp = parts.shard is not None and accumulate > 1
+        training_step = self._training_step()
+        backward = parts.precision.backward
+        batch_callbacks = self.batch_callbacks
         shown = time.monotonic()
         for batch in self.loaders.train:
-            if self.move:
-                batch = to_device(batch, device, self.loaders.pinned)
+            if move:
+                batch = to_device(batch, device, pinned)
             index += 1
             boundary = index % accumulate == 0 or index == total
-            if ddp and not boundary:  # gradients are synchronized on the batch that steps
-                with parts.forward.no_sync():
-                    loss = self._forward_backward(batch, means)
-            else:
-                loss = self._forward_backward(batch, means)
+            sync = contextlib.nullcontext() if not ddp or boundary else parts.forward.no_sync()
+            with sync:  # under DDP, gradients are synchronized on the batch that steps
+                out = training_step(batch)
+                if hasattr(out, "backward"):
+                    loss = out
+                    means.add_loss(loss, batch_size(batch))
+                else:
+                    out = training_result(out, "training_step")
+                    loss = out["loss"]
+                    means.add(out, batch_size(batch))
+                backward(loss / accumulate if accumulate > 1 else loss)
             state["batch"] = index
             if boundary:
                 self._optimizer_step()
-            for callback in self.batch_callbacks:
+            for callback in batch_callbacks:
                 callback.on_batch_end(self, index, loss.detach())
             now = time.monotonic()
             if bar is not None and now - shown >= 0.25:  # a bar needs no more than 4 a second
@@ -198,22 +218,18 @@ class Trainer:
             if self.should_stop:
                 break
 
-    def _forward_backward(self, batch: Any, means: Means) -> Any:
-        parts, accumulate = self.parts, self.step.accumulate
+    def _training_step(self) -> Callable[[Any], Any]:
+        """The hook's training_step, under the step's autocast when it has one."""
+        parts = self.parts
+        step = parts.hook.training_step
         if parts.precision.dtype is None:
-            out = parts.hook.training_step(batch)
-        else:
+            return step
+
+        def autocast_step(batch: Any) -> Any:
             with parts.precision.autocast():
-                out = parts.hook.training_step(batch)
-        if hasattr(out, "backward"):
-            loss = out
-            means.add_loss(loss, batch_size(batch))
-        else:
-            out = training_result(out, "training_step")
-            loss = out["loss"]
-            means.add(out, batch_size(batch))
-        parts.precision.backward(loss / accumulate if accumulate > 1 else loss)
-        return loss
+                return step(batch)
+
+        return autocast_step
 
     def _optimizer_step(self) -> None:
         parts = self.parts
@@ -224,9 +240,8 @@ class Trainer:
             parts.ema.update()
         self.global_step += 1
         self.state["global_step"] = self.global_step
-        for scheduler, spec in zip(self.schedulers, parts.scheduler_specs, strict=True):
-            if scheduler is not None and spec is not None and spec.interval == "step":
-                scheduler.step()
+        for scheduler in self.step_schedulers:
+            scheduler.step()
 
     def _validate(self, model: Any, prefix: str) -> dict[str, float]:
         import torch
