@@ -30,11 +30,9 @@ def is_secret_name(name: str) -> bool:
 
 def secret_values() -> set[str]:
     """The values of this process's secret environment variables (8 characters or more)."""
-    return {
-        v
-        for k, v in os.environ.items()
-        if len(v) >= 8 and k not in _NOT_SECRET_VARIABLES and is_secret_name(k)
-    }
+    environ = os.environ
+    named = [k for k in environ if k not in _NOT_SECRET_VARIABLES and is_secret_name(k)]
+    return {value for value in map(environ.get, named) if value and len(value) >= 8}
 
 
 def redact(value: Any) -> Any:
