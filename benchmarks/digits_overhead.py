@@ -24,7 +24,7 @@ resume checkpoints every 30 s, per-epoch validation, logging to files, progress 
 writing the weights with their metadata and the history, recording the run.
 
 Usage:
-    .venv/bin/python benchmarks/digits_overhead.py [--repeat 30] [--epochs 12]
+    .venv/bin/python benchmarks/digits_overhead.py [--repeat 40] [--epochs 12] [--parts]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ type = "BasicLogger"
 params = {{ log_dir = "logs" }}
 [permanences.net]
 type = "Network"
-params = {{ model = "small_cnn", params = {{ width = 16 }} }}
+params = {{ model = "small_cnn", params = {{ width = {width} }} }}
 [processes.prepare]
 type = "PrepareDigits"
 [processes.train]
@@ -72,7 +72,7 @@ inputs = {{ data = "data/bench/splits.pt" }}
 [processes.train.params]
 epochs = {epochs}
 lr = 0.003
-batch_size = 64
+batch_size = {batch}
 loggers = "files"
 progress = "progress"
 optimizer = {{ name = "AdamW", weight_decay = 0.0001 }}
@@ -98,6 +98,8 @@ def plain(
     decay: float | None,
     out: Path,
     outputs: Path | None = None,
+    width: int = 16,
+    batch: int = 64,
 ) -> float:
     """The script a researcher would write: the same training, no tipi.
 
@@ -113,7 +115,7 @@ def plain(
     if outputs is not None:
         random.seed(0)
         numpy.random.seed(0)
-    model = small_cnn(width=16)
+    model = small_cnn(width=width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0001)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     ema = EmaCopy(model, decay) if decay else None
@@ -123,7 +125,7 @@ def plain(
     for epoch in range(epochs):
         model.train()
         loader = DataLoader(
-            train_set, 64, shuffle=True, generator=torch.Generator().manual_seed(epoch)
+            train_set, batch, shuffle=True, generator=torch.Generator().manual_seed(epoch)
         )
         train_loss = 0.0
         for index, (x, y) in enumerate(loader, start=1):
@@ -225,7 +227,7 @@ def measure(root: Path, name: str, epochs: int, repeat: int) -> dict[str, list[f
     """CPU and wall seconds of each tipi run and each run of the two plain loops (bare, and
     equivalent: writing what Train writes) of variant `name`."""
     outputs, extra, accumulate, decay = VARIANTS[name]
-    text = PIPELINE.format(epochs=epochs, outputs=outputs, extra=extra)
+    text = PIPELINE.format(epochs=epochs, outputs=outputs, extra=extra, width=16, batch=64)
     (root / "pipelines/bench/pipeline.toml").write_text(text)
     splits, mine, theirs = root / "data/bench/splits.pt", root / "plain.pt", root / "equivalent"
     theirs.mkdir(exist_ok=True)
@@ -259,6 +261,44 @@ def measure(root: Path, name: str, epochs: int, repeat: int) -> dict[str, list[f
                 runs[f"{side} cpu"].append(cpu)
                 runs[f"{side} wall"].append(wall)
     return runs
+
+
+def parts(root: Path, turns: int) -> None:
+    """What tipi adds, in parts measured where they stand out of the noise: the fixed cost of
+    a make (one epoch of a width-1 model in batches of 512: three batches) and the cost per
+    batch (the same epoch in batches of 4, less the fixed cost), each the median of the
+    per-turn differences to the bare loop doing the same."""
+    splits = root / "data/bench/splits.pt"
+    figures = {}
+    for batch in (512, 4):
+        text = PIPELINE.format(epochs=1, outputs="", extra="", width=1, batch=batch)
+        (root / "pipelines/bench/pipeline.toml").write_text(text)
+        differences = []
+        for turn in range(turns + 1):
+            order = ("tipi", "bare") if turn % 2 else ("bare", "tipi")
+            cpu = {}
+            for side in order:
+                started = time.process_time()
+                if side == "tipi":
+                    with quiet_stderr():
+                        Engine("bench", root=root).make(["train"], force=["train"], run_cache=False)
+                else:
+                    plain(splits, 1, 1, None, root / "plain.pt", width=1, batch=batch)
+                cpu[side] = time.process_time() - started
+            if turn:
+                differences.append(cpu["tipi"] - cpu["bare"])
+        figures[batch] = (statistics.median(differences), *median_interval(differences))
+    batches = -(-len(torch.load(splits, weights_only=True)["train"][0]) // 4)
+    fixed, low, high = figures[512]
+    print(
+        f"fixed cost of a make: {1000 * fixed:.1f} ms CPU "
+        f"(95% interval {1000 * low:.1f} to {1000 * high:.1f} ms; {turns} turns)"
+    )
+    per_batch = (figures[4][0] - fixed) / batches
+    print(
+        f"cost per batch: {1e6 * per_batch:.0f} us CPU "
+        f"({batches} batches of 4, less the fixed cost)"
+    )
 
 
 def median_interval(values: list[float], rounds: int = 2000) -> tuple[float, float]:
@@ -310,8 +350,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument(
+        "--parts", action="store_true", help="measure the fixed cost and the cost per batch instead"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CI", "1")  # plain progress lines, no live display
     torch.set_num_threads(1)  # both sides; two shared cores only add noise with more
@@ -319,10 +362,13 @@ def main() -> None:
     try:
         (root / "pipelines/bench").mkdir(parents=True)
         (root / "pipelines/bench/pipeline.toml").write_text(
-            PIPELINE.format(epochs=args.epochs, outputs="", extra="")
+            PIPELINE.format(epochs=args.epochs, outputs="", extra="", width=16, batch=64)
         )
         with quiet_stderr():
             Engine("bench", root=root).make(["prepare"])
+        if args.parts:
+            parts(root, args.repeat)
+            return
         for name in VARIANTS:
             report(name, measure(root, name, args.epochs, args.repeat))
     finally:
