@@ -44,3 +44,45 @@ def test_a_replaced_init_is_read_again_and_callers_cannot_spoil_the_memo():
     assert [i.name for i in infos] == ["depth"] and var_keyword
     with pytest.raises(ConfigError, match="depth: expected int"):
         check_params(Editable, {"depth": "deep"}, here)
+
+
+def test_hints_that_did_not_resolve_are_read_again():
+    class Later:
+        def __init__(self, controller, force: bool = False, size: Size = 1):  # noqa: F821
+            pass
+
+    assert param_infos(Later)[0][0].hint == "Size"  # not defined yet (a later notebook cell)
+    globals()["Size"] = int
+    try:
+        assert param_infos(Later)[0][0].hint is int
+    finally:
+        del globals()["Size"]
+
+
+def test_classes_equal_by_a_metaclass_are_read_each_for_itself():
+    class ByName(type):
+        def __eq__(cls, other: object) -> bool:
+            return isinstance(other, type) and cls.__qualname__ == other.__qualname__
+
+        def __hash__(cls) -> int:
+            return hash(cls.__qualname__)
+
+    def build(takes_depth: bool) -> type:
+        if takes_depth:
+
+            class Step(metaclass=ByName):
+                def __init__(self, controller, force: bool = False, depth: int = 2):
+                    pass
+
+        else:
+
+            class Step(metaclass=ByName):  # type: ignore[no-redef]
+                def __init__(self, controller, force: bool = False, lr: float = 0.1):
+                    pass
+
+        return Step
+
+    one, two = build(False), build(True)
+    assert one == two
+    assert [i.name for i in param_infos(one)[0]] == ["lr"]
+    assert [i.name for i in param_infos(two)[0]] == ["depth"]

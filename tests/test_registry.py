@@ -506,3 +506,30 @@ def test_a_fixed_class_is_read_afresh_in_the_same_process(project, cli):
     (project.root / "pipelines/p/steps.py").write_text(textwrap.dedent(fixed).lstrip())
     made = cli("make")  # planned and ran (its `pass` leaves its output unwritten: exit 1)
     assert "never calls" not in made.stderr and project.read("out/first.txt") == "ran"
+
+
+BY_NAME = """
+from abc import ABCMeta
+from tipi import PipelineProcess
+
+
+class ByName(ABCMeta):  # a plugin metaclass that tells classes apart by their name
+    def __eq__(cls, other):
+        return isinstance(other, type) and cls.__qualname__ == other.__qualname__
+
+    def __hash__(cls):
+        return hash(cls.__qualname__)
+
+
+class Step(PipelineProcess, metaclass=ByName):
+"""
+
+
+def test_an_edited_class_is_checked_again_though_a_metaclass_makes_it_equal_to_the_old(project):
+    folder = project.pipeline("p", "", steps=BY_NAME + "    def execute(self):\n        pass\n")
+    old = Registry(folder, project.root).resolve("Step", PipelineProcess)  # kept alive
+    broken = "    def __init__(self, lr: float = 0.1):\n        self.lr = lr\n\n"
+    (folder / "steps.py").write_text(BY_NAME + broken + "    def execute(self):\n        pass\n")
+    with pytest.raises(DefinitionError, match="takes `lr` first, not controller"):
+        Registry(folder, project.root).resolve("Step", PipelineProcess)
+    assert old.__init__ is PipelineProcess.__init__

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tipi import Permanence, PipelineProcess
+from tipi.errors import DefinitionError
 from tipi.registry import Registry
 from tipi.siblings import SiblingShadowWarning
 
@@ -152,6 +153,19 @@ def test_an_edited_sibling_is_seen_by_a_new_registry(project):
     assert new.resolve("Net", Permanence) is not old.resolve("Net", Permanence)
     (folder / "helpers.py").write_text("SCALE = 333\n")  # and again: each registry re-imports
     assert Registry(folder, project.root).resolve("Net", Permanence).scale == 333
+
+
+def test_a_fixed_nested_module_is_imported_afresh_after_a_failed_import(project):
+    # nets/layers.py imports fine, nets/__init__.py fails on it and Python drops `nets`
+    # alone: the next registry must not keep the old nets.layers.
+    folder = project.pipeline("p", "", steps="from .nets import Conv, Pool\n")
+    (folder / "nets").mkdir()
+    (folder / "nets" / "__init__.py").write_text("from .layers import Conv, Pool\n")
+    (folder / "nets" / "layers.py").write_text("class Conv: pass\n")
+    with pytest.raises(DefinitionError, match="cannot import name 'Pool'"):
+        Registry(folder, project.root).names()
+    (folder / "nets" / "layers.py").write_text("class Conv: pass\n\n\nclass Pool: pass\n")
+    assert "Step" not in Registry(folder, project.root).names()  # imports, no error
 
 
 def test_a_sibling_never_shadows_the_standard_library_or_an_imported_module(project):

@@ -103,6 +103,9 @@ def test_batches_as_tuples_dicts_and_objects():
         assert batch_size(batch) == 3
         assert type(to_device(batch, torch.device("cpu"))) is type(batch)
     assert batch_size({"meta": "text", "pixels": torch.zeros(5, 1)}) == 5
+    # the first tensor with samples counts: an empty or 0-d first item is passed over
+    assert batch_size((torch.zeros(0, 3), torch.zeros(8))) == 8
+    assert batch_size([torch.tensor(1.0), torch.zeros(4)]) == 4
     with pytest.raises(KeyError, match="no key 'image'.*set input_key / target_key"):
         split_batch({"input": x, "target": y}, "image", "target")
 

@@ -16,6 +16,7 @@ from tipi.errors import DefinitionError, Location
 from tipi.permanence import Permanence
 from tipi.process import PipelineProcess
 from tipi.siblings import (
+    IMPORTED_MARK,
     SIBLINGS,
     SiblingShadowWarning,
     import_file,
@@ -50,7 +51,8 @@ BUILTIN_TYPES: dict[str, str] = {
 
 # Classes definition_problem() has passed, in this process: a class object does not change
 # (an edited file, imported afresh, gives new ones), so each is checked once, not per make.
-_SOUND: weakref.WeakSet[type] = weakref.WeakSet()
+# Keyed by id and compared by identity: a metaclass may make two classes equal by name.
+_SOUND: weakref.WeakValueDictionary[int, type] = weakref.WeakValueDictionary()
 
 Component = type[Permanence] | type[PipelineProcess]
 
@@ -131,11 +133,11 @@ class Registry:
                 else f"point `type` at a {wanted} class",
                 location=location,
             )
-        if cls not in _SOUND:
+        if _SOUND.get(id(cls)) is not cls:
             problem = definition_problem(cls, location)
             if problem is not None:
                 raise problem
-            _SOUND.add(cls)
+            _SOUND[id(cls)] = cls
         return cls
 
     def names(self) -> list[str]:
@@ -246,10 +248,11 @@ class Registry:
 
 
 def _has_submodules(package: str) -> bool:
-    """Whether a module of the local `package` has been imported (the import system sets
-    each one as an attribute of its package): a test the make does instead of walking
-    every module of the process."""
+    """Whether anything may have been imported into the local `package` (tipi marks it
+    before it imports a file there; the import system sets each direct child as an
+    attribute): a test the make does instead of walking every module of the process."""
     module = sys.modules.get(package)
-    return module is not None and any(
-        isinstance(value, types.ModuleType) for value in vars(module).values()
+    return module is not None and (
+        getattr(module, IMPORTED_MARK, False)
+        or any(isinstance(value, types.ModuleType) for value in vars(module).values())
     )

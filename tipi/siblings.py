@@ -22,6 +22,19 @@ from tipi.errors import DefinitionError, Location
 LOCAL_PACKAGE = "_tipi_pipelines"
 
 
+# Set on a local package before tipi imports anything into it: from then on a new registry
+# drops the package's modules (a failed import can leave a nested one behind, unattached).
+IMPORTED_MARK = "__tipi_imported__"
+
+
+def mark_imported(module_name: str) -> None:
+    """Mark the local package holding `module_name` (see IMPORTED_MARK)."""
+    parts = module_name.split(".")
+    package = sys.modules.get(".".join(parts[:2]))
+    if package is not None and parts[0] == LOCAL_PACKAGE:
+        setattr(package, IMPORTED_MARK, True)
+
+
 def local_package(pipeline_dir: Path) -> str:
     """Create (once) the synthetic package that holds one pipeline folder's modules."""
     slug = re.sub(r"\W", "_", pipeline_dir.name)
@@ -121,6 +134,7 @@ class _AliasLoader(importlib.abc.Loader):
         self.spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        mark_imported(self.real)
         module = importlib.import_module(self.real)
         self.spec = module.__spec__
         return module
@@ -183,6 +197,7 @@ def import_file(package: str, file: Path) -> types.ModuleType:
     module_name = f"{package}.{file.stem}"
     if module_name in sys.modules:  # imported already by a sibling's relative import
         return sys.modules[module_name]
+    mark_imported(module_name)
     try:
         return importlib.import_module(module_name)
     except SyntaxError as exc:  # in this file, or in a module it imports

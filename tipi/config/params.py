@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import typing
 import weakref
@@ -35,31 +34,35 @@ class ParamInfo:
 def param_infos(cls: type) -> tuple[list[ParamInfo], bool]:
     """The user params of `cls.__init__`, and whether it also takes `**kwargs`.
 
-    Read once per class and `__init__` (signatures and type hints cost a make that runs a
-    step milliseconds; a re-imported class is a new object and is read afresh).
+    Read once per class object and `__init__` (signatures and type hints cost a make that
+    runs a step milliseconds; a re-imported class is a new object and is read afresh). Hints
+    that did not resolve (a forward reference to a name not defined yet) are read again.
     """
     init = cls.__init__
-    known = _INFOS.get(cls)
-    if known is not None and known[0] is init:
-        return list(known[1]), known[2]
-    infos, var_keyword = _read_infos(init)
-    with contextlib.suppress(TypeError):  # a class that takes no weak reference
-        _INFOS[cls] = (init, tuple(infos), var_keyword)
+    known = _INFOS.get(id(cls))
+    if known is not None and known[0]() is cls and known[1] is init:
+        return list(known[2]), known[3]
+    infos, var_keyword, resolved = _read_infos(init)
+    if resolved:
+        key = id(cls)
+        forget = weakref.ref(cls, lambda _, key=key: _INFOS.pop(key, None))
+        _INFOS[key] = (forget, init, tuple(infos), var_keyword)
     return infos, var_keyword
 
 
-_INFOS: weakref.WeakKeyDictionary[type, tuple[Any, tuple[ParamInfo, ...], bool]] = (
-    weakref.WeakKeyDictionary()
-)
+# id(class) → (weak reference to it, its __init__, infos, takes **kwargs): compared by
+# identity, as a metaclass may make distinct classes equal.
+_INFOS: dict[int, tuple[weakref.ref[type], Any, tuple[ParamInfo, ...], bool]] = {}
 
 
-def _read_infos(init: Any) -> tuple[list[ParamInfo], bool]:
+def _read_infos(init: Any) -> tuple[list[ParamInfo], bool, bool]:
+    """(infos, takes **kwargs, whether the type hints resolved)."""
     signature = inspect.signature(init)
     try:
-        hints = typing.get_type_hints(init, include_extras=True)
+        hints, resolved = typing.get_type_hints(init, include_extras=True), True
     except Exception:
         # Unresolvable forward references: check presence of params, not their types.
-        hints = {}
+        hints, resolved = {}, False
     infos: list[ParamInfo] = []
     var_keyword = False
     for name, parameter in signature.parameters.items():
@@ -71,7 +74,7 @@ def _read_infos(init: Any) -> tuple[list[ParamInfo], bool]:
         hint = hints.get(name, parameter.annotation)
         required = parameter.default is inspect.Parameter.empty
         infos.append(ParamInfo(name, hint, parameter.default, required))
-    return infos, var_keyword
+    return infos, var_keyword, resolved
 
 
 def check_params(

@@ -99,10 +99,10 @@ class Trainer:
         self.last_save = time.monotonic()
         self.move = self.device.type != "cpu"
         self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
-        self.step_schedulers = [
-            scheduler
-            for scheduler, spec in zip(parts.schedulers, parts.scheduler_specs, strict=True)
-            if scheduler is not None and spec is not None and spec.interval == "step"
+        self.stepped_per_batch = [  # indices: a callback may replace a scheduler
+            i
+            for i, spec in enumerate(parts.scheduler_specs)
+            if spec is not None and spec.interval == "step"
         ]
 
     def stop(self, reason: str) -> None:
@@ -240,8 +240,10 @@ class Trainer:
             parts.ema.update()
         self.global_step += 1
         self.state["global_step"] = self.global_step
-        for scheduler in self.step_schedulers:
-            scheduler.step()
+        for i in self.stepped_per_batch:
+            scheduler = self.schedulers[i]
+            if scheduler is not None:
+                scheduler.step()
 
     def _validate(self, model: Any, prefix: str) -> dict[str, float]:
         import torch

@@ -117,10 +117,10 @@ def to_device(batch: Any, device: Any, non_blocking: bool = False) -> Any:
 
 def batch_size(batch: Any) -> int:
     """The number of samples in a batch: the length of the first tensor found in it."""
-    if type(batch) in (tuple, list) and batch:  # the common (input, target): no search
-        shape = getattr(batch[0], "shape", None)
-        if shape:
-            return int(shape[0])
+    if type(batch) in (tuple, list) and batch and getattr(batch[0], "ndim", 0):
+        found = int(batch[0].shape[0])  # the common (input, target): no search
+        if found:
+            return found
     if hasattr(batch, "shape") and getattr(batch, "ndim", 0):
         return int(batch.shape[0])
     if isinstance(batch, list | tuple):
