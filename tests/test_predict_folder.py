@@ -4,6 +4,7 @@ class and confidence; unchanged files' predictions cached between makes by conte
 from __future__ import annotations
 
 import csv
+import shutil
 
 import msgpack
 import numpy as np
@@ -133,3 +134,109 @@ def test_bad_image_params_are_one_line_with_step_and_key(folder_project, cli):
     result = cli("make", "-p", "x")
     assert result.exit_code == 2
     assert "processes.predict.params.channels: expected 1 | 3, found 2" in result.stderr
+
+
+FACTORY = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def make():
+    return Net()
+"""
+
+FACTORY_PIPELINE = """
+[permanences.device]
+type = "Device"
+params = { device = "cpu" }
+[permanences.net]
+type = "Network"
+params = { model = "mymodel:make" }
+
+[processes.predict]
+type = "Predict"
+inputs = { model = "weights/pretrained.pt", images = "images" }
+params = { batch_size = 4 }
+"""
+
+
+@pytest.fixture
+def factory_project(project):
+    """Pretrained weights given as an input, the model from a factory module beside the
+    pipeline, six images."""
+    import torch
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 10)
+    (project.root / "weights").mkdir()
+    weights = {f"fc.{k}": v for k, v in layer.state_dict().items()}
+    torch.save(weights, project.root / "weights/pretrained.pt")
+    (project.root / "images").mkdir()
+    for i in range(6):
+        write_image(project.root / f"images/d{i}.png", i)
+    folder = project.pipeline("x", FACTORY_PIPELINE, mymodel=FACTORY)
+    return project, folder / "mymodel.py"
+
+
+def edit_forward(module, new_return):
+    text = module.read_text()
+    old = next(line for line in text.splitlines() if line.strip().startswith("return self.fc"))
+    module.write_text(text.replace(old, f"        return {new_return}"))
+
+
+def test_an_edit_of_the_models_forward_predicts_every_file_again(factory_project):
+    """The per-file cache is keyed by the step's whole fingerprint (the model's code too),
+    not by the weights and configs alone: weights unchanged, the model's forward edited,
+    every file is predicted by the new code and the CSV is the new one."""
+    project, module = factory_project
+    Engine("x").make()
+    first = rows(project)
+    edit_forward(module, "-self.fc(x.flatten(1))")  # another model, the same weights
+    result = Engine("x").make()
+    (step,) = result.results
+    assert step.outcome == "ran"
+    assert any("Net.forward" in r for r in step.reasons)
+    second = rows(project)
+    assert [r["class"] for r in second] != [r["class"] for r in first]
+    # What a clean build with the new code writes, byte for byte.
+    clean = (project.root / "out/x/predict/predictions.csv").read_bytes()
+    for path in (project.root / ".tipi_cache").iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    (project.root / "out/x/predict/predictions.csv").unlink()
+    Engine("x").make()
+    assert (project.root / "out/x/predict/predictions.csv").read_bytes() == clean
+
+
+def test_a_run_served_from_the_cache_still_depends_on_the_model(factory_project, monkeypatch):
+    """Every file served from the cache (the CSV deleted): the run still records the
+    model's config, so a later edit of its forward reruns the step; -F reads no cache."""
+    project, module = factory_project
+    Engine("x").make()
+    seen = []
+    real = predict_files.forward
+
+    def counting(model, device, batch, preprocess):
+        seen.append(len(batch))
+        return real(model, device, batch, preprocess)
+
+    monkeypatch.setattr(predict_files, "forward", counting)
+    (project.root / "out/x/predict/predictions.csv").unlink()
+    Engine("x").make(run_cache=False)
+    assert seen == []  # all six from the cache
+    edit_forward(module, "-self.fc(x.flatten(1))")
+    (step,) = Engine("x").make().results
+    assert step.outcome == "ran" and sum(seen) == 6
+    seen.clear()
+    (step,) = Engine("x").make(force_all=True).results
+    assert step.outcome == "ran" and sum(seen) == 6  # forced: nothing read from the cache

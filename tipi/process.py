@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+import msgpack
+import xxhash
+
 from tipi.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -44,6 +47,11 @@ class PipelineProcess(ABC):
         metrics_outputs: names of outputs that are JSON files of numbers (metrics): every
             run records their figures as `step.key` (`tipi runs`, `tipi diff`). The step's
             TOML `metrics = { name = "path.json" }` adds more.
+        permanence_params: names of params that hold the name of a permanence (a string, or
+            a list of strings; "" or None for none). Such a param is left out of the step's
+            fingerprint while every permanence it names does not change results
+            (`affects_results = False`: loggers, progress bars, devices), so choosing another
+            logger never reruns the step; naming any other permanence keeps it in.
     """
 
     inputs: ClassVar[Mapping[str, str]] = {}
@@ -51,6 +59,7 @@ class PipelineProcess(ABC):
     version: ClassVar[str | None] = None
     announces_resume: ClassVar[bool] = False
     metrics_outputs: ClassVar[tuple[str, ...]] = ()
+    permanence_params: ClassVar[tuple[str, ...]] = ("device", "loggers", "progress")
 
     def __init__(self, controller: PermanenceProvider, force: bool = False) -> None:
         self.controller = controller
@@ -99,3 +108,66 @@ class PipelineProcess(ABC):
                 # Every rank of a distributed step may write it: each its own temp file.
                 atomic_write(marker, binding)
         return scratch
+
+    @property
+    def fingerprint(self) -> str | None:
+        """This run's fingerprint, as the engine computed it before the run: type, code,
+        params, the contents of the inputs and the configs of every result-relevant
+        permanence the pipeline declares. None outside the engine."""
+        fp = self._binding_data().get("fp")
+        return fp if isinstance(fp, str) else None
+
+    def cache_key(self, *per_entry: str) -> str | None:
+        """The key of a cache this step keeps between runs: the whole fingerprint (code
+        included) and the environment, less the contents of the inputs named in
+        `per_entry`, by whose parts the cache keys its entries itself (Predict keys each
+        image's prediction by the image's bytes, so a new image in the folder runs alone).
+
+        Never key such a cache by a part of the fingerprint (the weights, some params): an
+        edit of the model's code would be served the old results. When `self.force` is set
+        (`-f`, `-F`, `force = true`), read nothing from the cache; writing is fine.
+
+        Returns:
+            None outside the engine (no fingerprint to key by): keep no cache then.
+
+        Raises:
+            ValueError: a name of `per_entry` is not an input of this step.
+        """
+        data = self._binding_data()
+        names, inputs = data.get("names"), data.get("inputs")
+        if not isinstance(data.get("fp"), str) or not isinstance(inputs, dict):
+            return None
+        if not isinstance(names, dict):
+            return None  # which path is which input is not known: no safe key
+        unknown = [n for n in per_entry if n not in names]
+        if unknown:
+            known = ", ".join(sorted(names)) or "none"
+            raise ValueError(f"no input '{unknown[0]}' in step {self.name} (inputs: {known})")
+        apart = {names[n] for n in per_entry}
+        parts = [
+            "tipi-step-cache/1",
+            *(data.get(k) for k in ("type", "code", "params", "permanences", "environment")),
+            {p: h for p, h in inputs.items() if p not in apart},
+            sorted(per_entry),
+        ]
+        return xxhash.xxh3_128_hexdigest(msgpack.packb(_ordered(parts), use_bin_type=True))
+
+    def _binding_data(self) -> dict:
+        """The binding the engine gave this run (tipi/cache/resume.py), read as msgpack."""
+        binding = getattr(self, "_scratch_binding", b"")
+        if not binding:
+            return {}
+        try:
+            data = msgpack.unpackb(binding, raw=False)
+        except (ValueError, msgpack.UnpackException):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+def _ordered(value: object) -> object:
+    """`value` with every map's keys sorted: the same facts always pack to the same bytes."""
+    if isinstance(value, dict):
+        return {str(k): _ordered(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_ordered(v) for v in value]
+    return value

@@ -243,7 +243,7 @@ class Steps:
                 if when is not None:
                     at = time.strftime("%H:%M", time.localtime(when))
                     self.reporter.notice(f"resuming {name} from its checkpoint of {at}")
-        return staged, scratch, resume.binding(facts)
+        return staged, scratch, resume.binding(facts, self.plan.steps[name].inputs)
 
     def outputs_of(self, name: str) -> dict[str, Path]:
         """The step's outputs as absolute paths, from the plan (no import of its class)."""

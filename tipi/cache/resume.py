@@ -14,14 +14,15 @@ step uses is known only once it finished), so a change to any of them discards t
 On disk (msgpack map): ``v`` (1), ``fp`` (hash of the rest), ``type``, ``code``, ``params``,
 ``inputs`` (path → content hash), ``permanences`` (name → canonical config),
 ``environment`` (package versions; part of ``fp`` where `rerun_on_env` is set), ``made``
-(seconds since the epoch).
+(seconds since the epoch), ``names`` (input name → its key in ``inputs``: the step keys a
+cache of its own by these facts, `PipelineProcess.cache_key`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ def _fingerprint(facts: StepFacts, configs: dict[str, Any]) -> str:
     return fp
 
 
-def binding(facts: StepFacts) -> bytes:
-    """The binding of a run of the step `facts` describe, as the bytes to write."""
+def binding(facts: StepFacts, names: Mapping[str, str] | None = None) -> bytes:
+    """The binding of a run of the step `facts` describe, as the bytes to write; `names`
+    maps each input's name to its path (a key of `facts.inputs`)."""
     configs = {k: v for k, v in facts.permanences.items() if v is not None}
     return msgpack.packb(
         {
@@ -57,6 +59,7 @@ def binding(facts: StepFacts) -> bytes:
             "permanences": configs,
             "environment": dict(facts.environment),
             "made": time.time(),
+            "names": dict(names or {}),
         },
         use_bin_type=True,
     )

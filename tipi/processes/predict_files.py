@@ -1,17 +1,18 @@
 """Predict on a folder of PNG/JPEG files: read with Pillow, resized and normalized, batched,
-with each file's prediction cached by its content and the model between makes.
+with each file's prediction cached by its content and the step's fingerprint between makes.
 
 The cache lives in `.tipi_cache/predictions/<pipeline>/<step>/<key>.msgpack` (beside the
-step's scratch folder, see tipi/state.py): one versioned msgpack file per key, the key a
-hash of the weights file, the model's config and the preprocessing; inside, file content
-hash → [class index, confidence]. Only the current key's file is kept, with the entries of
-the files the folder holds now. Never pickled; a damaged file is ignored and rewritten.
+step's scratch folder, see tipi/state.py): one versioned msgpack file per key, the key the
+step's whole fingerprint less the folder's contents (`PipelineProcess.cache_key("images")`:
+its code and the model's, the weights, params, permanence configs, the environment);
+inside, file content hash → [class index, confidence]. Only the current key's file is kept,
+with the entries of the files the folder holds now. A forced run (-f, -F, force = true)
+reads nothing from it. Never pickled; a damaged file is ignored and rewritten.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,25 +65,18 @@ def content_key(path: Path) -> str:
     return xxhash.xxh3_128_hexdigest(path.read_bytes())
 
 
-def cache_key(weights: Path, model_config: Mapping[str, Any], preprocess: Preprocess) -> str:
-    """What a cached prediction depends on besides the file: the weights, the model's
-    config and the preprocessing."""
-    described = json.dumps(
-        [CACHE_VERSION, model_config, preprocess.__dict__], sort_keys=True, default=str
-    )
-    digest = xxhash.xxh3_128()
-    digest.update(weights.read_bytes())
-    digest.update(described.encode())
-    return digest.hexdigest()
+def cache_key(step_key: str) -> str:
+    """The cache file's key: the step's (see the module's docstring) and this format's."""
+    return xxhash.xxh3_128_hexdigest(f"predictions/{CACHE_VERSION}/{step_key}".encode())
 
 
 class PredictionCache:
     """Predictions by file content for one key, in `folder` (None: no cache)."""
 
-    def __init__(self, folder: Path | None, key: str) -> None:
+    def __init__(self, folder: Path | None, key: str, read: bool = True) -> None:
         self.folder, self.key = folder, key
         self.entries: dict[str, list[Any]] = {}
-        if folder is not None:
+        if folder is not None and read:
             self.entries = _read(folder / f"{key}.msgpack", key)
 
     def save(self, keep: set[str]) -> None:
@@ -180,7 +174,6 @@ def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def run_folder(step: Any) -> str:
     """Predict's folder mode (`images` input): predictions.csv for every image, the model
     run only on files whose prediction is not cached. Returns a line saying what ran."""
-    from tipi.context import current
     from tipi.permanences.factory import require
     from tipi.permanences.network import read_weights
 
@@ -189,14 +182,17 @@ def run_folder(step: Any) -> str:
     preprocess = step.preprocess()
     files = image_files(folder)
     keys = {f: content_key(f) for f in files}
-    context = current()
-    configs = context.run.permanences if context is not None and context.run else {}
-    key = cache_key(step.inputs["model"], configs.get(step.model_name, {}), preprocess)
-    cache = PredictionCache(cache_folder(step.scratch_dir), key)
+    # Keyed by everything the step's result depends on but the images themselves, which
+    # key each entry: the model's code (its factory and forward), weights, params, configs.
+    step_key = step.cache_key("images")
+    where = cache_folder(step.scratch_dir) if step_key is not None else None
+    cache = PredictionCache(where, cache_key(step_key or ""), read=not step.force)
     fresh = len({keys[f] for f in files} - set(cache.entries))
+    # Asked for even when every file is cached: a permanence the step uses joins the
+    # fingerprint of its trace, and the cached predictions were made with this model.
+    network = step.controller.get_permanence(step.model_name)
+    device = step.controller.get_permanence(step.device_name).device
     if fresh:
-        network = step.controller.get_permanence(step.model_name)
-        device = step.controller.get_permanence(step.device_name).device
         model = network.model
         model.load_state_dict(read_weights(step.inputs["model"]))
         model.eval()
