@@ -116,8 +116,9 @@ class Predict(PipelineProcess):
     Each file is read with Pillow as `channels` (1: grayscale, 3: RGB), resized to
     `image_size` (height, width), scaled to [0, 1] (inverted with `invert`) and normalized
     by `mean` and `std` per channel, then predicted `batch_size` files at a time; `classes`
-    names the class indices. A file's prediction is cached by its content and the model
-    (tipi/processes/predict_files.py): a make after adding a file runs only that file.
+    names the class indices. A file's prediction is cached by its content and the step's
+    fingerprint, code included (tipi/processes/predict_files.py): a make after adding a file
+    runs only that file; a forced run reads no cache.
     """
 
     outputs = {"predictions": "out/{pipeline}/{name}/predictions.csv"}
