@@ -62,6 +62,16 @@ class Dispatch(Protocol):
 
 def dispatch_for(steps: Steps, order: list[str]) -> Dispatch:
     """The dispatcher the make's options ask for; `order`: the steps of this make."""
+    from tipi.redact import declare_secrets
+
+    # A failure's text, or a step's output shown, hides the pipeline's secret params too; a
+    # plan read from its cache was parsed by an earlier make, so they are read here (when
+    # first needed) from the text the plan was made from.
+    plan, overrides = steps.plan, tuple(steps.context.overrides)
+    declare_secrets(
+        lambda: _secret_params(plan.source, overrides, plan.steps.values()),
+        key=("params of", plan.pipeline, plan.source, overrides),  # a later make's replaces it
+    )
     options = steps.options
     if options.dry_run:
         return DryRun(steps)
@@ -267,7 +277,7 @@ class Workers:
             result = self.pool.result(future, running.task)
             self.free_slots.append(running.slot)
             self._give_back(running.need, running.gpus)
-            output = _read(Path(running.task.log))
+            output = _hide_secrets_in(Path(running.task.log))
             if output.strip():
                 self.steps.reporter.step_output(running.name, output)
             try:
@@ -302,11 +312,48 @@ class Workers:
             self.pool.close(interrupted=interrupted)
 
 
+def _secret_params(source: str, overrides: tuple[str, ...], planned: Iterable[Any]) -> set[str]:
+    """The values of secret-named params in the pipeline's text with its `--set` overrides
+    (those of permanences that do not affect results, such as loggers, are in no plan), and
+    in its planned steps."""
+    from tipi.redact import secret_params
+
+    found = secret_params([step.params for step in planned])
+    try:
+        import tomllib
+
+        from tipi.config.loader import apply_overrides
+
+        data = tomllib.loads(source)
+        apply_overrides(data, overrides)
+    except (ValueError, TipiError):  # it was planned from: an error here is a plan's, not ours
+        return found
+    return found | secret_params(data)
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def _hide_secrets_in(log: Path) -> str:
+    """The step's log, rewritten with its secrets hidden when it holds one: tipi keeps it
+    under .tipi_cache/logs/, and secrets stay out of what tipi keeps (tipi.redact)."""
+    from tipi.redact import hide_secrets
+
+    output = _read(log)
+    hidden = hide_secrets(output)
+    if hidden != output:
+        import contextlib
+
+        from tipi.atomic import atomic_write
+
+        # Unwritable: what is shown still hides them; the log stays as the step wrote it.
+        with contextlib.suppress(OSError):
+            atomic_write(log, hidden.encode(), durable=False)
+    return hidden
 
 
 def _last_line(path: Path, size: int = 4096) -> str:

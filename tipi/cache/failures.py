@@ -2,7 +2,8 @@
 
 Stored as ``pipelines/<name>/failures.msgpack`` (a versioned msgpack document): step name →
 {"error": str, "at": seconds since the epoch, "seconds": float}. A step leaves it when it next
-succeeds.
+succeeds. The error is kept with its secrets hidden (tipi.redact.hide_secrets), and hidden again
+when read: a file written before, or with a variable set since, shows none either.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any
 
 from tipi.cache.statefile import fields_problem, map_problem, number_problem, text_problem
 from tipi.cache.store import read_document, read_document_flagged, write_document
+from tipi.redact import hide_secrets
 
 KIND = "failures"
 
 
 def load_failures(path: Path, warn: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    return read_document(path, KIND, warn, _failures_problem) or {}
+    failures = read_document(path, KIND, warn, _failures_problem) or {}
+    return {step: {**f, "error": hide_secrets(f["error"])} for step, f in failures.items()}
 
 
 def update_failures(
@@ -35,6 +38,8 @@ def update_failures(
         current.pop(step, None)
     for step, error, at, seconds in failed:
         current[step] = {"error": error, "at": at, "seconds": seconds}
+    # Every entry, not only the new ones: a file written before hid nothing.
+    current = {step: {**f, "error": hide_secrets(f["error"])} for step, f in current.items()}
     if current != before or broken:
         write_document(path, KIND, current)
 

@@ -1,5 +1,6 @@
 """Shows an error the way its kind deserves: config errors in one line, process failures with
-the user's frames only, engine bugs with everything."""
+the user's frames only, engine bugs with everything; secrets hidden and control characters
+escaped in all of it (tipi.redact.shown_text)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tipi.errors import (
     WorkerFailure,
     user_traceback,
 )
+from tipi.redact import shown_text
 
 
 def render_error(error: TipiError, console: Console, debug: bool = False) -> None:
@@ -24,31 +26,36 @@ def render_error(error: TipiError, console: Console, debug: bool = False) -> Non
     else:
         _render_failure(error, console, debug)
         return
-    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-    if error.hint:
-        console.print(f"[dim]hint:[/] {escape(error.hint)}", highlight=False)
+    _message(error, console)
 
 
 def _render_failure(error: TipiError, console: Console, debug: bool) -> None:
     cause = error.error if isinstance(error, ProcessFailure | PermanenceFailure) else None
+    details = ""
     if cause is not None:
-        console.print(user_traceback(cause, full=debug), markup=False, highlight=False, end="")
+        details = user_traceback(cause, full=debug)
     elif isinstance(error, WorkerFailure) and error.details:
-        console.print(error.details, markup=False, highlight=False, end="")
+        details = error.details
     elif debug and error.__cause__ is not None:
-        console.print(
-            user_traceback(error.__cause__, full=True), markup=False, highlight=False, end=""
-        )
-    console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        details = user_traceback(error.__cause__, full=True)
+    if details:
+        console.print(shown_text(details, lines=True), markup=False, highlight=False, end="")
+    _message(error, console)
+
+
+def _message(error: TipiError, console: Console) -> None:
+    console.print(f"[bold red]error:[/] {escape(shown_text(str(error), True))}", highlight=False)
     if error.hint:
-        console.print(f"[dim]hint:[/] {escape(error.hint)}", highlight=False)
+        console.print(f"[dim]hint:[/] {escape(shown_text(error.hint, True))}", highlight=False)
 
 
 def render_bug(error: BaseException, console: Console) -> None:
     """An exception tipi did not expect: everything, and where to report it."""
-    console.print(user_traceback(error, full=True), markup=False, highlight=False, end="")
+    trace = shown_text(user_traceback(error, full=True), lines=True)
+    console.print(trace, markup=False, highlight=False, end="")
     console.print(
-        f"[bold red]internal error:[/] {escape(type(error).__name__)}: {escape(str(error))}\n"
+        f"[bold red]internal error:[/] {escape(type(error).__name__)}: "
+        f"{escape(shown_text(str(error), lines=True))}\n"
         "[dim]hint:[/] this is a bug in tipi; please report it with the traceback above",
         highlight=False,
     )

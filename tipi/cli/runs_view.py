@@ -1,4 +1,10 @@
-"""How `tipi runs`, `tipi diff` and `tipi show` render runs: Rich tables, and JSON for scripts."""
+"""How `tipi runs`, `tipi diff` and `tipi show` render runs: Rich tables, and JSON for scripts.
+
+A run file is data a step (its metrics file, its error) or anyone with the folder wrote: every
+string of it is shown with its control characters escaped (`printable`), so that a metric
+named with an escape sequence cannot write the clipboard or retitle the terminal, and a
+failure's text with its secrets hidden.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tipi.redact import hide_secrets, printable, printable_json
 from tipi.runs.diff import Change, RunDiff
 from tipi.runs.record import RunRecord
 
@@ -55,7 +62,18 @@ def to_json(record: RunRecord) -> dict[str, Any]:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """JSON for scripts, which may print it: secrets of free text hidden, and characters that
+    are not printable (C1 controls like \\x9b, bidi overrides) written as `\\uXXXX` escapes,
+    as JSON already writes ESC and the other C0 controls."""
+    return printable_json(json.dumps(_hidden(data), indent=2, ensure_ascii=False))
+
+
+def _hidden(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {hide_secrets(str(k)): _hidden(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_hidden(v) for v in data]
+    return hide_secrets(data) if isinstance(data, str) else data
 
 
 def iso(seconds: float | None) -> str | None:
@@ -80,7 +98,7 @@ def runs_table(records: Sequence[RunRecord], previous: dict[str, RunRecord | Non
     for record in records:
         changes = changed_since(previous.get(record.id), record)
         table.add_row(
-            Text(record.id, style="cyan"),
+            Text(printable(record.id), style="cyan"),
             *([_pipeline(record)] if several else []),
             when(record.started),
             _status(record),
@@ -96,8 +114,8 @@ def diff_view(diff: RunDiff) -> RenderableType:
     """Two tables, params and metrics: key, old, new, and the change of numbers."""
     old, new = diff.old, diff.new
     title = Text.from_markup(
-        f"[cyan]{escape(old.id)}[/] ({escape(old.pipeline)}) → "
-        f"[cyan]{escape(new.id)}[/] ({escape(new.pipeline)})"
+        f"[cyan]{escape(printable(old.id))}[/] ({escape(printable(old.pipeline))}) → "
+        f"[cyan]{escape(printable(new.id))}[/] ({escape(printable(new.pipeline))})"
     )
     parts: list[RenderableType] = [title]
     if not diff.params and not diff.metrics:
@@ -113,7 +131,7 @@ def show_view(record: RunRecord) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
-    head.add_row("run", Text(record.id, style="cyan"))
+    head.add_row("run", Text(printable(record.id), style="cyan"))
     head.add_row("pipeline", _pipeline(record))
     head.add_row("status", _status(record))
     head.add_row("started", when(record.started, seconds=True))
@@ -125,15 +143,13 @@ def show_view(record: RunRecord) -> RenderableType:
     parts: list[RenderableType] = [head]
     for name, step in record.steps.items():
         parts.append(Text(""))
-        outcome = step.outcome or "up to date"
+        outcome = printable(step.outcome or "up to date")
         took = f" in {step.seconds:.2f}s" if step.seconds is not None else ""
-        parts.append(
-            Text.from_markup(
-                f"[bold]{escape(name)}[/] ({escape(step.type)}): {escape(outcome)}{took}"
-            )
-        )
-        if step.error:
-            parts.append(Text(f"  error: {printable(step.error)}", style="red"))
+        line = Text(printable(name), style="bold")
+        line.append(f" ({printable(step.type)}): {outcome}{took}")
+        parts.append(line)
+        if step.error:  # hidden again: a run recorded before, or a variable set since
+            parts.append(Text(f"  error: {printable(hide_secrets(step.error))}", style="red"))
         rows = _step_rows(record, name)
         if rows.row_count:
             parts.append(rows)
@@ -164,7 +180,7 @@ def _step_rows(record: RunRecord, name: str) -> Table:
     ]
     for label, items in sections:
         for key, value in items:
-            rows.add_row(f"  {label}", Text(key), Text(_value(value)))
+            rows.add_row(f"  {label}", Text(printable(key)), Text(_value(value)))
     return rows
 
 
@@ -174,7 +190,7 @@ def _changes_table(label: str, changes: list[Change]) -> Table:
         table.add_column(column, overflow="fold", justify="left" if column == label else "right")
     for change in changes:
         table.add_row(
-            Text(change.key),
+            Text(printable(change.key)),
             Text(_value(change.old), style="red"),
             Text(_value(change.new), style="green"),
             Text(_delta(change)),
@@ -192,18 +208,18 @@ def _seconds(record: RunRecord) -> float | None:
 
 
 def _pipeline(record: RunRecord) -> Text:
-    return Text(record.pipeline + (f" @{record.variant}" if record.variant else ""))
+    return Text(printable(record.pipeline + (f" @{record.variant}" if record.variant else "")))
 
 
 def _status(record: RunRecord) -> Text:
     status = record.shown_status
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+    return Text(printable(status), style=STATUS_STYLES.get(status, ""))
 
 
 def _commit(record: RunRecord, full: bool = False) -> str:
     if record.commit is None:
         return "-" if record.dirty is None else ("(no commit) dirty" if record.dirty else "-")
-    commit = record.commit if full else record.commit[:8]
+    commit = printable(record.commit if full else record.commit[:8])
     if record.dirty:
         return f"{commit} (dirty)" if full else f"{commit}*"
     return commit
@@ -211,7 +227,7 @@ def _commit(record: RunRecord, full: bool = False) -> str:
 
 def _names(names: list[str]) -> str:
     more = f" +{len(names) - MAX_NAMES}" if len(names) > MAX_NAMES else ""
-    return "\n".join(names[:MAX_NAMES]) + more
+    return "\n".join(printable(n) for n in names[:MAX_NAMES]) + more
 
 
 def _ran(record: RunRecord) -> Text:
@@ -226,7 +242,7 @@ def _ran(record: RunRecord) -> Text:
 def _params(changes: list[Change], first: bool) -> Text:
     if first:
         return Text("-", style="dim")
-    shown = [f"{c.key} {_value(c.old)}→{_value(c.new)}" for c in changes[:MAX_PARAMS]]
+    shown = [f"{printable(c.key)} {_value(c.old)}→{_value(c.new)}" for c in changes[:MAX_PARAMS]]
     if len(changes) > MAX_PARAMS:
         shown.append(f"+{len(changes) - MAX_PARAMS} more")
     return Text("\n".join(shown)) if shown else Text("same", style="dim")
@@ -248,7 +264,7 @@ def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, 
 
 
 def _metrics(record: RunRecord) -> Text:
-    shown = [f"{k} {_value(v)}" for k, v in key_metrics(record)]
+    shown = [f"{printable(k)} {_value(v)}" for k, v in key_metrics(record)]
     more = len(record.metrics()) - len(shown)
     if more > 0:
         shown.append(f"+{more} more")
@@ -263,14 +279,6 @@ def _value(value: Any) -> str:
     if isinstance(value, str):
         return printable(value)
     return printable(json.dumps(value, ensure_ascii=False))
-
-
-def printable(text: str) -> str:
-    """`text` with control characters escaped: a run file is data, and must not move the
-    cursor, clear the screen or retitle the terminal when shown."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _delta(change: Change) -> str:

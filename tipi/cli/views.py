@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from tipi.errors import UsageError
+from tipi.redact import printable
 from tipi.report.graph import FORMATS, to_dot, to_json, to_mermaid, to_tree
 from tipi.report.html import to_html
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView
@@ -35,9 +37,10 @@ def status_table(view: PipelineView, explain: bool = False) -> Table:
             why = "; ".join(step.reasons[1:]) if explain else ""
         if step.error:
             why = f"{why}; last error: {step.error}" if why else f"last error: {step.error}"
-        table.add_row(
-            step.name, f"[{stroke}]{STATE_MARKS[step.state]} {step.state}[/]", when, took, why
-        )
+        # Text, not markup: an error is a step's text ("[/]" in it is no markup, an escape
+        # sequence in it must not drive the terminal).
+        state = Text(f"{STATE_MARKS[step.state]} {step.state}", style=stroke)
+        table.add_row(Text(printable(step.name)), state, when, took, Text(printable(why)))
     return table
 
 

@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from tipi.redact import printable
 from tipi.report.meter import format_interval, format_sizeof
 
 # One palette for every bar tipi draws.
@@ -212,8 +213,8 @@ class _Label(ProgressColumn):
     def render(self, task: Task) -> Text:
         f = task.fields
         mark = "▶ " if f.get("header") else ""
-        return Text(
-            "  " * f.get("depth", 0) + mark + task.description,
+        return Text(  # a bar's label is a step's text: it must not drive the terminal
+            "  " * f.get("depth", 0) + mark + printable(task.description),
             style=PALETTE["description"],
             no_wrap=True,
             overflow="ellipsis",
@@ -285,4 +286,5 @@ class _Rate(ProgressColumn):
 
 class _Status(ProgressColumn):
     def render(self, task: Task) -> Text:
-        return Text(str(task.fields.get("status") or ""), style=PALETTE["status"], no_wrap=True)
+        status = printable(str(task.fields.get("status") or ""))
+        return Text(status, style=PALETTE["status"], no_wrap=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from html import escape
 
+from tipi.redact import printable_html as escape  # text is data: no control characters
+from tipi.redact import printable_json
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
 
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
@@ -125,7 +126,7 @@ def to_json(view: PipelineView, files: bool = False) -> str:
         ],
         "edges": [{"from": a, "to": b} for a, b in edges],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return printable_json(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
 
 
 def to_svg(view: PipelineView, engine: str = "auto") -> str:

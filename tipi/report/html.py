@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import time
-from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tipi.redact import printable_html as escape  # text is data: no control characters
 from tipi.report.graph import to_svg
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
 

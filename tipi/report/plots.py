@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+
+from tipi.redact import printable_html as escape  # text is data: no control characters
 
 # One colour per run when several are overlaid; one per split when one run is shown.
 RUN_COLORS = ("#1565c0", "#ef6c00", "#2e7d32", "#c62828", "#6a1b9a", "#00838f", "#5d4037")

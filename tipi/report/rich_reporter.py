@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from tipi.redact import hide_secrets, printable, shown_text
 from tipi.report import channel, lines
 from tipi.report.events import Reporter, RunSummary, StepResult
 from tipi.report.live import LiveProgress, interactive, silence, silenced
@@ -44,10 +45,12 @@ class RichReporter(Reporter):
 
     def step_progress(self, name: str, line: str) -> None:
         if self._view is not None:
-            self._view.said(name, line)
+            self._view.said(name, shown_text(line))
 
     def step_output(self, name: str, text: str) -> None:
-        shown = text.rstrip("\n").splitlines()
+        # A step's output is its own text re-printed by tipi: it may hold a secret, and an
+        # escape sequence in it would drive this terminal (tipi.redact).
+        shown = [printable(line) for line in hide_secrets(text).rstrip("\n").splitlines()]
         if self._view is not None and channel.forwarded(name):
             shown = [line for line in shown if not line.startswith("[progress] ")]  # on the bars
         for line in shown:
@@ -72,9 +75,12 @@ class RichReporter(Reporter):
             self._view.board.print_rows(kept)  # bars that stay (leave), under their step's line
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self.console.print(
+            f"[yellow]warning:[/] {escape(printable(message, True))}", highlight=False
+        )
 
     def notice(self, message: str) -> None:
+        message = printable(message, True)
         self.console.print(f"[cyan]note:[/] {escape(message)}", highlight=False)
         if self._view is not None:
             self._view.said(None, f"note: {message}")
@@ -210,7 +216,9 @@ class WarningsReporter(Reporter):
         silence(False)
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self.console.print(
+            f"[yellow]warning:[/] {escape(printable(message, True))}", highlight=False
+        )
 
 
 def _markup(text: str, style: str) -> str:

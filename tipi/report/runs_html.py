@@ -6,9 +6,9 @@ picked view (`#view=ID` in the address picks one); without it, the one picked fi
 from __future__ import annotations
 
 import json
-from html import escape
 from typing import Any
 
+from tipi.redact import printable_html as escape  # text is data: no control characters
 from tipi.report.experiments import (
     COMPARE,
     SPLIT_ORDER,

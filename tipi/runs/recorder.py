@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from tipi.errors import PipelineInterrupted
-from tipi.redact import conceal, redact_command
+from tipi.redact import conceal, hide_secrets, redact_command
 from tipi.runid import new_run_id
 from tipi.runs.git import git_state
 from tipi.runs.metrics import read_metrics
@@ -131,7 +131,7 @@ class RunRecorder:
 
         Args:
             permanences: name → config of the permanences the step used (its trace's).
-            error: the failure, one line.
+            error: the failure; its first line is kept, its secrets hidden.
         """
         if outcome not in ENDED:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(ENDED)}")
@@ -140,7 +140,8 @@ class RunRecorder:
         step = self._step(name)
         step.outcome = outcome
         step.seconds = seconds
-        step.error = error.strip().splitlines()[0] if error.strip() else ""
+        error = hide_secrets(error).strip()  # hidden whole, before a line of it is kept
+        step.error = error.splitlines()[0] if error else ""
         if permanences is not None:
             step.permanences = conceal(plain(dict(permanences)))
         if outcome in ("ran", "restored") and self.metrics_files.get(name):
