@@ -14,6 +14,15 @@ module-like strings of its reached code are followed too. Modules outside the pr
 (site-packages, the standard library, tipi's own engine) are not followed: their top-level
 names are collected as `imports`, whose versions are the step's environment.
 
+Two rules make code count that no step reaches by name. tipi itself imports every `*.py`
+beside pipeline.toml before any step runs, so what runs at that import (the eager units of
+those modules, the modules they import and the project code all of it reaches) can change any
+step's result: a step's closure takes it in (`step=True`), keyed "file: unit (imported by
+tipi at load: module-level code)". And where reached code imports a module by a computed name
+(`importlib.import_module("dyn" + name)`), any module of the pipeline folder may be the one:
+all of them count whole, keyed "file: unit (counted because steps.py imports a module by
+computed name)". A unit a step reaches directly keeps its plain key.
+
 The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
 is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
 Net.forward"; rebuilder.py). `absent` lists files whose appearance would change what an
@@ -43,6 +52,8 @@ _TIPI = Path(__file__).resolve().parent.parent
 # tipi's built-in steps and permanences are code a result depends on when they lie in the
 # project (working on tipi itself); the engine around them is not.
 _TIPI_RESULT_CODE = (_TIPI / "processes", _TIPI / "permanences")
+AT_LOAD = "imported by tipi at load: module-level code"
+COMPUTED = "counted because {who} {verb} a module by computed name"
 
 
 @dataclass(frozen=True)
@@ -54,12 +65,16 @@ class Closure:
         files: absolute paths of the files read (a plan depends on them).
         imports: top-level names of modules outside the project that the code imports.
         absent: files that must stay absent for the imports to resolve as they did.
+        read: files read besides `files` whose edit may change the closure (a module tipi
+            imports at load that has no import-time effect yet): the plan depends on them,
+            a running step does not.
     """
 
     units: Mapping[str, str]
     files: frozenset[str]
     imports: frozenset[str]
     absent: frozenset[str] = frozenset()
+    read: frozenset[str] = frozenset()
 
     @property
     def fingerprint(self) -> str:
@@ -87,23 +102,124 @@ class CodeScanner:
         self._found: dict[tuple[tuple[str, ...], int, Path], Path | None] = {}
         self._closures: dict[Any, Closure] = {}
         self._labels: dict[Path, str] = {}
+        self._load: _Walk | None = None
+        self._everything: _Walk | None = None
+        self._registers: dict[tuple[Path, str], bool] = {}
         self.absent: set[str] = set()
 
-    def closure_of(self, obj: Any, extra: Iterable[Any] = ()) -> Closure:
+    def closure_of(self, obj: Any, extra: Iterable[Any] = (), step: bool = False) -> Closure:
         """The closure of a class or function (and of `extra`: objects, or `module:attr`
-        strings such as factories)."""
-        key = (obj, *extra)
+        strings such as factories); for a `step`, with the code tipi runs when it imports
+        the pipeline's modules."""
+        key = (step, obj, *extra)
         if key not in self._closures:
             walk = _Walk(self)
             for item in (obj, *extra):
                 walk.start(item)
+            parts = [(AT_LOAD, self.load_walk())] if step else []
+            computed = set(walk.computed).union(*(part.computed for _, part in parts))
+            if computed:
+                parts.append((self._computed_why(computed), self.everything_walk()))
+            units = dict(walk.units)
+            plain = set(units)
+            for why, part in parts:  # a unit reached in several ways says the first way
+                units.update({f"{k} ({why})": d for k, d in part.units.items() if k not in plain})
+                plain |= set(part.units)
+            walks = [walk] + [part for _, part in parts]
+            files = set(walk.files).union(*(part.counted for _, part in parts))
+            read = set().union(*(w.files for w in walks)) - files
             self._closures[key] = Closure(
-                dict(walk.units),
-                frozenset(map(str, walk.files)),
-                frozenset(walk.imports),
+                units,
+                frozenset(map(str, files)),
+                frozenset().union(*(w.imports for w in walks)),
                 frozenset(self.absent),
+                frozenset(map(str, read)),
             )
         return self._closures[key]
+
+    def load_walk(self) -> _Walk:
+        """What runs when tipi imports the modules beside pipeline.toml (registry.py), and
+        the project code that reaches; computed once per scanner."""
+        if self._load is None:
+            self._load = _Walk(self, at_load=True)
+            for file in sorted(self.folder.glob("*.py")):
+                self._load.load(file.resolve())
+        return self._load
+
+    def everything_walk(self) -> _Walk:
+        """Every module under the pipeline folder, whole (a computed import may load any)."""
+        if self._everything is None:
+            self._everything = _Walk(self)
+            for file in sorted(self.folder.rglob("*.py")):
+                inside = file.relative_to(self.folder).parts[:-1]
+                if not any(p.startswith(".") or p in ("__pycache__", *_OUTSIDE) for p in inside):
+                    self._everything.whole(file.resolve())
+        return self._everything
+
+    def _computed_why(self, files: set[Path]) -> str:
+        names = sorted(
+            f.relative_to(self.folder).as_posix()
+            if f.is_relative_to(self.folder)
+            else self.label(f)
+            for f in files
+        )
+        return COMPUTED.format(
+            who=", ".join(names), verb="imports" if len(names) == 1 else "import"
+        )
+
+    def registers(self, file: Path, name: str, depth: int = 0) -> bool:
+        """Whether class `name` of `file` (or a base of it in the project) may register its
+        subclasses: an `__init_subclass__` or a metaclass of its own."""
+        key = (file, name)
+        if key not in self._registers:
+            self._registers[key] = False  # a cycle of bases registers nothing
+            module = self.module(file)
+            found = module is not None and (
+                name in module.registrars
+                or (depth < 50 and self.base_registers(file, module, name, depth + 1))
+            )
+            self._registers[key] = found
+        return self._registers[key]
+
+    def base_registers(self, file: Path, module: ModuleSource, name: str, depth: int = 0) -> bool:
+        """Whether a base of class `name` defined in the project may register subclasses."""
+        for chain in module.bases.get(name, ()):
+            target = self._class_of(file, module, chain)
+            if target is not None and self.registers(*target, depth=depth):
+                return True
+        return False
+
+    def _class_of(
+        self, file: Path, module: ModuleSource, chain: tuple[str, ...]
+    ) -> tuple[Path, str] | None:
+        """The project class a name chain in `file` stands for (its first binding), if any."""
+        for _ in range(50):  # re-exports through packages, at most this deep
+            bindings = module.bindings.get(chain[0], ())
+            if not bindings:
+                return None
+            binding, rest = bindings[0], chain[1:]
+            if binding.kind == "unit":
+                found = not rest and binding.target in module.classes
+                return (file, binding.target) if found else None
+            parts = binding.module
+            if binding.kind == "from":
+                sub = self.find((*parts, binding.attr), binding.level, file)
+                target = sub or self.find(parts, binding.level, file)
+                rest = rest if sub else (binding.attr, *rest)
+            else:
+                target = self.find(parts, binding.level, file)
+            while target is not None and rest and target.name == "__init__.py":
+                sub = module_file(target.parent, rest[:1])
+                if sub is None or rest[0] in (self.module(target) or ModuleSource()).bindings:
+                    break
+                target, rest = sub, rest[1:]
+            if target is None or not rest or not self.in_project(target):
+                return None
+            loaded = self.module(target)
+            if loaded is None:
+                return None
+            file, module, chain = target, loaded, rest
+        return None
 
     def module(self, file: Path) -> ModuleSource | None:
         """The parsed file; None when it cannot be read or parsed (then its bytes count)."""
@@ -179,10 +295,13 @@ class _Walk:
     """One closure computation: a worklist of what to look at (no recursion: a chain of
     thousands of helpers is fine)."""
 
-    def __init__(self, scanner: CodeScanner) -> None:
+    def __init__(self, scanner: CodeScanner, at_load: bool = False) -> None:
         self.scanner = scanner
+        self.at_load = at_load  # what an import runs, not what a module defines
         self.units: dict[str, str] = {}
         self.files: set[Path] = set()
+        self.counted: set[Path] = set()  # the files units were taken from
+        self.computed: set[Path] = set()  # files whose reached code imports by computed name
         self.imports: set[str] = set()
         self._seen: set[Any] = set()
         self._todo: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
@@ -208,6 +327,16 @@ class _Walk:
                         self._start_one(klass)
             else:
                 self._start_one(obj)
+        self._drain()
+
+    def load(self, file: Path) -> None:
+        """`file` is imported: what runs then joins (with what it reaches)."""
+        self._module(file)
+        self._drain()
+
+    def whole(self, file: Path) -> None:
+        """All of `file` joins."""
+        self._whole(file)
         self._drain()
 
     def _start_ref(self, text: str, origin: Path) -> None:
@@ -251,10 +380,14 @@ class _Walk:
         if module is None:
             label = self.scanner.label(file)
             self.units[f"{label}: <unparsed>"] = self.scanner.raw_digest(file)
+            self.counted.add(file)
         elif self.scanner.in_project(file):
             for name in module.eager:
-                self._later(self._unit, file, module, name)
-            for parts, level in module.stars:
+                self._later(self._unit, file, module, name, True, name in module.headers)
+            for name in module.bases:  # a base may register it (`__init_subclass__`)
+                if self.scanner.base_registers(file, module, name):
+                    self._later(self._unit, file, module, name)
+            for parts, level in () if self.at_load else module.stars:  # at load: only run
                 self._later(self._module_ref, file, parts, level, ())
             for binding in module.imports:  # importing runs them: their effects count
                 self._later(self._imported, file, binding)
@@ -277,16 +410,28 @@ class _Walk:
         elif not binding.level and parts and parts[0] not in sys.stdlib_module_names:
             self.imports.add(parts[0])
 
-    def _unit(self, file: Path, module: ModuleSource, name: str, follow: bool = True) -> None:
-        if ("unit", file, name) in self._seen:
-            return
-        self._seen.add(("unit", file, name))
+    def _unit(
+        self,
+        file: Path,
+        module: ModuleSource,
+        name: str,
+        follow: bool = True,
+        header: bool = False,
+    ) -> None:
+        """Unit `name` joins (a class: all of it, or its `header` only), with what it
+        reaches when `follow`."""
         label = self.scanner.label(file)
-        for member in module.classes.get(name, [name]):
+        for member in [name] if header else module.classes.get(name, [name]):
+            if ("unit", file, member) in self._seen:
+                continue
+            self._seen.add(("unit", file, member))
             unit = module.units[member]
             self.units[f"{label}: {member}"] = unit.digest
+            self.counted.add(file)
             if not follow:
                 continue
+            if unit.computed and not file.is_relative_to(_TIPI):  # tipi names what it loads
+                self.computed.add(file)
             if unit.dynamic:
                 self._later(self._whole, file)
             if unit.strings and module.imports_by_name:

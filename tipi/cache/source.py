@@ -8,9 +8,16 @@ module-level assignment, or the module's other top-level statements taken togeth
 normalized AST (no docstrings, comments, formatting or line numbers) and the name chains it
 loads (`helpers.scale`, `Net`), which closure.py resolves through the module's bindings.
 
-What runs when a module is imported counts for every step that imports it (*eager* units):
-its other top-level statements, and functions and classes whose decorators may register them
-somewhere (`@register`); `@dataclass`, `@property` and the like are known not to.
+What runs when a module is imported counts for every step that imports it, and for every
+step of the pipeline where tipi imports the module itself (*eager* units): the units whose
+execution at import may do more than bind their own name. That is top-level statements that call
+something, assign to an attribute or an item (`models.Net.describe = _describe`) or augment a
+name; functions and classes whose decorators may register them somewhere (`@register`, whole);
+assignments and class headers that call something (`MEAN = torch.tensor(...)`: a call may
+change anything). Calls known to only build a value (`int`, `os.environ.get`, `field`) and
+decorators known to only wrap or describe (`@dataclass`, `@property`) do not make a unit eager.
+A unit that imports a module by a computed name (`importlib.import_module("m" + x)`) is marked:
+the module it loads cannot be known (closure.py counts every module of the pipeline folder).
 Everything here is iterative: a 1,000-branch `elif` chain or a 10,000-term sum is no problem.
 """
 
@@ -38,8 +45,25 @@ PURE_DECORATORS = frozenset(
         "lru_cache", "wraps", "total_ordering", "abstractmethod", "overload", "final",
         "contextmanager", "asynccontextmanager", "no_grad", "inference_mode", "enable_grad",
         "singledispatch", "singledispatchmethod", "override", "setter", "getter", "deleter",
+        # tipi's own: it makes a step class that tipi's registry finds by name; no step reads it
+        "pipeline_process",
     }
 )  # fmt: skip
+# Calls that only build a value from their arguments: a constant made with one is inert.
+PURE_CALLS = PURE_DECORATORS | frozenset(
+    {
+        "int", "float", "str", "bytes", "bool", "complex", "dict", "list", "set", "tuple",
+        "frozenset", "range", "len", "min", "max", "abs", "round", "sum", "sorted", "reversed",
+        "zip", "enumerate", "isinstance", "object", "slice", "repr", "format", "ord", "chr",
+        "os.environ.get", "os.getenv", "os.path.join", "os.path.dirname", "os.path.abspath",
+        "Path", "pathlib.Path", "PurePath", "re.compile", "field", "dataclasses.field",
+        "TypeVar", "typing.TypeVar", "NewType", "typing.NewType", "namedtuple",
+        "collections.namedtuple", "NamedTuple", "TypedDict", "logging.getLogger",
+        "defaultdict", "OrderedDict", "Counter", "deque", "partial", "functools.partial",
+    }
+)  # fmt: skip
+# Metaclasses that register nothing a step could read.
+PLAIN_METACLASSES = frozenset({"type", "ABCMeta", "abc.ABCMeta", "EnumMeta", "EnumType"})
 MODULE_LIKE = re.compile(r"\.{0,3}[A-Za-z_]\w*(\.\w+)*(:[A-Za-z_][\w.]*)?\Z")
 
 
@@ -70,6 +94,8 @@ class Unit:
         local: names bound by imports inside it (`def f(): from helpers import g`).
         strings: its string constants that could name a module (`"losses:focal"`,
             `".impl"`), followed where its module imports by name (importlib).
+        computed: it imports a module by a computed name (`import_module("m" + x)`,
+            `__import__(name)`): which module cannot be read from the code.
     """
 
     digest: str
@@ -77,6 +103,7 @@ class Unit:
     dynamic: bool = False
     local: tuple[tuple[str, Binding], ...] = ()
     strings: tuple[str, ...] = ()
+    computed: bool = False
 
 
 @dataclass
@@ -90,7 +117,13 @@ class ModuleSource:
             import f` / `except: from slow import f`, or `f = cache(f)` after an import).
         stars: modules imported with `from m import *`, as (module parts, level).
         imports: every module-level import (importing a module runs it).
-        eager: units that run when the module is imported.
+        eager: units whose execution at import may change more than their own name.
+        headers: the classes among `eager` that are eager for their header only (a call in
+            a class attribute); the others (a registering decorator) count whole.
+        bases: class name → the name chains of its bases (a base defined in the project may
+            register its subclasses: closure.py looks).
+        registrars: classes that may register their subclasses (`__init_subclass__`, a
+            metaclass other than the standard ones).
         imports_by_name: some unit imports modules by name at run time.
     """
 
@@ -100,6 +133,9 @@ class ModuleSource:
     stars: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
     imports: list[Binding] = field(default_factory=list)
     eager: list[str] = field(default_factory=list)
+    headers: set[str] = field(default_factory=set)
+    bases: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    registrars: set[str] = field(default_factory=set)
     imports_by_name: bool = False
 
     def bind(self, name: str, binding: Binding) -> None:
@@ -127,12 +163,15 @@ def read_module(text: str) -> ModuleSource:
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             _add(module, node.name, [node])
-            if not _pure(node.decorator_list):
+            if has_effect([node]):
                 module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
             _add_class(module, node)
             if not _pure(node.decorator_list):
+                module.eager.append(node.name)  # a registry may hold it: all of it counts
+            elif has_effect([node]):
                 module.eager.append(node.name)
+                module.headers.add(node.name)
         elif isinstance(node, ast.Import | ast.ImportFrom):
             _bind_imports(module, node)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and (
@@ -141,11 +180,14 @@ def read_module(text: str) -> ModuleSource:
             _add(module, names[0], [node])
             for name in names[1:]:
                 module.bind(name, Binding("unit", names[0]))
+            if has_effect([node]) and names[0] not in module.eager:
+                module.eager.append(names[0])
         else:
             loose.append(node)
     if loose:
         _add(module, MODULE_UNIT, loose)
-        module.eager.append(MODULE_UNIT)
+        if has_effect(loose):
+            module.eager.append(MODULE_UNIT)
         for node in loose:  # names bound inside `if`/`try`/`with` blocks
             for inner in _walk_shallow(node):
                 if isinstance(inner, ast.Import | ast.ImportFrom):
@@ -196,6 +238,14 @@ def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
     module.units[node.name] = _unit([shell])
     module.classes[node.name] = names
     module.bind(node.name, Binding("unit", node.name))
+    module.bases[node.name] = tuple(
+        chain for base in node.bases if (chain := name_chain(base)) is not None
+    )
+    metaclass = [k.value for k in node.keywords if k.arg == "metaclass"]
+    if any(_dotted(m) not in PLAIN_METACLASSES for m in metaclass) or any(
+        f"{node.name}.__init_subclass__" == n for n in names
+    ):
+        module.registrars.add(node.name)
 
 
 def _bind_imports(module: ModuleSource, node: ast.Import | ast.ImportFrom) -> None:
@@ -234,7 +284,79 @@ def _unit(nodes: list[ast.stmt]) -> Unit:
     for node in nodes:
         _strip_docstrings(node)
     refs, local, dynamic, strings = _references(nodes)
-    return Unit(_digest(nodes), tuple(sorted(refs)), dynamic, tuple(local), tuple(strings))
+    return Unit(
+        _digest(nodes),
+        tuple(sorted(refs)),
+        dynamic,
+        tuple(local),
+        tuple(strings),
+        computed=any(_computed_import(n) for n in _walk(nodes)),
+    )
+
+
+def has_effect(nodes: Iterable[ast.AST]) -> bool:
+    """Whether executing `nodes` at module level may change anything but the names they
+    bind: a call (other than PURE_CALLS; a decorator is one), a store into an attribute or
+    an item, an augmented assignment, `del`, `global`. Function bodies do not run then; their
+    decorators and defaults do, and so does a class body."""
+    stack: list[ast.AST] = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            if not isinstance(node, ast.Lambda) and not _pure(node.decorator_list):
+                return True
+            args = node.args
+            stack += [*getattr(node, "decorator_list", []), *args.defaults]
+            stack += [d for d in args.kw_defaults if d is not None]
+            continue
+        if isinstance(node, ast.ClassDef) and not _pure(node.decorator_list):
+            return True
+        if isinstance(node, ast.Call) and not _pure_call(node.func):
+            return True
+        if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(
+            node.ctx, ast.Store | ast.Del
+        ):
+            return True
+        if isinstance(
+            node, ast.AugAssign | ast.Delete | ast.Global | ast.Nonlocal | ast.Await | ast.Yield
+        ):
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _computed_import(node: ast.AST) -> bool:
+    """`importlib.import_module(x)` or `__import__(x)` with a name that is not a literal."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if not (
+        (isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
+        or (isinstance(func, ast.Attribute) and func.attr == "import_module")
+    ):
+        return False
+    name = node.args[0] if node.args else next((k.value for k in node.keywords), None)
+    return not (isinstance(name, ast.Constant) and isinstance(name.value, str))
+
+
+def name_chain(node: ast.AST) -> tuple[str, ...] | None:
+    """`a.b.C` → ("a", "b", "C"); None for anything but a dotted name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(parts))
+
+
+def _pure_call(func: ast.expr) -> bool:
+    return _dotted(func) in PURE_CALLS or _pure([func])
+
+
+def _dotted(node: ast.AST) -> str:
+    chain = name_chain(node)
+    return ".".join(chain) if chain is not None else ""
 
 
 class _Mark(str):

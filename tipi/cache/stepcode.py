@@ -29,17 +29,18 @@ class PipelineCode:
         self._environments: dict[frozenset[str], tuple[str, dict[str, str]]] = {}
         self.environments: dict[str, dict[str, str]] = {}
 
-    def fingerprint(self, cls: type, refs: Iterable[str] = ()) -> str:
+    def fingerprint(self, cls: type, refs: Iterable[str] = (), step: bool = False) -> str:
         """The code fingerprint of `cls` (and of the `module:attr` code it names in `refs`):
         its own `version` attribute when set (not an inherited one: a subclass's code is
-        its own), else the hash of its closure."""
+        its own), else the hash of its closure. A `step`'s closure holds what runs when tipi
+        imports the pipeline's modules (closure.py): that can change any step's result."""
         version = vars(cls).get("version")
         if version is not None:
             return digest(["version", cls.__qualname__, str(version)])
-        closure = self.scanner.closure_of(cls, tuple(refs))
+        closure = self.scanner.closure_of(cls, tuple(refs), step=step)
         fp = closure.fingerprint
         self.units[fp] = closure.units
-        self.files |= closure.files
+        self.files |= closure.files | closure.read
         self.absent |= closure.absent
         self.files_of[fp] = closure.files
         self._imports[fp] = closure.imports
