@@ -1,0 +1,210 @@
+"""Secrets stay secret in a failing step's text (tipi/redact.py `hide_secrets`): the terminal,
+failures.msgpack, run records, `tipi show/status/graph`, report.html and worker logs hide the
+value of a secret environment variable and of a secret-named param, as params already do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tipi import redact
+from tipi.cache.failures import load_failures, update_failures
+from tipi.cache.store import write_document
+from tipi.engine import Engine
+from tipi.errors import BuildFailed
+from tipi.runs.store import RunStore
+
+TOKEN = "TOKSECRET-abcdef0123456789"  # the environment's MY_TOKEN
+KEY = "APIKEY-0123456789abcdef"  # a step's api_key param
+SERVICE_KEY = "SVCKEY-fedcba9876543210"  # a logger-like permanence's access_key (in no plan)
+
+STEPS = """
+import os
+from tipi import Permanence, PipelineProcess
+
+
+class Service(Permanence):
+    affects_results = False  # in no plan, like a logger's key
+
+    def __init__(self, access_key: str = "") -> None:
+        self.access_key = access_key
+
+    def cleanup(self) -> None:
+        pass
+
+
+class Auth(PipelineProcess):
+    def execute(self) -> None:
+        print("connecting with", os.environ["MY_TOKEN"])
+        raise RuntimeError(f"auth failed with {os.environ['MY_TOKEN']}")
+
+
+class Keyed(PipelineProcess):
+    def __init__(self, controller, force: bool = False, api_key: str = "") -> None:
+        super().__init__(controller, force)
+        self.api_key = api_key
+
+    def execute(self) -> None:
+        service = self.controller.get_permanence("service")
+        print("using key", self.api_key)
+        raise ValueError(f"bad keys {self.api_key!r} and {service.access_key}")
+"""
+
+PIPELINE = f"""
+[permanences.service]
+type = "Service"
+params = {{ access_key = "{SERVICE_KEY}" }}
+
+[processes.auth]
+type = "Auth"
+outputs = {{ out = "out/auth.txt" }}
+
+[processes.keyed]
+type = "Keyed"
+params = {{ api_key = "{KEY}" }}
+outputs = {{ out = "out/keyed.txt" }}
+"""
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TOKEN", TOKEN)
+
+
+@pytest.fixture
+def proj(project, secret_env):
+    project.pipeline("s", PIPELINE, steps=STEPS)
+    return project
+
+
+def kept_files(root: Path) -> dict[str, bytes]:
+    """Every file tipi keeps: its state folder and the report."""
+    found = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return {k: v for k, v in found.items() if k.startswith(".tipi_cache") or k.endswith(".html")}
+
+
+def leaks(texts: dict[str, bytes | str], secrets: tuple[str, ...]) -> list[str]:
+    return [
+        f"{secret} in {where}"
+        for where, text in texts.items()
+        for secret in secrets
+        if (secret.encode() if isinstance(text, bytes) else secret) in text
+    ]
+
+
+def tipi(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tipi", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MY_TOKEN": TOKEN, "TIPI_NO_LIVE": "1"},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failing_make_shows_and_keeps_no_secret(proj, jobs):
+    """A real `tipi make` whose steps raise with MY_TOKEN, an api_key param and a
+    permanence's access_key: the terminal, every file under .tipi_cache (but the plan, which
+    holds the pipeline's own text), the report and every command that shows the failure
+    hide all three. With -j 2 the plan comes from its cache the second time (the driver never
+    parses the pipeline), and what the workers printed is shown and kept hidden too."""
+    root = proj.root
+    secrets = (TOKEN, KEY, SERVICE_KEY)
+    for _ in range(2 if jobs == "2" else 1):
+        made = tipi(root, "make", "-p", "s", "-k", "-j", jobs)
+        assert made.returncode == 1, made.stderr
+    assert "RuntimeError: auth failed with <hidden>" in made.stderr
+    assert "error: step 'keyed' failed: ValueError: bad keys '<hidden>' and <hidden>" in (
+        made.stderr
+    )
+    shown = {"make stderr": made.stderr}
+    if jobs == "2":  # the steps' own prints are re-printed by tipi, not printed by the steps
+        shown["make stdout"] = made.stdout
+        assert "using key <hidden>" in made.stderr
+    for command in (["runs"], ["runs", "--json"], ["show"], ["show", "--json"], ["status"]):
+        done = tipi(root, *command)
+        assert done.returncode in (0, 1), done.stderr
+        shown[" ".join(command)] = done.stdout + done.stderr
+    shown["graph json"] = tipi(root, "graph", "-p", "s", "--format", "json").stdout
+    assert tipi(root, "report", "-p", "s").returncode == 0
+    assert "&lt;hidden&gt;" in (root / "report.html").read_text()
+    kept = kept_files(root)
+    plan = kept.pop(".tipi_cache/pipelines/s/plan.msgpack")
+    assert TOKEN.encode() not in plan
+    assert any("logs/" in k for k in kept) == (jobs == "2")
+    assert leaks({**shown, **kept}, secrets) == []
+
+
+def test_in_process_make_keeps_no_secret_in_failures_or_runs(proj):
+    with pytest.raises(BuildFailed) as failed:
+        Engine("s").make(keep_going=True)
+    failures = load_failures(proj.root / ".tipi_cache/pipelines/s/failures.msgpack", print)
+    assert failures["auth"]["error"] == (
+        "step 'auth' failed: RuntimeError: auth failed with <hidden>"
+    )
+    (run,) = RunStore(proj.root).records("s")
+    assert run.steps["keyed"].error == (
+        "step 'keyed' failed: ValueError: bad keys '<hidden>' and <hidden>"
+    )
+    kept = kept_files(proj.root)
+    assert TOKEN.encode() not in kept.pop(".tipi_cache/pipelines/s/plan.msgpack")  # its text
+    assert leaks(kept, (TOKEN, KEY, SERVICE_KEY)) == []
+    assert TOKEN in str(failed.value.failures[0][1])  # the caller's own exception is whole
+
+
+def test_failures_written_before_are_hidden_when_read_and_rewritten(project, secret_env, cli):
+    """A failures.msgpack of an earlier tipi (or written before MY_TOKEN was a secret here)
+    is hidden when shown, and rewritten hidden by the next make."""
+    project.pipeline("s", PIPELINE, steps=STEPS)
+    path = project.root / ".tipi_cache/pipelines/s/failures.msgpack"
+    path.parent.mkdir(parents=True)
+    old = {"error": f"step 'auth' failed: RuntimeError: {TOKEN}", "at": 1.0, "seconds": 0.5}
+    write_document(path, "failures", {"auth": old})
+    assert load_failures(path, print)["auth"]["error"].endswith("RuntimeError: <hidden>")
+    status = cli("status", "-p", "s")
+    assert "<hidden>" in status.stdout and TOKEN not in status.stdout
+    update_failures(path, [], [], print)  # nothing new: still rewritten, hidden
+    assert TOKEN.encode() not in path.read_bytes()
+
+
+def test_a_run_recorded_before_shows_no_secret(proj, cli):
+    with pytest.raises(BuildFailed):
+        Engine("s").make(keep_going=True)
+    store = RunStore(proj.root)
+    (run,) = store.records("s")
+    run.steps["auth"].error = f"step 'auth' failed: RuntimeError: {TOKEN}"  # an older tipi's
+    store.write(run)
+    for args in (["show"], ["show", "--json"]):
+        shown = cli(*args).stdout
+        assert "RuntimeError: <hidden>" in shown and TOKEN not in shown
+
+
+def test_hide_secrets_finds_each_form_of_a_secret(monkeypatch):
+    monkeypatch.setenv("SERVICE_PASSWORD", 'pa"ss/wo rd\\1')
+    monkeypatch.setenv("SHORT_TOKEN", "abc")  # under 8 characters: no environment secret
+    secret = 'pa"ss/wo rd\\1'
+    forms = (secret, repr(secret)[1:-1], 'pa\\"ss/wo rd\\\\1', "pa%22ss%2Fwo%20rd%5C1")
+    for form in (*forms, "pa%22ss%2Fwo+rd%5C1"):
+        assert redact.hide_secrets(f"x {form} y") == "x <hidden> y", form
+    assert redact.hide_secrets("abc is no secret") == "abc is no secret"
+    assert redact.hide_secrets("k=longer-secret", ["longer", "longer-secret"]) == "k=<hidden>"
+
+
+def test_secret_params_are_the_values_under_secret_names():
+    found = redact.secret_params(
+        {
+            "api_key": "k-123456",
+            "db": {"password": 12345678, "host": "example.org"},
+            "credentials": {"user": "me-myself", "tokens": ["t-0001", "ab"]},
+            "tokenizer": "bert-base",  # named like no secret
+            "hf_token": True,
+        }
+    )
+    assert found == {"k-123456", "12345678", "me-myself", "t-0001"}
