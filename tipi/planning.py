@@ -26,6 +26,8 @@ class PlannedStep:
     Attributes:
         metrics: name → path of its outputs that are metrics files (recorded with each run,
             tipi/runs/; config/metrics.py).
+        inert: keys of `params` that only name permanences which do not change results
+            (`_inert_params`): kept with the run's params, left out of the fingerprint.
     """
 
     name: str
@@ -45,6 +47,7 @@ class PlannedStep:
     announces_resume: bool = False
     env: str = ""
     metrics: Mapping[str, str] = field(default_factory=dict)
+    inert: Sequence[str] = ()
 
     @property
     def location(self) -> Location:
@@ -269,11 +272,11 @@ class Planner:
             for name, p in resolved.permanences.items()
         }
         shared = [c["code"] for c in permanences.values() if c is not None]
+        quiet = {name for name, config in permanences.items() if config is None}
         steps = {}
         for name, step in resolved.steps.items():
             location = step.spec.location
-            refs = module_refs(step.spec.params.values())
-            fingerprint = code.fingerprint(step.cls, refs, step=True)
+            fingerprint = code.fingerprint(step.cls, module_refs(step.spec.params.values()))
             steps[name] = PlannedStep(
                 name=name,
                 type=step.spec.type,
@@ -292,6 +295,7 @@ class Planner:
                 nproc=step.spec.nproc,
                 launcher=step.spec.launcher,
                 announces_resume=bool(getattr(step.cls, "announces_resume", False)),
+                inert=_inert_params(step.cls, step.params, quiet),
             )
         plan = Plan(
             pipeline=self.name,
@@ -364,3 +368,28 @@ def _launch_params(spec: Any) -> dict[str, Any]:
     """How many ranks train together changes the result (the effective batch size), so it
     enters the fingerprint like a param; one process, the usual case, adds nothing."""
     return {"(nproc)": spec.nproc} if spec.launcher != "none" else {}
+
+
+def _inert_params(cls: type, params: Mapping[str, Any], quiet: set[str]) -> list[str]:
+    """The params of a step that only name permanences which do not change results: those
+    its class declares in `permanence_params` (loggers, progress, device) whose every name
+    is one of `quiet`. Choosing another logger must not rerun a step (ARCHITECTURE.md);
+    a param that names any other permanence, or anything else, stays in the fingerprint.
+    Declared, not guessed from values: a param that merely equals a logger's name (a mode,
+    a phase) is still a param."""
+    declared = getattr(cls, "permanence_params", ())
+    if isinstance(declared, str):
+        declared = (declared,)
+    return sorted(k for k in declared if k in params and _names_only(params[k], quiet))
+
+
+def _names_only(value: Any, quiet: set[str]) -> bool:
+    """Whether `value` (a name, a list of names; "" or None for none) names only permanences
+    of `quiet`."""
+    if value is None or isinstance(value, str):
+        names = [value] if value else []
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        names = [v for v in value if v]
+    else:
+        return False
+    return all(name in quiet for name in names)

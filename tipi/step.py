@@ -170,11 +170,16 @@ class Steps:
                 remade[path] = producer  # type: ignore[assignment]
             inputs[path] = self._hash(path)
         forced = name in self.options.forced or step.force
+        params, inert = step.params, {}
+        if step.inert:  # they name loggers and the like: kept, but out of the fingerprint
+            inert = {k: params[k] for k in step.inert if k in params}
+            params = {k: v for k, v in params.items() if k not in inert}
         return StepFacts(
             name=name,
             type=step.type,
             code=step.code,
-            params=conceal(step.params, self._secrets),
+            params=conceal(params, self._secrets),
+            inert=conceal(inert, self._secrets) if inert else inert,
             inputs=inputs,
             outputs={p: self._hash(p) for p in step.outputs.values()},
             permanences=self._configs,
@@ -348,6 +353,7 @@ class Steps:
             outputs=outputs,
             finished=time.time(),
             seconds=seconds,
+            extra={"inert": dict(facts.inert)},
             environment=facts.environment,
         )
         self.state.traces.put(self.layout.key(name), trace)

@@ -65,6 +65,7 @@ STEP_FIELDS = STEP_REQUIRED | {
     "announces_resume",
     "env",
     "metrics",
+    "inert",
 }
 
 

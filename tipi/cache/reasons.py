@@ -18,6 +18,8 @@ _SENTENCES = {
     "param-changed": "params changed: {subject} {old} → {new}",
     "param-added": "params changed: {subject} added ({new})",
     "param-removed": "params changed: {subject} removed (was {old})",
+    "param-inert": "{subject} {old_or_none} → {new_or_none} does not rerun the step: it names "
+    "only permanences that do not change results",
     "input-changed": "input {subject} changed",
     "input-new": "new input {subject}",
     "input-dropped": "input {subject} no longer used",
@@ -70,6 +72,8 @@ class Reason:
             old_text=self.old if self.old != "" else "(none)",
             new_text=self.new if self.new != "" else "(none)",
             new_plain=self.new,
+            old_or_none="(none)" if self.old in (None, "", []) else _short(old),
+            new_or_none="(none)" if self.new in (None, "", []) else _short(new),
             detail=detail,
         )
 

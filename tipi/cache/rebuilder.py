@@ -32,6 +32,9 @@ class StepFacts:
         environment: versions of Python, tipi and the packages its code imports.
         rerun_on_env: a changed environment reruns the step (else it is only reported).
         codes: code fingerprint → closure (unit → digest), to name the units that changed.
+        inert: params that only name permanences which do not change results (loggers,
+            progress; planning.py `_inert_params`): not in `params` nor in the fingerprint,
+            recorded in the trace (`extra["inert"]`) so that a change is noted, not acted on.
     """
 
     name: str
@@ -49,6 +52,7 @@ class StepFacts:
     environment: Mapping[str, str] = field(default_factory=dict)
     rerun_on_env: bool = False
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    inert: Mapping[str, Any] = field(default_factory=dict)
 
     def used_configs(self, used: list[str] | Mapping[str, Any]) -> dict[str, Any]:
         """Current configs of the permanences named in `used` (absent ones as None)."""
@@ -99,6 +103,8 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         return Decision(True, tuple(reasons))
     # The common case first: an unchanged fingerprint makes the part-by-part diff unnecessary.
     same = not facts.pending and facts.fingerprint(trace.permanences) == trace.fingerprint
+    if not same and not facts.pending and facts.inert and "inert" not in trace.extra:
+        same = _legacy_fingerprint(facts, trace) == trace.fingerprint
     if not same:
         changed = changes(facts, trace)
         reasons += changed or ([] if facts.pending else [Reason("fingerprint")])
@@ -108,8 +114,9 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         reasons += environment
     if reasons:
         return Decision(True, tuple(reasons))
-    if environment:  # reported, not acted on
-        return Decision(False, (Reason("up-to-date"), *environment))
+    notes = [*environment, *inert_changes(facts, trace)]
+    if notes:  # reported, not acted on
+        return Decision(False, (Reason("up-to-date"), *notes))
     return UP_TO_DATE
 
 
@@ -119,7 +126,8 @@ def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
         reasons.append(Reason("type", facts.name, trace.type, facts.type))
     elif facts.code != trace.code:
         reasons += code_reasons(facts.type, trace.code, facts.code, facts.codes)
-    reasons += diff_params(facts.params, trace.params)
+    then = inert_then(facts, trace)
+    reasons += diff_params(facts.params, {k: v for k, v in trace.params.items() if k not in then})
     for path, digest in facts.inputs.items():
         if path in facts.pending:
             continue
@@ -154,6 +162,36 @@ def code_reasons(
         return [Reason("code", subject)]
     found = [Reason("code-unit", unit, new=how) for unit, how in changed_units(before, after)]
     return found or [Reason("code", subject)]
+
+
+def inert_then(facts: StepFacts, trace: Trace) -> dict[str, Any]:
+    """The params the trace's run kept out of its fingerprint (StepFacts.inert). A trace of
+    an older tipi kept every param in it: there, the params that are inert now."""
+    recorded = trace.extra.get("inert")
+    if isinstance(recorded, Mapping):
+        return dict(recorded)
+    return {k: trace.params[k] for k in facts.inert if k in trace.params}
+
+
+def inert_changes(facts: StepFacts, trace: Trace) -> list[Reason]:
+    """One note per inert param whose value differs from the trace's run: another logger
+    was chosen, which does not rerun the step."""
+    old = inert_then(facts, trace)
+    return [
+        Reason("param-inert", key, old.get(key), facts.inert.get(key))
+        for key in sorted(set(old) | set(facts.inert))
+        if old.get(key) != facts.inert.get(key)
+    ]
+
+
+def _legacy_fingerprint(facts: StepFacts, trace: Trace) -> str:
+    """The fingerprint as an older tipi made it, its inert params among the others (with
+    the trace's values: which logger that run chose does not matter), so that a trace made
+    before params could be inert does not rerun its step once."""
+    params = dict(sorted({**facts.params, **inert_then(facts, trace)}.items()))
+    return step_fingerprint(
+        facts.type, facts.code, params, facts.inputs, facts.used_configs(trace.permanences)
+    )
 
 
 def environment_changes(facts: StepFacts, trace: Trace) -> list[Reason]:
