@@ -276,7 +276,8 @@ class Planner:
         steps = {}
         for name, step in resolved.steps.items():
             location = step.spec.location
-            fingerprint = code.fingerprint(step.cls, module_refs(step.spec.params.values()))
+            refs = module_refs(step.spec.params.values())
+            fingerprint = code.fingerprint(step.cls, refs, step=True)
             steps[name] = PlannedStep(
                 name=name,
                 type=step.spec.type,
