@@ -242,3 +242,67 @@ def test_killing_a_ddp_make_ends_every_rank_and_every_rank_resumes(project, tmp_
     expected = read_weights(reference / "out/t/train/model.pt")
     for name in expected:
         assert torch.allclose(resumed[name], expected[name], atol=1e-6), name
+
+
+CRASH_RANK_ZERO = """
+import os
+
+import torch.distributed as dist
+
+from tipi.processes.training import Callback
+
+
+class CrashRankZero(Callback):
+    \"\"\"Rank 0 raises after batch `at` of epoch 2 while crash.flag exists; the other rank
+    is stopped by torchrun. The resume checkpoint taken before holds the epoch's sums.\"\"\"
+
+    def __init__(self, at: int = 3):
+        self.at = at
+
+    def on_batch_end(self, trainer, batch, loss):
+        if trainer.epoch == 1 and batch == self.at and dist.get_rank() == 0:
+            if os.path.exists("crash.flag"):
+                raise RuntimeError("crashed on purpose")
+"""
+
+DDP_CRASH = """
+[permanences.device]
+type = "Device"
+
+[permanences.net]
+type = "Network"
+params = { model = "small_cnn", params = { width = 4 } }
+
+[permanences.data]
+type = "Data"
+params = { dataset = "synthetic_images", params = { n = 128 } }
+
+[processes.fit]
+type = "Train"
+nproc = 2
+params = { epochs = 2, batch_size = 8, lr = 0.01, checkpoint_every = 2, seed = 3, callbacks = ["cb:CrashRankZero"] }
+"""
+
+
+@pytest.mark.slow
+def test_a_resumed_ddp_epoch_has_the_uninterrupted_train_loss(project):
+    """Each rank sums the loss of its own shard; a mid-epoch checkpoint keeps every rank's
+    sums, so the resumed epoch's train_loss is the uninterrupted one's, to the bit."""
+    project.pipeline("d", DDP_CRASH, cb=CRASH_RANK_ZERO)
+    Engine("d").make()
+    history = project.root / "out/d/fit/history.json"
+    expected = json.loads(history.read_text())["history"]
+    (project.root / "crash.flag").touch()
+    with pytest.raises(WorkerFailure, match="crashed on purpose"):
+        Engine("d").make(force=["fit"])
+    resume = project.root / ".tipi_cache/scratch/d/fit/resume.pt"
+    saved = torch.load(resume, map_location="cpu", weights_only=True)
+    assert (saved["state"]["epoch"], saved["state"]["batch"]) == (1, 2)
+    (project.root / "crash.flag").unlink()
+    reporter = ListReporter()
+    Engine("d", reporter=reporter).make(force=["fit"], run_cache=False)
+    output = "".join(text for _, (_, text) in _outputs(reporter))
+    assert "resuming fit at epoch 2, batch 2" in output
+    resumed = json.loads(history.read_text())["history"]
+    assert [e["train_loss"] for e in resumed] == [e["train_loss"] for e in expected]
+    assert resumed == expected

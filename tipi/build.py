@@ -44,6 +44,9 @@ class Build:
             self.reporter.notice,
             rehash=options.rehash,
             code_units=context.code_units,
+            outputs=[
+                absolute(p, context.root) for n in order for p in plan.steps[n].outputs.values()
+            ],
         )
         self.steps = Steps(context, plan, options, self.state)
         self.shortcut = False

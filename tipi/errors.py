@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _TIPI_DIR = str(Path(__file__).resolve().parent)
@@ -202,3 +203,135 @@ class PipelineInterrupted(TipiError):
     """The run was interrupted (Ctrl-C); every initialized permanence was cleaned up."""
 
     exit_code = 130
+
+
+class AccessError(TipiError):
+    """The file system refused tipi a file or folder it needs: permissions, an owner other
+    than the user, a read-only file system (exit 2: the machine's setup, neither a failed step
+    nor a bug in tipi). `path` is the one to fix, which may be a folder above the one used."""
+
+    def __init__(self, path: Path, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+    @classmethod
+    def about(cls, path: Path) -> AccessError:
+        """The error for `path`, found unusable by a check made before using it: it names
+        what on the way to it lacks which permission."""
+        import errno
+
+        culprit, problem = _refused_at(Path(os.path.abspath(path)))
+        code = errno.EROFS if _read_only(culprit) else errno.EACCES
+        return cls._make(culprit, problem, code, "permission denied")
+
+    @classmethod
+    def from_os_error(cls, error: BaseException) -> AccessError | None:
+        """`error` as a user error when it is the file system refusing a path (EACCES, EPERM,
+        EROFS); None for any other error, which stays what it was."""
+        import errno
+
+        if not isinstance(error, OSError) or error.errno not in _REFUSALS:
+            return None
+        named = [p for p in (error.filename2, error.filename) if isinstance(p, str | Path)]
+        if not named:
+            return None
+        found = [_refused_at(Path(os.path.abspath(p))) for p in named]
+        # a rename names two paths: the one whose check found something is the one to fix
+        culprit, problem = next((f for f in found if f[1]), found[-1])
+        refusal = error.strerror or errno.errorcode.get(error.errno, "refused")
+        made = cls._make(culprit, problem, error.errno, refusal.lower())
+        made.__cause__ = error  # --debug shows where it happened
+        return made
+
+    @classmethod
+    def _make(cls, path: Path, problem: str, code: int, refusal: str) -> AccessError:
+        import errno
+
+        shown = _shown_path(path)
+        if code == errno.EROFS:
+            return cls(
+                path,
+                f"{shown} is on a read-only file system",
+                hint="tipi writes its state in .tipi_cache/ and each step's outputs in place: "
+                "run it on a writable copy of the project",
+            )
+        owner, me, mode = _ownership(path)
+        what = f" {problem}" if problem else ""
+        facts = f"mode {mode}, owner {owner}; tipi runs as {me}" if mode else f"tipi runs as {me}"
+        message = f"{refusal}: {shown}{what} ({facts})"
+        if owner not in (me, "?"):
+            hint = f"it belongs to {owner}: run tipi as {owner}, or `chown -R {me} {shown}`"
+        else:
+            change = "-R u+rwX" if os.path.isdir(path) else "u+rw"
+            hint = f"give yourself access: `chmod {change} {shown}`"
+        return cls(path, message, hint=hint)
+
+
+_REFUSALS = (13, 1, 30)  # EACCES, EPERM, EROFS (the same numbers on every POSIX system)
+
+
+def _refused_at(path: Path) -> tuple[Path, str]:
+    """The path on the way to `path` that the user may not use, and what it lacks: a folder
+    above that cannot be entered, `path` itself unreadable or unwritable, or the folder a new
+    file goes in. ("", unchanged path) when every permission is there (another cause: an
+    immutable file, a mandatory access control)."""
+    for folder in reversed(path.parents):
+        if not os.path.isdir(folder):
+            break  # missing from here down: what counts is the folder a new one goes in
+        if not os.access(folder, os.X_OK):
+            return folder, "cannot be entered"
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.access(path, os.X_OK):
+            return path, "cannot be entered"
+        if not os.access(path, os.R_OK):
+            return path, "cannot be read"
+        if not os.access(path, os.W_OK):
+            return path, "cannot be written"
+    parent = path.parent
+    while not os.path.isdir(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        return parent, "cannot be written"
+    return path, ""
+
+
+def _read_only(path: Path) -> bool:
+    """Whether `path` (or the nearest folder above it that exists) is on a read-only mount."""
+    while not os.path.exists(path) and path != path.parent:
+        path = path.parent
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
+
+
+def _ownership(path: Path) -> tuple[str, str, str]:
+    """(owner of `path`, the user tipi runs as, its mode in octal); '?' where unknown."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "?", _user_name(os.geteuid() if hasattr(os, "geteuid") else None), ""
+    import stat
+
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    return _user_name(st.st_uid), _user_name(me), f"{stat.S_IMODE(st.st_mode):03o}"
+
+
+def _user_name(uid: int | None) -> str:
+    if uid is None:
+        return "?"
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working folder when under it (no resolving: a folder on the
+    way may not be readable)."""
+    try:
+        return os.path.relpath(path) if path.is_relative_to(os.getcwd()) else str(path)
+    except (OSError, ValueError):
+        return str(path)

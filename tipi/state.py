@@ -27,11 +27,14 @@ again as each step ends and when the make ends; `tipi clean` keeps runs only wit
 
 from __future__ import annotations
 
+import os
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tipi.errors import AccessError
 
 if TYPE_CHECKING:
     from tipi.cache.content import ContentStore
@@ -123,8 +126,10 @@ class State:
         notice: Callable[[str], None],
         rehash: bool = False,
         code_units: Mapping[str, Mapping[str, str]] | None = None,
+        outputs: Iterable[Path] = (),
     ) -> None:
         self.layout = layout
+        self.outputs = list(outputs)
         self.warn = warn
         self.notice = notice
         self.rehash = rehash
@@ -189,11 +194,32 @@ class State:
         return self._lock is not None and self._lock.held
 
     def lock(self) -> bool:
-        """Take the project lock, waiting for another make; True if one held it."""
+        """Take the project lock, waiting for another make; True if one held it.
+
+        Raises:
+            AccessError: a folder this make writes in may not be written (checked first:
+                before a step runs for hours, not when its outputs are put in place).
+        """
         from tipi.cache.lock import ProjectLock
 
+        self.check_access()
         self._lock = ProjectLock(self.layout.cache, self.notice, self.warn)
         return self._lock.acquire()
+
+    def check_access(self) -> None:
+        """Raise AccessError unless every folder this make writes in can be entered, read
+        and written (or, not made yet, the folder it would be made in can): the state's
+        folders and those of the make's outputs. `runs/` is not among them: a run that
+        cannot be recorded is a warning (runs/recorder.py)."""
+        cache, layout = self.layout.cache, self.layout
+        store = cache / "store"
+        folders = [cache, store, store / "objects", store / "runs", store / "tmp"]
+        folders += [cache / "staging", cache / "scratch", layout.pipeline_dir, layout.variant_dir]
+        folders += [Path(p).parent for p in self.outputs]
+        for folder in dict.fromkeys(folders):
+            problem = _unusable(folder)
+            if problem is not None:
+                raise AccessError.about(problem)
 
     def try_lock(self) -> bool:
         """Take the project lock only if it is free right now; True if now held."""
@@ -223,3 +249,23 @@ class State:
     def release(self) -> None:
         if self._lock is not None:
             self._lock.release()
+
+
+def _unusable(folder: Path) -> Path | None:
+    """`folder`, or the folder it would be made in, when this user may not work in it."""
+    while not os.path.isdir(folder):
+        if os.path.lexists(folder) or folder == folder.parent:
+            return None  # not a folder: whatever uses it says what is wrong
+        folder = folder.parent
+    if os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        return None
+    # access() can say no where the file system would say yes (ACLs it does not read, some
+    # network file systems): only a refusal of the real thing stops the make.
+    probe = folder / f".tipi-access-{os.getpid()}"
+    try:
+        os.listdir(folder)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError:
+        return folder
+    return None

@@ -28,7 +28,7 @@ from tipi.cli.options import (
     VerboseOpt,
     make_options,
 )
-from tipi.errors import PipelineInterrupted, TipiError, UsageError
+from tipi.errors import AccessError, PipelineInterrupted, TipiError, UsageError
 
 if TYPE_CHECKING:
     from tipi.engine import MakeOptions
@@ -73,6 +73,10 @@ def guarded(command: F) -> F:
             render_error(stopped, stderr(), _state["debug"])
             raise typer.Exit(stopped.exit_code) from None
         except Exception as error:
+            refused = AccessError.from_os_error(error)  # the machine's setup, not a bug
+            if refused is not None:
+                render_error(refused, stderr(), _state["debug"])
+                raise typer.Exit(refused.exit_code) from None
             if _state["debug"]:
                 raise
             render_bug(error, stderr())

@@ -11,11 +11,15 @@ init's + 1), `epoch`, `global_step` (optimizer steps, counted on from the init's
 `tipi.permanences.network.read_checkpoint` reads these and bare state dicts alike.
 
 The resume file (`resume.pt` in the step's scratch folder, written atomically) holds
-`version` (2), `model`, `optimizers`, `schedulers`, `scaler` (16-mixed's grad scaler),
+`version` (3), `model`, `optimizers`, `schedulers`, `scaler` (16-mixed's grad scaler),
 `ema`, `callbacks` (each one's state_dict), `torch_rng`, `cuda_rng` (one state per GPU, or
 None), `numpy_rng`, `python_rng` and `state` (epoch, batch, history, best weights, running
 sums of the epoch so far...). It is written only between optimizer steps, never in the middle
-of an accumulation.
+of an accumulation. Under torch.distributed, `ranks` holds what differs from rank to rank, one
+map per rank in rank order: `epoch_means` (the running sums of its shard of the epoch so far, or
+None at an epoch's end) and its `torch_rng`, `cuda_rng`, `numpy_rng` and `python_rng`; `state`
+then has no `epoch_means`. Elsewhere `ranks` is None. Version 2 (no `ranks`) still resumes a
+single process; under torch.distributed it starts over, as it kept rank 0's sums alone.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any
 from tipi.atomic import atomic_path
 
 FORMAT = 1
-RESUME_VERSION = 2
+RESUME_VERSION = 3
+RNG_KEYS = ("torch_rng", "cuda_rng", "numpy_rng", "python_rng")
 
 
 def plain(value: Any) -> Any:
@@ -120,11 +125,36 @@ def save_resume(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_resume(path: Path) -> dict[str, Any] | None:
-    """The resume checkpoint at `path` (tensors only); None for another layout version
-    (the run then starts over: only the same code resumes, and code is in the binding)."""
+    """The resume checkpoint at `path` (tensors only) as this process resumes it: under
+    torch.distributed, with its own rank's epoch sums and generators. None for another layout
+    version or another number of ranks (the run then starts over: only the same code
+    resumes, and code is in the binding)."""
     import torch
 
+    from tipi.processes.data import distributed_rank
+
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(saved, dict) or saved.get("version") != RESUME_VERSION:
+    shard = distributed_rank()
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
         return None
-    return saved
+    if saved.get("version") == 2 and shard is None:
+        return saved
+    if saved.get("version") != RESUME_VERSION:
+        return None
+    ranks = saved.get("ranks")
+    if shard is None:
+        return saved if ranks is None else None
+    return _as_rank(saved, ranks, *shard)
+
+
+def _as_rank(saved: dict[str, Any], ranks: Any, rank: int, world: int) -> dict[str, Any] | None:
+    """`saved` with rank `rank`'s entry of `ranks` in place of rank 0's sums and generators."""
+    if not isinstance(ranks, list) or len(ranks) != world or not isinstance(ranks[rank], dict):
+        return None
+    own = ranks[rank]
+    if any(key not in own for key in (*RNG_KEYS, "epoch_means")):
+        return None
+    state = {k: v for k, v in saved["state"].items() if k != "epoch_means"}
+    if own["epoch_means"] is not None:
+        state["epoch_means"] = own["epoch_means"]
+    return {**saved, **{key: own[key] for key in RNG_KEYS}, "state": state}

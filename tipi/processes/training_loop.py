@@ -13,9 +13,10 @@ from typing import Any
 
 from tipi.errors import ConfigError
 from tipi.processes.callbacks import Callback, metric_value, overrides
-from tipi.processes.training_checkpoints import save_resume
+from tipi.processes.training_checkpoints import rng_states, save_resume
 from tipi.processes.training_metrics import Means, TorchMetrics
 from tipi.processes.training_numerics import EMA, Precision
+from tipi.processes.training_ranks import Ranks
 from tipi.processes.training_settings import SchedulerSpec, param_error
 from tipi.processes.training_step import batch_size, to_device, training_result
 
@@ -97,6 +98,7 @@ class Trainer:
         self.loggers = get(step.loggers_name) if step.loggers_name and primary else None
         self.progress = get(step.progress_name) if step.progress_name and primary else None
         self.last_save = time.monotonic()
+        self.ranks = Ranks(*parts.shard) if parts.shard is not None else None
         self.move = self.device.type != "cpu"
         self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
         self.stepped_per_batch = [  # indices: a callback may replace a scheduler
@@ -138,12 +140,14 @@ class Trainer:
             self.state["epoch"], self.state["batch"] = epoch + 1, 0
             self.metrics = metrics
             stop = self._epoch_end(epoch + 1, metrics) or self.should_stop
+            due = time.monotonic() - self.last_save >= self.step.checkpoint_seconds
+            due, stop = self._agree(due, stop)
             self.state["stopped"] = stop
             if self.loggers is not None:
                 self.loggers.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)
             if self.progress is not None:
                 self.progress.update(self.epochs_task, completed=epoch + 1, status=_status(metrics))
-            if stop or time.monotonic() - self.last_save >= self.step.checkpoint_seconds:
+            if stop or due:
                 self.save()
             if stop:
                 break
@@ -212,10 +216,11 @@ class Trainer:
                 shown = now
             if not boundary:
                 continue
-            if self._checkpoint_due(previous, index, now):
+            due, stop = self._agree(self._checkpoint_due(previous, index, now), self.should_stop)
+            if due:
                 self.save(means)
             previous = index
-            if self.should_stop:
+            if stop:
                 break
 
     def _training_step(self) -> Callable[[Any], Any]:
@@ -303,17 +308,36 @@ class Trainer:
             return True
         return now - self.last_save >= self.step.checkpoint_seconds
 
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """`flags` as every rank of a DDP step takes them (any rank's true is true for all):
+        they checkpoint at the same optimizer step and stop at the same batch."""
+        if self.ranks is None:
+            return flags
+        agreed = self.ranks.agree(*flags)
+        if agreed[-1] and not flags[-1]:  # the stop flag is always the last one
+            self.should_stop = True
+            self.state.setdefault("stopped_by", "another rank stopped")
+        return agreed
+
     def save(self, means: Means | None = None) -> None:
-        """Write the resume checkpoint (rank 0 only: every rank holds the same state)."""
+        """Write the resume checkpoint. Under DDP every rank calls it at the same optimizer
+        step (`_agree`): the model, optimizers and the rest are the same on every rank, but
+        each rank has summed the losses of its own shard and drawn from its own generators,
+        so rank 0 gathers those (`ranks`, in rank order) and writes the one file."""
         self.last_save = time.monotonic()
-        shard = self.parts.shard
-        if self.resume is None or (shard is not None and shard[0] != 0):
+        if self.resume is None:
             return
+        state = dict(self.state)
+        ranks = None
+        if self.ranks is not None:
+            mine = {"epoch_means": means.state() if means is not None else None, **rng_states()}
+            ranks = self.ranks.gather(mine)
+            if ranks is None:  # not rank 0
+                return
+        elif means is not None:
+            state["epoch_means"] = means.state()
         parts = self.parts
         self.step.scratch_dir  # noqa: B018 - makes the folder and its binding on first use
-        state = dict(self.state)
-        if means is not None:
-            state["epoch_means"] = means.state()
         save_resume(
             self.resume,
             {
@@ -324,6 +348,7 @@ class Trainer:
                 "ema": parts.ema.state_dict() if parts.ema is not None else None,
                 "callbacks": [c.state_dict() for c in parts.callbacks],
                 "state": state,
+                "ranks": ranks,
             },
         )
 
