@@ -240,3 +240,22 @@ def test_a_run_served_from_the_cache_still_depends_on_the_model(factory_project,
     seen.clear()
     (step,) = Engine("x").make(force_all=True).results
     assert step.outcome == "ran" and sum(seen) == 6  # forced: nothing read from the cache
+
+
+def test_cached_entries_that_predict_files_never_writes_are_predicted_again(folder_project):
+    """A crafted cache file under the right key: a negative index (that would name the last
+    class), a confidence that is not one, a boolean: each such file is predicted again."""
+    project, _, seen = folder_project
+    Engine("x").make()
+    first = rows(project)
+    (cache,) = (project.root / ".tipi_cache/predictions/x/predict").glob("*.msgpack")
+    stored = msgpack.unpackb(cache.read_bytes())
+    keys = sorted(stored["entries"])
+    for key, bad in zip(keys, ([-1, 0.5], [3, "0.9"], [True, 0.5], [2, 7.0]), strict=False):
+        stored["entries"][key] = bad
+    cache.write_bytes(msgpack.packb(stored))
+    (project.root / "out/x/predict/predictions.csv").unlink()
+    seen.clear()
+    Engine("x").make(run_cache=False)
+    assert sum(map(len, seen)) == 4
+    assert rows(project) == first

@@ -102,11 +102,21 @@ def _read(path: Path, key: str) -> dict[str, list[Any]]:
     entries = data.get("entries")
     if data.get("key") != key or not isinstance(entries, dict):
         return {}
-    return {
-        k: v
-        for k, v in entries.items()
-        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)
-    }
+    return {k: v for k, v in entries.items() if isinstance(k, str) and _entry(v)}
+
+
+def _entry(value: Any) -> bool:
+    """[class index, confidence], as predict_files writes it (others are predicted again)."""
+    if not isinstance(value, list) or len(value) != 2:
+        return False
+    index, confidence = value
+    return (
+        isinstance(index, int)
+        and not isinstance(index, bool)
+        and index >= 0
+        and isinstance(confidence, float)
+        and 0.0 <= confidence <= 1.0
+    )
 
 
 def cache_folder(scratch: Path | None) -> Path | None:
