@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from rich.table import Table
@@ -226,7 +228,10 @@ class Export(PipelineProcess):
         import torch
 
         if name == "torchscript":
-            return torch_predictor(torch.jit.load(str(self.outputs[name]), map_location="cpu"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # see torchscript_bytes
+                loaded = torch.jit.load(str(self.outputs[name]), map_location="cpu")
+            return torch_predictor(loaded)
         return onnx_predictor(ort_session(self.outputs[name], self.level, threads=1))
 
     def _check_parity(self, name: str, parity: Parity, on: str) -> None:
@@ -298,23 +303,28 @@ def _accuracy(logits: Any, labels: Any) -> float | None:
 
 
 def torchscript_bytes(model: Any, example: Any) -> bytes:
-    """The TorchScript archive of `model` traced on `example`, the same bytes wherever it is
-    made: torch writes each code file's `.debug_pkl`, the Python call stack of the trace
-    (tipi's scheduler frames in one process, a worker's in another, the checkout's path), and
-    names the archive's top folder after the file, so it is saved to memory, then copied
-    record by record (torch's own zip writer keeps the alignment) without the debug records,
-    which only improve TorchScript's error messages. The serialization id torch adds is a
-    hash of the records, so it follows."""
+    """The TorchScript archive of `model` traced on `example`, the same bytes wherever and
+    whenever it is made (a worker or the engine's process, first export or tenth).
+
+    Three things in torch's archive depend on the maker, not the model: each code file's
+    `.debug_pkl` holds the Python call stack of the trace (tipi's scheduler frames in one
+    process, a worker's in another, the checkout's path); class names carry a
+    `___torch_mangle_N` counted over every module traced so far in the process; the top
+    folder is named after the file. So the trace gets a compilation unit of its own (its
+    counter starts at 0), the archive is written to memory, then copied record by record by
+    torch's own zip writer (which keeps the alignment) without the debug records: they only
+    improve TorchScript's error messages. The serialization id torch adds is a hash of the
+    records, so it follows."""
     import io
 
     import torch
 
-    with warnings.catch_warnings():
+    saved = io.BytesIO()
+    with warnings.catch_warnings(), _own_compilation_unit() as unit:
         # TorchScript is deprecated upstream in favour of torch.export, but deployment
         # targets still load it; it is exported on purpose.
         warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(model, example)
-        saved = io.BytesIO()
+        traced = torch.jit.trace(model, example, _compilation_unit=unit)
         torch.jit.save(traced, saved)
     reader = torch._C.PyTorchFileReader(io.BytesIO(saved.getvalue()))
     target = io.BytesIO()
@@ -326,6 +336,24 @@ def torchscript_bytes(model: Any, example: Any) -> bytes:
         writer.write_record(record, data, len(data))
     writer.write_end_of_file()
     return target.getvalue()
+
+
+@contextmanager
+def _own_compilation_unit() -> Iterator[Any]:
+    """A fresh TorchScript compilation unit, installed as the one torch names module types
+    in (`torch.jit._state._python_cu`, which its C++ side reads), for one trace. The traced
+    module must be used inside: its types live in this unit only. tipi runs one step at a
+    time per process (the engine's thread or a worker process), so swapping the global
+    cannot race another trace."""
+    import torch
+    import torch.jit._state as state
+
+    unit, before = torch._C.CompilationUnit(), state._python_cu
+    state._python_cu = unit
+    try:
+        yield unit
+    finally:
+        state._python_cu = before
 
 
 def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
