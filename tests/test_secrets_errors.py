@@ -4,6 +4,7 @@ value of a secret environment variable and of a secret-named param, as params al
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -186,6 +187,54 @@ def test_a_run_recorded_before_shows_no_secret(proj, cli):
         assert "RuntimeError: <hidden>" in shown and TOKEN not in shown
 
 
+LEAKY_CLEANUP = """
+import os
+from tipi import Permanence, PipelineProcess
+
+
+class Leaky(Permanence):
+    def cleanup(self) -> None:
+        raise OSError(f"could not close {os.environ['MY_TOKEN']}")
+
+
+class Uses(PipelineProcess):
+    def __init__(self, controller, force: bool = False, api_key: str = "") -> None:
+        super().__init__(controller, force)
+        self.api_key = api_key
+
+    def execute(self) -> None:
+        self.controller.get_permanence("leaky")
+        if self.api_key.endswith("2"):
+            raise ValueError(f"rejected {self.api_key}")
+        self.outputs["out"].write_text("ok")
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_and_a_cleanup_warning_show_and_keep_no_secret(project, secret_env, cli):
+    """A variant's failure goes to the sweep's results.json, a permanence's cleanup error to
+    a warning: both hide the variant's api_key and MY_TOKEN."""
+    toml = """
+    [permanences.leaky]
+    type = "Leaky"
+
+    [processes.use]
+    type = "Uses"
+    outputs = { out = "out/use.txt" }
+    """
+    project.pipeline("w", toml, steps=LEAKY_CLEANUP)
+    swept = cli("sweep", "-p", "w", "--grid", "use.api_key=KEYVAR-000001,KEYVAR-000002")
+    assert swept.exit_code == 1, swept.stderr
+    assert "ValueError: rejected <hidden>" in swept.stderr
+    assert "could not close <hidden>" in swept.stderr
+    (results,) = (project.root / "out/sweeps/w").rglob("results.json")
+    errors = [v.get("error", "") for v in json.loads(results.read_text())["variants"]]
+    assert errors == ["", "step 'use' failed: ValueError: rejected <hidden>"]
+    # (a sweep names its variants by their values, api_key=...: a sweep over keys shows them)
+    failures = [x for x in swept.stderr.splitlines() if "rejected" in x or "could not" in x]
+    assert leaks({"sweep stderr": "\n".join(failures)}, (TOKEN, "KEYVAR-000002")) == []
+
+
 def test_hide_secrets_finds_each_form_of_a_secret(monkeypatch):
     monkeypatch.setenv("SERVICE_PASSWORD", 'pa"ss/wo rd\\1')
     monkeypatch.setenv("SHORT_TOKEN", "abc")  # under 8 characters: no environment secret
@@ -195,6 +244,10 @@ def test_hide_secrets_finds_each_form_of_a_secret(monkeypatch):
         assert redact.hide_secrets(f"x {form} y") == "x <hidden> y", form
     assert redact.hide_secrets("abc is no secret") == "abc is no secret"
     assert redact.hide_secrets("k=longer-secret", ["longer", "longer-secret"]) == "k=<hidden>"
+    monkeypatch.setenv(
+        "TLS_PRIVATE_KEY", "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\n-----END KEY-----"
+    )
+    assert redact.hide_secrets("bad line AAAABBBBCCCCDDDD") == "bad line <hidden>"  # one line
 
 
 def test_secret_params_are_the_values_under_secret_names():

@@ -175,6 +175,8 @@ def _forms(secret: str) -> tuple[str, ...]:
 
     forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], quote(secret, safe="")}
     forms.add(quote_plus(secret, safe=""))
+    if "\n" in secret:  # a PEM key: a message may quote one line of it
+        forms.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 8)
     return tuple(f for f in forms if len(f) >= MIN_TEXT_SECRET)
 
 

@@ -76,11 +76,11 @@ class RichReporter(Reporter):
 
     def warning(self, message: str) -> None:
         self.console.print(
-            f"[yellow]warning:[/] {escape(printable(message, True))}", highlight=False
+            f"[yellow]warning:[/] {escape(shown_text(message, True))}", highlight=False
         )
 
     def notice(self, message: str) -> None:
-        message = printable(message, True)
+        message = shown_text(message, True)  # notices and warnings may quote an exception
         self.console.print(f"[cyan]note:[/] {escape(message)}", highlight=False)
         if self._view is not None:
             self._view.said(None, f"note: {message}")
@@ -217,10 +217,10 @@ class WarningsReporter(Reporter):
 
     def warning(self, message: str) -> None:
         self.console.print(
-            f"[yellow]warning:[/] {escape(printable(message, True))}", highlight=False
+            f"[yellow]warning:[/] {escape(shown_text(message, True))}", highlight=False
         )
 
 
 def _markup(text: str, style: str) -> str:
-    """A span of lines.py as Rich markup."""
-    return f"[{style}]{escape(text)}[/]"
+    """A span of lines.py as Rich markup (a reason may quote a path: escaped, not obeyed)."""
+    return f"[{style}]{escape(printable(text))}[/]"

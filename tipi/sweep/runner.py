@@ -20,6 +20,7 @@ from tipi.config.variant import Variant
 from tipi.engine import Engine, MakeOptions
 from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
+from tipi.redact import hide_secrets
 from tipi.report import Reporter
 from tipi.sweep.folds import with_folds
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
@@ -173,7 +174,7 @@ class Sweep:
             if error.exit_code != 1:
                 self.results.variants.remove(result)
                 raise
-            result.status, result.error = "failed", str(error)
+            result.status, result.error = "failed", hide_secrets(str(error))  # results.json
             error.hint = "fix it, then run the sweep again: what finished will not run again"
             self.on_failure(error)
             raise VariantFailed(f"variant {result.name} failed: {error}") from error
