@@ -121,14 +121,22 @@ def hide_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with each secret in it replaced by `"<hidden>"`: the values of secret
     environment variables, the declared secret params and `secrets`, each also as `repr`, JSON
     or a URL quotes it. For free text (an error, a traceback, a step's output)."""
-    if not text:
-        return text
+    return secret_hider(secrets)(text) if text else text
+
+
+def secret_hider(secrets: Iterable[str] = ()) -> Callable[[str], str]:
+    """`hide_secrets` with the secrets looked up once: for many strings (a run as JSON)."""
     while _pending:
         declare_secrets(_pending.pop(next(iter(_pending)))())
-    found = [s for s in _text_forms((*secret_values(), *_declared, *secrets)) if s in text]
-    for secret in found:  # longest first: a secret holding another is hidden whole
-        text = text.replace(secret, HIDDEN)
-    return text
+    forms = _text_forms((*secret_values(), *_declared, *secrets))
+
+    def hide(text: str) -> str:
+        for secret in forms:  # longest first: a secret holding another is hidden whole
+            if secret in text:
+                text = text.replace(secret, HIDDEN)
+        return text
+
+    return hide
 
 
 def printable(text: str, lines: bool = False) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tipi.redact import hide_secrets, printable, printable_json
+from tipi.redact import hide_secrets, printable, printable_json, secret_hider
 from tipi.runs.diff import Change, RunDiff
 from tipi.runs.record import RunRecord
 
@@ -65,15 +65,16 @@ def dumps(data: Any) -> str:
     """JSON for scripts, which may print it: secrets of free text hidden, and characters that
     are not printable (C1 controls like \\x9b, bidi overrides) written as `\\uXXXX` escapes,
     as JSON already writes ESC and the other C0 controls."""
-    return printable_json(json.dumps(_hidden(data), indent=2, ensure_ascii=False))
+    hidden = _hidden(data, secret_hider())
+    return printable_json(json.dumps(hidden, indent=2, ensure_ascii=False))
 
 
-def _hidden(data: Any) -> Any:
+def _hidden(data: Any, hide: Callable[[str], str]) -> Any:
     if isinstance(data, dict):
-        return {hide_secrets(str(k)): _hidden(v) for k, v in data.items()}
+        return {hide(str(k)): _hidden(v, hide) for k, v in data.items()}
     if isinstance(data, list | tuple):
-        return [_hidden(v) for v in data]
-    return hide_secrets(data) if isinstance(data, str) else data
+        return [_hidden(v, hide) for v in data]
+    return hide(data) if isinstance(data, str) else data
 
 
 def iso(seconds: float | None) -> str | None:
