@@ -81,7 +81,7 @@ def test_a_folder_is_predicted_in_batches_and_a_new_file_runs_only_its_batch(fol
     cache = list((project.root / ".tipi_cache/predictions/x/predict").glob("*.msgpack"))
     assert len(cache) == 1
     stored = msgpack.unpackb(cache[0].read_bytes())
-    assert stored["version"] == 1 and len(stored["entries"]) == 12
+    assert stored["version"] == 2 and len(stored["entries"]) == 12
 
     seen.clear()
     assert {r.outcome for r in Engine("x").make().results} == {"skipped"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from tipi.permanences.network import read_weights
 from tipi.process import PipelineProcess
@@ -122,6 +122,11 @@ class Predict(PipelineProcess):
     """
 
     outputs = {"predictions": "out/{pipeline}/{name}/predictions.csv"}
+    # The format of the folder mode's per-file cache (predict_files.py). Being in the class's
+    # code, a new format also retires what runs of an older one recorded: format 1 kept runs
+    # that served every file from the cache as not using the model, so the run cache (and a
+    # remote) could restore the predictions of an older model's code.
+    folder_cache: ClassVar[int] = 2
 
     def __init__(
         self,

@@ -24,7 +24,6 @@ import xxhash
 from tipi.atomic import atomic_write
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
-CACHE_VERSION = 1  # bump when what a cached prediction means changes
 
 
 @dataclass(frozen=True)
@@ -65,19 +64,20 @@ def content_key(path: Path) -> str:
     return xxhash.xxh3_128_hexdigest(path.read_bytes())
 
 
-def cache_key(step_key: str) -> str:
-    """The cache file's key: the step's (see the module's docstring) and this format's."""
-    return xxhash.xxh3_128_hexdigest(f"predictions/{CACHE_VERSION}/{step_key}".encode())
+def cache_key(step_key: str, version: int) -> str:
+    """The cache file's key: the step's (see the module's docstring) and the format's."""
+    return xxhash.xxh3_128_hexdigest(f"predictions/{version}/{step_key}".encode())
 
 
 class PredictionCache:
-    """Predictions by file content for one key, in `folder` (None: no cache)."""
+    """Predictions by file content for one key, in `folder` (None: no cache), in format
+    `version` (Predict.folder_cache: files of another are ignored)."""
 
-    def __init__(self, folder: Path | None, key: str, read: bool = True) -> None:
-        self.folder, self.key = folder, key
+    def __init__(self, folder: Path | None, key: str, version: int, read: bool = True) -> None:
+        self.folder, self.key, self.version = folder, key, version
         self.entries: dict[str, list[Any]] = {}
         if folder is not None and read:
-            self.entries = _read(folder / f"{key}.msgpack", key)
+            self.entries = _read(folder / f"{key}.msgpack", key, version)
 
     def save(self, keep: set[str]) -> None:
         """Write the entries of `keep` (the folder's current files); drop other keys."""
@@ -85,19 +85,19 @@ class PredictionCache:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         entries = {k: v for k, v in self.entries.items() if k in keep}
-        payload = {"version": CACHE_VERSION, "key": self.key, "entries": entries}
+        payload = {"version": self.version, "key": self.key, "entries": entries}
         atomic_write(self.folder / f"{self.key}.msgpack", msgpack.packb(payload))
         for other in self.folder.glob("*.msgpack"):
             if other.stem != self.key:
                 other.unlink(missing_ok=True)
 
 
-def _read(path: Path, key: str) -> dict[str, list[Any]]:
+def _read(path: Path, key: str, version: int) -> dict[str, list[Any]]:
     try:
         data = msgpack.unpackb(path.read_bytes())
     except (OSError, ValueError, msgpack.UnpackException):
         return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+    if not isinstance(data, dict) or data.get("version") != version:
         return {}
     entries = data.get("entries")
     if data.get("key") != key or not isinstance(entries, dict):
@@ -196,7 +196,8 @@ def run_folder(step: Any) -> str:
     # key each entry: the model's code (its factory and forward), weights, params, configs.
     step_key = step.cache_key("images")
     where = cache_folder(step.scratch_dir) if step_key is not None else None
-    cache = PredictionCache(where, cache_key(step_key or ""), read=not step.force)
+    version = step.folder_cache
+    cache = PredictionCache(where, cache_key(step_key or "", version), version, not step.force)
     fresh = len({keys[f] for f in files} - set(cache.entries))
     # Asked for even when every file is cached: a permanence the step uses joins the
     # fingerprint of its trace, and the cached predictions were made with this model.
