@@ -30,11 +30,13 @@ class N{i}(PipelineProcess):
 """
 
 STEPS_HEAD = """
+import importlib
 import os
 from tipi import PipelineProcess
 from . import h0
 from .h1 import f10, f11
 import h2
+import shared
 
 
 def log(name):
@@ -44,6 +46,29 @@ def log(name):
 
 HELPERS, FUNCTIONS = 3, 2  # modules h0..h2 beside pipeline.toml, f{m}{k} in each
 CALL_FORMS = {0: "h0.f0{k}()", 1: "f1{k}()", 2: "h2.f2{k}()"}
+
+# Code no step imports that tipi imports (every *.py beside pipeline.toml), and a module
+# loaded by a computed name: a step `uses` them through what they change.
+SHARED = """
+class Box:
+    def tag(self):
+        return "plain"
+
+
+REGISTRY = {}
+
+
+def register(fn):
+    REGISTRY[fn.__name__] = fn
+    return fn
+"""
+PATCH = "import shared\n\n\ndef _tag(self):\n    return {!r}\n\n\nshared.Box.tag = _tag\n"
+PLUGINS = "from shared import register\n\n\n@register\ndef plug():\n    return {!r}\n"
+USES = {
+    "box": "shared.Box().tag()",
+    "plug": 'shared.REGISTRY.get("plug", lambda: "-")()',
+    "dyn": 'importlib.import_module("dynmod" + "_a").VALUE',
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -64,7 +89,10 @@ class Dag:
     """A random pipeline and the code it runs: step i calls the helpers `calls[i]`; helper
     f{m}{k} returns the constant C{m}{k}, followed by f{m-1}{k}() when `links[m][k]`; `forms`
     picks one of two spellings of the same helper (a code change with the same result),
-    `comments` and `unused` edit code no step reaches."""
+    `comments` and `unused` edit code no step reaches. Step i also `uses` what code tipi
+    imports at load changes: a class `patch`ed by a sibling no step imports (None: no such
+    sibling), a registry a decorator fills (`plug`), a module imported by computed name
+    (`dyn`); `spare` edits a sibling function nothing calls."""
 
     deps: list[list[int]]
     sources: list[list[int]]
@@ -77,6 +105,11 @@ class Dag:
     forms: list[list[int]]
     comments: list[int]
     unused: list[int]
+    uses: list[list[str]]
+    patch: str | None
+    plug: str
+    dyn: str
+    spare: int
 
     def toml(self) -> str:
         lines = []
@@ -96,7 +129,8 @@ class Dag:
     def steps_py(self) -> str:
         classes = []
         for i, calls in enumerate(self.calls):
-            text = ", ".join(CALL_FORMS[m].format(k=k) for m, k in calls)
+            forms = [CALL_FORMS[m].format(k=k) for m, k in calls]
+            text = ", ".join(forms + [USES[use] for use in self.uses[i]])
             classes.append(STEP.format(i=i, calls=text))
         return STEPS_HEAD + "".join(classes)
 
@@ -128,13 +162,17 @@ class Dag:
                 m -= 1
         return found
 
+    def used(self, i: int) -> str:
+        values = {"box": self.patch or "plain", "plug": self.plug, "dyn": self.dyn}
+        return "".join(values[use] for use in self.uses[i])
+
     def outputs(self) -> list[str]:
         """What each step's output must contain: the model the engine is checked against."""
         out: list[str] = []
         for i in range(len(self.deps)):
             parts = {f"i{j}": out[j] for j in self.deps[i]}
             parts |= {f"s{k}": self.texts[k] for k in self.sources[i]}
-            code = "".join(self.value(m, k) for m, k in self.calls[i])
+            code = "".join(self.value(m, k) for m, k in self.calls[i]) + self.used(i)
             out.append(
                 f"{self.salts[i] % self.mods[i]}("
                 + ",".join(parts[k] for k in sorted(parts))
@@ -150,6 +188,16 @@ class Dag:
         files = {folder / "steps.py": self.steps_py(), folder / "pipeline.toml": self.toml()}
         files |= {folder / f"h{m}.py": self.helper_py(m) for m in range(HELPERS)}
         files |= {root / "src" / f"s{k}.txt": text for k, text in enumerate(self.texts)}
+        files |= {
+            folder / "shared.py": SHARED,
+            folder / "plugins.py": PLUGINS.format(self.plug),
+            folder / "dynmod_a.py": f"VALUE = {self.dyn!r}\n",
+            folder / "idle.py": f"def spare():\n    return {self.spare}\n",
+        }
+        if self.patch is None:
+            (folder / "patch.py").unlink(missing_ok=True)
+        else:
+            files[folder / "patch.py"] = PATCH.format(self.patch)
         for path, text in files.items():
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
@@ -177,6 +225,11 @@ def dags(draw) -> Dag:
         forms=draw(grid(st.integers(0, 1))),
         comments=[0] * HELPERS,
         unused=[0] * HELPERS,
+        uses=[sorted(draw(st.sets(st.sampled_from(sorted(USES)), max_size=2))) for _ in range(n)],
+        patch=draw(st.sampled_from([None, "p"])),
+        plug=draw(st.sampled_from("gh")),
+        dyn=draw(st.sampled_from("de")),
+        spare=0,
     )
 
 
@@ -190,6 +243,10 @@ changes = st.lists(
         st.tuples(st.just("form"), st.tuples(module, function), st.just(None)),
         st.tuples(st.just("comment"), module, st.just(None)),
         st.tuples(st.just("unused"), module, st.integers(1, 9)),
+        st.tuples(st.just("patch"), st.just(0), st.sampled_from([None, "p", "q"])),
+        st.tuples(st.just("plug"), st.just(0), st.sampled_from("ghi")),
+        st.tuples(st.just("dyn"), st.just(0), st.sampled_from("def")),
+        st.tuples(st.just("spare"), st.just(0), st.integers(1, 9)),
     ),
     min_size=1,
     max_size=4,
@@ -209,14 +266,19 @@ def apply(dag: Dag, change: tuple) -> Dag:
         new.forms[index[0]][index[1]] ^= 1
     elif kind == "comment":
         new.comments[index] += 1
-    else:
+    elif kind == "unused":
         new.unused[index] = value
+    else:
+        setattr(new, kind, value)
     return new
 
 
 def expected_reruns(old: Dag, new: Dag) -> set[str]:
     """Exactly the steps whose params, input contents or reached code changed (early cutoff
-    included: a step whose inputs came out byte-identical does not rerun)."""
+    included: a step whose inputs came out byte-identical does not rerun). What runs when tipi
+    imports the pipeline's modules (the patch, the registering decorator) is code of every
+    step; a step that imports a module by computed name reaches every module of the folder
+    (any code edit there, a comment excepted)."""
     before, after = old.outputs(), new.outputs()
     changed = {
         (kind, m, k)
@@ -228,6 +290,17 @@ def expected_reruns(old: Dag, new: Dag) -> set[str]:
         )
         if differs
     }
+    at_load = (old.patch, old.plug) != (new.patch, new.plug)
+    in_folder = (
+        bool(changed)
+        or at_load
+        or (old.unused, old.dyn, old.spare)
+        != (
+            new.unused,
+            new.dyn,
+            new.spare,
+        )
+    )
     rerun = set()
     for i in range(len(new.deps)):
         if (
@@ -235,6 +308,8 @@ def expected_reruns(old: Dag, new: Dag) -> set[str]:
             or any(before[j] != after[j] for j in new.deps[i])
             or any(old.texts[k] != new.texts[k] for k in new.sources[i])
             or new.reached(i) & changed
+            or at_load
+            or ("dyn" in new.uses[i] and in_folder)
         ):
             rerun.add(f"n{i}")
     return rerun
