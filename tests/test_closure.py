@@ -785,3 +785,97 @@ def test_a_syntax_error_in_a_helper_names_the_helper(project, cli):
     result = cli("make")
     assert result.exit_code == 2
     assert "pipelines/m/utils.py:3: syntax error" in result.stderr
+
+
+IMPORT_TIME = """
+import os
+from dataclasses import dataclass, field
+import functools
+
+EPOCHS = int(os.environ.get("EPOCHS", "3"))
+SCALE = 3
+MEAN = torch.tensor([0.5])
+COUNT = 1
+COUNT += 1
+
+
+def plain():
+    return side_effect()
+
+
+@register
+def registered():
+    return 1
+
+
+@functools.lru_cache(maxsize=None)
+def cached():
+    return 1
+
+
+@dataclass
+class Config:
+    items: list = field(default_factory=list)
+
+    def method(self):
+        return compute()
+
+
+class Header:
+    value = compute()
+
+    def method(self):
+        return 1
+
+
+class Meta(Base, metaclass=Registering):
+    pass
+
+
+class Hook:
+    def __init_subclass__(cls):
+        PLUGINS.append(cls)
+
+
+models.Net.describe = plain
+
+
+def computed(name):
+    return importlib.import_module("dyn" + name)
+
+
+def literal():
+    return importlib.import_module("dyn_a")
+"""
+
+
+def test_only_code_that_may_change_more_than_its_name_runs_eagerly_at_import():
+    module = read_module(IMPORT_TIME)
+    assert module.eager == ["MEAN", "COUNT", "registered", "Header", "<module>"]
+    assert module.headers == {"Header"}  # a call in a class attribute: the header only
+    assert module.registrars == {"Meta", "Hook"}
+    assert module.bases["Meta"] == (("Base",),)
+    assert [n for n, u in module.units.items() if u.computed] == ["computed"]
+
+
+def test_a_step_closure_holds_import_time_code_under_its_own_key(tmp_path):
+    folder = tmp_path / "pipelines/p"
+    folder.mkdir(parents=True)
+    (folder / "steps.py").write_text("def step():\n    return 1\n")
+    (folder / "patch.py").write_text(
+        "import steps\n\n\ndef _f():\n    return 2\n\n\nsteps.step = _f\n\n\ndef idle():\n"
+        "    return 3\n"
+    )
+    (folder / "quiet.py").write_text("X = 1\n\n\ndef g():\n    return X\n")
+    scanner = CodeScanner(tmp_path, folder)
+    step = scanner.closure_of("steps:step", step=True)
+    why = "(imported by tipi at load: module-level code)"
+    assert set(step.units) == {
+        "pipelines/p/steps.py: step",
+        f"pipelines/p/patch.py: <module> {why}",
+        f"pipelines/p/patch.py: _f {why}",
+    }
+    # a running step depends on the files code was taken from; the plan on every file read
+    assert str((folder / "patch.py").resolve()) in step.files
+    assert str((folder / "quiet.py").resolve()) in step.read - step.files
+    assert set(scanner.closure_of("steps:step").units) == {"pipelines/p/steps.py: step"}
