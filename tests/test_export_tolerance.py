@@ -266,3 +266,65 @@ def test_export_writes_the_same_bytes_in_a_worker_and_in_process(tmp_path):
     for file in files:
         first, second = (root / "out/x/export" / file for root in roots)
         assert first.read_bytes() == second.read_bytes(), file
+
+
+LOCAL_MODEL = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.body(x) * 2.0
+
+
+def net():
+    return Net()
+"""
+
+LOCAL_PIPELINE = """
+[permanences.device]
+type = "Device"
+
+[permanences.net]
+type = "Network"
+params = { model = "mymodel:net" }
+
+[processes.export]
+type = "Export"
+inputs = { model = "w.pt" }
+"""
+
+
+@pytest.mark.slow
+def test_a_model_of_the_pipeline_folder_exports_the_same_bytes_from_two_checkouts(tmp_path):
+    """Two copies of a project at two paths, made one after the other in this process: the
+    ONNX files held each op's Python stack (absolute paths) and the module path of its class,
+    TorchScript the class names, with the digest of the folder's path that tipi imports the
+    model under, and a counter of the process's earlier traces."""
+    torch.manual_seed(0)
+    weights = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    ).state_dict()
+    made = []
+    for name in ("one", "two"):
+        root = tmp_path / name / "checkout"
+        (root / "pipelines/x").mkdir(parents=True)
+        (root / "pipelines/x/pipeline.toml").write_text(LOCAL_PIPELINE)
+        (root / "pipelines/x/mymodel.py").write_text(LOCAL_MODEL)
+        torch.save({f"body.{k}": v for k, v in weights.items()}, root / "w.pt")
+        summary = Engine("x", root=root).make()
+        assert [r.outcome for r in summary.results] == ["ran"]
+        made.append(root / "out/x/export")
+    for file in ("model.onnx", "model.fp16.onnx", "model.ts", "export.json"):
+        first, second = (folder / file for folder in made)
+        assert first.read_bytes() == second.read_bytes(), file
+        assert str(tmp_path).encode() not in first.read_bytes(), file
+    names = zipfile.ZipFile(made[0] / "model.ts").namelist()
+    assert "archive/code/__torch__/_tipi_pipelines/x/mymodel.py" in names
+    local = [m for m in sys.modules.values() if getattr(m, "__name__", "").endswith(".mymodel")]
+    assert local and not any("_jit_override_qualname" in vars(m.Net) for m in local)
+    assert not hasattr(torch.nn.Linear, "_jit_override_qualname")

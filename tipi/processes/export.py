@@ -1,14 +1,10 @@
-"""Export: ONNX (checked, and compared with the eager model in onnxruntime), ONNX fp16, int8
-(ONNX Runtime's quantization), TorchScript, each artifact's accuracy and size in export.json,
-and a TensorRT engine where tensorrt and a GPU are present."""
+"""Export: ONNX, fp16, int8 and TorchScript, each checked against the eager model, with accuracy,
+size and parity in export.json."""
 
 from __future__ import annotations
 
 import json
-import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 from rich.table import Table
@@ -17,6 +13,7 @@ from tipi.errors import ConfigError, ProcessFailure
 from tipi.permanences.network import read_weights
 from tipi.process import PipelineProcess
 from tipi.processes.checks import param_error
+from tipi.processes.formats import export_onnx, onnx_parity, to_fp16, torchscript_bytes
 from tipi.processes.onnx_tools import (
     OptLevel,
     Parity,
@@ -30,6 +27,7 @@ from tipi.processes.onnx_tools import (
 from tipi.report.live import console
 
 ARTIFACTS = ("onnx", "onnx_fp16", "onnx_int8", "torchscript")
+__all__ = ["Export", "export_onnx", "onnx_parity", "to_fp16", "torchscript_bytes"]
 
 
 class Export(PipelineProcess):
@@ -300,137 +298,6 @@ def _accuracy(logits: Any, labels: Any) -> float | None:
     if labels is None:
         return None
     return round(float((logits.argmax(1) == labels).mean()), 6)
-
-
-def torchscript_bytes(model: Any, example: Any) -> bytes:
-    """The TorchScript archive of `model` traced on `example`, the same bytes wherever and
-    whenever it is made (a worker or the engine's process, first export or tenth).
-
-    Three things in torch's archive depend on the maker, not the model: each code file's
-    `.debug_pkl` holds the Python call stack of the trace (tipi's scheduler frames in one
-    process, a worker's in another, the checkout's path); class names carry a
-    `___torch_mangle_N` counted over every module traced so far in the process; the top
-    folder is named after the file. So the trace gets a compilation unit of its own (its
-    counter starts at 0), the archive is written to memory, then copied record by record by
-    torch's own zip writer (which keeps the alignment) without the debug records: they only
-    improve TorchScript's error messages. The serialization id torch adds is a hash of the
-    records, so it follows."""
-    import io
-
-    import torch
-
-    saved = io.BytesIO()
-    with warnings.catch_warnings(), _own_compilation_unit() as unit:
-        # TorchScript is deprecated upstream in favour of torch.export, but deployment
-        # targets still load it; it is exported on purpose.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(model, example, _compilation_unit=unit)
-        torch.jit.save(traced, saved)
-    reader = torch._C.PyTorchFileReader(io.BytesIO(saved.getvalue()))
-    target = io.BytesIO()
-    writer = torch._C.PyTorchFileWriter(target)
-    for record in reader.get_all_records():
-        if record.endswith(".debug_pkl") or record == ".data/serialization_id":
-            continue
-        data = reader.get_record(record)
-        writer.write_record(record, data, len(data))
-    writer.write_end_of_file()
-    return target.getvalue()
-
-
-@contextmanager
-def _own_compilation_unit() -> Iterator[Any]:
-    """A fresh TorchScript compilation unit, installed as the one torch names module types
-    in (`torch.jit._state._python_cu`, which its C++ side reads), for one trace. The traced
-    module must be used inside: its types live in this unit only. tipi runs one step at a
-    time per process (the engine's thread or a worker process), so swapping the global
-    cannot race another trace."""
-    import torch
-    import torch.jit._state as state
-
-    unit, before = torch._C.CompilationUnit(), state._python_cu
-    state._python_cu = unit
-    try:
-        yield unit
-    finally:
-        state._python_cu = before
-
-
-def export_onnx(model: Any, example: Any, path: Any, opset: int) -> None:
-    """torch.onnx.export (the torch.export-based exporter) with a dynamic batch axis, then
-    `onnx.checker`."""
-    import onnx
-
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    with warnings.catch_warnings():
-        # torch's exporter warns about its own internals (pytree, TorchScript helpers) and
-        # logs that optional torchvision ops are skipped; none of it concerns the user.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        onnx_logger.setLevel(logging.ERROR)
-        try:
-            _export(model, example, path, opset)
-        finally:
-            onnx_logger.setLevel(level)
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-
-
-def _export(model: Any, example: Any, path: Any, opset: int) -> None:
-    import torch
-
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
-
-
-def onnx_parity(model: Any, path: Any, example: Any, level: str = "all") -> float:
-    """Max absolute difference between onnxruntime (at graph optimization `level`) and eager
-    outputs on `example` (Export itself judges by `compare_outputs`, relative to the scale)."""
-    import torch
-
-    session = ort_session(path, level)
-    (onnx_out,) = session.run(None, {"input": example.numpy()})
-    with torch.no_grad():
-        eager = model(example).numpy()
-    return float(abs(onnx_out - eager).max())
-
-
-def to_fp16(source: Any, target: Any) -> None:
-    """Convert weights and activations to float16, keeping float32 inputs and outputs."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
-    _sort_nodes(converted.graph)  # the converter appends its input casts at the end
-    onnx.checker.check_model(converted)
-    onnx.save(converted, str(target))
-
-
-def _sort_nodes(graph: Any) -> None:
-    """Reorder graph nodes topologically (each node after the producers of its inputs)."""
-    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise ValueError("the ONNX graph has a cycle or a dangling input")
-        for node in ready:
-            ordered.append(node)
-            available.update(node.output)
-        pending = [n for n in pending if n not in ready]
-    del graph.node[:]
-    graph.node.extend(ordered)
 
 
 def _check_tensorrt() -> None:
