@@ -157,8 +157,9 @@ def test_deleting_such_a_sibling_reruns_with_the_class_unpatched(proj):
     (proj.root / "pipelines/m/patch.py").unlink()
     result = make()
     assert ran(result) == ["a", "b", "c"]
-    assert f"code changed: pipelines/m/patch.py: <module> {AT_LOAD} (no longer reached)" in (
-        result["a"][1]
+    assert (
+        f"code changed: pipelines/m/patch.py: <module> {AT_LOAD} (no longer reached)"
+        in (result["a"][1])
     )
     assert outputs(proj.root)["a.txt"] == "plain"
     same_as_clean(proj.root)
@@ -248,8 +249,9 @@ def test_a_computed_import_counts_every_module_of_the_pipeline_folder(proj):
 
 def test_a_literal_import_by_name_counts_only_its_module(proj):
     (proj.root / "pipelines/m/steps.py").write_text(
-        STEPS.replace('write_text("c")', 'write_text(importlib.import_module("dynmod_a").VALUE)')
-        .replace("from tipi", "import importlib\nfrom tipi")
+        STEPS.replace(
+            'write_text("c")', 'write_text(importlib.import_module("dynmod_a").VALUE)'
+        ).replace("from tipi", "import importlib\nfrom tipi")
     )
     make()
     edit(proj, "patch", "return 1", "return 2")
@@ -287,3 +289,20 @@ def test_the_cli_explains_why_import_time_code_counts(proj):
     assert "pipelines/m/patch.py: _describe (imported by tipi at load" in status
     tipi("make")
     assert outputs(proj.root) == {"a.txt": "patched-2", "b.txt": "plugin-1", "c.txt": "dyn-2"}
+
+
+def test_code_run_from_a_file_by_its_path_counts(project):
+    project.pipeline(
+        "m",
+        '[processes.a]\ntype = "A"\noutputs = { out = "out/a.txt" }\n',
+        steps="import runpy\nfrom tipi import PipelineProcess\n\n\nclass A(PipelineProcess):\n"
+        "    def execute(self):\n        found = runpy.run_path('pipelines/m/plug.py')\n"
+        "        self.outputs['out'].write_text(found['VALUE'])\n",
+        plug="VALUE = '1'\n",
+    )
+    make()
+    edit(project, "plug", "'1'", "'2'")
+    result = make()
+    why = "(counted because steps.py imports a module by computed name)"
+    assert result["a"] == ("ran", (f"code changed: pipelines/m/plug.py: VALUE {why}",))
+    assert project.read("out/a.txt") == "2"

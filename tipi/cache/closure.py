@@ -152,7 +152,9 @@ class CodeScanner:
             self._everything = _Walk(self)
             for file in sorted(self.folder.rglob("*.py")):
                 inside = file.relative_to(self.folder).parts[:-1]
-                if not any(p.startswith(".") or p in ("__pycache__", *_OUTSIDE) for p in inside):
+                if any(p.startswith(".") or p in ("__pycache__", *_OUTSIDE) for p in inside):
+                    continue  # a virtual environment or a tool's folder: nothing to import
+                if self.in_project(file.resolve()):  # not through a link out of the project
                     self._everything.whole(file.resolve())
         return self._everything
 

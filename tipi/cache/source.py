@@ -38,6 +38,12 @@ MODULE_UNIT = "<module>"
 # A unit calling one of these may reach any name of its module by a string.
 DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "vars", "locals", "__import__"})
 DYNAMIC_METHODS = frozenset({"import_module"})  # importlib.import_module(name)
+# Calls that load code by a name (a computed one: which module, the code cannot tell) ...
+BY_NAME = frozenset({"import_module", "__import__", "exec"})
+# ... or from a file by its path, whatever the path.
+BY_PATH = frozenset(
+    {"run_path", "run_module", "spec_from_file_location", "SourceFileLoader", "load_source"}
+)
 # Decorators that only wrap or describe what they decorate (no registry holds it).
 PURE_DECORATORS = frozenset(
     {
@@ -326,17 +332,18 @@ def has_effect(nodes: Iterable[ast.AST]) -> bool:
 
 
 def _computed_import(node: ast.AST) -> bool:
-    """`importlib.import_module(x)` or `__import__(x)` with a name that is not a literal."""
+    """`importlib.import_module(x)`, `__import__(x)` or `exec(x)` with a name or code that is
+    not a literal; or code run from a file by its path (`runpy.run_path`, a loader)."""
     if not isinstance(node, ast.Call):
         return False
     func = node.func
-    if not (
-        (isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
-        or (isinstance(func, ast.Attribute) and func.attr == "import_module")
-    ):
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    if name in BY_PATH:
+        return True
+    if name not in BY_NAME or (isinstance(func, ast.Attribute) and name != "import_module"):
         return False
-    name = node.args[0] if node.args else next((k.value for k in node.keywords), None)
-    return not (isinstance(name, ast.Constant) and isinstance(name.value, str))
+    what = node.args[0] if node.args else next((k.value for k in node.keywords), None)
+    return not (isinstance(what, ast.Constant) and isinstance(what.value, str))
 
 
 def name_chain(node: ast.AST) -> tuple[str, ...] | None:
