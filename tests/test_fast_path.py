@@ -475,7 +475,8 @@ def test_the_fast_paths_state_files_are_the_layouts(tmp_path):
     from tipi.state import Layout
 
     layout = Layout(tmp_path, "p")
-    assert state_files(tmp_path, "p") == (layout.plan_file, layout.clean_file)
+    expected = (layout.plan_file, layout.clean_file, layout.traces_file)
+    assert state_files(tmp_path, "p") == expected
 
 
 def test_the_plan_key_names_python_as_platform_does(tmp_path):

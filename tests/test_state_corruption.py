@@ -574,3 +574,184 @@ def test_a_folder_beside_the_cache_is_never_touched(proj, tmp_path):
     make()
     assert (outside / ".precious.abcdefgh.tmp").read_text() == "mine"
     shutil.rmtree(outside)
+
+
+# A crafted clean record -----------------------------------------------------------------
+# The clean record lets both doors (the full make's shortcut, the executable's fast path)
+# skip every step on stat signatures alone. One that is well formed but does not name each
+# selected step's inputs and outputs, and the plan and trace log, proves nothing.
+
+CRAFTED_STEPS = """
+from tipi import PipelineProcess
+
+
+class Copy(PipelineProcess):
+    def execute(self) -> None:
+        self.outputs["out"].write_text(self.inputs["src"].read_text())
+
+
+class Upper(PipelineProcess):
+    def execute(self) -> None:
+        self.outputs["out"].write_text(self.inputs["src"].read_text().upper())
+"""
+
+CRAFTED_PIPELINE = """
+[processes.copy]
+type = "Copy"
+inputs = { src = "data/in.txt" }
+outputs = { out = "out/copy.txt" }
+
+[processes.up]
+type = "Upper"
+inputs = { src = "out/copy.txt" }
+outputs = { out = "out/up.txt" }
+"""
+
+# What a record may name (relative to the root; the guards are the plan and the trace log).
+RECORD_PATHS = (
+    "data/in.txt",
+    "out/copy.txt",
+    "out/up.txt",
+    f"{CACHE}/pipelines/k/plan.msgpack",
+    f"{CACHE}/pipelines/k/traces.log",
+    "out/elsewhere.txt",
+    "pipelines/k/pipeline.toml",
+)
+CRAFTED_CHANGES = {
+    "modified input": ("data/in.txt", "write"),
+    "modified output": ("out/copy.txt", "write"),
+    "modified last output": ("out/up.txt", "write"),
+    "deleted output": ("out/copy.txt", "delete"),
+    "deleted last output": ("out/up.txt", "delete"),
+}
+
+
+@pytest.fixture
+def crafted(project) -> Path:
+    project.pipeline("k", CRAFTED_PIPELINE, steps=CRAFTED_STEPS)
+    (project.root / "data").mkdir()
+    (project.root / "data/in.txt").write_text("abc")
+    age(project.root / "pipelines")
+    Engine("k").make()
+    return project.root
+
+
+def _write_record(root: Path, data) -> Path:
+    from tipi.cache.clean import KIND
+    from tipi.cache.store import write_document
+
+    path = root / CACHE / "pipelines/k/clean.msgpack"
+    write_document(path, KIND, data)
+    return path
+
+
+def _signatures(root: Path) -> dict[str, list[int] | None]:
+    from tipi.cache.clean import signature
+
+    return {p: signature(str(root / p)) for p in RECORD_PATHS}
+
+
+def _change(root: Path, change: str, round_: int) -> None:
+    relative, how = CRAFTED_CHANGES[change]
+    path = root / relative
+    if how == "delete":
+        path.unlink()
+    else:  # another length: the signature changes whatever the clock's granularity
+        path.write_text(path.read_text() + "x" * (round_ % 3 + 1))
+
+
+def _fast_door_skips(root: Path) -> bool:
+    from tipi._fastpath import Request, prove_noop
+
+    try:
+        return prove_noop(Request("k", (), True, False)) is not None
+    except Exception:  # a fall-through: the full CLI answers
+        return False
+
+
+def _assert_remade(root: Path) -> None:
+    source = (root / "data/in.txt").read_text()
+    assert (root / "out/copy.txt").read_text() == source
+    assert (root / "out/up.txt").read_text() == source.upper()
+
+
+def test_a_record_of_the_steps_and_no_file_proves_nothing(crafted):
+    """The record the issue crafted: both steps, no file. Each door checks the steps."""
+    _write_record(crafted, {"steps": ["copy", "up"], "files": {}})
+    (crafted / "out/up.txt").write_text("tampered")
+    assert not _fast_door_skips(crafted)
+    said = Said.of(make_k())
+    assert any("clean.msgpack (the no-op record) leaves out" in w for w in said.warnings)
+    _assert_remade(crafted)
+
+
+def test_a_record_naming_all_it_must_still_proves_a_no_op(crafted):
+    sigs = _signatures(crafted)
+    files = {str(crafted / p): sig for p, sig in sigs.items() if p in RECORD_PATHS[:5]}
+    _write_record(crafted, {"steps": ["copy", "up"], "files": files})
+    assert _fast_door_skips(crafted)
+    reporter = ListReporter()
+    Engine("k", reporter=reporter).make()
+    assert Said.of(reporter).warnings == []
+
+
+def make_k() -> ListReporter:
+    reporter = ListReporter()
+    Engine("k", reporter=reporter).make()
+    return reporter
+
+
+def _records():
+    """Clean records as a careless or hostile hand would write them: any steps, any of the
+    paths with its true signature, another one or junk, and shapes that are not a record."""
+    from hypothesis import strategies as st
+
+    names = st.lists(st.sampled_from(["copy", "up", "ghost", ""]), max_size=4)
+    sig = st.one_of(
+        st.just("true"),
+        st.lists(st.integers(-1, 2**63 - 1), min_size=3, max_size=3),
+        st.lists(st.integers(0, 9), max_size=4),
+        st.sampled_from([None, "x", 1.5, {}]),
+    )
+    files = st.dictionaries(st.sampled_from(RECORD_PATHS), sig, max_size=len(RECORD_PATHS))
+    record = st.fixed_dictionaries(
+        {"steps": st.one_of(st.just(["copy", "up"]), names), "files": files}
+    )
+    odd = st.sampled_from(
+        [[], {}, "steps", {"steps": ["copy", "up"]}, {"files": {}}, {"steps": "copy", "files": []}]
+    )
+    return st.one_of(record, record, record, odd)
+
+
+def _spelled(root: Path, record, sigs):
+    """The drawn record with real paths, and "true" as the file's signature now."""
+    if not (isinstance(record, dict) and isinstance(record.get("files"), dict)):
+        return record
+    files = {str(root / p): sigs[p] if s == "true" else s for p, s in record["files"].items()}
+    return {**record, "files": files}
+
+
+@pytest.mark.slow
+def test_a_crafted_clean_record_never_skips_a_changed_step(crafted):
+    """Whatever record is written, once an input or output changes after it, neither door
+    skips: the fast path falls through and the make remakes what changed."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    rounds = iter(range(10**6))
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(record=_records(), change=st.sampled_from(sorted(CRAFTED_CHANGES)))
+    def check(record, change):
+        statefile._REPORTED.clear()
+        _write_record(crafted, _spelled(crafted, record, _signatures(crafted)))
+        _change(crafted, change, next(rounds))
+        assert not _fast_door_skips(crafted)
+        make_k()
+        _assert_remade(crafted)
+
+    check()

@@ -1,15 +1,17 @@
 """The `tipi` executable: answers `--version` and a no-op `make` without Typer, Rich or the
 engine, and hands every other command line to the full CLI (tipi.cli).
 
-A no-op is answered here only when the full make would take its clean-record shortcut
-(build.py `_clean_shortcut`) and print nothing but its summary: the command line is one this
-module fully understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the
-cached plan is current by the planner's own key and stat checks (cache/planfile.py, behind
-`Planner.key` and `Planner.is_current`) and would load (`Plan.from_data`), no selected step is
-volatile or forced, and the clean record proves every selected step up to date (cache/clean.py
-`is_clean`). Anything else, any warning and any error fall through to the full CLI, which then
-does the whole make as if this module did not exist; so does every command line when the
-environment sets TIPI_NO_FAST=1. Like the full no-op, the fast one takes no lock and writes nothing.
+A no-op is answered here only when the full make would take its clean-record shortcut (build.py
+`_clean_shortcut`) and print nothing but its summary: the command line is one this module fully
+understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the cached plan is
+current by the planner's own key and stat checks (cache/planfile.py, behind `Planner.key` and
+`Planner.is_current`) and would load (`Plan.from_data`), no selected step is volatile or
+forced, and the clean record proves every selected step up to date (cache/clean.py `is_clean`,
+given what the record must name: the plan file, the trace log and the selected steps' inputs
+and outputs, from the plan file's `paths`). Anything else, any warning and any error fall
+through to the full CLI, which then does the whole make as if this module did not exist; so
+does every command line when the environment sets TIPI_NO_FAST=1. Like the full no-op, the fast
+one takes no lock and writes nothing.
 
 Every module this one imports on the way to a no-op is kept light: no Typer, Click or Rich
 (unless on a terminal), no engine, and no dataclass (the `dataclasses` module, `inspect` with
@@ -129,7 +131,7 @@ def prove_noop(request: Request) -> NoOp | None:
     Raises:
         FallThrough, TipiError, OSError: the full CLI must answer (and report).
     """
-    from tipi.cache.clean import is_clean
+    from tipi.cache.clean import is_clean, required_paths
     from tipi.cache.planfile import is_current, plan_key
     from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
 
@@ -137,7 +139,7 @@ def prove_noop(request: Request) -> NoOp | None:
     if root is None:
         return None
     name, file = locate_pipeline(root, request.pipeline)
-    plan_file, clean_file = state_files(root, name)
+    plan_file, clean_file, traces_file = state_files(root, name)
     data = read_plan(plan_file, edges=bool(request.targets))
     if data is None or not _loadable(data["plan"]):
         return None
@@ -149,16 +151,21 @@ def prove_noop(request: Request) -> NoOp | None:
     if plan["steps"].flagged is not None and _volatile_or_forced(plan["steps"].flagged, order):
         return None
     started = time.perf_counter()  # where Build.run starts its clock
-    if not order or not is_clean(clean_file, order, _refuse):
+    # As Build._covered: what a record must name to prove anything about these steps.
+    paths = data["paths"]
+    required = required_paths((paths[n] for n in order), root)
+    required |= {str(plan_file), str(traces_file)}
+    if not order or not is_clean(clean_file, order, _refuse, required):
         return None
     return NoOp(plan["pipeline"], order, started)
 
 
-def state_files(root: Path, name: str) -> tuple[Path, Path]:
-    """`state.Layout(root, name).plan_file` and `.clean_file`, spelled out: tipi.state defines
-    a dataclass (see the module's docstring). tests/test_fast_path.py checks they agree."""
+def state_files(root: Path, name: str) -> tuple[Path, Path, Path]:
+    """`state.Layout(root, name).plan_file`, `.clean_file` and `.traces_file`, spelled out:
+    tipi.state defines a dataclass (see the module's docstring). tests/test_fast_path.py
+    checks they agree."""
     folder = root / ".tipi_cache" / "pipelines" / name
-    return folder / "plan.msgpack", folder / "clean.msgpack"
+    return folder / "plan.msgpack", folder / "clean.msgpack", folder / "traces.log"
 
 
 def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str]:

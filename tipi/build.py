@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tipi.cache.clean import is_clean, write_clean_record
+from tipi.cache.clean import is_clean, required_paths, write_clean_record
 from tipi.cache.failures import update_failures
+from tipi.cache.planfile import step_paths
 from tipi.cache.rebuilder import UP_TO_DATE
 from tipi.dispatch import dispatch_for
 from tipi.errors import BuildFailed, PipelineInterrupted
@@ -108,7 +109,16 @@ class Build:
             return False
         if any(self.plan.steps[n].volatile or self.plan.steps[n].force for n in self.order):
             return False
-        return is_clean(self.context.layout.clean_file, self.order, self.reporter.warning)
+        layout = self.context.layout
+        return is_clean(layout.clean_file, self.order, self.reporter.warning, self._covered())
+
+    def _covered(self) -> set[str]:
+        """What the clean record of this selection names: every input and output of its
+        steps, and the plan file and trace log (a change to either invalidates it)."""
+        paths_of = step_paths(self.plan.steps[n] for n in self.order)
+        paths = required_paths(paths_of.values(), self.context.root)
+        layout = self.context.layout
+        return paths | {str(layout.plan_file), str(layout.traces_file)}
 
     def _record_clean(self) -> None:
         """Write the clean record after a complete make with nothing failed, forced, volatile
@@ -123,13 +133,9 @@ class Build:
             return
         if not self.state.lock_held and not self.state.try_lock():
             return
-        paths = {
-            absolute(p, self.context.root)
-            for n in self.order
-            for p in (*self.plan.steps[n].inputs.values(), *self.plan.steps[n].outputs.values())
-        }
         layout = self.context.layout
         guards = [layout.plan_file, layout.traces_file]
+        paths = self._covered() - {str(g) for g in guards}
         write_clean_record(layout.clean_file, self.order, paths, guards)
 
     def _close(self) -> None:

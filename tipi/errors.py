@@ -232,7 +232,8 @@ class AccessError(TipiError):
 
         if not isinstance(error, OSError) or error.errno not in _REFUSALS:
             return None
-        named = [p for p in (error.filename2, error.filename) if isinstance(p, str | Path)]
+        given = (error.filename2, error.filename)
+        named = [os.fsdecode(p) for p in given if isinstance(p, str | bytes | os.PathLike)]
         if not named:
             return None
         found = [_refused_at(Path(os.path.abspath(p))) for p in named]

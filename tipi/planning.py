@@ -176,6 +176,7 @@ class Planner:
 
             save_code_table(self.code_table, self.code_units, self.warn)
         from tipi.cache.hashing import is_racy
+        from tipi.cache.planfile import step_paths
 
         if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
@@ -185,6 +186,7 @@ class Planner:
                     "key": self.key(),
                     "deps": plan.deps,
                     "absent": sorted(self.absent),
+                    "paths": step_paths(plan.steps.values()),
                     "plan": plan.to_data(),
                 },
             )

@@ -10,6 +10,14 @@ fingerprinting anything (ninja's no-op path). Any mismatch means the normal, ste
 A file modified within the file system's timestamp granularity of the record could keep its
 signature, so no record is written while any file is racy (hashing.is_racy); directories
 are never covered (their stat does not reflect their contents).
+
+A record is trusted only as far as it covers the make that asks: besides its shape, every input
+and output of the selected steps and both guards must be among its files, or it proves nothing
+(a record that names the steps and no file would pass any signature check). Both doors
+(Build._clean_shortcut, the fast path) work out those paths from the plan (planfile.step_paths)
+with `required_paths` and hand them to `is_clean`, which warns about a record that falls short
+and treats it as absent. On disk: ``{"steps": [name], "files": {absolute path: [size, mtime_ns,
+inode]}}`` (store.py document, kind KIND).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +35,9 @@ from tipi.cache.statefile import (
     list_problem,
     map_problem,
     remove_path,
+    shown,
     text_problem,
+    warn_broken,
 )
 from tipi.cache.store import read_document, write_document
 
@@ -78,14 +88,35 @@ def write_clean_record(
     return True
 
 
-def is_clean(file: Path, steps: Iterable[str], warn: Callable[[str], None]) -> bool:
-    """True when the record covers `steps` and no file it names has changed."""
+def required_paths(paths: Iterable[Iterable[str]], root: Path | str) -> set[str]:
+    """The absolute paths a record of steps with these paths (planfile.step_paths, one list
+    per step) must name, spelled as the make spells them (planning.absolute, which the fast
+    path does not import)."""
+    prefix = f"{root}/"
+    return {path if path[:1] == "/" else prefix + path for each in paths for path in each}
+
+
+def is_clean(
+    file: Path, steps: Iterable[str], warn: Callable[[str], None], required: Collection[str]
+) -> bool:
+    """True when the record covers `steps`, names every path of `required` (the steps'
+    inputs and outputs, `required_paths`, and the guards) and no file it names has changed.
+
+    A record of other steps is no proof, silently (the last make had other targets); one of
+    these steps that leaves out a path they need is malformed: a warning, and no proof.
+    """
     record: Any = read_document(file, KIND, warn, _record_problem)
     if record is None:
         return False
     if not set(record["steps"]).issuperset(steps):
         return False
-    return all(signature(path) == sig for path, sig in record["files"].items())
+    files = record["files"]
+    missing = [path for path in required if path not in files]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        warn_broken(warn, file, f"leaves out {shown(min(missing))}{more}", KIND)
+        return False
+    return all(signature(path) == sig for path, sig in files.items())
 
 
 def forget(file: Path) -> None:
