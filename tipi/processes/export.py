@@ -318,17 +318,21 @@ def _check_tensorrt() -> None:
 
 
 def _report_table(step: str, report: dict[str, Any]) -> Table:
-    """Each artifact's size, accuracy and drop from the eager model's."""
+    """Each artifact's size, accuracy and drop from the eager model's, and its error relative
+    to the eager outputs' scale and top-1 agreement with them."""
     part = report["part"]
     table = Table(title=f"{step}: artifacts" + (f" (accuracy on {part})" if part else ""))
-    for column in ("artifact", "size", "accuracy", "drop"):
+    for column in ("artifact", "size", "accuracy", "drop", "rel. error", "top-1"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for name, found in report["artifacts"].items():
         value, drop = found["accuracy"], found.get("accuracy_drop")
+        error, agreement = found.get("relative_error"), found.get("top1_agreement")
         table.add_row(
             name,
             f"{found['size_bytes'] / 1024:,.1f} KiB",
             "-" if value is None else f"{value:.4f}",
             "-" if drop is None else f"{drop:+.4f}",
+            "-" if error is None else f"{error:.1e}",
+            "-" if agreement is None else f"{agreement:.1%}",
         )
     return table
