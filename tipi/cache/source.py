@@ -5,8 +5,8 @@ A *unit* is the smallest piece of code whose edit reruns a step: a module-level 
 class's header (bases, decorators, class-level statements) or one of its methods, a
 module-level assignment, or the module's other top-level statements taken together (calls,
 `if`/`try` blocks: they run whenever the module is imported). Each unit has the digest of its
-normalized AST (no docstrings, comments, formatting or line numbers) and the name chains it
-loads (`helpers.scale`, `Net`), which closure.py resolves through the module's bindings.
+normalized AST (normalize.py: no docstrings, comments, formatting or line numbers) and the name
+chains it loads (`helpers.scale`, `Net`), which closure.py resolves through the module's bindings.
 
 What runs when a module is imported counts for every step that imports it, and for every
 step of the pipeline where tipi imports the module itself (*eager* units): the units whose
@@ -15,7 +15,8 @@ something, assign to an attribute or an item (`models.Net.describe = _describe`)
 name; functions and classes whose decorators may register them somewhere (`@register`, whole);
 assignments and class headers that call something (`MEAN = torch.tensor(...)`: a call may
 change anything). Calls known to only build a value (`int`, `os.environ.get`, `field`) and
-decorators known to only wrap or describe (`@dataclass`, `@property`) do not make a unit eager.
+decorators known to only wrap or describe (`@dataclass`, `@property`) do not make a unit eager
+(effects.py holds these rules).
 A unit that imports a module by a computed name (`importlib.import_module("m" + x)`) is marked:
 the module it loads cannot be known (closure.py counts every module of the pipeline folder).
 Everything here is iterative: a 1,000-branch `elif` chain or a 10,000-term sum is no problem.
@@ -30,46 +31,21 @@ import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import xxhash
-
+from tipi.cache.effects import (
+    PLAIN_METACLASSES,
+    computed_import,
+    dotted,
+    has_effect,
+    name_chain,
+    pure,
+)
 from tipi.cache.hashing import hash_bytes
+from tipi.cache.normalize import ast_digest, is_docstring, strip_docstrings
 
 MODULE_UNIT = "<module>"
 # A unit calling one of these may reach any name of its module by a string.
 DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "vars", "locals", "__import__"})
 DYNAMIC_METHODS = frozenset({"import_module"})  # importlib.import_module(name)
-# Calls that load code by a name (a computed one: which module, the code cannot tell) ...
-BY_NAME = frozenset({"import_module", "__import__", "exec"})
-# ... or from a file by its path, whatever the path.
-BY_PATH = frozenset(
-    {"run_path", "run_module", "spec_from_file_location", "SourceFileLoader", "load_source"}
-)
-# Decorators that only wrap or describe what they decorate (no registry holds it).
-PURE_DECORATORS = frozenset(
-    {
-        "dataclass", "property", "staticmethod", "classmethod", "cached_property", "cache",
-        "lru_cache", "wraps", "total_ordering", "abstractmethod", "overload", "final",
-        "contextmanager", "asynccontextmanager", "no_grad", "inference_mode", "enable_grad",
-        "singledispatch", "singledispatchmethod", "override", "setter", "getter", "deleter",
-        # tipi's own: it makes a step class that tipi's registry finds by name; no step reads it
-        "pipeline_process",
-    }
-)  # fmt: skip
-# Calls that only build a value from their arguments: a constant made with one is inert.
-PURE_CALLS = PURE_DECORATORS | frozenset(
-    {
-        "int", "float", "str", "bytes", "bool", "complex", "dict", "list", "set", "tuple",
-        "frozenset", "range", "len", "min", "max", "abs", "round", "sum", "sorted", "reversed",
-        "zip", "enumerate", "isinstance", "object", "slice", "repr", "format", "ord", "chr",
-        "os.environ.get", "os.getenv", "os.path.join", "os.path.dirname", "os.path.abspath",
-        "Path", "pathlib.Path", "PurePath", "re.compile", "field", "dataclasses.field",
-        "TypeVar", "typing.TypeVar", "NewType", "typing.NewType", "namedtuple",
-        "collections.namedtuple", "NamedTuple", "TypedDict", "logging.getLogger",
-        "defaultdict", "OrderedDict", "Counter", "deque", "partial", "functools.partial",
-    }
-)  # fmt: skip
-# Metaclasses that register nothing a step could read.
-PLAIN_METACLASSES = frozenset({"type", "ABCMeta", "abc.ABCMeta", "EnumMeta", "EnumType"})
 MODULE_LIKE = re.compile(r"\.{0,3}[A-Za-z_]\w*(\.\w+)*(:[A-Za-z_][\w.]*)?\Z")
 
 
@@ -162,7 +138,7 @@ def read_module(text: str) -> ModuleSource:
     module = ModuleSource()
     loose: list[ast.stmt] = []
     for node in tree.body:
-        if _is_docstring(node):
+        if is_docstring(node):
             continue
         if _is_main_guard(node):  # runs only as a script; its `else:` on every import
             loose += node.orelse  # type: ignore[attr-defined]
@@ -173,7 +149,7 @@ def read_module(text: str) -> ModuleSource:
                 module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
             _add_class(module, node)
-            if not _pure(node.decorator_list):
+            if not pure(node.decorator_list):
                 module.eager.append(node.name)  # a registry may hold it: all of it counts
             elif has_effect([node]):
                 module.eager.append(node.name)
@@ -225,7 +201,7 @@ def _add(module: ModuleSource, name: str, nodes: list[ast.stmt]) -> None:
 def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
     header: list[ast.stmt] = []
     names = [node.name]
-    body = [s for s in node.body if not _is_docstring(s)]
+    body = [s for s in node.body if not is_docstring(s)]
     for statement in body:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
             member = f"{node.name}.{statement.name}"
@@ -248,7 +224,7 @@ def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
         chain for base in node.bases if (chain := name_chain(base)) is not None
     )
     metaclass = [k.value for k in node.keywords if k.arg == "metaclass"]
-    if any(_dotted(m) not in PLAIN_METACLASSES for m in metaclass) or any(
+    if any(dotted(m) not in PLAIN_METACLASSES for m in metaclass) or any(
         f"{node.name}.__init_subclass__" == n for n in names
     ):
         module.registrars.add(node.name)
@@ -288,109 +264,16 @@ def import_bindings(node: ast.Import | ast.ImportFrom) -> list[tuple[str, Bindin
 
 def _unit(nodes: list[ast.stmt]) -> Unit:
     for node in nodes:
-        _strip_docstrings(node)
+        strip_docstrings(node)
     refs, local, dynamic, strings = _references(nodes)
     return Unit(
-        _digest(nodes),
+        ast_digest(nodes),
         tuple(sorted(refs)),
         dynamic,
         tuple(local),
         tuple(strings),
-        computed=any(_computed_import(n) for n in _walk(nodes)),
+        computed=any(computed_import(n) for n in _walk(nodes)),
     )
-
-
-def has_effect(nodes: Iterable[ast.AST]) -> bool:
-    """Whether executing `nodes` at module level may change anything but the names they
-    bind: a call (other than PURE_CALLS; a decorator is one), a store into an attribute or
-    an item, an augmented assignment, `del`, `global`. Function bodies do not run then; their
-    decorators and defaults do, and so does a class body."""
-    stack: list[ast.AST] = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            if not isinstance(node, ast.Lambda) and not _pure(node.decorator_list):
-                return True
-            args = node.args
-            stack += [*getattr(node, "decorator_list", []), *args.defaults]
-            stack += [d for d in args.kw_defaults if d is not None]
-            continue
-        if isinstance(node, ast.ClassDef) and not _pure(node.decorator_list):
-            return True
-        if isinstance(node, ast.Call) and not _pure_call(node.func):
-            return True
-        if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(
-            node.ctx, ast.Store | ast.Del
-        ):
-            return True
-        if isinstance(
-            node, ast.AugAssign | ast.Delete | ast.Global | ast.Nonlocal | ast.Await | ast.Yield
-        ):
-            return True
-        stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
-def _computed_import(node: ast.AST) -> bool:
-    """`importlib.import_module(x)`, `__import__(x)` or `exec(x)` with a name or code that is
-    not a literal; or code run from a file by its path (`runpy.run_path`, a loader)."""
-    if not isinstance(node, ast.Call):
-        return False
-    func = node.func
-    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-    if name in BY_PATH:
-        return True
-    if name not in BY_NAME or (isinstance(func, ast.Attribute) and name != "import_module"):
-        return False
-    what = node.args[0] if node.args else next((k.value for k in node.keywords), None)
-    return not (isinstance(what, ast.Constant) and isinstance(what.value, str))
-
-
-def name_chain(node: ast.AST) -> tuple[str, ...] | None:
-    """`a.b.C` → ("a", "b", "C"); None for anything but a dotted name."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return (node.id, *reversed(parts))
-
-
-def _pure_call(func: ast.expr) -> bool:
-    return _dotted(func) in PURE_CALLS or _pure([func])
-
-
-def _dotted(node: ast.AST) -> str:
-    chain = name_chain(node)
-    return ".".join(chain) if chain is not None else ""
-
-
-class _Mark(str):
-    """A structural marker in `_digest`'s stack (never confused with a string value)."""
-
-
-def _digest(nodes: Iterable[ast.AST]) -> str:
-    """xxh3_128 of the nodes' fields, depth first, without positions (iterative)."""
-    h = xxhash.xxh3_128()
-    stack: list[object] = list(reversed(list(nodes)))
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _Mark):
-            h.update(item.encode())
-        elif isinstance(item, ast.AST):
-            h.update(b"(" + type(item).__name__.encode())
-            stack.append(_Mark(")"))
-            for name in reversed(item._fields):
-                stack.append(getattr(item, name, None))
-                stack.append(_Mark(f" {name}="))
-        elif isinstance(item, list):
-            h.update(f"[{len(item)}".encode())
-            stack.append(_Mark("]"))
-            stack.extend(reversed(item))
-        else:
-            h.update(repr(item).encode() + b",")
-    return h.hexdigest()
 
 
 def _references(
@@ -457,15 +340,6 @@ def _chain(node: ast.Attribute) -> tuple[tuple[str, ...] | None, list[int]]:
     return (current.id, *reversed(parts)), inner
 
 
-def _pure(decorators: list[ast.expr]) -> bool:
-    for decorator in decorators:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if name not in PURE_DECORATORS:
-            return False
-    return True
-
-
 def _assigned(node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> list[str]:
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     names: list[str] = []
@@ -490,14 +364,6 @@ def _walk_shallow(node: ast.AST) -> list[ast.AST]:
     return found
 
 
-def _is_docstring(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
-    )
-
-
 def _is_main_guard(node: ast.stmt) -> bool:
     """`if __name__ == "__main__":` runs only as a script, never when a step imports it."""
     test = getattr(node, "test", None)
@@ -510,14 +376,3 @@ def _is_main_guard(node: ast.stmt) -> bool:
         and isinstance(test.comparators[0], ast.Constant)
         and test.comparators[0].value == "__main__"
     )
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef | ast.Module)
-            and body
-            and _is_docstring(body[0])
-        ):
-            node.body = body[1:] or [ast.Pass()]

@@ -1,0 +1,116 @@
+"""What module-level code may do at import: more than bind names, or load code named at run time."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+# Calls that load code by a name (a computed one: which module, the code cannot tell) ...
+BY_NAME = frozenset({"import_module", "__import__", "exec"})
+# ... or from a file by its path, whatever the path.
+BY_PATH = frozenset(
+    {"run_path", "run_module", "spec_from_file_location", "SourceFileLoader", "load_source"}
+)
+# Decorators that only wrap or describe what they decorate (no registry holds it).
+PURE_DECORATORS = frozenset(
+    {
+        "dataclass", "property", "staticmethod", "classmethod", "cached_property", "cache",
+        "lru_cache", "wraps", "total_ordering", "abstractmethod", "overload", "final",
+        "contextmanager", "asynccontextmanager", "no_grad", "inference_mode", "enable_grad",
+        "singledispatch", "singledispatchmethod", "override", "setter", "getter", "deleter",
+        # tipi's own: it makes a step class that tipi's registry finds by name; no step reads it
+        "pipeline_process",
+    }
+)  # fmt: skip
+# Calls that only build a value from their arguments: a constant made with one is inert.
+PURE_CALLS = PURE_DECORATORS | frozenset(
+    {
+        "int", "float", "str", "bytes", "bool", "complex", "dict", "list", "set", "tuple",
+        "frozenset", "range", "len", "min", "max", "abs", "round", "sum", "sorted", "reversed",
+        "zip", "enumerate", "isinstance", "object", "slice", "repr", "format", "ord", "chr",
+        "os.environ.get", "os.getenv", "os.path.join", "os.path.dirname", "os.path.abspath",
+        "Path", "pathlib.Path", "PurePath", "re.compile", "field", "dataclasses.field",
+        "TypeVar", "typing.TypeVar", "NewType", "typing.NewType", "namedtuple",
+        "collections.namedtuple", "NamedTuple", "TypedDict", "logging.getLogger",
+        "defaultdict", "OrderedDict", "Counter", "deque", "partial", "functools.partial",
+    }
+)  # fmt: skip
+# Metaclasses that register nothing a step could read.
+PLAIN_METACLASSES = frozenset({"type", "ABCMeta", "abc.ABCMeta", "EnumMeta", "EnumType"})
+
+
+def has_effect(nodes: Iterable[ast.AST]) -> bool:
+    """Whether executing `nodes` at module level may change anything but the names they
+    bind: a call (other than PURE_CALLS; a decorator is one), a store into an attribute or
+    an item, an augmented assignment, `del`, `global`. Function bodies do not run then; their
+    decorators and defaults do, and so does a class body."""
+    stack: list[ast.AST] = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            if not isinstance(node, ast.Lambda) and not pure(node.decorator_list):
+                return True
+            args = node.args
+            stack += [*getattr(node, "decorator_list", []), *args.defaults]
+            stack += [d for d in args.kw_defaults if d is not None]
+            continue
+        if isinstance(node, ast.ClassDef) and not pure(node.decorator_list):
+            return True
+        if isinstance(node, ast.Call) and not _pure_call(node.func):
+            return True
+        if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(
+            node.ctx, ast.Store | ast.Del
+        ):
+            return True
+        if isinstance(
+            node, ast.AugAssign | ast.Delete | ast.Global | ast.Nonlocal | ast.Await | ast.Yield
+        ):
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def computed_import(node: ast.AST) -> bool:
+    """`importlib.import_module(x)`, `__import__(x)` or `exec(x)` with a name or code that is
+    not a literal; or code run from a file by its path (`runpy.run_path`, a loader)."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    if name in BY_PATH:
+        return True
+    if name not in BY_NAME or (isinstance(func, ast.Attribute) and name != "import_module"):
+        return False
+    what = node.args[0] if node.args else next((k.value for k in node.keywords), None)
+    return not (isinstance(what, ast.Constant) and isinstance(what.value, str))
+
+
+def name_chain(node: ast.AST) -> tuple[str, ...] | None:
+    """`a.b.C` → ("a", "b", "C"); None for anything but a dotted name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return (node.id, *reversed(parts))
+
+
+def _pure_call(func: ast.expr) -> bool:
+    return dotted(func) in PURE_CALLS or pure([func])
+
+
+def dotted(node: ast.AST) -> str:
+    """`a.b.C` → "a.b.C"; "" for anything but a dotted name."""
+    chain = name_chain(node)
+    return ".".join(chain) if chain is not None else ""
+
+
+def pure(decorators: list[ast.expr]) -> bool:
+    """Whether every decorator only wraps or describes (PURE_DECORATORS): none may register."""
+    for decorator in decorators:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name not in PURE_DECORATORS:
+            return False
+    return True
