@@ -137,7 +137,8 @@ def test_a_failing_make_shows_and_keeps_no_secret(proj, jobs):
     assert tipi(root, "report", "-p", "s").returncode == 0
     assert "&lt;hidden&gt;" in (root / "report.html").read_text()
     kept = kept_files(root)
-    plan = kept.pop(".tipi_cache/pipelines/s/plan.msgpack")
+    # A plan made within the racy window of its sources' writes is not saved: may be absent.
+    plan = kept.pop(".tipi_cache/pipelines/s/plan.msgpack", b"")
     assert TOKEN.encode() not in plan
     assert any("logs/" in k for k in kept) == (jobs == "2")
     assert leaks({**shown, **kept}, secrets) == []
@@ -155,7 +156,8 @@ def test_in_process_make_keeps_no_secret_in_failures_or_runs(proj):
         "step 'keyed' failed: ValueError: bad keys '<hidden>' and <hidden>"
     )
     kept = kept_files(proj.root)
-    assert TOKEN.encode() not in kept.pop(".tipi_cache/pipelines/s/plan.msgpack")  # its text
+    plan = kept.pop(".tipi_cache/pipelines/s/plan.msgpack", b"")  # absent if made in a racy window
+    assert TOKEN.encode() not in plan
     assert leaks(kept, (TOKEN, KEY, SERVICE_KEY)) == []
     assert TOKEN in str(failed.value.failures[0][1])  # the caller's own exception is whole
 
