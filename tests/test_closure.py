@@ -879,3 +879,10 @@ def test_a_step_closure_holds_import_time_code_under_its_own_key(tmp_path):
     assert str((folder / "patch.py").resolve()) in step.files
     assert str((folder / "quiet.py").resolve()) in step.read - step.files
     assert set(scanner.closure_of("steps:step").units) == {"pipelines/p/steps.py: step"}
+
+
+def test_a_name_assigned_twice_keeps_its_computed_import():
+    """Two statements binding one name are one unit: a computed import in either marks it."""
+    first = read_module('import importlib\nmod = importlib.import_module("dyn" + X)\nmod += 1\n')
+    second = read_module('import importlib\nmod = None\nmod = importlib.import_module("d" + X)\n')
+    assert first.units["mod"].computed and second.units["mod"].computed

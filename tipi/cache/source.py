@@ -193,6 +193,7 @@ def _add(module: ModuleSource, name: str, nodes: list[ast.stmt]) -> None:
             old.dynamic or unit.dynamic,
             old.local + unit.local,
             old.strings + unit.strings,
+            computed=old.computed or unit.computed,
         )
     module.units[name] = unit
     module.bind(name, Binding("unit", name))
