@@ -306,3 +306,22 @@ def test_code_run_from_a_file_by_its_path_counts(project):
     why = "(counted because steps.py imports a module by computed name)"
     assert result["a"] == ("ran", (f"code changed: pipelines/m/plug.py: VALUE {why}",))
     assert project.read("out/a.txt") == "2"
+
+
+def test_a_versioned_step_still_counts_what_tipi_runs_at_load(proj):
+    """`version` stands for the class's own code, not for what a sibling does to it."""
+    edit(
+        proj,
+        "steps",
+        "class A(PipelineProcess):\n",
+        'class A(PipelineProcess):\n    version = "1"\n',
+    )
+    make()
+    edit(proj, "steps", "Net().describe())", 'Net().describe() + "")')  # own code: versioned
+    assert "a" not in ran(make())
+    edit(proj, "patch", "patched-1", "patched-2")
+    result = make()
+    assert result["a"] == ("ran", (f"code changed: pipelines/m/patch.py: _describe {AT_LOAD}",))
+    assert outputs(proj.root)["a.txt"] == "patched-2"
+    edit(proj, "steps", 'version = "1"', 'version = "2"')
+    assert make()["a"] == ("ran", ("code changed: A: version",))

@@ -107,11 +107,12 @@ class CodeScanner:
     def closure_of(self, obj: Any, extra: Iterable[Any] = (), step: bool = False) -> Closure:
         """The closure of a class or function (and of `extra`: objects, or `module:attr`
         strings such as factories); for a `step`, with the code tipi runs when it imports
-        the pipeline's modules."""
+        the pipeline's modules. `obj` None: that code alone (a step whose class declares
+        its own `version`)."""
         key = (step, obj, *extra)
         if key not in self._closures:
             walk = Walk(self)
-            for item in (obj, *extra):
+            for item in (obj, *extra) if obj is not None else extra:
                 walk.start(item)
             parts = [(AT_LOAD, self.load_walk())] if step else []
             computed = set(walk.computed).union(*(part.computed for _, part in parts))

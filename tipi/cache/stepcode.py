@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -33,11 +34,19 @@ class PipelineCode:
         """The code fingerprint of `cls` (and of the `module:attr` code it names in `refs`):
         its own `version` attribute when set (not an inherited one: a subclass's code is
         its own), else the hash of its closure. A `step`'s closure holds what runs when tipi
-        imports the pipeline's modules (closure.py): that can change any step's result."""
+        imports the pipeline's modules (closure.py): that can change any step's result, a
+        versioned one's too."""
         version = vars(cls).get("version")
-        if version is not None:
+        if version is not None and not step:
             return digest(["version", cls.__qualname__, str(version)])
-        closure = self.scanner.closure_of(cls, tuple(refs), step=step)
+        if version is not None:
+            # The version stands for the class's own code, not for what other modules do to
+            # it when tipi imports them (a sibling may patch the class): that still counts.
+            closure = self.scanner.closure_of(None, (), step=True)
+            own = {f"{cls.__qualname__}: version": digest(str(version))}
+            closure = dataclasses.replace(closure, units={**own, **closure.units})
+        else:
+            closure = self.scanner.closure_of(cls, tuple(refs), step=step)
         fp = closure.fingerprint
         self.units[fp] = closure.units
         self.files |= closure.files | closure.read
