@@ -259,3 +259,17 @@ def test_cached_entries_that_predict_files_never_writes_are_predicted_again(fold
     Engine("x").make(run_cache=False)
     assert sum(map(len, seen)) == 4
     assert rows(project) == first
+
+
+def test_a_dangling_link_in_the_images_folder_is_no_internal_error(factory_project):
+    """A link to nothing among the images: the folder's hash names it (so pointing it at an
+    image reruns the step), Predict skips it, and nothing crashes."""
+    project, _ = factory_project
+    (project.root / "images/broken.png").symlink_to("nowhere.png")
+    (step,) = Engine("x").make().results
+    assert step.outcome == "ran"
+    assert "broken.png" not in {r["file"] for r in rows(project)}
+    write_image(project.root / "images/nowhere.png", 7)
+    (step,) = Engine("x").make().results
+    assert step.outcome == "ran"
+    assert {"broken.png", "nowhere.png"} <= {r["file"] for r in rows(project)}

@@ -22,6 +22,8 @@ RACY_SECONDS = 0.1
 # sub-second part may be rewritten for up to two seconds without its mtime changing.
 COARSE_RACY_SECONDS = 2.0
 MISSING = None
+# What a folder's hash says of an entry whose target is gone (a dangling link): its name counts.
+MISSING_IN_FOLDER = "missing"
 _SECOND = 1_000_000_000
 STAT_KIND = "stat-cache"
 
@@ -95,9 +97,11 @@ class StatCache:
             for name in sorted(files):
                 full = os.path.join(root, name)
                 rel = os.path.relpath(full, path)
-                h.update(
-                    rel.encode() + b"\0" + self._hash_file(full, os.stat(full)).encode() + b"\n"
-                )
+                try:
+                    content = self._hash_file(full, os.stat(full))
+                except FileNotFoundError:  # a link to nothing (or a file removed meanwhile)
+                    content = MISSING_IN_FOLDER
+                h.update(rel.encode() + b"\0" + content.encode() + b"\n")
         return "d" + h.hexdigest()
 
     def forget(self, path: Path) -> None:
