@@ -377,6 +377,16 @@ def test_run_ids_are_short_and_sort_by_start_time():
     assert len({new_run_id() for _ in range(100)}) == 100  # the same second, told apart
 
 
+def test_run_ids_of_one_second_sort_by_time_too():
+    """Two makes within one second: the later one's id sorts after (the report and `tipi runs`
+    take the newest run by its id; random digits first made that a coin toss)."""
+    times = [1_700_000_000 + k / 1000 for k in range(0, 1000, 7)]
+    ids = [new_run_id(now=t) for t in times]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    made = [new_run_id() for _ in range(2000)]  # faster than the clock's ticks: still ordered
+    assert made == sorted(made) and len(set(made)) == len(made)
+
+
 def test_the_report_reads_old_single_files_and_run_folders_in_order(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 3.0}\n')
     for run_id, loss in ((SECOND, 1.0), (FIRST, 2.0)):
