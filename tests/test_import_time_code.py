@@ -325,3 +325,46 @@ def test_a_versioned_step_still_counts_what_tipi_runs_at_load(proj):
     assert outputs(proj.root)["a.txt"] == "patched-2"
     edit(proj, "steps", 'version = "1"', 'version = "2"')
     assert make()["a"] == ("ran", ("code changed: A: version",))
+
+
+def test_a_call_in_a_functions_annotation_runs_at_import(proj):
+    """Without `from __future__ import annotations`, a def's annotations are evaluated when
+    the module runs: a call there patches at load like any other call."""
+    (proj.root / "pipelines/m/patch.py").unlink()
+    (proj.root / "pipelines/m/annotated.py").write_text(
+        "import models\n\n\ndef _describe(self):\n    return 'annotated-1'\n\n\n"
+        "def apply():\n    models.Net.describe = _describe\n\n\n"
+        "def f(x: apply()) -> None:\n    return x\n"
+    )
+    make()
+    assert outputs(proj.root)["a.txt"] == "annotated-1"
+    edit(proj, "annotated", "annotated-1", "annotated-2")
+    assert "a" in ran(make())
+    assert outputs(proj.root)["a.txt"] == "annotated-2"
+    # Postponed annotations are not evaluated: the same code runs nothing at import.
+    (proj.root / "pipelines/m/annotated.py").unlink()
+    (proj.root / "pipelines/m/lazy.py").write_text(
+        "from __future__ import annotations\n\n\ndef g(x: print()) -> None:\n    return x\n"
+    )
+    make()
+    edit(proj, "lazy", "return x", "return x or 1")
+    assert ran(make()) == []
+
+
+def test_a_project_decorator_named_like_a_pure_one_counts(proj):
+    """`@dataclass` is only known to describe when it is the standard library's: one of the
+    project's own (here registering the class) runs like any decorator."""
+    (proj.root / "pipelines/m/patch.py").unlink()
+    (proj.root / "pipelines/m/mydeco.py").write_text(
+        "import models\n\n\ndef dataclass(cls):\n"
+        "    models.Net.describe = lambda self: cls.X\n    return cls\n"
+    )
+    (proj.root / "pipelines/m/config.py").write_text(
+        "from mydeco import dataclass\n\n\n@dataclass\nclass C:\n    X = 'c-1'\n"
+    )
+    make()
+    assert outputs(proj.root)["a.txt"] == "c-1"
+    edit(proj, "config", "c-1", "c-2")
+    assert "a" in ran(make())
+    assert outputs(proj.root)["a.txt"] == "c-2"
+    same_as_clean(proj.root)

@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 
 from tipi.cache.effects import (
     PLAIN_METACLASSES,
+    Scope,
     computed_import,
     dotted,
     has_effect,
+    module_scope,
     name_chain,
     pure,
 )
@@ -136,6 +138,7 @@ def read_module(text: str) -> ModuleSource:
     """Parse a module's text into units and bindings (raises SyntaxError)."""
     tree = ast.parse(text)
     module = ModuleSource()
+    scope = module_scope(tree)  # a `dataclass` of the project's own is no pure decorator
     loose: list[ast.stmt] = []
     for node in tree.body:
         if is_docstring(node):
@@ -145,13 +148,13 @@ def read_module(text: str) -> ModuleSource:
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             _add(module, node.name, [node])
-            if has_effect([node]):
+            if has_effect([node], scope):
                 module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
-            _add_class(module, node)
-            if not pure(node.decorator_list):
+            _add_class(module, node, scope)
+            if not pure(node.decorator_list, scope):
                 module.eager.append(node.name)  # a registry may hold it: all of it counts
-            elif has_effect([node]):
+            elif has_effect([node], scope):
                 module.eager.append(node.name)
                 module.headers.add(node.name)
         elif isinstance(node, ast.Import | ast.ImportFrom):
@@ -162,13 +165,13 @@ def read_module(text: str) -> ModuleSource:
             _add(module, names[0], [node])
             for name in names[1:]:
                 module.bind(name, Binding("unit", names[0]))
-            if has_effect([node]) and names[0] not in module.eager:
+            if has_effect([node], scope) and names[0] not in module.eager:
                 module.eager.append(names[0])
         else:
             loose.append(node)
     if loose:
         _add(module, MODULE_UNIT, loose)
-        if has_effect(loose):
+        if has_effect(loose, scope):
             module.eager.append(MODULE_UNIT)
         for node in loose:  # names bound inside `if`/`try`/`with` blocks
             for inner in _walk_shallow(node):
@@ -199,7 +202,7 @@ def _add(module: ModuleSource, name: str, nodes: list[ast.stmt]) -> None:
     module.bind(name, Binding("unit", name))
 
 
-def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
+def _add_class(module: ModuleSource, node: ast.ClassDef, scope: Scope) -> None:
     header: list[ast.stmt] = []
     names = [node.name]
     body = [s for s in node.body if not is_docstring(s)]
@@ -225,9 +228,10 @@ def _add_class(module: ModuleSource, node: ast.ClassDef) -> None:
         chain for base in node.bases if (chain := name_chain(base)) is not None
     )
     metaclass = [k.value for k in node.keywords if k.arg == "metaclass"]
-    if any(dotted(m) not in PLAIN_METACLASSES for m in metaclass) or any(
-        f"{node.name}.__init_subclass__" == n for n in names
-    ):
+    if any(
+        dotted(m) not in PLAIN_METACLASSES or scope.hides(dotted(m).split(".")[0])
+        for m in metaclass
+    ) or any(f"{node.name}.__init_subclass__" == n for n in names):
         module.registrars.add(node.name)
 
 
