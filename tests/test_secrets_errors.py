@@ -263,3 +263,41 @@ def test_secret_params_are_the_values_under_secret_names():
         }
     )
     assert found == {"k-123456", "12345678", "me-myself", "t-0001"}
+
+
+UNPRINTABLE = """
+from tipi import PipelineProcess
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise ValueError("str exploded")
+
+
+class Raises(PipelineProcess):
+    def execute(self) -> None:
+        raise Unprintable("x")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_exception_whose_str_raises_is_the_steps_failure(project, jobs):
+    """The failure's text is made from `str(error)`: an exception whose `__str__` raises is
+    still the step's failure (exit 1), worded as Python words it, never an internal error."""
+    toml = '[processes.bad]\ntype = "Raises"\noutputs = { out = "out/bad.txt" }\n'
+    project.pipeline("u", toml, steps=UNPRINTABLE)
+    made = tipi(project.root, "make", "-p", "u", "-j", jobs)
+    assert made.returncode == 1, made.stderr
+    assert "error: step 'bad' failed: Unprintable: <exception str() failed>" in made.stderr
+    assert "internal error" not in made.stderr
+    shown = tipi(project.root, "show")
+    assert "Unprintable: <exception str() failed>" in shown.stdout
+
+
+def test_a_module_whose_import_raises_an_unprintable_exception_is_a_definition_error(project):
+    broken = UNPRINTABLE.replace("class Raises", "raise Unprintable()\n\n\nclass Raises")
+    project.pipeline("u", '[processes.bad]\ntype = "Raises"\n', steps=broken)
+    made = tipi(project.root, "make", "-p", "u")
+    assert made.returncode == 2, made.stderr
+    assert "importing steps.py failed: Unprintable: <exception str() failed>" in made.stderr

@@ -116,7 +116,7 @@ class ProcessFailure(TipiError):
     exit_code = 1
 
     def __init__(self, step: str, error: BaseException, *, hint: str | None = None) -> None:
-        super().__init__(f"step '{step}' failed: {type(error).__name__}: {error}", hint=hint)
+        super().__init__(f"step '{step}' failed: {describe_error(error)}", hint=hint)
         self.step = step
         self.error = error
 
@@ -138,9 +138,7 @@ class PermanenceFailure(TipiError):
     exit_code = 1
 
     def __init__(self, name: str, phase: str, error: BaseException) -> None:
-        super().__init__(
-            f"permanence '{name}' failed in {phase}(): {type(error).__name__}: {error}"
-        )
+        super().__init__(f"permanence '{name}' failed in {phase}(): {describe_error(error)}")
         self.name = name
         self.phase = phase
         self.error = error
@@ -180,7 +178,17 @@ class WorkerFailure(TipiError):
                 step, str(error), details=details, hint=error.hint, exit_code=error.exit_code
             )
         details = user_traceback(error)
-        return cls(step, f"step '{step}' failed: {type(error).__name__}: {error}", details=details)
+        return cls(step, f"step '{step}' failed: {describe_error(error)}", details=details)
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message` of a step's exception; one whose `__str__` raises is still a failure
+    of the step, worded as Python's own traceback words it, never an error of tipi."""
+    try:
+        text = str(error)
+    except Exception:
+        text = "<exception str() failed>"
+    return f"{type(error).__name__}: {text}"
 
 
 def user_traceback(error: BaseException, full: bool = False) -> str:

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tipi.errors import DefinitionError, Location
+from tipi.errors import DefinitionError, Location, describe_error
 
 LOCAL_PACKAGE = "_tipi_pipelines"
 
@@ -210,7 +210,7 @@ def import_file(package: str, file: Path) -> types.ModuleType:
     except Exception as exc:
         line = _line_in(file, exc)
         raise DefinitionError(
-            f"importing {file.name} failed: {type(exc).__name__}: {exc}",
+            f"importing {file.name} failed: {describe_error(exc)}",
             hint="every *.py beside pipeline.toml is imported; it must import cleanly",
             location=Location(file=file, line=line),
         ) from exc
