@@ -219,3 +219,19 @@ def test_in_a_real_terminal_nothing_retitles_or_writes_the_clipboard(project, tm
         assert screen.count("m.acc\\x1b]52;c;") + screen.count("score.acc\\x1b]52;c;") >= 3
     finally:
         terminal.close()
+
+
+@pytest.mark.parametrize("fmt", ["tree", "dot", "mermaid"])
+@pytest.mark.parametrize("files", [[], ["--files"]])
+def test_graph_text_formats_escape_an_outputs_path(project, cli, fmt, files):
+    """`tipi graph` prints DOT, Mermaid and the tree as they are: an output whose path holds
+    escape sequences (in the file nodes, and in the reason it is missing) shows them as text."""
+    toml = f'[processes.score]\ntype = "Score"\noutputs = {{ metrics = {json.dumps(f"out/{EVIL}")} }}\n'
+    project.pipeline("g", toml, steps=STEPS)
+    Engine("g").make()
+    (project.root / "out" / EVIL).unlink()  # a reason now names it
+    shown = cli("graph", "-p", "g", "--format", fmt, *files)
+    assert shown.exit_code == 0, shown.stderr
+    assert raw_in(shown.stdout + shown.stderr) == []
+    if files or fmt == "dot":  # the path itself, or the reason (a tooltip) that names it
+        assert "\\x1b]52;c;" in shown.stdout

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tipi.redact import printable, printable_json
 from tipi.redact import printable_html as escape  # text is data: no control characters
-from tipi.redact import printable_json
 from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
 
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
@@ -45,7 +45,7 @@ def to_tree(view: PipelineView, files: bool = False) -> str:
     nodes, edges = nodes_and_edges(view, files)
     for node, text, state in nodes:
         mark = STATE_MARKS.get(state, "□")
-        graph.add_node(node, label=f"{mark} {text}")
+        graph.add_node(node, label=f"{mark} {printable(text)}")
     graph.add_edges_from(edges)
     lines: list[str] = []
     nx.write_network_text(graph, path=lines.append, with_labels=True, ascii_only=False, end="")
@@ -176,9 +176,11 @@ def _box_width(step: StepView) -> float:
     return float(min(max(len(step.name) * 7.5 + 24, 170), 320))
 
 
+# DOT and Mermaid are printed as they are (`tipi graph --format dot`): an output's path or a
+# reason holds escape sequences only as text.
 def _dot(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _mermaid(text: str) -> str:
-    return text.replace('"', "#quot;")
+    return printable(text).replace('"', "#quot;")
