@@ -368,3 +368,29 @@ def test_a_project_decorator_named_like_a_pure_one_counts(proj):
     assert "a" in ran(make())
     assert outputs(proj.root)["a.txt"] == "c-2"
     same_as_clean(proj.root)
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "from importlib import import_module as load_module\n\n\n"
+        "def load(suffix):\n    return load_module('dynmod' + suffix).VALUE\n",
+        "import importlib\n\nfetch = importlib.import_module\n\n\n"
+        "def load(suffix):\n    return fetch('dynmod' + suffix).VALUE\n",
+        "import sys\n\nimport dynmod_a  # noqa: F401\n\n\n"
+        "def load(suffix):\n    return sys.modules['dynmod' + suffix].VALUE\n",
+    ],
+    ids=["aliased", "assigned", "sys.modules"],
+)
+def test_a_computed_import_under_another_name_still_counts(proj, loader):
+    """`import_module` bound to another name, or a module looked up in sys.modules by a
+    computed name: the module it loads cannot be read from the code either."""
+    (proj.root / "pipelines/m/loader.py").write_text(loader)
+    steps = STEPS.replace('write_text("c")', 'write_text(loader.load("_a"))')
+    steps = steps.replace("from models", "import loader\nfrom models")
+    (proj.root / "pipelines/m/steps.py").write_text(steps)
+    make()
+    assert outputs(proj.root)["c.txt"] == "dyn-1"
+    (proj.root / "pipelines/m/dynmod_a.py").write_text('VALUE = "dyn-2"\n')
+    assert "c" in ran(make())
+    assert outputs(proj.root)["c.txt"] == "dyn-2"

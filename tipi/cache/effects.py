@@ -61,6 +61,12 @@ class Scope:
     star: bool = False
     standard: frozenset[str] = frozenset()
     lazy_annotations: bool = False
+    loaders: frozenset[tuple[str, str]] = frozenset()
+
+    def loader(self, name: str) -> str:
+        """What loader of BY_NAME or BY_PATH `name` is bound to (`from importlib import
+        import_module as load`, `fetch = importlib.import_module`); "" for none."""
+        return next((original for alias, original in self.loaders if alias == name), "")
 
     def hides(self, root: str) -> bool:
         """Whether the name `root` may not be what PURE_CALLS means by it."""
@@ -77,6 +83,7 @@ def module_scope(tree: ast.Module) -> Scope:
     """The Scope of a module: its module-level bindings (in `if`/`try` blocks too)."""
     shadowed: set[str] = set()
     standard: set[str] = set()
+    loaders: set[tuple[str, str]] = set()
     star = lazy = False
     stack: list[ast.AST] = list(tree.body)
     while stack:
@@ -92,13 +99,22 @@ def module_scope(tree: ast.Module) -> Scope:
                     continue
                 bound = alias.asname or alias.name.split(".")[0]
                 (standard if known else shadowed).add(bound)
+                if isinstance(node, ast.ImportFrom) and alias.name in BY_NAME | BY_PATH:
+                    loaders.add((bound, alias.name))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             shadowed.add(node.name)
         else:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 shadowed.add(node.id)
+            if isinstance(node, ast.Assign):  # `fetch = importlib.import_module`
+                chain = name_chain(node.value)
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if chain and chain[-1] in BY_NAME | BY_PATH:
+                    loaders.update((name, chain[-1]) for name in names)
             stack.extend(ast.iter_child_nodes(node))
-    return Scope(frozenset(shadowed), star, frozenset(standard - shadowed), lazy)
+    return Scope(
+        frozenset(shadowed), star, frozenset(standard - shadowed), lazy, frozenset(loaders)
+    )
 
 
 def has_effect(nodes: Iterable[ast.AST], scope: Scope = PLAIN) -> bool:
@@ -137,16 +153,24 @@ def has_effect(nodes: Iterable[ast.AST], scope: Scope = PLAIN) -> bool:
     return False
 
 
-def computed_import(node: ast.AST) -> bool:
+def computed_import(node: ast.AST, scope: Scope = PLAIN) -> bool:
     """`importlib.import_module(x)`, `__import__(x)` or `exec(x)` with a name or code that is
-    not a literal; or code run from a file by its path (`runpy.run_path`, a loader)."""
+    not a literal (under another name too: `from importlib import import_module as load`),
+    `sys.modules[x]` with a computed `x`; or code run from a file by its path
+    (`runpy.run_path`, a loader)."""
+    if isinstance(node, ast.Subscript) and dotted(node.value) == "sys.modules":
+        key = node.slice
+        return not (isinstance(key, ast.Constant) and isinstance(key.value, str))
     if not isinstance(node, ast.Call):
         return False
     func = node.func
     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    method = isinstance(func, ast.Attribute)
+    if not method and scope.loader(name):
+        name = scope.loader(name)
     if name in BY_PATH:
         return True
-    if name not in BY_NAME or (isinstance(func, ast.Attribute) and name != "import_module"):
+    if name not in BY_NAME or (method and name != "import_module"):
         return False
     what = node.args[0] if node.args else next((k.value for k in node.keywords), None)
     return not (isinstance(what, ast.Constant) and isinstance(what.value, str))

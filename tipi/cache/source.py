@@ -147,7 +147,7 @@ def read_module(text: str) -> ModuleSource:
             loose += node.orelse  # type: ignore[attr-defined]
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            _add(module, node.name, [node])
+            _add(module, node.name, [node], scope)
             if has_effect([node], scope):
                 module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
@@ -162,7 +162,7 @@ def read_module(text: str) -> ModuleSource:
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and (
             names := _assigned(node)
         ):
-            _add(module, names[0], [node])
+            _add(module, names[0], [node], scope)
             for name in names[1:]:
                 module.bind(name, Binding("unit", names[0]))
             if has_effect([node], scope) and names[0] not in module.eager:
@@ -170,7 +170,7 @@ def read_module(text: str) -> ModuleSource:
         else:
             loose.append(node)
     if loose:
-        _add(module, MODULE_UNIT, loose)
+        _add(module, MODULE_UNIT, loose, scope)
         if has_effect(loose, scope):
             module.eager.append(MODULE_UNIT)
         for node in loose:  # names bound inside `if`/`try`/`with` blocks
@@ -186,8 +186,8 @@ def read_module(text: str) -> ModuleSource:
     return module
 
 
-def _add(module: ModuleSource, name: str, nodes: list[ast.stmt]) -> None:
-    unit = _unit(nodes)
+def _add(module: ModuleSource, name: str, nodes: list[ast.stmt], scope: Scope) -> None:
+    unit = _unit(nodes, scope)
     old = module.units.get(name)
     if old is not None:  # `X = 1` then `X += 1`: one unit, both statements
         unit = Unit(
@@ -209,7 +209,7 @@ def _add_class(module: ModuleSource, node: ast.ClassDef, scope: Scope) -> None:
     for statement in body:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
             member = f"{node.name}.{statement.name}"
-            module.units[member] = _unit([statement])
+            module.units[member] = _unit([statement], scope)
             names.append(member)
         else:
             header.append(statement)
@@ -221,7 +221,7 @@ def _add_class(module: ModuleSource, node: ast.ClassDef, scope: Scope) -> None:
         decorator_list=node.decorator_list,
         type_params=getattr(node, "type_params", []),
     )
-    module.units[node.name] = _unit([shell])
+    module.units[node.name] = _unit([shell], scope)
     module.classes[node.name] = names
     module.bind(node.name, Binding("unit", node.name))
     module.bases[node.name] = tuple(
@@ -267,7 +267,7 @@ def import_bindings(node: ast.Import | ast.ImportFrom) -> list[tuple[str, Bindin
     ]
 
 
-def _unit(nodes: list[ast.stmt]) -> Unit:
+def _unit(nodes: list[ast.stmt], scope: Scope) -> Unit:
     for node in nodes:
         strip_docstrings(node)
     refs, local, dynamic, strings = _references(nodes)
@@ -277,7 +277,7 @@ def _unit(nodes: list[ast.stmt]) -> Unit:
         dynamic,
         tuple(local),
         tuple(strings),
-        computed=any(computed_import(n) for n in _walk(nodes)),
+        computed=any(computed_import(n, scope) for n in _walk(nodes)),
     )
 
 
