@@ -301,3 +301,30 @@ def test_a_module_whose_import_raises_an_unprintable_exception_is_a_definition_e
     made = tipi(project.root, "make", "-p", "u")
     assert made.returncode == 2, made.stderr
     assert "importing steps.py failed: Unprintable: <exception str() failed>" in made.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        (f'keyed.api_key=["{KEY}"]', "expected str, found <hidden> (list)"),
+        ("keyed.api_key=123456789", "expected str, found <hidden> (int)"),
+        (f"keyd.api_key={KEY}", "override 'keyd.api_key=<hidden>' names no step"),
+        (f"keyed.api_key.part={KEY}", "cannot set 'keyed.api_key.part=<hidden>'"),
+    ],
+)
+def test_a_bad_override_of_a_secret_param_is_not_echoed(proj, cli, override, said):
+    """A `--set` of a secret-named param that tipi refuses names the param and the type of
+    the value, not the value: the error goes to a terminal, a CI log."""
+    value = override.partition("=")[2]
+    made = cli("make", "-p", "s", "--set", override)
+    assert made.exit_code == 2, made.stderr
+    assert said in made.stderr
+    assert value not in made.stdout + made.stderr
+
+
+def test_a_secret_param_of_the_wrong_type_in_the_pipeline_file_is_not_echoed(project, cli):
+    project.pipeline("s", PIPELINE.replace(f'"{KEY}"', "987654321012"), steps=STEPS)
+    made = cli("make", "-p", "s")
+    assert made.exit_code == 2
+    assert "api_key: expected str, found <hidden> (int)" in made.stderr
+    assert "987654321012" not in made.stdout + made.stderr

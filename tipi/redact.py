@@ -68,7 +68,8 @@ def redact_command(argv: Iterable[str]) -> list[str]:
     shown, secrets = [], secret_values()
     for arg in argv:
         key, equals, _ = arg.partition("=")
-        if equals and is_secret_name(key.rsplit(".", 1)[-1]):
+        # a value under a secret param is secret too (`train.credentials.user=...`)
+        if equals and any(is_secret_name(part) for part in key.split(".")[1:] or [key]):
             arg = f"{key}={HIDDEN}"
         elif any(secret in arg for secret in secrets):
             arg = HIDDEN

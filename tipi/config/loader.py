@@ -97,7 +97,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p.strip() for p in key.split(".")]
     if not sep or len(parts) < 2 or not all(parts):
         raise ConfigError(
-            f"bad override '{text}'",
+            f"bad override '{_shown(text)}'",
             hint="write --set STEP.PARAM=VALUE, e.g. --set train.lr=0.01",
             location=Location(key="--set"),
         )
@@ -106,6 +106,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return parts, value
+
+
+def _shown(override: str) -> str:
+    """An override as an error may echo it: a secret param's value hidden (tipi.redact)."""
+    from tipi.redact import redact_command
+
+    return redact_command([override])[0]
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> set[tuple[str, ...]]:
@@ -125,7 +132,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> set[tuple
             target = target.setdefault(key, {})
             if not isinstance(target, dict):
                 raise ConfigError(
-                    f"cannot set '{text}': {key} is not a table", location=Location(key="--set")
+                    f"cannot set '{_shown(text)}': {key} is not a table",
+                    location=Location(key="--set"),
                 )
         target[keys[-1]] = copy.deepcopy(value)
         touched.add((section, name, "params", *keys))
@@ -146,15 +154,15 @@ def _override_target(
         in_permanences = name in data.get("permanences", {})
         if in_processes and in_permanences:
             raise ConfigError(
-                f"override '{text}' is ambiguous: '{name}' is a process and a permanence",
-                hint=f"write --set processes.{text} or --set permanences.{text}",
+                f"override '{_shown(text)}' is ambiguous: '{name}' is a process and a permanence",
+                hint=f"write --set processes.{_shown(text)} or --set permanences.{_shown(text)}",
                 location=Location(key="--set"),
             )
         if in_processes or in_permanences:
             return ("processes" if in_processes else "permanences"), name, keys
         candidates = [*data.get("processes", {}), *data.get("permanences", {})]
     raise ConfigError(
-        f"override '{text}' names no step or permanence '{name}'",
+        f"override '{_shown(text)}' names no step or permanence '{name}'",
         hint=did_you_mean(name, candidates) or f"known: {', '.join(candidates) or 'none'}",
         location=Location(key="--set"),
     )

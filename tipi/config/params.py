@@ -11,6 +11,7 @@ from typing import Any
 
 from tipi.config.types import TypeMismatch, coerce, describe_value, type_name
 from tipi.errors import ConfigError, Location
+from tipi.redact import HIDDEN, is_secret_name
 from tipi.suggest import did_you_mean
 
 # Constructor arguments the engine passes itself; never user params.
@@ -111,8 +112,11 @@ def check_params(
         try:
             checked[key] = coerce(value, info.hint)
         except TypeMismatch as mismatch:
+            found = describe_value(value)
+            if is_secret_name(key):  # echoed to a terminal, a CI log: its type only
+                found = f"{HIDDEN} ({type(value).__name__})"
             raise ConfigError(
-                f"expected {mismatch}, found {describe_value(value)}",
+                f"expected {mismatch}, found {found}",
                 hint=f"{cls.__name__}.{key} is declared as `{info.type_label}`",
                 location=locate(key),
             ) from None
