@@ -328,3 +328,41 @@ def test_a_secret_param_of_the_wrong_type_in_the_pipeline_file_is_not_echoed(pro
     assert made.exit_code == 2
     assert "api_key: expected str, found <hidden> (int)" in made.stderr
     assert "987654321012" not in made.stdout + made.stderr
+
+
+WANDB_STEPS = """
+from tipi import PipelineProcess
+
+
+class Fit(PipelineProcess):
+    def __init__(self, controller, force: bool = False, api_key: str = "") -> None:
+        super().__init__(controller, force)
+        self.api_key = api_key
+
+    def execute(self) -> None:
+        self.controller.get_permanence("wb").log_metrics({"loss": 1.0}, step=1)
+        self.outputs["out"].write_text("fit")
+"""
+
+WANDB_PIPELINE = """
+[permanences.wb]
+type = "WandBLogger"
+params = { log_dir = "logs", mode = "offline" }
+
+[processes.fit]
+type = "Fit"
+outputs = { out = "out/fit.txt" }
+"""
+
+
+@pytest.mark.slow
+def test_wandb_offline_files_keep_no_secret_of_the_command_line(project):
+    """W&B keeps the command line in a run's metadata (its offline files, then its servers):
+    a secret `--set` value given to the make is not among them."""
+    pytest.importorskip("wandb")
+    project.pipeline("w", WANDB_PIPELINE, steps=WANDB_STEPS)
+    made = tipi(project.root, "make", "-p", "w", "--set", f"fit.api_key={KEY}")
+    assert made.returncode == 0, made.stderr
+    files = {str(p): p.read_bytes() for p in (project.root / "logs").rglob("*") if p.is_file()}
+    assert any(b"fit.api_key=<hidden>" in data for data in files.values())
+    assert leaks(files, (KEY,)) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from tipi.context import RunInfo
 from tipi.errors import ConfigError
 from tipi.permanences.loggers.base import BaseLoggerManager, redact, run_config
+from tipi.redact import redact_command
 
 SWEEP_RUN_VARIABLE = "TIPI_WANDB_SWEEP_RUN"
 MODES = ("auto", "online", "offline", "disabled")
@@ -121,13 +123,20 @@ class WandBLogger(BaseLoggerManager):
         import wandb
 
         self._announce()
-        self.run = wandb.init(
-            **{
-                "reinit": "finish_previous",
-                "settings": wandb.Settings(silent=True, console="off"),
-                **self.init_arguments(run),
-            }
-        )
+        # W&B keeps the command line in the run's metadata (offline files, then its servers):
+        # the one it reads, sys.argv, shows no `--set api_key=...` value.
+        argv = sys.argv
+        sys.argv = redact_command(argv)
+        try:
+            self.run = wandb.init(
+                **{
+                    "reinit": "finish_previous",
+                    "settings": wandb.Settings(silent=True, console="off"),
+                    **self.init_arguments(run),
+                }
+            )
+        finally:
+            sys.argv = argv
 
     def _announce(self) -> None:
         if self.mode != "auto" or self.resolved_mode != "offline":
