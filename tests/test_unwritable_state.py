@@ -181,3 +181,14 @@ def test_other_os_errors_stay_what_they_were(tmp_path):
         PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "f"))
     )
     assert refused is not None and refused.exit_code == 2
+
+
+def test_clean_names_the_folder_it_may_not_empty(made):
+    """rmtree names an entry alone (`plan.msgpack`) in its errors: the error still names the
+    folder to fix, not a file of that name in the working directory."""
+    os.chmod(made / ".tipi_cache/pipelines/p", 0o500)
+    result = tipi(made, "clean", "-p", "p")
+    assert result.returncode == 2, result.stderr
+    error = ".tipi_cache/pipelines/p cannot be written (mode 500"
+    assert f"error: permission denied: {error}" in result.stderr
+    assert "chmod -R u+rwX .tipi_cache/pipelines/p`" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,9 +99,21 @@ def _prune(folder: Path, root: Path) -> None:
 
 def _remove(path: Path, root: Path) -> list[str]:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=_named_whole)
+        else:
+            shutil.rmtree(path, onerror=lambda f, p, info: _named_whole(f, p, info[1]))
     elif path.exists() or path.is_symlink():
         path.unlink()
     else:
         return []
     return [f"removed {path.relative_to(root) if path.is_relative_to(root) else path}"]
+
+
+def _named_whole(function: object, path: str, error: BaseException) -> None:
+    """Raise rmtree's `error` naming the whole `path`: rmtree works by folder descriptors,
+    so its errors name an entry alone (`plan.msgpack`), and a refusal could not say which
+    folder to fix (tipi.errors.AccessError)."""
+    if isinstance(error, OSError):
+        error.filename = path
+    raise error
