@@ -192,3 +192,12 @@ def test_clean_names_the_folder_it_may_not_empty(made):
     error = ".tipi_cache/pipelines/p cannot be written (mode 500"
     assert f"error: permission denied: {error}" in result.stderr
     assert "chmod -R u+rwX .tipi_cache/pipelines/p`" in result.stderr
+
+
+@pytest.mark.parametrize("target", [".tipi_cache/runs", ".tipi_cache/runs/p"])
+def test_runs_that_cannot_be_listed_are_a_warning_not_no_runs(made, target):
+    os.chmod(made / target, 0)
+    result = tipi(made, "runs")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {target} cannot be read: Permission denied" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -75,11 +75,11 @@ class RunStore:
         if pipeline:
             folders = [f for f in [self.folder / pipeline] if not f.is_symlink()]
         else:
-            folders = _folders(self.folder)
+            folders = _folders(self.folder, self.warn)
         found = [
             path
             for folder in folders
-            for path in _entries(folder)
+            for path in _entries(folder, self.warn)
             if path.name.endswith(SUFFIX) and ID_PATTERN.fullmatch(path.name[: -len(SUFFIX)])
         ]
         return sorted(found, key=lambda p: (p.name, p.parent.name), reverse=True)
@@ -128,14 +128,19 @@ class RunStore:
         return record
 
 
-def _folders(folder: Path) -> list[Path]:
-    return [p for p in _entries(folder) if p.is_dir() and not p.is_symlink()]
+def _folders(folder: Path, warn: Warn) -> list[Path]:
+    return [p for p in _entries(folder, warn) if p.is_dir() and not p.is_symlink()]
 
 
-def _entries(folder: Path) -> list[Path]:
+def _entries(folder: Path, warn: Warn) -> list[Path]:
     try:
         return list(folder.iterdir())
-    except OSError:  # missing, not a folder, unreadable
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as error:  # unreadable: its runs exist, say so rather than "no runs"
+        warn_broken(
+            warn, folder, f"cannot be read: {error.strerror or error}", "", "its runs are not shown"
+        )
         return []
 
 
