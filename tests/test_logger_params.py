@@ -190,3 +190,28 @@ def test_switching_trains_loggers_does_not_retrain(project, cli):
     assert "loggers 'files' → 'tb' does not rerun the step" in text
     result = cli("make", "-p", "t", "--set", "train.loggers=tb", "--set", "train.lr=0.01")
     assert "params changed: lr 0.001 → 0.01" in " ".join(result.stderr.split())
+
+
+FUNCTION_STEPS = """
+from pathlib import Path
+
+from tipi.decorators import pipeline_process
+
+
+@pipeline_process(outputs={"out": "out/fn.txt"})
+def write_device(device: str = "cpu", loggers: str = "", out: Path | None = None):
+    out.write_text(f"{device} {loggers}")
+"""
+
+
+def test_a_decorated_functions_device_or_loggers_param_is_a_plain_param(project):
+    """A function never receives a permanence for its params, only their values: switching
+    one to a logger's name or to "" changes what it computes, so it reruns."""
+    pipeline = PIPELINE.split("[processes.count]")[0]
+    pipeline += '[processes.fn]\ntype = "write_device"\nparams = { device = "cpu" }\n'
+    project.pipeline("logged", pipeline, steps=STEPS, fn=FUNCTION_STEPS)
+    Engine("logged").make()
+    assert outcomes("fn.device=''")["fn"][0] == "ran"
+    assert project.read("out/fn.txt") == " "
+    assert outcomes("fn.device=''", "fn.loggers=files")["fn"][0] == "ran"
+    assert project.read("out/fn.txt") == " files"

@@ -94,6 +94,9 @@ def make_process_class(
         "inputs": inputs,
         "outputs": outputs,
         "version": version,
+        # A function gets its params' values, never the permanences they might name: a
+        # `device = "cuda"` of its own is a param like any other.
+        "permanence_params": (),
         "__tipi_function__": function,
         "__module__": function.__module__,
         "__qualname__": function.__qualname__,
