@@ -16,7 +16,7 @@ from tipi import redact
 from tipi.cache.failures import load_failures, update_failures
 from tipi.cache.store import write_document
 from tipi.engine import Engine
-from tipi.errors import BuildFailed
+from tipi.errors import BuildFailed, ProcessFailure
 from tipi.runs.store import RunStore
 
 TOKEN = "TOKSECRET-abcdef0123456789"  # the environment's MY_TOKEN
@@ -366,3 +366,36 @@ def test_wandb_offline_files_keep_no_secret_of_the_command_line(project):
     files = {str(p): p.read_bytes() for p in (project.root / "logs").rglob("*") if p.is_file()}
     assert any(b"fit.api_key=<hidden>" in data for data in files.values())
     assert leaks(files, (KEY,)) == []
+
+
+def test_a_secret_wrapped_over_lines_is_hidden(secret_env):
+    """A message may wrap a long secret (a fixed-width log, textwrap): whitespace inside it
+    does not let it through."""
+    wrapped = f"RuntimeError: {TOKEN[:10]}\n    {TOKEN[10:]} and {TOKEN}"
+    assert redact.hide_secrets(wrapped) == "RuntimeError: <hidden> and <hidden>"
+    assert redact.hide_secrets(f"{TOKEN[:10]} is no secret") == f"{TOKEN[:10]} is no secret"
+
+
+SPLIT = """
+import os
+from tipi import PipelineProcess
+
+
+class Split(PipelineProcess):
+    def execute(self) -> None:
+        token = os.environ["MY_TOKEN"]
+        raise RuntimeError(token[:10] + "\\n" + token[10:])
+"""
+
+
+def test_a_failure_that_wraps_a_secret_keeps_none(project, secret_env):
+    project.pipeline(
+        "w", '[processes.split]\ntype = "Split"\noutputs = { o = "o.txt" }\n', steps=SPLIT
+    )
+    with pytest.raises(ProcessFailure):
+        Engine("w").make()
+    kept = kept_files(project.root)
+    kept.pop(".tipi_cache/pipelines/w/plan.msgpack", b"")
+    assert leaks(kept, (TOKEN[:10], TOKEN[10:])) == []
+    failures = load_failures(project.root / ".tipi_cache/pipelines/w/failures.msgpack", print)
+    assert failures["split"]["error"] == "step 'split' failed: RuntimeError: <hidden>"

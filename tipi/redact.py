@@ -130,11 +130,19 @@ def secret_hider(secrets: Iterable[str] = ()) -> Callable[[str], str]:
     while _pending:
         declare_secrets(_pending.pop(next(iter(_pending)))())
     forms = _text_forms((*secret_values(), *_declared, *secrets))
+    # A message may wrap a long secret over lines (a fixed-width log, textwrap): text that
+    # holds one once its whitespace is taken out hides it, whitespace and all.
+    wrapped = [f for f in forms if len(f) >= 8 and "".join(f.split()) == f]
 
     def hide(text: str) -> str:
         for secret in forms:  # longest first: a secret holding another is hidden whole
             if secret in text:
                 text = text.replace(secret, HIDDEN)
+        if wrapped:
+            squeezed = "".join(text.split())
+            for secret in wrapped:
+                if secret in squeezed:
+                    text = _spread(secret).sub(HIDDEN, text)
         return text
 
     return hide
@@ -187,6 +195,12 @@ def _forms(secret: str) -> tuple[str, ...]:
     if "\n" in secret:  # a PEM key: a message may quote one line of it
         forms.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 8)
     return tuple(f for f in forms if len(f) >= MIN_TEXT_SECRET)
+
+
+@functools.lru_cache(maxsize=256)
+def _spread(secret: str) -> re.Pattern[str]:
+    """`secret` with any whitespace between its characters."""
+    return re.compile(r"\s*".join(map(re.escape, secret)))
 
 
 def _text_forms(secrets: Iterable[str]) -> list[str]:
