@@ -47,7 +47,7 @@ class PhaseWriter:
             "epoch": epoch,
             "global_step": self.trainer.global_step,
             "params": step.params,
-            "fingerprint": _fingerprint(step),
+            "fingerprint": getattr(step, "fingerprint", None),
             "run_id": run.id if run else None,
             "metrics": metrics,
             "phases": self.phases,
@@ -108,15 +108,3 @@ class PhaseWriter:
         for entry in kept:
             shutil.copy2(source / entry["file"], folder / entry["file"])
         (folder / "top_k.json").write_text(json.dumps(kept, indent=2))
-
-
-def _fingerprint(step: Any) -> str | None:
-    """The step's fingerprint, from the binding the engine gave it (tipi.cache.resume)."""
-    import msgpack
-
-    binding = getattr(step, "_scratch_binding", b"")
-    try:
-        data = msgpack.unpackb(binding, raw=False) if binding else None
-    except (ValueError, msgpack.UnpackException):
-        return None
-    return data.get("fp") if isinstance(data, dict) else None
