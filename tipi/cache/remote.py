@@ -2,16 +2,23 @@
 same layout as the local store (content.py), so push and pull only copy missing files.
 
 Concurrent pushes are safe: every file is named by the hash of its content, is uploaded under
-a temporary name in `tmp/` and then moved (a put is atomic on object stores), and a record is
-uploaded after the objects it names. A push first removes the temporary files of pushes that
-died (`files.stale_temporary`).
+a temporary name in `tmp/` unique to the uploading process and then moved (a put is atomic on
+object stores), and a record is uploaded after the objects it names. A push first removes the
+temporary files nobody has written for an hour: never by process id, as machines sharing a
+remote may share a host name and pids too.
+
+A remote never fails a make: every failure of it (network, credentials, a missing bucket,
+throttling, a server gone mid-transfer) is a `RemoteUnavailable` naming the remote and the
+cause, after which the store is `down` and fails at once (remote_io.py). tipi never creates a
+bucket. A file of the remote found corrupt or missing is remembered (remote_suspects.py) and
+re-uploaded by the next push that has good bytes for it: the remote heals.
 
 A remote may be writable by people the reader does not trust (a CI bucket), so nothing from it
 is believed: records are checked as local ones are (`RunRecord.from_bytes`), every object's
 bytes against its name while it is downloaded, and every path is built from checked names
 under the remote's prefix; on a directory remote it must also stay there after resolving
 symbolic links. A bad file is refused (a warning, or a `CorruptCache` the engine turns into
-one) and never deleted: the remote is not ours to clean.
+one) and never deleted, only replaced by good bytes: the remote is not ours to clean.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import time
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tipi.cache.content import (
@@ -33,19 +40,13 @@ from tipi.cache.content import (
     copy_hashing,
     is_digest,
     is_record_name,
-    stale_temporary,
-    temporary_name,
 )
+from tipi.cache.record import BadRecord, ForeignRecord
+from tipi.cache.remote_errors import RemoteUnavailable
+from tipi.cache.remote_io import Connection
+from tipi.cache.remote_push import Transfer, as_int, stale_upload, upload_name
+from tipi.cache.remote_suspects import Suspects
 from tipi.errors import UsageError
-
-
-@dataclass
-class Transfer:
-    """What a push or pull copied."""
-
-    records: int = 0
-    objects: int = 0
-    bytes: int = 0
 
 
 class RemoteStore:
@@ -67,7 +68,24 @@ class RemoteStore:
         self.url = url
         self.warn = warn
         self._local = isinstance(self.fs, LocalFileSystem)
+        self._io = Connection(self.fs, url, self.base)
+        self._suspects = Suspects(url.rstrip("/"))
+        self._cache_dir: Path | None = None  # where suspects are remembered, once known
+        self._lock = threading.Lock()
         self._tmp_ready = False
+
+    @property
+    def down(self) -> str | None:
+        """Why the remote cannot be used (its first failure), or None while it can."""
+        return self._io.down
+
+    def _open_local(self, local: ContentStore) -> None:
+        """Fail at once if the remote is down; learn the suspects remembered beside `local`."""
+        self._io.check()
+        cache_dir = local.root.parent
+        with self._lock:
+            self._cache_dir = self._cache_dir or cache_dir
+        self._suspects.load(cache_dir)
 
     def _path(self, *parts: str) -> str:
         """A path under the remote's prefix (parts are checked names or literals)."""
@@ -95,9 +113,10 @@ class RemoteStore:
 
     def keys_and_names(self) -> set[tuple[str, str]]:
         """(key, record name) of every record on the remote."""
+        self._io.check()
         runs = self._path("runs")
         try:
-            paths = self.fs.find(runs)
+            paths = self._io.read("find", runs)
         except FileNotFoundError:
             return set()
         found = set()
@@ -114,10 +133,11 @@ class RemoteStore:
 
     def records(self, key: str) -> list[RunRecord]:
         """The well-formed runs recorded under `key`, newest first (others: a warning)."""
+        self._io.check()
         if not is_digest(key):
             return []
         try:
-            listed = self.fs.ls(self._path("runs", key), detail=True)
+            listed = self._io.read("ls", self._path("runs", key), detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
         found = []
@@ -131,16 +151,23 @@ class RemoteStore:
         self, key: str, name: str, info: Mapping[str, Any] | None = None
     ) -> RunRecord | None:
         """The record at runs/<key>/<name> (`info`: its listing, if at hand), or None with a
-        warning when it is anything but a well-formed record filed there."""
+        warning when it is anything but a well-formed record filed there (then a suspect:
+        a push that has it re-uploads it)."""
         where = f"runs/{key}/{name}"
         try:
             path = self._record(key, name)
-            info = info or self.fs.info(path)
+            info = info or self._io.read("info", path)
             kind, size = info.get("type"), info.get("size")
-            if kind != "file" or not 0 <= _as_int(size, 0) <= MAX_RECORD_BYTES:
+            if kind != "file" or not 0 <= as_int(size, 0) <= MAX_RECORD_BYTES:
                 raise CorruptCache(f"not a record file but a {kind} of {size} bytes")
-            return RunRecord.from_bytes(self.fs.cat_file(path), key, name)
+            return RunRecord.from_bytes(self._io.read("cat_file", path), key, name)
+        except RemoteUnavailable:
+            raise
         except (OSError, ValueError) as exc:
+            if isinstance(exc, BadRecord | CorruptCache | FileNotFoundError) and not isinstance(
+                exc, ForeignRecord
+            ):
+                self._suspect(f"{key}/{name}")
             self.warn(f"skipping the run record {where} of the remote cache {self.url}: {exc}")
             return None
 
@@ -170,44 +197,35 @@ class RemoteStore:
 
         Raises:
             CorruptCache: one of its objects is missing or not what its name says (what was
-                already copied is sound; the record is not copied).
+                already copied is sound; the record is not copied; the object is a suspect
+                the next push with good bytes re-uploads).
+            RemoteUnavailable: the remote cannot be used (then or since an earlier failure).
         """
+        self._open_local(local)
         record = self.find(key, configs, names)
         if record is not None:
             self._download(record, local)
         return record
 
     def push(self, local: ContentStore, only: Iterable[RunRecord] | None = None) -> Transfer:
-        """Upload local records (all, or `only`) the remote lacks, objects first; a run with a
-        corrupt local object is not uploaded (a warning) and the object is dropped."""
+        """Upload local records (all, or `only`) the remote lacks, objects first, and the
+        suspects (files of the remote found corrupt or missing) this store has good bytes
+        for; a run with a corrupt local object is not uploaded (a warning) and the object is
+        dropped.
+
+        Raises:
+            RemoteUnavailable: the remote cannot be used; what was uploaded is whole.
+        """
+        from tipi.cache.remote_push import push
+
+        self._open_local(local)
         self.sweep()
-        if only is None:  # everything: one listing of the remote beats a query per record
-            have = self.keys_and_names()
-            records = [r for _, r in local.all_records()]
-            present = lambda r: (r.key, r.name) in have  # noqa: E731
-        else:  # a make's few new runs: ask about each rather than list the whole remote
-            records = list(only)
-            present = lambda r: self.fs.exists(self._record(r.key, r.name))  # noqa: E731
-        done = Transfer()
-        for record in records:
-            try:
-                if present(record):
-                    continue
-                for digest in sorted(set(record.objects())):
-                    target = self._object(digest)
-                    size, here = self._size(target), local.object_size(digest)
-                    if size is None or (here is not None and size != here):  # missing, mangled
-                        done.bytes += self._upload_object(local, digest, target)
-                        done.objects += 1
-                self._upload_bytes(record.to_bytes(), self._record(record.key, record.name))
-                done.records += 1
-            except CorruptCache as exc:
-                self.warn(f"not pushing the {record.describe()}: {exc}")
-        return done
+        return push(self, local, only)
 
     def pull(self, local: ContentStore) -> Transfer:
         """Download every remote record (and its objects) that is not here; a bad one is
         skipped with a warning."""
+        self._open_local(local)
         done = Transfer()
         for key, name in sorted(self.keys_and_names()):
             if local.record_path(key, name).exists():
@@ -226,32 +244,36 @@ class RemoteStore:
         return done
 
     def sweep(self) -> int:
-        """Remove temporary files of pushes that died (this host's dead processes', and any
-        idle for an hour); returns how many."""
+        """Remove the temporary files nobody has written for an hour (pushes that died);
+        returns how many. Never by process id: another machine's live push may carry this
+        host's name and one of its pids."""
+        self._io.check()
         try:
-            entries = self.fs.ls(self._path(TMP), detail=True)
+            entries = self._io.read("ls", self._path(TMP), detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return 0
         removed = 0
         for info in entries:
-            path = info["name"]
-            age = time.time() - _modified(self.fs, info)
-            if info.get("type") == "file" and stale_temporary(posixpath.basename(path), age):
+            if stale_upload(self.fs, info):
                 try:
-                    self.fs.rm_file(path)
+                    self._io.read("rm_file", info["name"])
                     removed += 1
-                except OSError:  # another push removed it first
+                except FileNotFoundError:  # another push removed it first
                     pass
         return removed
 
     def _size(self, path: str) -> int | None:
-        """The size of the file at `path`; None when there is none. (A push replaces an
-        object of the wrong size: the cheap part of checking what it does not download.)"""
+        """The size of the file at `path`; None when there is none."""
         try:
-            info = self.fs.info(path)
+            info = self._io.read("info", path)
         except FileNotFoundError:
             return None
-        return _as_int(info.get("size"), -1) if info.get("type") == "file" else -1
+        return as_int(info.get("size"), -1) if info.get("type") == "file" else -1
+
+    def _suspect(self, entry: str) -> None:
+        """A file of the remote found corrupt or missing: the next push with good bytes
+        for it re-uploads it."""
+        self._suspects.add(entry, self._cache_dir)
 
     def _download(self, record: RunRecord, local: ContentStore) -> tuple[int, int]:
         count = size = 0
@@ -261,83 +283,74 @@ class RemoteStore:
             what = f"object {digest} of the {record.describe()}"
             source = self._object(digest)
             try:
-                info = self.fs.info(source)
-            except FileNotFoundError:
-                raise CorruptCache(f"{what} is missing") from None
-            if info.get("type") != "file":
-                raise CorruptCache(f"{what} is not a file; refused")
-            with self.fs.open(source, "rb") as f:
-                size += local.ingest(f, digest, what)
+                try:
+                    info = self._io.read("info", source)
+                except FileNotFoundError:
+                    raise CorruptCache(f"{what} is missing") from None
+                if info.get("type") != "file":
+                    raise CorruptCache(f"{what} is not a file; refused")
+                with self._io.open(source, "rb") as f:
+                    size += local.ingest(f, digest, what)
+            except CorruptCache:
+                self._suspect(digest)
+                raise
             count += 1
         local.add_record(record)
         return count, size
 
-    def _upload_object(self, local: ContentStore, digest: str, target: str) -> int:
+    def _upload_object(self, local: ContentStore, digest: str) -> int:
         """Stream a local object to the remote, checking its bytes on the way."""
+        target = self._object(digest)
         try:
             source = local.open_object(digest)
         except CorruptCache as exc:
             raise CorruptCache(f"the local object {digest}: {exc}; dropped") from None
         except FileNotFoundError:
             raise CorruptCache(f"the local object {digest} is missing") from None
-        tmp = self._temporary()
-        try:
-            with source, self.fs.open(tmp, "wb") as out:
-                actual, size = copy_hashing(source, out)
-            if actual != digest:
-                local.drop_object(digest)
-                raise CorruptCache(
-                    f"the local object {digest} is corrupt (its bytes hash to {actual}); dropped"
-                )
-            self._move(tmp, target)
-        except BaseException:
-            self._discard(tmp)
-            raise
+        with source:
+            tmp = self._temporary()
+            try:
+                with self._io.open(tmp, "wb") as out:
+                    actual, size = copy_hashing(source, out)
+                    if actual != digest:  # before close: nothing is uploaded
+                        local.drop_object(digest)
+                        raise CorruptCache(
+                            f"the local object {digest} is corrupt (its bytes hash to "
+                            f"{actual}); dropped"
+                        )
+                self._move(tmp, target)
+            except BaseException:
+                self._discard(tmp)
+                raise
         return size
 
     def _upload_bytes(self, data: bytes, target: str) -> None:
         tmp = self._temporary()
         try:
-            self.fs.pipe_file(tmp, data)
+            self._io.write("pipe_file", tmp, data)
             self._move(tmp, target)
         except BaseException:
             self._discard(tmp)
             raise
 
     def _move(self, tmp: str, target: str) -> None:
-        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        self.fs.mv(tmp, self._confined(target))  # again: links may have changed meanwhile
+        # An object store has no folders, and s3fs's makedirs would create a missing bucket.
+        if not self._io.object_store:
+            self._io.write("makedirs", posixpath.dirname(target), exist_ok=True)
+        self._io.write("mv", tmp, self._confined(target))  # again: links may have changed
 
     def _temporary(self) -> str:
-        if not self._tmp_ready:
-            self.fs.makedirs(self._path(TMP), exist_ok=True)
+        if not self._tmp_ready and not self._io.object_store:
+            self._io.write("makedirs", self._path(TMP), exist_ok=True)  # twice is harmless
             self._tmp_ready = True
-        return self._path(TMP, temporary_name())
+        return self._path(TMP, upload_name())
 
     def _discard(self, tmp: str) -> None:
-        with contextlib.suppress(OSError, ValueError):  # never written, or the remote is gone
-            self.fs.rm_file(tmp)
+        """Remove an upload's temporary file, unless the remote is gone (no use waiting for
+        it; the sweep of a later push removes it after an hour)."""
+        if self.down is None or self._local:
+            with contextlib.suppress(OSError, ValueError):  # never written: nothing to remove
+                self.fs.rm_file(tmp)
 
 
-def _as_int(value: Any, unknown: int) -> int:
-    """A listed size as an int (some backends give text; `unknown` when there is none)."""
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.isdigit() else unknown
-
-
-def _modified(fs: Any, info: Mapping[str, Any]) -> float:
-    """When a listed file was last written, in seconds since 1970 (now, when unknown)."""
-    for field in ("mtime", "LastModified", "updated", "last_modified"):
-        value = info.get(field)
-        if isinstance(value, int | float):
-            return float(value)
-        if hasattr(value, "timestamp"):
-            return value.timestamp()
-    try:
-        return fs.modified(info["name"]).timestamp()
-    except Exception:  # backends without modification times: only the pid rule applies
-        return time.time()
-
-
-__all__ = ["RemoteStore", "Transfer"]
+__all__ = ["RemoteStore", "RemoteUnavailable", "Transfer", "upload_name"]

@@ -1,0 +1,131 @@
+"""A push to the remote cache (objects, then records, then the suspects it heals), and the
+names of its temporary uploads and when they are left over."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tipi.cache.files import STALE_SECONDS
+from tipi.cache.record import CorruptCache, RunRecord, is_digest
+
+if TYPE_CHECKING:
+    from tipi.cache.content import ContentStore
+    from tipi.cache.remote import RemoteStore
+
+
+@dataclass
+class Transfer:
+    """What a push or pull copied."""
+
+    records: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+
+def push(remote: RemoteStore, local: ContentStore, only: Iterable[RunRecord] | None) -> Transfer:
+    """RemoteStore.push, after its sweep."""
+    if only is None:  # everything: one listing of the remote beats a query per record
+        have = remote.keys_and_names()
+        records = [r for _, r in local.all_records()]
+        present = lambda r: (r.key, r.name) in have  # noqa: E731
+    else:  # a make's few new runs: ask about each rather than list the whole remote
+        records = list(only)
+        present = lambda r: remote._io.read("exists", remote._record(r.key, r.name))  # noqa: E731
+    done = Transfer()
+    healed: set[str] = set()
+    suspects = remote._suspects
+    try:
+        for record in records:
+            where = f"{record.key}/{record.name}"
+            try:
+                if present(record) and where not in suspects:
+                    continue
+                for digest in sorted(set(record.objects())):
+                    if _needs_upload(remote, digest, local):
+                        done.bytes += remote._upload_object(local, digest)
+                        done.objects += 1
+                        healed.add(digest)
+                remote._upload_bytes(record.to_bytes(), remote._record(record.key, record.name))
+                done.records += 1
+                healed.add(where)
+            except CorruptCache as exc:
+                remote.warn(f"not pushing the {record.describe()}: {exc}")
+        _heal(remote, local, done, healed)
+    finally:  # what was re-uploaded before a failure is healed too
+        suspects.healed(healed & suspects.snapshot(), remote._cache_dir)
+    return done
+
+
+def _needs_upload(remote: RemoteStore, digest: str, local: ContentStore) -> bool:
+    """Whether the remote lacks the object, has it with the wrong size (the cheap part of
+    checking what a push does not download), or it was found corrupt or missing there."""
+    if digest in remote._suspects:
+        return True
+    size, here = remote._size(remote._object(digest)), local.object_size(digest)
+    return size is None or (here is not None and size != here)
+
+
+def _heal(remote: RemoteStore, local: ContentStore, done: Transfer, healed: set[str]) -> None:
+    """Re-upload the suspect objects that no pushed record named, where we have good bytes
+    (a record found bad is healed only by a push of that very record)."""
+    for digest in sorted(remote._suspects.snapshot() - healed):
+        if not is_digest(digest) or not local.has_object(digest):
+            continue
+        try:
+            done.bytes += remote._upload_object(local, digest)
+        except CorruptCache as exc:
+            remote.warn(f"not re-uploading {digest} to the remote cache {remote.url}: {exc}")
+            continue
+        done.objects += 1
+        healed.add(digest)
+
+
+def upload_name() -> str:
+    """`.tipi-<process token>.<pid>.<8 random hex>.tmp`: unique to this process among all
+    machines (the token is random: host names and pids repeat across CI runners), and never
+    taken for this host's by the local store's pid rule (`files.stale_temporary`)."""
+    pid = os.getpid()
+    token = _TOKENS.get(pid) or _TOKENS.setdefault(pid, uuid.uuid4().hex[:16])  # anew per fork
+    return f".tipi-{token}.{pid}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+_TOKENS: dict[int, str] = {}
+
+
+def stale_upload(fs: Any, info: Mapping[str, Any]) -> bool:
+    """Whether a file listed in the remote's `tmp/` is a temporary nobody has written for
+    STALE_SECONDS. Only age counts on a remote: a pid says nothing about another machine."""
+    name = posixpath.basename(str(info.get("name", "")).rstrip("/"))
+    if info.get("type") != "file" or not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    return time.time() - _modified(fs, info) > STALE_SECONDS
+
+
+def as_int(value: Any, unknown: int) -> int:
+    """A listed size as an int (some backends give text; `unknown` when there is none)."""
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else unknown
+
+
+def _modified(fs: Any, info: Mapping[str, Any]) -> float:
+    """When a listed file was last written, in seconds since 1970 (now, when unknown)."""
+    for field in ("mtime", "LastModified", "updated", "last_modified"):
+        value = info.get(field)
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+    try:
+        return fs.modified(info["name"]).timestamp()
+    except Exception:  # backends without modification times: never swept
+        return time.time()
+
+
+__all__ = ["Transfer", "as_int", "push", "stale_upload", "upload_name"]
