@@ -92,6 +92,7 @@ def test_auto_uses_nvml_when_cuda_is_there(monkeypatch):
 
 def test_local_rank_wins_under_torch_distributed(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("LOCAL_RANK", "1")
     device = Device(nvml=FakeNvml(INVENTORY))
     device.initialize()

@@ -242,14 +242,14 @@ def gpu(index: int, free_gib: float) -> GpuInfo:
 
 def test_the_pool_never_oversubscribes_and_prefers_free_memory():
     pool = ResourcePool(Inventory.fake(cpu=4, mem_gb=10, gpus=[gpu(0, 2), gpu(1, 12), gpu(3, 8)]))
-    assert pool.take(Resources(gpu=1)) == [1]  # the most free memory first
-    assert pool.take(Resources(gpu=2)) == [0, 3]
+    assert pool.take(Resources(gpu=1)) == ["1"]  # the most free memory first
+    assert pool.take(Resources(gpu=2)) == ["0", "3"]
     assert pool.take(Resources(gpu=1)) is None
     assert pool.take(Resources(cpu=3, mem_gb=6)) == []
     assert pool.take(Resources(cpu=2)) is None  # 1 core left
     assert pool.take(Resources(mem_gb=5)) is None  # 4 GiB left
-    pool.give_back(Resources(gpu=2), [0, 3])
-    assert pool.take(Resources(gpu=1)) == [3]
+    pool.give_back(Resources(gpu=2), ["0", "3"])
+    assert pool.take(Resources(gpu=1)) == ["3"]
     assert pool.take(Resources(cpu=1, mem_gb=4)) == []
 
 

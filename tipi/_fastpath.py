@@ -63,6 +63,9 @@ def main() -> None:
         code = answer(sys.argv[1:])
         if code is not None:
             sys.exit(code)
+    # Before anything can start CUDA: number devices as NVML does (tipi picks by NVML index),
+    # here and in every process tipi starts, unless the user chose an order.
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     from tipi.cli import main as full_cli
 
     full_cli()

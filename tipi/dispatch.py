@@ -162,7 +162,7 @@ class _Running:
     task: Task
     staged: dict[str, Path]
     slot: int
-    gpus: list[int]
+    gpus: list[str]
     status: str = ""
 
 
@@ -205,7 +205,7 @@ class Workers:
             claimed = outcome
         self._open()
         need = Resources.of(self.steps.plan.steps[name].resources)
-        gpus: list[int] | None = []
+        gpus: list[str] | None = []
         if not self.room:
             gpus = None
         elif self.resources is not None:
@@ -244,14 +244,15 @@ class Workers:
             + (f" ({self.pool.address})" if options.executor == "dask" else "")
         )
 
-    def _submit(self, name: str, pending: Pending, need: Resources, gpus: list[int]) -> None:
+    def _submit(self, name: str, pending: Pending, need: Resources, gpus: list[str]) -> None:
         steps = self.steps
         slot = self.free_slots.pop()
         facts = pending.facts
         staged, scratch, binding = steps.prepare(name, facts, slot)
         task = steps.task(name, staged, scratch, facts.forced, binding)
-        if gpus:
-            task = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))})
+        devices = self.resources.devices(gpus) if self.resources is not None else None
+        if devices is not None:  # its GPUs, or none in a make where other steps reserve some
+            task = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": devices})
         steps.reporter.step_started(name)
         try:
             future = self.pool.submit(task, need)
@@ -262,7 +263,7 @@ class Workers:
             raise
         self.started[future] = _Running(name, pending, need, task, staged, slot, gpus)
 
-    def _give_back(self, need: Resources, gpus: list[int]) -> None:
+    def _give_back(self, need: Resources, gpus: list[str]) -> None:
         if self.resources is not None:
             self.resources.give_back(need, gpus)
 

@@ -266,6 +266,14 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
         if not isinstance(table.get(flag, False), bool):
             raise ConfigError(f"'{flag}' must be true or false", location=spec.locate(*path, flag))
     nproc, launcher = _launch(table, path, spec)
+    resources = _resources(table, path, spec)
+    gpu = int(resources.get("gpu", 0))
+    if gpu and nproc > gpu:  # rank `gpu` would be sent to a cuda:N that is not there
+        raise ConfigError(
+            f"nproc = {nproc} but resources.gpu = {gpu}: each rank needs a GPU of its own",
+            hint=f"set resources = {{ gpu = {nproc} }}, or nproc = {gpu}",
+            location=spec.locate(*path, "nproc"),
+        )
     outputs, metrics = declare_metrics(
         _paths(table, "metrics", path, spec),
         _paths(table, "outputs", path, spec),
@@ -282,7 +290,7 @@ def _process(name: str, table: dict[str, Any], spec: PipelineSpec) -> ProcessSpe
         after=tuple(after),
         volatile=table.get("volatile", False),
         force=table.get("force", False),
-        resources=_resources(table, path, spec),
+        resources=resources,
         nproc=nproc,
         launcher=launcher,
         description=str(table.get("description", "")),

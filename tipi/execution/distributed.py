@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tipi.atomic import atomic_write
 from tipi.errors import WorkerFailure
+from tipi.execution.gpus import agree_with_nvml
 from tipi.execution.orphans import die_with_parent
 from tipi.execution.types import Result, Task
 
@@ -63,6 +64,7 @@ def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> Result:
     spec = folder / "task.json"
     spec.write_text(json.dumps(task.to_data()))
     env = {**os.environ, "TIPI_NO_LIVE": "1", "PYTHONUNBUFFERED": "1"}
+    agree_with_nvml(env)  # cuda:LOCAL_RANK is the card NVML and nvidia-smi call by that index
     # torchrun would set 1 and print a banner about it; share the cores between the ranks.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // task.nproc)))
     started = time.perf_counter()

@@ -5,7 +5,7 @@ undefined behaviour) that runs one task at a time and is reused by the next. A w
 dies (killed, out of memory, a crash in C) fails only the step it was running and is
 replaced; concurrent.futures' pool would fail every running step with it. A step given GPUs
 gets a fresh worker of its own, since CUDA_VISIBLE_DEVICES only takes effect before CUDA
-starts in a process.
+starts in a process; steps given none (CUDA_VISIBLE_DEVICES="") share workers started so.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from tipi.errors import WorkerFailure
+from tipi.execution.gpus import agree_with_nvml
 from tipi.execution.orphans import die_with_parent
 from tipi.execution.resources import Resources
 from tipi.execution.task import execute, worker_initializer
@@ -37,7 +38,8 @@ class _Worker:
         self.process = context.Process(target=_serve, args=args, daemon=True)
         self.process.start()
         child.close()
-        self.single_use = bool(env)
+        self.env = dict(env)
+        self.single_use = bool(env.get("CUDA_VISIBLE_DEVICES"))  # GPUs of its own
         self.task: Task | None = None
 
     def stop(self) -> None:
@@ -67,18 +69,21 @@ class LocalPool:
         self._busy: dict[_Worker, Handle] = {}
 
     def submit(self, task: Task, need: Resources) -> Handle:
-        gpus = {k: v for k, v in task.env.items() if k == "CUDA_VISIBLE_DEVICES"}
-        worker = _Worker(self._context, gpus) if gpus else self._take_idle()
+        env = {k: v for k, v in task.env.items() if k == "CUDA_VISIBLE_DEVICES"}
+        gpus = env.get("CUDA_VISIBLE_DEVICES")
+        worker = _Worker(self._context, env) if gpus else self._take_idle(env)
         worker.conn.send(task)
         handle = self._busy[worker] = Handle(task, worker)
         return handle
 
-    def _take_idle(self) -> _Worker:
-        while self._idle:
-            worker = self._idle.pop()
-            if worker.process.is_alive():
+    def _take_idle(self, env: dict[str, str]) -> _Worker:
+        """An idle worker started with `env` (a worker's CUDA devices are fixed at start)."""
+        self._idle = [w for w in self._idle if w.process.is_alive()]
+        for worker in reversed(self._idle):
+            if worker.env == env:
+                self._idle.remove(worker)
                 return worker
-        return _Worker(self._context, {})
+        return _Worker(self._context, env)
 
     def wait(self, handles: Collection[Handle], timeout: float) -> set[Handle]:
         busy = {h.worker: h for h in handles}
@@ -145,6 +150,7 @@ def _serve(conn: Connection, env: dict[str, str], driver: int) -> None:
     dies (even by SIGKILL), the running step is interrupted (SIGTERM) and the worker ends:
     it never goes on writing into a staging folder that the next make may use."""
     worker_initializer(env)
+    agree_with_nvml()  # before the step's code can start CUDA; a user's own order stays
     die_with_parent(signal.SIGTERM, driver)
     while True:
         try:

@@ -1,8 +1,9 @@
 """Declared resources and the pool that hands them out without ever oversubscribing.
 
 A step may declare ``resources = { gpu = 1, cpu = 2, mem_gb = 8 }``. The local scheduler
-starts it only when that much is free; GPUs are whole devices, each given to one step at a
-time through ``CUDA_VISIBLE_DEVICES``, the free ones with the most free memory first.
+starts it only when that much is free; GPUs are whole devices (or MIG instances), each given
+to one step at a time through ``CUDA_VISIBLE_DEVICES``, the free ones with the most free
+memory first. In a make where some step declares GPUs, a step that declares none gets none.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Inventory:
 
     cpu: float
     mem_gb: float
-    gpus: Sequence[int] = ()
+    gpus: Sequence[str] = ()  # as CUDA_VISIBLE_DEVICES names them (GpuInfo.ident)
     query_gpus: Callable[[], list[GpuInfo]] = field(default=lambda: [])
 
     @classmethod
@@ -52,14 +53,14 @@ class Inventory:
         return cls(
             cpu=float(os.cpu_count() or 1),
             mem_gb=_memory_gb(),
-            gpus=[g.index for g in gpus],
+            gpus=[g.ident for g in gpus],
             query_gpus=detect_gpus,
         )
 
     @classmethod
     def fake(cls, cpu: float, mem_gb: float, gpus: Sequence[GpuInfo]) -> Inventory:
         """A fixed inventory (tests, or a user who wants to lend tipi part of a machine)."""
-        return cls(cpu, mem_gb, [g.index for g in gpus], lambda: list(gpus))
+        return cls(cpu, mem_gb, [g.ident for g in gpus], lambda: list(gpus))
 
 
 class ResourcePool:
@@ -70,6 +71,7 @@ class ResourcePool:
         self.cpu = inventory.cpu
         self.mem_gb = inventory.mem_gb
         self.free_gpus = list(inventory.gpus)
+        self.gpus_declared = False  # some step of this make reserves GPUs (see `devices`)
 
     def check(self, step: str, need: Resources) -> None:
         """Refuse, before anything runs, a step that could never fit on this machine.
@@ -78,6 +80,7 @@ class ResourcePool:
         threads), so a pipeline written on a big machine still runs on a laptop or in CI.
         """
         inv = self.inventory
+        self.gpus_declared = self.gpus_declared or need.gpu > 0
         for what, wanted, total in (
             ("gpu", need.gpu, len(inv.gpus)),
             ("mem_gb", need.mem_gb, inv.mem_gb),
@@ -89,8 +92,9 @@ class ResourcePool:
                     "cluster that has them",
                 )
 
-    def take(self, need: Resources) -> list[int] | None:
-        """Reserve `need`; the GPUs given (physical indexes), or None when it does not fit."""
+    def take(self, need: Resources) -> list[str] | None:
+        """Reserve `need`; the GPUs given (CUDA_VISIBLE_DEVICES entries), or None when it
+        does not fit."""
         if need.gpu > len(self.free_gpus) or need.mem_gb > self.mem_gb + 1e-9:
             return None
         cpu = min(need.cpu, self.inventory.cpu)
@@ -103,20 +107,33 @@ class ResourcePool:
             self.free_gpus.remove(index)
         return gpus
 
-    def give_back(self, need: Resources, gpus: Sequence[int]) -> None:
+    def devices(self, gpus: Sequence[str]) -> str | None:
+        """CUDA_VISIBLE_DEVICES for a step given `gpus`, or None to leave it as it is.
+
+        A step that declares no GPU gets none ("") when another step of the make reserves
+        GPUs: otherwise its Device would pick the freest card, which may be the one just
+        reserved (memory is used only once the step runs), or be reserved a moment later.
+        Where a step runs never depends on what else happens to be running.
+        """
+        if gpus:
+            return ",".join(gpus)
+        return "" if self.gpus_declared and self.inventory.gpus else None
+
+    def give_back(self, need: Resources, gpus: Sequence[str]) -> None:
         self.cpu += min(need.cpu, self.inventory.cpu)
         self.mem_gb += need.mem_gb
         self.free_gpus.extend(gpus)
 
-    def _choose(self, count: int) -> list[int]:
+    def _choose(self, count: int) -> list[str]:
         if count == 0:
             return []
         try:
-            free = {g.index: g.free for g in self.inventory.query_gpus()}
+            free = {g.ident: g.free for g in self.inventory.query_gpus()}
         except Exception:  # NVML went away: any free device will do
             free = {}
-        ranked = sorted(self.free_gpus, key=lambda index: -free.get(index, 0))
-        return sorted(ranked[:count])
+        ranked = sorted(self.free_gpus, key=lambda ident: -free.get(ident, 0))
+        order = {ident: i for i, ident in enumerate(self.inventory.gpus)}
+        return sorted(ranked[:count], key=order.__getitem__)  # as the machine lists them
 
 
 def _memory_gb() -> float:

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from tipi.errors import ConfigError
-from tipi.execution.gpus import GpuInfo, import_nvml, query_gpus, visible
+from tipi.execution.gpus import GpuInfo, agree_with_nvml, import_nvml, query_gpus, visible
 from tipi.permanence import Permanence
 
 
@@ -78,26 +78,51 @@ class Device(Permanence):
             torch.cuda.empty_cache()
 
     def _pick(self) -> tuple[str, str]:
-        import torch
-
-        cuda = torch.cuda.is_available()
         if self.requested == "cpu":
             return "cpu", ""
-        if not cuda:
+        agree_with_nvml()  # before CUDA starts in this process: NVML's index is then CUDA's
+        import torch
+
+        env = os.environ
+        listed = env.get("CUDA_VISIBLE_DEVICES")
+        if not torch.cuda.is_available():
+            if listed is not None and not listed.strip():
+                return "cpu", (
+                    "CUDA_VISIBLE_DEVICES is empty; using the CPU (with -j, a step that "
+                    "declares no resources.gpu gets no GPU when other steps reserve some)"
+                )
             return "cpu", f"no CUDA device available (torch {torch.__version__}); using the CPU"
-        local_rank = os.environ.get("LOCAL_RANK")
         if self.requested != "auto":
             return self.requested, ""
+        local_rank = env.get("LOCAL_RANK")
         if local_rank is not None:  # one process per GPU under torch.distributed
-            return f"cuda:{int(local_rank)}", ""
+            rank = int(local_rank)
+            ranks = max(int(env.get("LOCAL_WORLD_SIZE", "1")), rank + 1)
+            return rank_device(rank, ranks, torch.cuda.device_count())
         try:
             gpus = query_gpus(self._nvml or import_nvml())
         except Exception as exc:  # no NVML library, driver mismatch, ...
             return "cuda:0", f"NVML unavailable ({exc}); using cuda:0 without checking its memory"
-        candidates = visible(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        candidates = visible(gpus, listed, env.get("CUDA_DEVICE_ORDER"))
         if not candidates:
+            if listed is not None and listed.strip():  # CUDA sees a device NVML cannot match
+                return "cuda:0", (
+                    f"NVML knows no device named by CUDA_VISIBLE_DEVICES={listed!r}; "
+                    "using cuda:0 without checking its memory"
+                )
             return "cpu", "CUDA_VISIBLE_DEVICES hides every GPU; using the CPU"
         return f"cuda:{choose(candidates, self.max_usage)}", ""
 
 
-__all__ = ["Device", "GpuInfo", "choose", "query_gpus", "visible"]
+def rank_device(local_rank: int, ranks: int, count: int) -> tuple[str, str]:
+    """A rank's device: its own GPU when every rank on the node has one (as NCCL needs, see
+    rank.py), else the CPU for all, so no rank is sent to a cuda:N that does not exist."""
+    if count >= ranks and local_rank < count:
+        return f"cuda:{local_rank}", ""
+    return "cpu", (
+        f"{ranks} rank(s) on this node but {count} GPU(s) visible; rank {local_rank} uses the "
+        f"CPU (give the step resources = {{ gpu = {ranks} }})"
+    )
+
+
+__all__ = ["Device", "GpuInfo", "choose", "query_gpus", "rank_device", "visible"]
