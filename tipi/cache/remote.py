@@ -59,7 +59,9 @@ class RemoteStore:
         except ImportError:  # pragma: no cover - fsspec is a dependency
             raise UsageError("--remote needs fsspec", hint="pip install fsspec") from None
         try:
-            self.fs, self.base = fsspec.core.url_to_fs(url)
+            # Its own instance: fsspec would share one per process, with listings cached for
+            # good and credentials read once, stale for a second make in a long-lived process.
+            self.fs, self.base = fsspec.core.url_to_fs(url, skip_instance_cache=True)
         except (ImportError, ValueError) as exc:
             raise UsageError(
                 f"cannot open the remote cache {url}: {exc}",

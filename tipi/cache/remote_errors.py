@@ -15,7 +15,23 @@ NO_CREDENTIALS = (
 
 class RemoteUnavailable(OSError):
     """The remote cache cannot be used (network, credentials, missing bucket, access denied,
-    throttling, a server gone mid-transfer); the message names the remote and the cause."""
+    throttling, a server gone mid-transfer); the message names the remote and the cause.
+
+    Attributes:
+        url: the remote.
+        cause: why, in one line ("cannot connect to http://127.0.0.1:9/ (connection refused)").
+    """
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(f"remote cache {url}: {cause}")
+        self.url = url
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"remote cache {self.url}: {self.cause}"
+
+    def __reduce__(self) -> tuple:  # pickled across processes (a Dask worker's failure)
+        return (type(self), (self.url, self.cause))
 
 
 def describe(exc: BaseException) -> str:

@@ -27,6 +27,7 @@ class Connection:
         self.object_store = bool(OBJECT_STORES & set(protocols))
         self.bucket = base.strip("/").split("/")[0] if self.object_store else ""
         self.down: str | None = None
+        self._cause = ""
         self._lock = threading.Lock()
         self._probe = threading.Lock()
         self._probed = not self.bucket
@@ -35,14 +36,14 @@ class Connection:
         """Raise `RemoteUnavailable` if the remote is down; on an object store, the first
         call checks the bucket exists (tipi never creates one)."""
         if self.down is not None:
-            raise RemoteUnavailable(self.down)
+            raise self.failure()
         if not self._probed:
             with self._probe:  # the other threads wait for the answer rather than ask too
                 if not self._probed:
                     self._check_bucket()
                     self._probed = True
         if self.down is not None:
-            raise RemoteUnavailable(self.down)
+            raise self.failure()
 
     def _check_bucket(self) -> None:
         try:
@@ -58,16 +59,21 @@ class Connection:
             raise self.fail(exc) from None
 
     def fail(self, cause: BaseException | str) -> RemoteUnavailable:
-        """The remote is down (the first cause wins); the exception to raise."""
+        """The remote is down (the first cause wins: later ones are its echoes); the
+        exception to raise."""
         if isinstance(cause, RemoteUnavailable):
-            message = str(cause)
+            text = cause.cause
         else:
             text = cause if isinstance(cause, str) else describe(cause)
-            message = f"remote cache {self.url}: {text}"
         with self._lock:
             if self.down is None:
-                self.down = message
-        return RemoteUnavailable(message)
+                self._cause = text
+                self.down = str(RemoteUnavailable(self.url, text))
+        return RemoteUnavailable(self.url, text)
+
+    def failure(self) -> RemoteUnavailable:
+        """The exception of a remote that is down."""
+        return RemoteUnavailable(self.url, self._cause)
 
     def read(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """`fs.<method>(...)`, where FileNotFoundError / NotADirectoryError mean "not there"."""
@@ -127,7 +133,7 @@ class RemoteFile:
 
     def _call(self, function: Any, *args: Any) -> Any:
         if self._connection.down is not None:
-            raise RemoteUnavailable(self._connection.down)
+            raise self._connection.failure()
         try:
             return function(*args)
         except Exception as exc:

@@ -31,6 +31,17 @@ class TransferFailed(TipiError):
     exit_code = 1
 
 
+def _failed(action: str, remote: str, exc: OSError, whole: str) -> TransferFailed:
+    """Why a push or pull stopped, in one line (the remote's cause, or the local error)."""
+    from tipi.cache.remote_errors import RemoteUnavailable
+
+    cause = exc.cause if isinstance(exc, RemoteUnavailable) else str(exc)
+    return TransferFailed(
+        f"could not {action} {remote}: {cause}",
+        hint=f"what was {whole} is whole and usable; {action.split()[0]} again once that is fixed",
+    )
+
+
 def _warn(message: str) -> None:
     stderr().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
@@ -108,10 +119,7 @@ def push_command(remote: RemoteArg) -> None:
     try:
         done = _remote(remote).push(_store())
     except OSError as exc:
-        raise TransferFailed(
-            f"could not push to {remote}: {exc}",
-            hint="what was uploaded is whole and usable; push again once that is fixed",
-        ) from None
+        raise _failed("push to", remote, exc, "uploaded") from None
     stdout().print(
         f"pushed {done.records} run(s), {done.objects} file(s) ({_size(done.bytes)}) to {remote}",
         highlight=False,
@@ -126,10 +134,7 @@ def pull_command(remote: RemoteArg) -> None:
     try:
         done = _remote(remote).pull(_store())
     except OSError as exc:
-        raise TransferFailed(
-            f"could not pull from {remote}: {exc}",
-            hint="what was downloaded is whole and usable; pull again once that is fixed",
-        ) from None
+        raise _failed("pull from", remote, exc, "downloaded") from None
     finally:
         lock.release()
     stdout().print(
