@@ -70,6 +70,13 @@ def test_a_step_without_gpu_gets_none_beside_steps_that_reserve_them(project, nv
     assert seen(project, "prep2")["gpus"] == ""
 
 
+def test_the_choice_is_the_pipelines_whatever_the_targets(project, nvml):
+    toml = step("train", "resources = { gpu = 1 }") + step("prep") + step("eval")
+    project.pipeline("p", toml, steps=STEPS)
+    Engine("p").make(["prep", "eval"], jobs=2)  # no GPU step in this make
+    assert seen(project, "prep")["gpus"] == "" and seen(project, "eval")["gpus"] == ""
+
+
 def test_without_gpu_reservations_steps_see_every_gpu_as_before(project, nvml):
     project.pipeline("p", step("a") + step("b"), steps=STEPS)
     Engine("p").make(jobs=2)
@@ -77,14 +84,12 @@ def test_without_gpu_reservations_steps_see_every_gpu_as_before(project, nvml):
 
 
 def test_the_pool_decides_what_a_step_without_gpu_sees():
-    gpus = query_gpus(four_gpus())
-    pool = ResourcePool(Inventory.fake(cpu=4, mem_gb=8, gpus=gpus))
-    assert pool.devices([]) is None  # nobody reserves: leave the variable alone
-    pool.check("train", Resources(gpu=2))
+    inventory = Inventory.fake(cpu=4, mem_gb=8, gpus=query_gpus(four_gpus()))
+    assert ResourcePool(inventory).devices([]) is None  # nobody reserves: left as it is
+    pool = ResourcePool(inventory, gpu_steps=True)
     assert pool.devices([]) == ""
     assert pool.devices(pool.take(Resources(gpu=2)) or []) == "1,3"
-    cpu_only = ResourcePool(Inventory.fake(cpu=4, mem_gb=8, gpus=[]))
-    cpu_only.check("prep", Resources(cpu=1))
+    cpu_only = ResourcePool(Inventory.fake(cpu=4, mem_gb=8, gpus=[]), gpu_steps=True)
     assert cpu_only.devices([]) is None
 
 

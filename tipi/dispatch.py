@@ -233,7 +233,10 @@ class Workers:
             from tipi.execution.local import LocalPool
 
             self.pool = LocalPool(options.jobs or 1)
-            self.resources = ResourcePool(options.inventory or Inventory.detect())
+            self.resources = ResourcePool(
+                options.inventory or Inventory.detect(),
+                gpu_steps=any(Resources.of(s.resources).gpu for s in steps.values()),
+            )
             checker = self.resources.check
         for name in self.index:
             if steps[name].resources:
@@ -251,7 +254,7 @@ class Workers:
         staged, scratch, binding = steps.prepare(name, facts, slot)
         task = steps.task(name, staged, scratch, facts.forced, binding)
         devices = self.resources.devices(gpus) if self.resources is not None else None
-        if devices is not None:  # its GPUs, or none in a make where other steps reserve some
+        if devices is not None:  # its GPUs, or none in a pipeline where other steps reserve some
             task = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": devices})
         steps.reporter.step_started(name)
         try:

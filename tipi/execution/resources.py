@@ -3,7 +3,8 @@
 A step may declare ``resources = { gpu = 1, cpu = 2, mem_gb = 8 }``. The local scheduler
 starts it only when that much is free; GPUs are whole devices (or MIG instances), each given
 to one step at a time through ``CUDA_VISIBLE_DEVICES``, the free ones with the most free
-memory first. In a make where some step declares GPUs, a step that declares none gets none.
+memory first. In a pipeline where some step declares GPUs, a step that declares none gets
+none.
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ class Inventory:
 class ResourcePool:
     """Hands out resources; `take` returns None when the step must wait for others to end."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, gpu_steps: bool = False) -> None:
+        """`gpu_steps`: some step of the pipeline declares GPUs (see `devices`)."""
         self.inventory = inventory
         self.cpu = inventory.cpu
         self.mem_gb = inventory.mem_gb
         self.free_gpus = list(inventory.gpus)
-        self.gpus_declared = False  # some step of this make reserves GPUs (see `devices`)
+        self.gpu_steps = gpu_steps
 
     def check(self, step: str, need: Resources) -> None:
         """Refuse, before anything runs, a step that could never fit on this machine.
@@ -80,7 +82,6 @@ class ResourcePool:
         threads), so a pipeline written on a big machine still runs on a laptop or in CI.
         """
         inv = self.inventory
-        self.gpus_declared = self.gpus_declared or need.gpu > 0
         for what, wanted, total in (
             ("gpu", need.gpu, len(inv.gpus)),
             ("mem_gb", need.mem_gb, inv.mem_gb),
@@ -110,14 +111,15 @@ class ResourcePool:
     def devices(self, gpus: Sequence[str]) -> str | None:
         """CUDA_VISIBLE_DEVICES for a step given `gpus`, or None to leave it as it is.
 
-        A step that declares no GPU gets none ("") when another step of the make reserves
+        A step that declares no GPU gets none ("") when other steps of the pipeline reserve
         GPUs: otherwise its Device would pick the freest card, which may be the one just
         reserved (memory is used only once the step runs), or be reserved a moment later.
-        Where a step runs never depends on what else happens to be running.
+        Decided for the whole pipeline, so where a step runs depends neither on what else
+        happens to be running nor on the targets of the make.
         """
         if gpus:
             return ",".join(gpus)
-        return "" if self.gpus_declared and self.inventory.gpus else None
+        return "" if self.gpu_steps and self.inventory.gpus else None
 
     def give_back(self, need: Resources, gpus: Sequence[str]) -> None:
         self.cpu += min(need.cpu, self.inventory.cpu)
