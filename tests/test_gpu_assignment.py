@@ -229,3 +229,18 @@ def test_device_sets_the_order_in_its_own_process_unless_the_user_did(monkeypatc
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
     Device(nvml=nvml).initialize()
     assert os.environ["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_number_devices_as_nvml_does(project, nvml):
+    toml = """
+    [permanences.device]
+    type = "Device"
+    """ + step("ddp", "nproc = 2")
+    ranks = STEPS.replace(  # Device is asked after the variables are read: it sets the order
+        "self.outputs[",
+        'record["device"] = self.controller.get_permanence("device").name\n        self.outputs[',
+    )
+    project.pipeline("p", toml, steps=ranks)
+    Engine("p").make()  # sequential: torchrun is started by this process
+    assert seen(project, "ddp") == {"device": "cpu", "gpus": None, "order": "PCI_BUS_ID"}
