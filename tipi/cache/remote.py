@@ -44,7 +44,7 @@ from tipi.cache.content import (
 from tipi.cache.record import BadRecord, ForeignRecord
 from tipi.cache.remote_errors import RemoteUnavailable
 from tipi.cache.remote_io import Connection
-from tipi.cache.remote_push import Transfer, as_int, stale_upload, upload_name
+from tipi.cache.remote_push import Transfer, as_int, push, stale_upload, upload_name
 from tipi.cache.remote_suspects import Suspects
 from tipi.errors import UsageError
 
@@ -218,8 +218,6 @@ class RemoteStore:
         Raises:
             RemoteUnavailable: the remote cannot be used; what was uploaded is whole.
         """
-        from tipi.cache.remote_push import push
-
         self._open_local(local)
         self.sweep()
         return push(self, local, only)

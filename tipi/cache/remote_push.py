@@ -7,16 +7,18 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.cache.files import STALE_SECONDS
 from tipi.cache.record import CorruptCache, RunRecord, is_digest
 
 if TYPE_CHECKING:
     from tipi.cache.content import ContentStore
-    from tipi.cache.remote import RemoteStore
+    from tipi.cache.remote_io import Connection
+    from tipi.cache.remote_suspects import Suspects
 
 
 @dataclass
@@ -28,7 +30,29 @@ class Transfer:
     bytes: int = 0
 
 
-def push(remote: RemoteStore, local: ContentStore, only: Iterable[RunRecord] | None) -> Transfer:
+class Remote(Protocol):
+    """What a push needs of the RemoteStore (remote.py) it is a part of."""
+
+    url: str
+    warn: Callable[[str], None]
+    _io: Connection
+    _suspects: Suspects
+    _cache_dir: Path | None
+
+    def keys_and_names(self) -> set[tuple[str, str]]: ...
+
+    def _record(self, key: str, name: str) -> str: ...
+
+    def _object(self, digest: str) -> str: ...
+
+    def _size(self, path: str) -> int | None: ...
+
+    def _upload_object(self, local: ContentStore, digest: str) -> int: ...
+
+    def _upload_bytes(self, data: bytes, target: str) -> None: ...
+
+
+def push(remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None) -> Transfer:
     """RemoteStore.push, after its sweep."""
     if only is None:  # everything: one listing of the remote beats a query per record
         have = remote.keys_and_names()
@@ -62,7 +86,7 @@ def push(remote: RemoteStore, local: ContentStore, only: Iterable[RunRecord] | N
     return done
 
 
-def _needs_upload(remote: RemoteStore, digest: str, local: ContentStore) -> bool:
+def _needs_upload(remote: Remote, digest: str, local: ContentStore) -> bool:
     """Whether the remote lacks the object, has it with the wrong size (the cheap part of
     checking what a push does not download), or it was found corrupt or missing there."""
     if digest in remote._suspects:
@@ -71,7 +95,7 @@ def _needs_upload(remote: RemoteStore, digest: str, local: ContentStore) -> bool
     return size is None or (here is not None and size != here)
 
 
-def _heal(remote: RemoteStore, local: ContentStore, done: Transfer, healed: set[str]) -> None:
+def _heal(remote: Remote, local: ContentStore, done: Transfer, healed: set[str]) -> None:
     """Re-upload the suspect objects that no pushed record named, where we have good bytes
     (a record found bad is healed only by a push of that very record)."""
     for digest in sorted(remote._suspects.snapshot() - healed):
