@@ -328,3 +328,23 @@ def test_upload_names_are_unique_per_process():
     assert mine.split(".")[1] != theirs.split(".")[1]  # the process token
     assert mine.split(".")[1] == upload_name().split(".")[1]
     assert mine != upload_name()
+
+
+def test_a_suspect_makes_a_push_upload_only_objects_of_the_runs_it_pushes(tmp_path):
+    """A suspect (from a hostile remote or a planted note) never makes a push upload a
+    local file that no run it pushes names: only good bytes of what it shares anyway."""
+    from tipi.cache.remote_suspects import Suspects
+
+    local = ContentStore(tmp_path / "project" / ".tipi_cache")
+    shared, private = tmp_path / "shared.txt", tmp_path / "private.txt"
+    shared.write_text("for everyone")
+    private.write_text("never pushed")
+    digest = lambda path: xxhash.xxh3_128_hexdigest(path.read_bytes())  # noqa: E731
+    pushed = local.save("1" * 32, "a", {}, {"out": shared}, lambda p: digest(Path(p)), 1.0)
+    local.save("2" * 32, "b", {}, {"out": private}, lambda p: digest(Path(p)), 1.0)
+    remote_dir = tmp_path / "remote"
+    Suspects(str(remote_dir)).add(digest(private), local.root.parent)  # the planted note
+
+    assert RemoteStore(str(remote_dir)).push(local, [pushed]).objects == 1
+    names = {p.name for p in (remote_dir / "objects").rglob("*") if p.is_file()}
+    assert names == {digest(shared)}

@@ -11,6 +11,18 @@ NO_CREDENTIALS = (
     "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or read a public "
     """bucket anonymously with FSSPEC_S3='{"anon": true}')"""
 )
+# botocore's and aiohttp's network failures that are not builtin ConnectionErrors
+_NETWORK = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ServerDisconnectedError",
+        "ClientConnectorError",
+        "ServerTimeoutError",
+    }
+)
 
 
 class RemoteUnavailable(OSError):
@@ -39,8 +51,8 @@ def describe(exc: BaseException) -> str:
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
         return NO_CREDENTIALS if name != "DefaultCredentialsError" else _first_line(exc)
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError") or (
-        _chain(exc, ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)
+    if name in _NETWORK or _chain(
+        exc, ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError
     ):
         return _connection(exc)
     if isinstance(exc, PermissionError):
@@ -59,6 +71,9 @@ def _connection(exc: BaseException) -> str:
         return f"{target} (connection refused)"
     if _chain(exc, socket.gaierror):
         return f"{target} (unknown host)"
+    broken = _chain(exc, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+    if broken is not None or "Disconnected" in type(exc).__name__:
+        return f"the connection to {where or 'the server'} broke ({_first_line(broken or exc)})"
     if _chain(exc, ssl.SSLError):
         return f"{target} (TLS error: {_first_line(_chain(exc, ssl.SSLError))})"
     name = type(exc).__name__

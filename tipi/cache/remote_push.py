@@ -80,7 +80,8 @@ def push(remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None) 
                 healed.add(where)
             except CorruptCache as exc:
                 remote.warn(f"not pushing the {record.describe()}: {exc}")
-        _heal(remote, local, done, healed)
+        named = {digest for record in records for digest in record.objects()}
+        _heal(remote, local, named, done, healed)
     finally:  # what was re-uploaded before a failure is healed too
         suspects.healed(healed & suspects.snapshot(), remote._cache_dir)
     return done
@@ -95,10 +96,15 @@ def _needs_upload(remote: Remote, digest: str, local: ContentStore) -> bool:
     return size is None or (here is not None and size != here)
 
 
-def _heal(remote: Remote, local: ContentStore, done: Transfer, healed: set[str]) -> None:
-    """Re-upload the suspect objects that no pushed record named, where we have good bytes
-    (a record found bad is healed only by a push of that very record)."""
-    for digest in sorted(remote._suspects.snapshot() - healed):
+def _heal(
+    remote: Remote, local: ContentStore, named: set[str], done: Transfer, healed: set[str]
+) -> None:
+    """Re-upload the suspect objects of the records this push covers that the remote already
+    had (so the loop above skipped them), where we have good bytes. Only objects of those
+    records: a record someone planted on the remote, naming the digest of a file of ours
+    that was never pushed, must not make a push upload it. (A record found bad is healed
+    only by a push of that very record.)"""
+    for digest in sorted((remote._suspects.snapshot() & named) - healed):
         if not is_digest(digest) or not local.has_object(digest):
             continue
         try:
