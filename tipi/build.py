@@ -50,6 +50,7 @@ class Build:
             ],
         )
         self.steps = Steps(context, plan, options, self.state)
+        self.dispatch_for = dispatch_for  # a sweep running variants side by side shares slots
         self.shortcut = False
         self.completed = False
         if not options.dry_run:
@@ -81,7 +82,8 @@ class Build:
                     self.steps.finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
                 ]
             else:
-                dispatch = dispatch_for(self.steps, self.order)
+                dispatch = self.dispatch_for(self.steps, self.order)
+                self.steps.cache.prefetch(self.order)  # remote lookups, several at once
                 Scheduler(self.steps, self.order, summary, dispatch).run()
             self.completed = True
         except KeyboardInterrupt:
@@ -149,8 +151,7 @@ class Build:
                     self.context.layout.failures_file, done.failed_runs, ran, self.reporter.warning
                 )
         self.state.close(write=write)
-        if write:
-            self.steps.cache.push()
+        self.steps.cache.finish(push=write)  # waits for the uploads to the remote cache
         try:
             self._record_clean()  # last: compaction above rewrites one of its guards
         except OSError as exc:

@@ -139,6 +139,13 @@ class Engine:
             PipelineInterrupted: Ctrl-C; permanences were cleaned up, no partial output left.
             ConfigError, DefinitionError, UsageError: nothing ran.
         """
+        return self.build(targets, options, **changes).run()
+
+    def build(
+        self, targets: Sequence[str] = (), options: MakeOptions | None = None, **changes: Any
+    ) -> Build:
+        """The make of `targets`, planned and ready to `run()` (as `make` does); a sweep
+        running variants side by side sets it up before it runs."""
         options = replace(options or MakeOptions(), **changes)
         options.check()
         plan = self.load(save=not options.dry_run, fresh=options.rehash)
@@ -169,7 +176,7 @@ class Engine:
             plan_from_cache=self.planner.from_cache,
             code_units=self.planner.code_units,
         )
-        return Build(context, plan, order, build).run()
+        return Build(context, plan, order, build)
 
     def status(
         self, targets: Sequence[str] = (), options: MakeOptions | None = None, **changes: Any

@@ -21,7 +21,7 @@ from tipi.engine import Engine, MakeOptions
 from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.redact import hide_secrets
-from tipi.report import Reporter
+from tipi.report import Reporter, StepResult
 from tipi.sweep.folds import with_folds
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
 from tipi.sweep.sample import overrides, variant_name, variants
@@ -108,8 +108,9 @@ class Sweep:
         return self.base.root / "out" / "sweeps" / self.base.name / self.name
 
     def run(self, count: int | None = None, seed: int = 0) -> SweepResults:
-        """Run every variant here, one after another; a failed variant does not stop the
-        others (a config error does, before anything runs).
+        """Run every variant here: one after another, or with `-j N` (N > 1) up to N steps of
+        any variants at once (parallel.py); a failed variant does not stop the others (a
+        config error does, before anything runs).
 
         Raises:
             SweepFailed: some variants failed (the results of all are written).
@@ -119,12 +120,32 @@ class Sweep:
         for params in chosen:  # every variant's config is checked before anything runs
             self.engine(params).load(save=not self.dry_run)
         self.total = len(chosen)
+        if self.side_by_side(chosen):
+            from tipi.sweep.parallel import run_side_by_side
+
+            run_side_by_side(self, chosen)
+        else:
+            self.run_each(chosen)
+        return self._finish()
+
+    def side_by_side(self, chosen: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether variants may run at once: `-j N` on the local executor, several variants,
+        and a make that writes (a dry run is quick, and its lines are clearer in order)."""
+        options = self.options
+        return (
+            (options.jobs or 1) > 1
+            and options.executor == "local"
+            and not self.dry_run
+            and len(chosen) > 1
+        )
+
+    def run_each(self, chosen: Sequence[Mapping[str, Any]]) -> None:
+        """Make each variant in turn (a failed one is in the results; the next one runs)."""
         for params in chosen:
             try:
                 self.run_once(params)
             except VariantFailed:
                 continue
-        return self._finish()
 
     def run_with(self, runner: SweepRunner) -> SweepResults:
         """Hand the sweep to a logger's own runner (`--wandb`): it chooses the params and
@@ -137,14 +158,14 @@ class Sweep:
         runner.run_sweep(self.run_once, self.spec.to_wandb())
         return self._finish()
 
-    def engine(self, params: Mapping[str, Any]) -> Engine:
-        """The make of one variant."""
+    def engine(self, params: Mapping[str, Any], reporter: Reporter | None = None) -> Engine:
+        """The make of one variant (its events to `reporter`, default the sweep's)."""
         return Engine(
             self.base.name,
             root=self.base.root,
             config=self.config,
             overrides=[*self.base.overrides, *overrides(params)],
-            reporter=self.reporter,
+            reporter=reporter or self.reporter,
             variant=Variant(
                 self.base.name, self.name, variant_name(params, self.spec.swept), self.steps
             ),
@@ -158,35 +179,56 @@ class Sweep:
             ConfigError, UsageError: its params do not fit the pipeline.
         """
         engine = self.engine(params)
+        result = self.begin(engine, params)
+        started = time.perf_counter()
+        try:
+            summary = engine.make(self.targets, self.options)
+        except BaseException as error:
+            self.failed(result, error)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - started
+            self._save()
+        return self.conclude(engine, result, summary.results)
+
+    def begin(self, engine: Engine, params: Mapping[str, Any]) -> VariantResult:
+        """The variant's row in the results (in the order variants start), announced."""
         assert engine.variant is not None
         result = VariantResult(engine.variant.name, dict(params), folder=engine.variant.folder)
         self.results.variants.append(result)
         count = len(self.results.variants)
         of = f"/{self.total}" if self.total else ""
         self.announce(f"variant {count}{of}: {result.name}")
-        started = time.perf_counter()
-        try:
-            summary = engine.make(self.targets, self.options)
-        except PipelineInterrupted:
+        return result
+
+    def failed(self, result: VariantResult, error: BaseException) -> None:
+        """Record why the variant's make ended early, then re-raise as the sweep does.
+
+        Raises:
+            VariantFailed: the make failed (exit 1); the failure is in the results.
+            PipelineInterrupted, TipiError, ...: `error` itself (a config error leaves no row).
+        """
+        if isinstance(error, PipelineInterrupted):
             result.status = "interrupted"
-            raise
-        except TipiError as error:
+        elif isinstance(error, TipiError):
             if error.exit_code != 1:
                 self.results.variants.remove(result)
-                raise
+                return
             result.status, result.error = "failed", hide_secrets(str(error))  # results.json
             error.hint = "fix it, then run the sweep again: what finished will not run again"
             self.on_failure(error)
             raise VariantFailed(f"variant {result.name} failed: {error}") from error
-        finally:
-            result.seconds = time.perf_counter() - started
-            self._save()
-        outcomes = {r.name: r.outcome for r in summary.results}
+
+    def conclude(
+        self, engine: Engine, result: VariantResult, done: Sequence[StepResult]
+    ) -> dict[str, float]:
+        """The variant's status and metrics once its make (the steps in `done`) ended well."""
+        outcomes = {r.name: r.outcome for r in done}
         if self.dry_run:
             result.status = "would run" if "would run" in outcomes.values() else "up to date"
             return {}
-        done = set(outcomes.values())
-        result.status = next((o for o in ("ran", "restored") if o in done), "up to date")
+        seen = set(outcomes.values())
+        result.status = next((o for o in ("ran", "restored") if o in seen), "up to date")
         plan = engine.load()
         tested: set[str] = set()
         result.metrics = collect_metrics(
