@@ -175,6 +175,8 @@ def test_a_missing_bucket_is_named_and_never_created(project, cli, s3_env):
         assert "bucket 'tipi-mistyped-bucket' does not exist" in result.stderr.splitlines()[0]
     names = [b["Name"] for b in s3_env.client().list_buckets()["Buckets"]]
     assert "tipi-mistyped-bucket" not in names
+    result = cli("cache", "push", "--remote", "s3://")
+    assert result.exit_code == 2 and "names no bucket" in result.stderr
 
 
 KILLER = """
@@ -348,3 +350,29 @@ def test_a_suspect_makes_a_push_upload_only_objects_of_the_runs_it_pushes(tmp_pa
     assert RemoteStore(str(remote_dir)).push(local, [pushed]).objects == 1
     names = {p.name for p in (remote_dir / "objects").rglob("*") if p.is_file()}
     assert names == {digest(shared)}
+
+
+def test_each_failure_of_an_object_store_is_one_line_naming_its_cause():
+    """botocore's and s3fs's own exceptions (as they raise them) become one line each."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+    from s3fs.errors import translate_boto_error
+
+    from tipi.cache.remote_errors import describe
+
+    def client_error(code: str, message: str) -> OSError:
+        error = ClientError({"Error": {"Code": code, "Message": message}}, "PutObject")
+        return translate_boto_error(error)
+
+    refused = EndpointConnectionError(endpoint_url="http://10.0.0.9:9000/b?list-type=2")
+    refused.__context__ = ConnectionRefusedError(111, "Connect call failed")
+    assert describe(refused) == "cannot connect to http://10.0.0.9:9000/ (connection refused)"
+    assert describe(NoCredentialsError()).startswith("no credentials found (set AWS_ACCESS_KEY")
+    slow = describe(client_error("SlowDown", "Please reduce your request rate."))
+    assert slow.startswith("the server is busy or throttling requests (")
+    assert (
+        describe(client_error("AccessDenied", "Access Denied")) == "access denied (Access Denied)"
+    )
+    assert describe(ConnectionResetError(104, "Connection reset by peer")).startswith(
+        "the connection to the server broke"
+    )
+    assert "\n" not in describe(ValueError("two\nlines"))

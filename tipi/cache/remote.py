@@ -65,12 +65,17 @@ class RemoteStore:
         except (ImportError, ValueError) as exc:
             raise UsageError(
                 f"cannot open the remote cache {url}: {exc}",
-                hint="install the fsspec backend for it (s3fs for s3://, gcsfs for gs://)",
+                hint="install the fsspec backend for it: pip install 'tipi[s3]' for s3://, "
+                "'tipi[gcs]' for gs://",
             ) from None
         self.url = url
         self.warn = warn
         self._local = isinstance(self.fs, LocalFileSystem)
         self._io = Connection(self.fs, url, self.base)
+        if self._io.object_store and not self._io.bucket:
+            raise UsageError(
+                f"the remote cache {url} names no bucket", hint="give one: s3://bucket/prefix"
+            )
         self._suspects = Suspects(url.rstrip("/"))
         self._cache_dir: Path | None = None  # where suspects are remembered, once known
         self._lock = threading.Lock()
