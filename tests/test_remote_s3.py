@@ -189,6 +189,7 @@ class Kill(PipelineProcess):
 """
 
 
+@pytest.mark.slow  # a server of its own: started, then killed
 def test_the_server_dying_during_a_make_leaves_a_warning(project, cli, tmp_path, monkeypatch):
     pytest.importorskip("moto")
     project.pipeline(
