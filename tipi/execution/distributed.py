@@ -64,7 +64,7 @@ def _launch(task: Task, folder: Path, sink: Callable[[str], object]) -> Result:
     spec = folder / "task.json"
     spec.write_text(json.dumps(task.to_data()))
     env = {**os.environ, "TIPI_NO_LIVE": "1", "PYTHONUNBUFFERED": "1"}
-    agree_with_nvml(env)  # cuda:LOCAL_RANK is the card NVML and nvidia-smi call by that index
+    agree_with_nvml(env)  # the ranks number devices as NVML and nvidia-smi do
     # torchrun would set 1 and print a banner about it; share the cores between the ranks.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // task.nproc)))
     started = time.perf_counter()
