@@ -1,20 +1,29 @@
 """The run cache's part in a step's lifecycle: find an earlier run with the same fingerprint
-(here or in a remote cache), put its outputs in place, keep new runs, push them."""
+(here or in a remote cache), put its outputs in place, keep new runs, push them.
+
+With a remote (`--remote`), its traffic runs beside the make (cache/remote_pool.py): the
+steps it may restore are looked up when the make starts, several at once (`prefetch`), and
+each kept run is pushed as soon as it is kept; the make waits for the uploads at its end
+(`finish`). A remote that fails is told once and not asked again in that make.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.cache.rebuilder import Decision, StepFacts
-from tipi.errors import ProcessFailure
+from tipi.errors import ProcessFailure, TipiError
 from tipi.report import StepResult
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tipi.cache.content import RunRecord
-    from tipi.cache.remote import RemoteStore
+    from tipi.cache.lookahead import Lookahead
+    from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Uploads
     from tipi.planning import Plan
     from tipi.report import Reporter
     from tipi.state import State
@@ -38,6 +47,8 @@ class Steps(Protocol):
 
     def finish(self, result: StepResult) -> StepResult: ...
 
+    def _decide(self, name: str) -> tuple[Decision, StepFacts]: ...
+
 
 RESTORE_SLOT = 999  # the staging slot the driver restores cached runs through
 
@@ -48,31 +59,93 @@ class RunCache:
     def __init__(self, steps: Steps) -> None:
         self.steps = steps
         self.kept: list[RunRecord] = []
-        self.remote: RemoteStore | None = None
+        self.remote: PooledRemote | None = None
+        self.relay: Relay | None = None
+        self.outage: Outage | None = None
+        self.uploads: Uploads | None = None
+        self._lookahead: Lookahead | None = None
+        self._index: dict[str, int] = {}
         if steps.options.remote:
-            from tipi.cache.remote import RemoteStore
+            from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Uploads
 
-            self.remote = RemoteStore(steps.options.remote, steps.reporter.warning)
+            self.relay = Relay(steps.reporter.warning)
+            self.remote = PooledRemote(steps.options.remote, self.relay)
+            self.outage = Outage(self.remote.url, self.relay)
+            self.uploads = Uploads(self.remote, steps.state.run_cache, self.outage, self.relay)
+
+    @property
+    def _remote(self) -> PooledRemote | None:
+        """The remote, while it works."""
+        return None if self.outage else self.remote
+
+    def prefetch(self, order: Sequence[str]) -> None:
+        """Look up on the remote, at once and several at a time, every step of `order` that
+        may be restored: one that must run now, or one after such a step (asked as soon as
+        the remote has the step before it: cache/lookahead.py). Reads only."""
+        if self._remote is None or not self.steps.options.run_cache:
+            return
+        from tipi.cache.lookahead import Lookahead
+
+        try:
+            prospects = list(self._prospects(order))
+        except TipiError:  # the step's own turn reports it
+            return
+        self._index = {name: i for i, name in enumerate(order)}
+        self._lookahead = Lookahead(
+            self._remote,
+            self.steps.plan.permanences,
+            self.steps.state.run_cache,
+            self.relay,  # type: ignore[arg-type]
+            download=not self.steps.options.dry_run,
+        )
+        self._lookahead.start(prospects)
+
+    def _prospects(self, order: Sequence[str]) -> Iterable[Any]:
+        from tipi.cache.lookahead import Prospect
+
+        plan, dry = self.steps.plan, self.steps.options.dry_run
+        remade: set[str] = set()  # paths a step of this make before may (re)make
+        for index, name in enumerate(order):
+            step = plan.steps[name]
+            upstream = frozenset(p for p in step.inputs.values() if p in remade)
+            decision, facts = self.steps._decide(name)
+            if not upstream and not decision.run:
+                continue
+            remade.update(step.outputs.values())
+            # A forced step runs: what it makes is unknown. A dry run looks up the steps
+            # after one that would run with unknown inputs: a guess would not be its key.
+            if facts.forced or facts.volatile or (upstream and dry):
+                continue
+            yield Prospect(name, index, _keyed(self, facts), facts.inputs, upstream, step.outputs)
 
     def lookup(self, name: str, facts: StepFacts, fetch: bool = True) -> RunRecord | None:
         """An earlier successful run with this fingerprint, from the run cache (or the
         remote one, copied here unless `fetch` is false: a dry run only says what it would
         restore); None for steps that must run (forced, volatile)."""
+        if self._lookahead is not None and name in self._index:
+            self._lookahead.reached(self._index[name])
         if facts.forced or facts.volatile or not self.steps.options.run_cache:
             return None
         key = self.key(facts)
         names = self.steps.plan.steps[name].outputs
         record = self.steps.state.run_cache.lookup(key, self.steps.plan.permanences, names)
-        if record is None and self.remote is not None:
+        remote = self._remote
+        if record is None and remote is not None:
+            from tipi.cache.remote import RemoteUnavailable
+
             try:
                 if not fetch:
-                    record = self.remote.find(key, self.steps.plan.permanences, names)
+                    record = remote.find(key, self.steps.plan.permanences, names)
                 else:
-                    record = self.remote.fetch(
+                    record = remote.fetch(
                         key, self.steps.plan.permanences, self.steps.state.run_cache, names
                     )
+            except RemoteUnavailable as exc:
+                self.outage.declare(exc)  # type: ignore[union-attr]
             except OSError as exc:
-                self.steps.reporter.warning(f"remote cache {self.remote.url}: {exc}")
+                self.steps.reporter.warning(f"remote cache {remote.url}: {exc}")
+        if self.relay is not None:
+            self.relay.flush()
         return record
 
     def key(self, facts: StepFacts) -> str:
@@ -126,21 +199,35 @@ class RunCache:
             )
             return
         self.kept.append(record)
+        if self.uploads is not None:
+            self.uploads.submit(record)  # pushed while the next steps run
+            self.relay.flush()  # type: ignore[union-attr]
 
-    def push(self) -> None:
-        """Send the runs this make kept to the remote cache (`--remote`)."""
-        remote = self.remote
-        if remote is None or not self.kept:
+    def finish(self, push: bool = True) -> None:
+        """End the make's remote traffic: drop the lookups nobody needs and (with `push`)
+        wait for the uploads of the runs this make kept, then say what they sent."""
+        if self.remote is None or self.uploads is None or self.relay is None:
             return
-        try:
-            sent = remote.push(self.steps.state.run_cache, self.kept)
-        except OSError as exc:
-            self.steps.reporter.warning(f"could not push to the remote cache {remote.url}: {exc}")
+        self.remote.stop_asking()
+        if not push:
+            self.uploads.close()
+            self.relay.flush()
             return
+        sent = self.uploads.wait(self.steps.reporter.notice, self.relay.flush)
+        self.relay.flush()
         if sent.records:
             self.steps.reporter.notice(
-                f"pushed {sent.records} run(s), {sent.objects} file(s) to {remote.url}"
+                f"pushed {sent.records} run(s), {sent.objects} file(s) to {self.remote.url}"
             )
+
+
+def _keyed(cache: RunCache, facts: StepFacts) -> Any:
+    """The run key of `facts` with its inputs' hashes replaced (a Prospect's `key`)."""
+
+    def key(inputs: Mapping[str, str | None]) -> str:
+        return cache.key(replace(facts, inputs=dict(inputs)))
+
+    return key
 
 
 def restorable(record: RunRecord) -> str:

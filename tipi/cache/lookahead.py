@@ -1,0 +1,150 @@
+"""Remote lookups for a make's steps started when the make starts, each as soon as its run
+key can be known, so that a step's own lookup is answered from memory.
+
+A step whose inputs are all in place has its key now. A step after one the make may restore
+has it as soon as the remote answers for that one: its record says what each output's hash
+will be once restored, which is what the next step's inputs will hash to. So a chain is asked
+about link after link on the lookup threads while the make restores the first links, and a
+wide pipeline all at once. A guess is never used as an answer: each step still computes its
+key from the files in place when its turn comes, and only a lookup of that same key is
+taken from memory.
+
+A run the remote has is also downloaded ahead (into the local store, where the step's lookup
+then finds it), but only for the next DOWNLOAD_AHEAD steps of the make's order past the one
+being restored: a make that stops early leaves at most that many downloads unused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from tipi.cache.content import ContentStore, RunRecord
+from tipi.cache.remote_pool import PooledRemote
+
+DOWNLOAD_AHEAD = 16
+
+
+@dataclass(frozen=True)
+class Prospect:
+    """A step of the make that may be restored, as known when the make starts.
+
+    Attributes:
+        name: the step.
+        index: its position in the make's order.
+        key: its run key, given the content hash of each of its input paths.
+        inputs: input path → content hash now (None: missing).
+        upstream: the input paths a step before it in this make may remake.
+        outputs: output name → path.
+    """
+
+    name: str
+    index: int
+    key: Callable[[Mapping[str, str | None]], str]
+    inputs: Mapping[str, str | None]
+    upstream: frozenset[str]
+    outputs: Mapping[str, str]
+
+
+class Lookahead:
+    """Asks `remote` about each prospect once its key is known (see the module's doc)."""
+
+    def __init__(
+        self,
+        remote: PooledRemote,
+        configs: Mapping[str, Any],
+        local: ContentStore,
+        warn: Callable[[str], None],
+        download: bool = True,
+    ) -> None:
+        """`download`: fetch ahead what the remote has (not in a dry run)."""
+        self.remote = remote
+        self.configs = configs
+        self.local = local
+        self.warn = warn
+        self.download = download
+        self._lock = threading.Lock()
+        self._predicted: dict[str, str] = {}  # path → its hash once its step is restored
+        self._waiting: dict[str, list[Prospect]] = {}  # path → prospects that read it
+        self._found: dict[int, tuple[str, Prospect]] = {}  # index → key, not downloaded yet
+        self._horizon = DOWNLOAD_AHEAD  # download ahead the steps before this index
+
+    def reached(self, index: int) -> None:
+        """The make restores or runs the step at `index` of its order now."""
+        with self._lock:
+            self._horizon = max(self._horizon, index + 1 + DOWNLOAD_AHEAD)
+        self._download_due()
+
+    def start(self, prospects: Iterable[Prospect]) -> None:
+        for prospect in prospects:
+            if not prospect.upstream:  # looked up here first, as the make will
+                key = prospect.key(prospect.inputs)
+                record = self.local.lookup(key, self.configs, prospect.outputs)
+                if record is not None:
+                    self._restorable(prospect, record)
+                else:
+                    self._ask(prospect, prospect.inputs)
+                continue
+            with self._lock:
+                for path in prospect.upstream:
+                    self._waiting.setdefault(path, []).append(prospect)
+            self._ask_if_known(prospect)  # its upstream may be known already
+
+    def _ask(self, prospect: Prospect, inputs: Mapping[str, str | None]) -> None:
+        key = prospect.key(inputs)
+        future = self.remote.ask(key)
+        if future is None:  # the make has ended
+            return
+        future.add_done_callback(lambda f: self._answered(prospect, key, f))
+
+    def _answered(self, prospect: Prospect, key: str, future: Future[list[RunRecord]]) -> None:
+        """On a lookup thread: the remote answered about `prospect`."""
+        if future.cancelled() or future.exception() is not None:
+            return  # the step's own lookup meets the failure (and says so)
+        try:
+            names = set(prospect.outputs)
+            record = next(
+                (r for r in future.result() if r.matches(self.configs) and set(r.outputs) == names),
+                None,
+            )
+            if record is not None:
+                self._restorable(prospect, record)
+                with self._lock:
+                    self._found[prospect.index] = (key, prospect)
+                self._download_due()
+        except Exception as exc:  # looking ahead only saves time: never fail the make for it
+            self.warn(f"could not look ahead in the remote cache {self.remote.url}: {exc!r}")
+
+    def _restorable(self, prospect: Prospect, record: RunRecord) -> None:
+        """`prospect` will be restored from `record`: ask about the steps that read it."""
+        readers: dict[str, Prospect] = {}
+        with self._lock:
+            for name, path in prospect.outputs.items():
+                digest = record.outputs.get(name, {}).get("hash")
+                if isinstance(digest, str):
+                    self._predicted[path] = digest
+                    readers.update((p.name, p) for p in self._waiting.pop(path, []))
+        for reader in readers.values():
+            self._ask_if_known(reader)
+
+    def _download_due(self) -> None:
+        if not self.download:
+            return
+        with self._lock:
+            due = [i for i in self._found if i < self._horizon]
+            fetches = [self._found.pop(i) for i in sorted(due)]
+        for key, prospect in fetches:
+            self.remote.fetch_ahead(key, self.configs, self.local, prospect.outputs)
+
+    def _ask_if_known(self, prospect: Prospect) -> None:
+        with self._lock:
+            if not all(path in self._predicted for path in prospect.upstream):
+                return
+            inputs = {**prospect.inputs, **{p: self._predicted[p] for p in prospect.upstream}}
+        self._ask(prospect, inputs)
+
+
+__all__ = ["Lookahead", "Prospect"]
