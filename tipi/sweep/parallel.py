@@ -153,16 +153,12 @@ class _Side:
             return
         sweep, options = self.sweep, self.sweep.options
         self.shared = shared = SharedSlots(
-            self.jobs, sweep.base.layout, self.reporter, options.inventory, options.rehash
+            self.jobs, sweep.base.layout, self.reporter, options.rehash
         )
         started = time.perf_counter()
         names = [variant_name(params, sweep.spec.swept) for params in self.queue]
         self.reporter.run_started(
             sweep.base.name, [labelled(s, v) for v in names for s in self.selection.order]
-        )
-        self.reporter.notice(
-            f"running up to {self.jobs} step(s) of up to {self.jobs} variants at once on the "
-            "local executor"
         )
         with shared.turn:
             try:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tipi.build import Build
     from tipi.cache.lock import ProjectLock
     from tipi.execution.local import Handle, LocalPool
-    from tipi.execution.resources import Inventory, Resources
+    from tipi.execution.resources import ResourcePool, Resources
     from tipi.execution.types import Task
     from tipi.state import Layout
     from tipi.step import Pending, Steps
@@ -38,7 +38,6 @@ class SharedSlots:
         slots: how many steps may run at once, of all variants together (`-j N`).
         layout: the pipeline's layout (where its state lives).
         reporter: the sweep's reporter (notices and warnings about the lock and stores).
-        inventory: the cores, memory and GPUs to hand out (default: this machine's).
         rehash: as MakeOptions.rehash (the stat cache trusts no signature).
     """
 
@@ -47,11 +46,9 @@ class SharedSlots:
         slots: int,
         layout: Layout,
         reporter: Reporter,
-        inventory: Inventory | None = None,
         rehash: bool = False,
     ) -> None:
         from tipi.cache.store import TraceStore, load_stat_cache
-        from tipi.execution.resources import Inventory, ResourcePool
 
         self.turn = threading.Condition(threading.Lock())
         self.slots = slots
@@ -59,7 +56,7 @@ class SharedSlots:
         self.stopping = False  # Ctrl-C, or a variant's error: every variant stops
         self.layout = layout
         self.reporter = reporter
-        self.resources = ResourcePool(inventory or Inventory.detect())
+        self.resources: ResourcePool | None = None  # the first variant's (SharedWorkers)
         self.pool = _SharedPool(self)
         self.real_pool: LocalPool | None = None
         self.lock: ProjectLock | None = None
@@ -204,12 +201,8 @@ class _SharedPool:
         return self.shared.slots
 
     def submit(self, task: Task, need: Resources) -> Handle:
-        shared = self.shared
-        if shared.real_pool is None:
-            from tipi.execution.local import LocalPool
-
-            shared.real_pool = LocalPool(shared.slots)
-        return shared.real_pool.submit(task, need)
+        assert self.shared.real_pool is not None
+        return self.shared.real_pool.submit(task, need)
 
     def wait(self, handles: Collection[Handle], timeout: float) -> set[Handle]:
         turn = self.shared.turn
@@ -260,17 +253,24 @@ class SharedWorkers(Workers):
         return super().start(name, pending)
 
     def _open(self) -> None:
+        """The first variant to run a step opens the pool and resources as any make does;
+        the others share them."""
         if self.pool is not None:
             return
-        from tipi.execution.resources import Resources
+        shared = self.shared
+        if shared.real_pool is None:
+            super()._open()
+            shared.real_pool, shared.resources = self.pool, self.resources
+        else:
+            from tipi.execution.resources import Resources
 
-        self.pool = self.shared.pool
-        self.resources = self.shared.resources
-        steps = self.steps.plan.steps
-        for name in self.index:
-            if steps[name].resources:
-                self.resources.check(name, Resources.of(steps[name].resources))
-        self.free_slots = list(range(self.shared.slots))[::-1]
+            assert shared.resources is not None
+            steps = self.steps.plan.steps
+            for name in self.index:
+                if steps[name].resources:
+                    shared.resources.check(name, Resources.of(steps[name].resources))
+        self.pool, self.resources = shared.pool, shared.resources
+        self.free_slots = list(range(shared.slots))[::-1]
 
     def _submit(self, name: str, pending: Pending, need: Resources, gpus: Any) -> None:
         super()._submit(name, pending, need, gpus)
