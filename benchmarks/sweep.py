@@ -8,12 +8,15 @@ project: a cold round, then the same variants again (warm), medians of `--repeat
   runs nothing;
 - one by one: `Engine(overrides=[...]).make()` per variant, as a shell loop of `tipi make --set`
   would; the variants overwrite each other's outputs, so the warm round reruns train and
-  evaluate for each (restored from the run cache, or run again with `--no-run-cache`).
+  evaluate for each (restored from the run cache, or run again with `--no-run-cache`);
+- sweep -j N (`--jobs N`, default 2): the sweep with up to N variants at once, each step in
+  one of N worker processes (-j 1 runs the variants one after another, steps in-process).
 
-Prepare runs once on both sides: it does not depend on the swept param.
+Prepare runs once on every side: it does not depend on the swept param.
 
 Usage:
     .venv/bin/python benchmarks/sweep.py [--variants 8] [--prepare 0.5] [--train 0.2] [--repeat 3]
+        [--jobs 2]
 """
 
 from __future__ import annotations
@@ -95,12 +98,15 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
-def side(kind: str, root: Path, lrs: list[float], run_cache: bool) -> tuple[float, float]:
+def side(
+    kind: str, root: Path, lrs: list[float], run_cache: bool, jobs: int = 1
+) -> tuple[float, float]:
     if kind == "sweep":
         spec = grid_from_options([f"train.lr={','.join(map(str, lrs))}"])
+        options = {"run_cache": run_cache, "jobs": jobs}
 
         def once() -> None:
-            Sweep("bench", spec, root=root, make_options={"run_cache": run_cache}).run()
+            Sweep("bench", spec, root=root, make_options=options).run()
     else:
 
         def once() -> None:
@@ -116,17 +122,20 @@ def main() -> None:
     parser.add_argument("--prepare", type=float, default=0.5)
     parser.add_argument("--train", type=float, default=0.2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="-j of the side-by-side sweep")
     args = parser.parse_args()
     lrs = [round(0.001 * (i + 1), 3) for i in range(args.variants)]
     base = Path(os.environ.get("TIPI_BENCH_DIR", Path.cwd() / ".bench-sweep"))
-    sides = [("sweep", True), ("one by one", True), ("one by one", False)]
-    figures: dict[str, list[tuple[float, float]]] = {
-        f"{k}{'' if c else ' (no run cache)'}": [] for k, c in sides
-    }
+    sides = [("sweep", True, 1), ("one by one", True, 1), ("one by one", False, 1)]
+    sides.append(("sweep", True, args.jobs))
+    labels = [
+        f"{k}{'' if c else ' (no run cache)'}{f' -j {j}' if j > 1 else ''}" for k, c, j in sides
+    ]
+    figures: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
     for _ in range(args.repeat):
-        for (kind, cache), label in zip(sides, figures, strict=True):
+        for (kind, cache, jobs), label in zip(sides, labels, strict=True):
             root = project(base, args.prepare, args.train)
-            figures[label].append(side(kind, root, lrs, cache))
+            figures[label].append(side(kind, root, lrs, cache, jobs))
     shutil.rmtree(base, ignore_errors=True)
     print(
         f"{args.variants} variants; prepare {args.prepare}s once, train {args.train}s per variant; "
@@ -138,9 +147,12 @@ def main() -> None:
         warm = statistics.median(r[1] for r in runs)
         print(f"{label:32} {cold:7.2f}s {warm:7.2f}s")
     sweep_warm = statistics.median(r[1] for r in figures["sweep"])
-    for label in list(figures)[1:]:
+    for label in labels[1:3]:
         warm = statistics.median(r[1] for r in figures[label])
         print(f"again, {label} / sweep: {warm / sweep_warm:.1f}x")
+    cold_1 = statistics.median(r[0] for r in figures["sweep"])
+    cold_n = statistics.median(r[0] for r in figures[labels[3]])
+    print(f"cold, sweep / {labels[3]}: {cold_1 / cold_n:.2f}x")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class Fit(PipelineProcess):
 
     def execute(self) -> None:
         log_run(f"fit:{self.lr}")
+        with open("pids.log", "a") as f:
+            f.write(f"{os.getpid()}\\n")
         if self.meet and not meet(str(self.lr), self.meet, self.wait):
             raise RuntimeError("no other variant's fit ran beside this one")
         if self.lr > 1:
@@ -134,6 +136,15 @@ def test_with_j2_two_variants_run_at_once_and_the_results_are_those_of_j1(toy, t
     again = sweep(toy.root, "fit.lr=0.01,0.2", "fit.meet=2", jobs=2).run()
     assert [v.status for v in again.variants] == ["up to date", "up to date"]
     assert runs(toy) == []
+
+
+def test_the_workers_serve_later_variants_and_live_as_long_as_the_sweep(toy):
+    # Linux ends a worker when the thread that started it ends: the threads that make the
+    # variants must outlive them, or a later variant's step dies with its reused worker.
+    lrs = ",".join(str(0.01 * (i + 1)) for i in range(6))
+    results = sweep(toy.root, f"fit.lr={lrs}", jobs=2).run()
+    assert [v.status for v in results.variants] == ["ran"] * 6
+    assert len(set((toy.root / "pids.log").read_text().split())) <= 2  # 2 workers in all
 
 
 def test_one_after_another_the_variants_never_meet(toy):

@@ -2,7 +2,7 @@
 
 First the steps the variants share (those the swept params do not reach) are made once,
 through the first variant, as a sequential sweep makes them in its first variant. Then up to
-N variant makes run side by side, each an ordinary make in a thread of its own, taking turns
+N variant makes run side by side, each an ordinary make in one of N threads, taking turns
 (slots.py): their steps run in N worker processes in all, GPUs reserved across variants. The
 results are those of a sequential sweep, in the same order.
 """
@@ -147,6 +147,8 @@ class _Side:
         self.summary = RunSummary(sweep.base.name)
         self.error: BaseException | None = None
         self.interrupted: PipelineInterrupted | None = None
+        self.runners: list[_Runner] = []
+        self.finished = False
 
     def run(self) -> None:
         if not self.queue:
@@ -173,9 +175,13 @@ class _Side:
                 try:
                     shared.close(self.interrupted is not None)
                 finally:
+                    self.finished = True  # the runners end once the workers are stopped
+                    shared.turn.notify_all()
                     self.summary.seconds = time.perf_counter() - started
                     self.summary.interrupted = self.interrupted is not None
                     self.reporter.run_finished(self.summary)
+        for runner in self.runners:
+            runner.join()
         if self.error is not None:
             raise self.error
         if self.interrupted is not None:
@@ -230,11 +236,15 @@ class _Side:
             return
         shared.adopt(build, reporter.label, len(shared.builds))
         running = _Running(engine, result, build, reporter, started, earlier)
-        thread = threading.Thread(
-            target=self._make, args=(running,), name=f"tipi sweep {result.name}", daemon=True
-        )
         self.active.append(running)
-        thread.start()
+        idle = [r for r in self.runners if r.job is None]
+        if idle:
+            idle[0].job = running
+            shared.turn.notify_all()
+        else:
+            runner = _Runner(self, running, len(self.runners))
+            self.runners.append(runner)
+            runner.start()
 
     def _options(self) -> MakeOptions:
         """Each variant's make options: the shared steps are made already, and forcing them
@@ -244,19 +254,6 @@ class _Side:
             force = [n for n in self.selection.order if n in owned]
             return replace(options, force_all=False, force=force)
         return replace(options, force=[f for f in self.selection.forced if f in owned])
-
-    def _make(self, running: _Running) -> None:
-        """A variant's thread: its make, in turns with the others (slots.py)."""
-        shared = self.shared
-        assert shared is not None
-        with shared.turn:
-            try:
-                running.build.run()
-            except BaseException as error:  # the sweep's thread says what it means
-                running.error = error
-            finally:
-                running.ended = True
-                shared.turn.notify_all()
 
     def _reap(self, running: _Running) -> None:
         """A variant's make ended: its row in the results, as a sequential sweep writes it."""
@@ -288,6 +285,36 @@ class _Side:
             self.interrupted = self.interrupted or error
         elif self.error is None:
             self.error = error
+
+
+class _Runner(threading.Thread):
+    """One of the N threads that make variants, one after another, taking turns (slots.py).
+    It lives as long as the sweep: Linux ends a worker process when the thread that started
+    it ends (die_with_parent), and a worker serves the steps of later variants too."""
+
+    def __init__(self, side: _Side, job: _Running, index: int) -> None:
+        super().__init__(name=f"tipi sweep runner {index}", daemon=True)
+        self.side = side
+        self.job: _Running | None = job
+
+    def run(self) -> None:
+        turn = self.side.shared.turn if self.side.shared is not None else None
+        assert turn is not None
+        with turn:
+            while True:
+                while self.job is None and not self.side.finished:
+                    turn.wait()
+                running = self.job
+                if running is None:
+                    return
+                try:
+                    running.build.run()
+                except BaseException as error:  # the sweep's thread says what it means
+                    running.error = error
+                finally:
+                    running.ended = True
+                    self.job = None
+                    turn.notify_all()
 
 
 def _interrupted(sweep: Sweep) -> PipelineInterrupted:
