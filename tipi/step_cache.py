@@ -131,7 +131,7 @@ class RunCache:
         record = self.steps.state.run_cache.lookup(key, self.steps.plan.permanences, names)
         remote = self._remote
         if record is None and remote is not None:
-            from tipi.cache.remote import RemoteUnavailable
+            from tipi.cache.record import CorruptCache
 
             try:
                 if not fetch:
@@ -140,10 +140,10 @@ class RunCache:
                     record = remote.fetch(
                         key, self.steps.plan.permanences, self.steps.state.run_cache, names
                     )
-            except RemoteUnavailable as exc:
-                self.outage.declare(exc)  # type: ignore[union-attr]
-            except OSError as exc:
+            except CorruptCache as exc:  # that run's files: the step runs instead
                 self.steps.reporter.warning(f"remote cache {remote.url}: {exc}")
+            except OSError as exc:  # RemoteUnavailable, or a failure it did not say
+                self.outage.declare(exc)  # type: ignore[union-attr]
         if self.relay is not None:
             self.relay.flush()
         return record

@@ -21,7 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from tipi.cache.content import ContentStore, RunRecord
-from tipi.cache.remote import RemoteStore, RemoteUnavailable, Transfer
+from tipi.cache.record import CorruptCache
+from tipi.cache.remote import RemoteStore, Transfer
 
 LOOKUP_THREADS = 16
 DOWNLOAD_THREADS = 8
@@ -180,10 +181,10 @@ class Uploads:
             return Transfer()
         try:
             return self.remote.push(self.local, only=[record])
-        except RemoteUnavailable as exc:
-            self.outage.declare(exc, pushing=True)
-        except OSError as exc:
+        except CorruptCache as exc:  # this run's files, not the remote
             self.warn(f"could not push the {record.describe()} to {self.remote.url}: {exc}")
+        except OSError as exc:  # RemoteUnavailable, or the remote failed in a way it did not say
+            self.outage.declare(exc, pushing=True)
         return Transfer()
 
     def wait(self, notice: Callable[[str], None], flush: Callable[[], None]) -> Transfer:
@@ -191,23 +192,23 @@ class Uploads:
         Ctrl-C drops those not started (a warning says how many runs were not pushed)."""
         pending = set(self.futures)
         total = len(pending)
-        started = last = time.monotonic()
+        say_at = time.monotonic() + PROGRESS_AFTER
         try:
             while pending:
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 flush()
-                now = time.monotonic()
-                if pending and now - started > PROGRESS_AFTER and now - last > PROGRESS_AFTER:
+                if pending and time.monotonic() >= say_at:
                     done = total - len(pending)
                     notice(f"pushing to {self.remote.url}: {done} of {total} run(s) sent")
-                    last = now + PROGRESS_EVERY - PROGRESS_AFTER
-        except KeyboardInterrupt:
+                    say_at = time.monotonic() + PROGRESS_EVERY
+        except KeyboardInterrupt:  # the make's outcome stands; only the push stops
             self.close()
             left = sum(1 for f in self.futures if f.cancelled())
-            self.warn(
-                f"push to {self.remote.url} interrupted: {left} run(s) not pushed "
-                f"(`tipi cache push --remote {self.remote.url}` sends them)"
-            )
+            if left:
+                self.warn(
+                    f"push to {self.remote.url} interrupted: {left} run(s) not pushed "
+                    f"(`tipi cache push --remote {self.remote.url}` sends them)"
+                )
         self.close()
         sent = Transfer()
         for future in self.futures:
