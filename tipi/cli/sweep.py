@@ -100,6 +100,7 @@ def sweep_command(
 
     Each variant's swept steps write under out/sweeps/PIPELINE/SWEEP/VARIANT/; its metrics
     (the numbers in those steps' JSON outputs) go to results.json and results.csv there.
+    With -j N, up to N variants run at once, N steps in all, after the shared steps.
     """
     from tipi.config.project import locate_pipeline, require_project_root
     from tipi.sweep.runner import Sweep, sweep_logger
