@@ -1,6 +1,6 @@
 """What the variant makes of `tipi sweep -j N` share: N worker slots, the GPUs, the lock.
 
-Each variant is an ordinary make (Build) in a thread of its own, but the threads take turns:
+Each variant is an ordinary make (Build), run by one of N threads, but the threads take turns:
 one holds `turn` whenever it runs tipi code (deciding, staging, committing, recording,
 reporting) and lets it go only while it waits for its workers. So the trace log, the stat
 cache, the failures file and the display are changed by one make at a time, as in a single
@@ -159,17 +159,19 @@ class SharedSlots:
         the trace log compact, release the lock."""
         from tipi.execution.staging import Staging
 
-        if self.real_pool is not None:
-            self.real_pool.close(interrupted=interrupted)
-        self.traces.close()
-        if self.lock is not None and self.locked:
-            Staging(self.layout.cache, self.layout.pipeline).tidy()
-            try:
+        try:
+            if self.real_pool is not None:
+                self.real_pool.close(interrupted=interrupted)
+            self.traces.close()
+            if self.locked:
+                Staging(self.layout.cache, self.layout.pipeline).tidy()
                 self.traces.compact(force=False)
-            except OSError as exc:
-                self.reporter.warning(f"could not compact {self.layout.traces_file}: {exc}")
-            self.lock.release()
-            self.locked = False
+        except OSError as exc:
+            self.reporter.warning(f"could not tidy up after the variants: {exc}")
+        finally:
+            if self.lock is not None and self.locked:
+                self.lock.release()
+                self.locked = False
 
 
 class _SharedLock:
