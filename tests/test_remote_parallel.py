@@ -14,7 +14,7 @@ from s3_server import s3, s3_env
 
 from tipi.cache.content import ContentStore
 from tipi.cache.remote import RemoteStore
-from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Uploads
+from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Threads, Uploads
 from tipi.engine import Engine
 from tipi.report import ListReporter
 
@@ -276,3 +276,15 @@ def test_nothing_is_asked_of_a_remote_already_down(project, tmp_path, dry):
     assert [w for w in warnings(reporter) if DOWN in w] == [
         f"remote cache {remote}: down before it started; {DOWN}"
     ]
+
+
+def test_remote_threads_never_hold_up_the_exit_and_stop_drops_what_waits():
+    threads = Threads(1, "tipi-remote-test")
+    release = threading.Event()
+    running = threads.submit(release.wait, 20)
+    waiting = threads.submit(lambda: "never")
+    assert all(t.daemon for t in threading.enumerate() if t.name.startswith("tipi-remote-test"))
+    threads.stop()
+    assert waiting.cancelled() and threads.submit(lambda: "late").cancelled()
+    release.set()
+    assert running.result(timeout=20) is True

@@ -71,6 +71,7 @@ class Lookahead:
         self._waiting: dict[str, list[Prospect]] = {}  # path → prospects that read it
         self._found: dict[int, tuple[str, Prospect]] = {}  # index → key, not downloaded yet
         self._horizon = DOWNLOAD_AHEAD  # download ahead the steps before this index
+        self._owner = threading.get_ident()  # the make's thread
 
     def reached(self, index: int) -> None:
         """The make restores or runs the step at `index` of its order now."""
@@ -79,56 +80,81 @@ class Lookahead:
         self._download_due()
 
     def start(self, prospects: Iterable[Prospect]) -> None:
+        ready = []
         for prospect in prospects:
-            if not prospect.upstream:  # looked up here first, as the make will
-                key = prospect.key(prospect.inputs)
-                record = self.local.lookup(key, self.configs, prospect.outputs)
-                if record is not None:
-                    self._restorable(prospect, record)
-                else:
-                    self._ask(prospect, prospect.inputs)
+            if not prospect.upstream:
+                ready.append((prospect, prospect.inputs))
                 continue
             with self._lock:
                 for path in prospect.upstream:
                     self._waiting.setdefault(path, []).append(prospect)
-            self._ask_if_known(prospect)  # its upstream may be known already
+        self._resolve(ready)
 
-    def _ask(self, prospect: Prospect, inputs: Mapping[str, str | None]) -> None:
-        key = prospect.key(inputs)
-        future = self.remote.ask(key)
-        if future is None:  # the make has ended
-            return
-        future.add_done_callback(lambda f: self._answered(prospect, key, f))
+    def _resolve(self, ready: list[tuple[Prospect, Mapping[str, str | None]]]) -> None:
+        """Ask about each (prospect, its inputs' hashes), and then about the steps that its
+        run, when one is found, makes known; on the make's thread the local store first,
+        as the make will (elsewhere it is the make's to read). A loop, not recursion: a
+        chain may be thousands of steps long."""
+        here = threading.get_ident() == self._owner
+        while ready:
+            prospect, inputs = ready.pop()
+            key = prospect.key(inputs)
+            record = self.local.lookup(key, self.configs, prospect.outputs) if here else None
+            if record is None:
+                future = self.remote.ask(key)
+                if future is None:  # the make has ended
+                    continue
+                if not future.done():
+                    future.add_done_callback(lambda f, p=prospect, k=key: self._answered(p, k, f))
+                    continue
+                record = self._found_in(prospect, key, future)
+            if record is not None:
+                ready += self._restorable(prospect, record)
 
     def _answered(self, prospect: Prospect, key: str, future: Future[list[RunRecord]]) -> None:
         """On a lookup thread: the remote answered about `prospect`."""
-        if future.cancelled() or future.exception() is not None:
-            return  # the step's own lookup meets the failure (and says so)
         try:
-            names = set(prospect.outputs)
-            record = next(
-                (r for r in future.result() if r.matches(self.configs) and set(r.outputs) == names),
-                None,
-            )
+            record = self._found_in(prospect, key, future)
             if record is not None:
-                self._restorable(prospect, record)
-                with self._lock:
-                    self._found[prospect.index] = (key, prospect)
-                self._download_due()
+                self._resolve(self._restorable(prospect, record))
         except Exception as exc:  # looking ahead only saves time: never fail the make for it
             self.warn(f"could not look ahead in the remote cache {self.remote.url}: {exc!r}")
 
-    def _restorable(self, prospect: Prospect, record: RunRecord) -> None:
-        """`prospect` will be restored from `record`: ask about the steps that read it."""
+    def _found_in(
+        self, prospect: Prospect, key: str, future: Future[list[RunRecord]]
+    ) -> RunRecord | None:
+        """The run the remote's answer holds for `prospect` (then downloaded when due)."""
+        if future.cancelled() or future.exception() is not None:
+            return None  # the step's own lookup meets the failure (and says so)
+        names = set(prospect.outputs)
+        record = next(
+            (r for r in future.result() if r.matches(self.configs) and set(r.outputs) == names),
+            None,
+        )
+        if record is not None:
+            with self._lock:
+                self._found[prospect.index] = (key, prospect)
+            self._download_due()
+        return record
+
+    def _restorable(
+        self, prospect: Prospect, record: RunRecord
+    ) -> list[tuple[Prospect, Mapping[str, str | None]]]:
+        """`prospect` will be restored from `record`: the steps that read it whose inputs
+        are all known now, with their inputs' hashes."""
         readers: dict[str, Prospect] = {}
+        ready = []
         with self._lock:
             for name, path in prospect.outputs.items():
                 digest = record.outputs.get(name, {}).get("hash")
                 if isinstance(digest, str):
                     self._predicted[path] = digest
                     readers.update((p.name, p) for p in self._waiting.pop(path, []))
-        for reader in readers.values():
-            self._ask_if_known(reader)
+            for reader in readers.values():
+                if all(path in self._predicted for path in reader.upstream):
+                    known = {p: self._predicted[p] for p in reader.upstream}
+                    ready.append((reader, {**reader.inputs, **known}))
+        return ready
 
     def _download_due(self) -> None:
         if not self.download:
@@ -138,13 +164,6 @@ class Lookahead:
             fetches = [self._found.pop(i) for i in sorted(due)]
         for key, prospect in fetches:
             self.remote.fetch_ahead(key, self.configs, self.local, prospect.outputs)
-
-    def _ask_if_known(self, prospect: Prospect) -> None:
-        with self._lock:
-            if not all(path in self._predicted for path in prospect.upstream):
-                return
-            inputs = {**prospect.inputs, **{p: self._predicted[p] for p in prospect.upstream}}
-        self._ask(prospect, inputs)
 
 
 __all__ = ["Lookahead", "Prospect"]

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from tipi.cache.content import ContentStore, RunRecord
@@ -29,6 +29,64 @@ DOWNLOAD_THREADS = 8
 UPLOAD_THREADS = 8
 PROGRESS_AFTER = 2.0  # seconds of waiting for uploads before the make says it waits
 PROGRESS_EVERY = 15.0
+
+
+class Threads:
+    """Up to `size` daemon threads running what is submitted, in order. Unlike a
+    ThreadPoolExecutor's, they never hold up the end of the process: after Ctrl-C a remote
+    that hangs must not keep tipi from exiting, and an upload cut short leaves only a
+    temporary file (the store moves each into place when whole)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple] | None]
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._stopped = False
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._stopped:
+                future.cancel()
+                return future
+            self._queue.put((future, function, args))
+            if self._idle == 0 and len(self._threads) < self.size:
+                name = f"{self.name}-{len(self._threads)}"
+                thread = threading.Thread(target=self._work, name=name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1  # taken by the next idle thread
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, function, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as exc:  # the caller's, through the future
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
+
+    def stop(self) -> None:
+        """Cancel what has not started; what runs finishes (or ends with the process)."""
+        with self._lock:
+            self._stopped = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+            for _ in self._threads:
+                self._queue.put(None)
 
 
 class Relay:
@@ -91,8 +149,8 @@ class PooledRemote(RemoteStore):
         self._pool_asked: dict[str, Future[list[RunRecord]]] = {}
         self._pool_fetched: dict[str, Future[RunRecord | None]] = {}
         self._pool_lock = threading.Lock()
-        self._pool_lookups: ThreadPoolExecutor | None = None
-        self._pool_downloads: ThreadPoolExecutor | None = None
+        self._pool_lookups: Threads | None = None
+        self._pool_downloads: Threads | None = None
         self._pool_stopped = False
 
     def ask(self, key: str) -> Future[list[RunRecord]] | None:
@@ -104,7 +162,7 @@ class PooledRemote(RemoteStore):
                 if self._pool_stopped:
                     return None
                 if self._pool_lookups is None:
-                    self._pool_lookups = ThreadPoolExecutor(LOOKUP_THREADS, "tipi-remote-lookup")
+                    self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
                 future = self._pool_asked[key] = self._pool_lookups.submit(super().records, key)
             return future
 
@@ -124,7 +182,7 @@ class PooledRemote(RemoteStore):
             if key in self._pool_fetched or self._pool_stopped:
                 return
             if self._pool_downloads is None:
-                self._pool_downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, "tipi-remote-download")
+                self._pool_downloads = Threads(DOWNLOAD_THREADS, "tipi-remote-download")
             self._pool_fetched[key] = self._pool_downloads.submit(
                 super().fetch, key, configs, local, list(names)
             )
@@ -151,7 +209,7 @@ class PooledRemote(RemoteStore):
             self._pool_stopped = True
         for pool in pools:
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.stop()
 
 
 class Uploads:
@@ -167,13 +225,13 @@ class Uploads:
         self.outage = outage
         self.warn = warn
         self.futures: list[Future[Transfer]] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Threads | None = None
 
     def submit(self, record: RunRecord) -> None:
         if self.outage:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(UPLOAD_THREADS, "tipi-remote-upload")
+            self._pool = Threads(UPLOAD_THREADS, "tipi-remote-upload")
         self.futures.append(self._pool.submit(self._push, record))
 
     def _push(self, record: RunRecord) -> Transfer:
@@ -222,7 +280,7 @@ class Uploads:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.stop()
             self._pool = None
 
 
@@ -233,5 +291,6 @@ __all__ = [
     "Outage",
     "PooledRemote",
     "Relay",
+    "Threads",
     "Uploads",
 ]
