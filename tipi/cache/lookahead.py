@@ -1,5 +1,6 @@
-"""Remote lookups for a make's steps started when the make starts, each as soon as its run
-key can be known, so that a step's own lookup is answered from memory.
+"""Remote lookups for a make's steps, each started as soon as the step's run key is known.
+
+Started when the make starts, so that a step's own lookup is answered from memory.
 
 A step whose inputs are all in place has its key now. A step after one the make may restore
 has it as soon as the remote answers for that one: its record says what each output's hash

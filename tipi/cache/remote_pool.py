@@ -1,11 +1,11 @@
-"""A make's remote cache traffic off its thread: run keys looked up ahead, several at once,
-and each kept run pushed while the next steps run.
+"""A make's remote cache traffic on threads: lookups and downloads ahead, uploads beside.
 
 An object store answers in tens of milliseconds; asked one step after another, a first build
 of many small steps waits for it once per lookup and several times per upload. Here lookups
-go to a pool of LOOKUP_THREADS threads as soon as a run key is known (`PooledRemote.ask`) and
-a step's lookup later takes the answer from memory; a run kept by the make goes to a pool of
-UPLOAD_THREADS at once (`Uploads`), and the make waits for what is left only at its end.
+go to LOOKUP_THREADS threads as soon as a run key is known (`PooledRemote.ask`) and a step's
+lookup later takes the answer from memory; the runs found can be downloaded ahead, on
+DOWNLOAD_THREADS (`PooledRemote.fetch_ahead`); a run kept by the make goes to UPLOAD_THREADS at
+once (`Uploads`), and the make waits for what is left only at its end.
 
 What happens on a worker thread reaches the person through `Relay`: the reporter draws a live
 display that only the make's own thread may touch.
