@@ -13,7 +13,7 @@ from tipi.cache.failures import update_failures
 from tipi.cache.planfile import step_paths
 from tipi.cache.rebuilder import UP_TO_DATE
 from tipi.dispatch import dispatch_for
-from tipi.errors import BuildFailed, PipelineInterrupted
+from tipi.errors import BuildFailed, PipelineInterrupted, TipiError
 from tipi.planning import Plan, absolute
 from tipi.report import RunSummary, StepResult
 from tipi.schedule import Scheduler
@@ -86,6 +86,9 @@ class Build:
                 self.steps.cache.prefetch(self.order)  # remote lookups, several at once
                 Scheduler(self.steps, self.order, summary, dispatch).run()
             self.completed = True
+        except TipiError:  # not a step's failure (those are raised below): the make's own
+            summary.stopped = True
+            raise
         except KeyboardInterrupt:
             summary.interrupted = True
             raise PipelineInterrupted(

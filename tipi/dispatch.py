@@ -227,7 +227,7 @@ class Workers:
         if options.executor == "dask":
             from tipi.execution.dask import DaskPool
 
-            self.pool = DaskPool(options.scheduler, options.jobs)
+            self.pool = DaskPool(options.scheduler, options.jobs, self.steps.reporter.warning)
             checker = self.pool.check
         else:
             from tipi.execution.local import LocalPool

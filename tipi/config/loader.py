@@ -315,9 +315,9 @@ def _resources(
                 f"resource '{key}' must be a number >= 0, not {amount!r}",
                 location=spec.locate(*path, "resources", key),
             )
-        if key == "gpu" and amount != int(amount):
+        if key in ("gpu", "retries") and amount != int(amount):
             raise ConfigError(
-                "'gpu' must be a whole number of devices",
+                f"'{key}' must be a whole number" + (" of devices" if key == "gpu" else ""),
                 location=spec.locate(*path, "resources", key),
             )
     return {k: float(v) for k, v in value.items() if v}

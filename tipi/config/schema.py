@@ -26,7 +26,7 @@ PROCESS_KEYS = (
     "launcher",
     "description",
 )
-RESOURCE_KEYS = ("gpu", "cpu", "mem_gb")
+RESOURCE_KEYS = ("gpu", "cpu", "mem_gb", "retries")
 LAUNCHERS = ("none", "torchrun")
 
 

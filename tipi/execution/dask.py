@@ -2,80 +2,78 @@
 
 Without `--scheduler ADDRESS` tipi starts a LocalCluster of single-threaded worker processes
 for the make and closes it afterwards. The driver still decides, stages, commits and records
-everything; workers only run steps, so artifacts, the staging folders and the step logs under
-`.tipi_cache/` must be on a file system every worker sees at the same path.
+everything; workers only run steps (dask_worker.py), so artifacts, the staging folders and the
+step logs under `.tipi_cache/` must be on a file system every worker sees at the same path.
+A scheduler that cannot be reached, or is lost, is an error of the make (dask_connect.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-from collections.abc import Collection, Iterator
+import secrets
+import shutil
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
-from tipi.errors import ConfigError, UsageError
+from tipi.config.planned import with_content
+from tipi.errors import ConfigError, UsageError, WorkerFailure
+from tipi.execution.dask_connect import (
+    SchedulerLost,
+    connect,
+    preserved_environment,
+    quiet_client_logs,
+)
+from tipi.execution.dask_worker import NOT_SHARED_HINT, TOKEN_FILE, died, not_shared, run_on_worker
 from tipi.execution.resources import Resources
-from tipi.execution.task import execute
 from tipi.execution.types import Result, Task
 
-
-@contextlib.contextmanager
-def preserved_environment() -> Iterator[None]:
-    """Put os.environ back as it was: distributed's Nanny writes its workers' settings
-    (OMP_NUM_THREADS=1, PYTHONHASHSEED, ...) into the parent's environment, which would
-    change how torch computes in anything this process starts afterwards."""
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
+__all__ = ["DaskPool", "SchedulerLost", "preserved_environment"]
 
 # Declared resources → the names Dask workers are started with (`dask worker --resources`).
 DASK_NAMES = {"gpu": "GPU", "cpu": "CPU", "mem_gb": "MEM_GB"}
 
 
 class DaskPool:
-    """Submits tasks to a Dask cluster; `slots` is how many may be in flight at once."""
+    """Submits tasks to a Dask cluster; `slots` is how many may be in flight at once: one per
+    worker process (dask_worker.py runs one step at a time in each), or `-j`."""
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, slots: int | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        slots: int | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.token = secrets.token_hex(8)
+        self.meetings: dict[Path, Path] = {}  # log folder → this make's meeting folder there
+        self.steps: dict[str, str] = {}  # task key → step
+        self._digests: dict[tuple[Any, ...], str] = {}
+        self.client, self.cluster = connect(scheduler, slots)
+        self.address = str(self.client.scheduler.address)
+        self._quiet: Callable[[], None] | None = quiet_client_logs()
         try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise UsageError(
-                "--executor dask needs dask.distributed, which is not installed",
-                hint="pip install 'tipi[dask]'",
-            ) from None
-        self.cluster: Any = None
-        if scheduler:
-            try:
-                self.client = Client(scheduler, timeout="10s")
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot reach the Dask scheduler at {scheduler}: {exc}",
-                    hint="start one with `dask scheduler`, or leave --scheduler out for a "
-                    "local cluster",
-                ) from None
-        else:
-            with preserved_environment():  # its nannies set OMP_NUM_THREADS=1 etc. in ours
-                self.cluster = LocalCluster(
-                    n_workers=slots or os.cpu_count() or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                    env={"TIPI_NO_LIVE": "1"},
-                )
-                self.client = Client(self.cluster)
-        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        except Exception as exc:  # lost between connecting and asking
+            self.close()
+            raise SchedulerLost(self.address, [], exc) from None
         self.offered = [dict(w.get("resources") or {}) for w in workers.values()]
-        threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
-        self.slots = slots or max(threads, 1)
-        self.address = self.client.scheduler.address
+        self.slots = slots or max(len(workers), 1)
+        self._warn_threads(workers, warn)
+
+    def _warn_threads(self, workers: dict[str, Any], warn: Callable[[str], None] | None) -> None:
+        threaded = [w for w in workers.values() if int(w.get("nthreads", 1)) > 1]
+        if threaded and warn is not None:
+            warn(
+                f"{len(threaded)} worker(s) of the Dask cluster at {self.address} run several "
+                "threads: tipi runs one step at a time in each worker process (a step's "
+                "output, environment and random seeds are its process's); start workers with "
+                "`dask worker ADDRESS --nthreads 1 --nworkers N` to run N steps at once"
+            )
+        if not workers and warn is not None:
+            warn(f"the Dask scheduler at {self.address} has no workers yet: steps wait for one")
 
     def check(self, step: str, need: Resources) -> None:
         """Refuse a step no worker can take: Dask would otherwise hold it forever."""
@@ -91,38 +89,105 @@ class DaskPool:
             )
 
     def submit(self, task: Task, need: Resources) -> Any:
-        return self.client.submit(
-            execute,
+        if self.client.status != "running":
+            raise SchedulerLost(self.address, list(self.steps.values()))
+        meeting = self._meeting(task)
+        key = f"tipi-{task.step}-{os.urandom(4).hex()}"
+        # Another machine may show the project's files with other inode numbers and times:
+        # the worker compares their bytes with the ones planned with (config/planned.py).
+        from dataclasses import replace
+
+        task = replace(task, deps=with_content(task.deps, self._digests))
+        future = self.client.submit(
+            run_on_worker,
             task,
+            str(meeting),
+            self.token,
+            key,
             pure=False,
-            key=f"tipi-{task.step}-{os.urandom(4).hex()}",
+            key=key,
             resources=self._resources(need) or None,
         )
+        self.steps[key] = task.step
+        return future
 
     def wait(self, futures: Collection[Any], timeout: float) -> set[Any]:
+        from concurrent.futures import CancelledError
+
         from distributed import wait
 
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError, CancelledError):
             wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        # Every future is cancelled when the client loses the scheduler, finished ones too:
+        # their results lived on the cluster, so nothing more comes back from this make.
+        if any(f.cancelled() for f in futures) or self.client.status in ("closed", "failed"):
+            raise SchedulerLost(self.address, [self.steps.get(f.key, f.key) for f in futures])
         return {f for f in futures if f.done()}
 
     def result(self, future: Any, task: Task) -> Result:
-        from tipi.errors import WorkerFailure
+        from concurrent.futures import CancelledError
 
+        from distributed import KilledWorker
+
+        self.steps.pop(future.key, None)
         try:
             return future.result()
-        except Exception as exc:  # the worker died, or the task could not be unpickled
-            failure = WorkerFailure.describe(task.step, exc)
+        except KilledWorker as exc:  # Dask's own limit (allowed-failures) came first
+            where = str(getattr(exc.last_worker, "address", exc.last_worker))
+            failure = died(task.step, where, exc.allowed_failures + 1)
             return Result(task.step, "failed", error=failure)
+        except CancelledError as exc:
+            raise SchedulerLost(self.address, [task.step], exc) from None
+        except Exception as exc:  # the task could not be unpickled, or tipi failed there
+            return Result(task.step, "failed", error=WorkerFailure.describe(task.step, exc))
 
     def close(self, interrupted: bool = False) -> None:
         """Close the client; a cluster started for this make stops with its running steps."""
-        with preserved_environment():
-            try:
-                self.client.close()
-            finally:
-                if self.cluster is not None:
-                    self.cluster.close()
+        try:
+            with preserved_environment(), contextlib.suppress(Exception):
+                try:
+                    self.client.close(timeout=5)
+                finally:
+                    if self.cluster is not None:
+                        self.cluster.close()
+        finally:
+            for meeting in self.meetings.values():
+                shutil.rmtree(meeting, ignore_errors=True)
+            self.meetings.clear()
+            if self._quiet is not None:
+                self._quiet()
+                self._quiet = None
+
+    def _meeting(self, task: Task) -> Path:
+        """This make's meeting folder beside the task's log, made (and the workers asked
+        whether they see it) the first time."""
+        logs = Path(task.log).parent if task.log else Path(task.root)
+        meeting = self.meetings.get(logs)
+        if meeting is None:
+            meeting = logs / f".dask-{self.token}"
+            meeting.mkdir(parents=True, exist_ok=True)
+            (meeting / TOKEN_FILE).write_text(self.token)
+            self.meetings[logs] = meeting
+            self._check_workers_see(task.root, meeting)
+        return meeting
+
+    def _check_workers_see(self, root: str, meeting: Path) -> None:
+        """Refuse a cluster whose workers do not see the project: every step would fail."""
+        try:
+            answers = self.client.run(not_shared, root, str(meeting), self.token)
+        except Exception as exc:
+            if self.client.status != "running":
+                raise SchedulerLost(self.address, [], exc) from None
+            raise UsageError(
+                f"the workers of the Dask cluster at {self.address} cannot run tipi: "
+                f"{type(exc).__name__}: {exc}",
+                hint="install tipi and the project's requirements where the workers run",
+            ) from None
+        blind = {addr: why for addr, why in answers.items() if why}
+        if blind:
+            why = blind[sorted(blind)[0]]
+            more = f" (nor do {len(blind) - 1} more of its workers)" if len(blind) > 1 else ""
+            raise UsageError(why + more, hint=NOT_SHARED_HINT)
 
     def _resources(self, need: Resources) -> dict[str, float]:
         declared = {"gpu": need.gpu, "cpu": need.cpu, "mem_gb": need.mem_gb}

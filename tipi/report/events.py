@@ -29,13 +29,16 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     dry_run: bool = False
+    # Stopped by an error outside its steps (an executor that could not start or was lost):
+    # the error says why, so the steps it never tried are not listed as "not run".
+    stopped: bool = False
 
     def of(self, outcome: Outcome) -> list[StepResult]:
         return [r for r in self.results if r.outcome == outcome]
 
     @property
     def ok(self) -> bool:
-        return not self.of("failed") and not self.interrupted
+        return not self.of("failed") and not self.interrupted and not self.stopped
 
 
 class Reporter:

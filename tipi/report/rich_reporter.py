@@ -90,9 +90,10 @@ class RichReporter(Reporter):
             self._view.close()
             LiveProgress.release()
             self._view = None
-        shown = [
-            r for r in summary.results if r.outcome in ("ran", "restored", "failed", "not run")
-        ]
+        listed = ("ran", "restored", "failed") + (() if summary.stopped else ("not run",))
+        shown = [r for r in summary.results if r.outcome in listed]
+        if summary.stopped and not shown:
+            return  # nothing happened: the error that follows is the whole story
         if shown:
             from rich.table import Table
 
@@ -104,7 +105,7 @@ class RichReporter(Reporter):
                 outcome = _markup(result.outcome, lines.STYLE[result.outcome])
                 table.add_row(escape(result.name), outcome, took)
             self.console.print(table)
-        counts = {k: len(summary.of(k)) for k in lines.ORDER}
+        counts = {k: len(summary.of(k)) for k in lines.ORDER if k in listed or k == "skipped"}
         verdict = "done" if summary.ok else "failed"
         if summary.interrupted:
             verdict = "interrupted"
