@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -310,7 +311,9 @@ def _resources(
         )
     _check_keys(value, RESOURCE_KEYS, (*path, "resources"), spec, f"resources of '{path[1]}'")
     for key, amount in value.items():
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        number = isinstance(amount, int | float) and not isinstance(amount, bool)
+        # TOML's nan and inf are floats too: int(nan) below would be an internal error.
+        if not number or not math.isfinite(amount) or amount < 0:
             raise ConfigError(
                 f"resource '{key}' must be a number >= 0, not {amount!r}",
                 location=spec.locate(*path, "resources", key),

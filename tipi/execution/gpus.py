@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 # tipi picks devices by NVML index, so every process it runs must number them the same way.
 PCI_ORDER = "PCI_BUS_ID"
 MIG_ENABLED = 1  # pynvml.NVML_DEVICE_MIG_ENABLE
+_ORDINAL = re.compile(r"\+?([0-9]+)")  # not str.isdigit(): "²" is a digit to it
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def visible(
 ) -> list[tuple[int, GpuInfo]]:
     """(logical CUDA index, device) pairs this process may use under CUDA_VISIBLE_DEVICES.
 
-    Entries are read as CUDA reads them: an NVML index, a GPU UUID (`GPU-8f3c...`, a unique
+    Entries are read as CUDA reads them: an NVML index (ASCII digits), a GPU UUID (`GPU-8f3c...`, a unique
     prefix will do), a MIG instance (`MIG-<uuid>`, or `MIG-GPU-<uuid>/<gi>/<ci>`); CUDA stops
     at the first entry that names no device. Each device keeps the user's entry as its label.
     Without the variable, a whole GPU is named by its index, or by its UUID when the user set
@@ -139,8 +141,7 @@ def visible(
         ]
     chosen: list[tuple[int, GpuInfo]] = []
     for item in (x.strip() for x in cuda_visible_devices.split(",")):
-        if not item:
-            continue
+        # An empty entry ("0,,1") names no device: CUDA stops there, as at any other.
         found = find(gpus, item)
         if found is None or found in [replace(g, label="") for _, g in chosen]:
             break  # CUDA stops at the first entry that names no (new) device
@@ -150,9 +151,10 @@ def visible(
 
 def find(gpus: list[GpuInfo], entry: str) -> GpuInfo | None:
     """The device a CUDA_VISIBLE_DEVICES entry names, or None (unknown or ambiguous)."""
-    if entry.isdigit():
+    number = _ORDINAL.match(entry)
+    if number:  # read as strtoul reads it: ASCII digits, the rest ignored ("1gpu2" is 1)
         # A GPU in MIG mode named by index: CUDA enumerates one of its instances.
-        return next((g for g in gpus if g.index == int(entry)), None)
+        return next((g for g in gpus if g.index == int(number[1])), None)
     if entry.startswith("MIG-GPU-"):  # the pre-R470 form: MIG-GPU-<uuid>/<gi>/<ci>
         parent, _, rest = entry[len("MIG-") :].partition("/")
         wanted = [parent, *rest.split("/")]
