@@ -3,11 +3,18 @@ resources in TOML (a faked NVML), and `tipi sweep -j N` checked against `-j 1`."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.fake_nvml import four_gpus
+from tests.make_helpers import runs
+from tests.test_sweep_parallel import PIPELINE, STEPS, sweep
+from tipi.errors import PipelineInterrupted
 from tipi.execution import gpus as gpus_module
 from tipi.execution.gpus import detect_gpus, query_gpus, visible
+from tipi.sweep.runner import SweepFailed
 
 W = """
 from tipi import PipelineProcess
@@ -77,3 +84,70 @@ def test_a_non_finite_resource_is_a_config_error_with_its_line(project, cli, key
     assert f"pipeline.toml:4: processes.a.resources.{key}" in result.stderr
     assert "must be a number >= 0" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+# tipi sweep -j N against -j 1 ----------------------------------------------------------------
+
+
+def _runs_table(root: Path) -> list[tuple]:
+    """`tipi runs` as the rows a researcher reads: variant, status and each step's outcome."""
+    from tipi.runs.store import RunStore
+
+    found = RunStore(root, lambda text: None).records("toy")
+    return [(r.variant, r.status, {n: s.outcome for n, s in r.steps.items()}) for r in found]
+
+
+def test_tipi_runs_after_a_j2_sweep_lists_the_rows_of_j1(project, tmp_path):
+    # The shared steps are made first, as the first variant's: they were a run of their own,
+    # so `tipi runs` listed that variant twice (once with prepare alone).
+    project.pipeline("toy", PIPELINE, steps=STEPS)
+    alone = tmp_path / "alone"
+    (alone / "pipelines").mkdir(parents=True)
+    (alone / "pipelines/toy").symlink_to(project.root / "pipelines/toy")
+    for root, jobs in ((project.root, 2), (alone, 1)):
+        with pytest.raises(SweepFailed, match="1 of 3 variants failed: lr=5.0"):
+            sweep(root, "fit.lr=0.01,5.0,0.2", jobs=jobs).run()
+    assert _runs_table(project.root) == _runs_table(alone)
+    first = [row for row in _runs_table(project.root) if row[0] == "grid/lr=0.01"]
+    assert first == [("grid/lr=0.01", "ok", {"prepare": "ran", "fit": "ran", "score": "ran"})]
+
+
+def test_two_variants_that_would_share_a_folder_are_refused_before_anything_runs(project, cli):
+    # A string that reads as a number names its variant as the number does: both wrote one
+    # folder, one log and one trace key, at the same time under -j 2, and a re-sweep reran
+    # (or restored) one of them every time.
+    project.pipeline("toy", PIPELINE, steps=STEPS)
+    result = cli("sweep", "-p", "toy", "-j", "2", "--grid", 'fit.lr="0.1",0.1')
+    assert result.exit_code == 2, result.stderr
+    assert "would share the folder 'lr=0.1'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs(project) == [] and not (project.root / "out").exists()
+
+
+INTERRUPTING = """
+from tipi import PipelineProcess
+
+
+class Stop(PipelineProcess):
+    def __init__(self, controller, force: bool = False, lr: float = 0.1) -> None:
+        super().__init__(controller, force)
+
+    def execute(self) -> None:
+        raise KeyboardInterrupt  # as Ctrl-C reaches a step running in the sweep's process
+"""
+
+
+def test_an_interrupted_sweep_says_to_run_the_sweep_again_not_a_make(project):
+    # The hint was the variant's `tipi make -p toy`, which makes no variant at all.
+    toml = """
+    [processes.fit]
+    type = "Stop"
+    outputs = { model = "out/toy/fit/model.txt" }
+    """
+    project.pipeline("toy", toml, steps=INTERRUPTING)
+    with pytest.raises(PipelineInterrupted) as stopped:
+        sweep(project.root, "fit.lr=0.01,0.2").run()
+    assert "tipi make" not in (stopped.value.hint or "")
+    assert "run the sweep again" in (stopped.value.hint or "")
+    data = json.loads((project.root / "out/sweeps/toy/grid/results.json").read_text())
+    assert [v["status"] for v in data["variants"]] == ["interrupted"]

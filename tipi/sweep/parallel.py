@@ -13,20 +13,50 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.errors import PipelineInterrupted
-from tipi.report import NullReporter, RunSummary, StepResult
+from tipi.report import NullReporter, Reporter, RunSummary, StepResult
+from tipi.sweep.failures import SWEEP_AGAIN, VariantFailed
 from tipi.sweep.sample import variant_name
 from tipi.sweep.slots import POLL_SECONDS, SharedSlots, VariantReporter, labelled
 
 if TYPE_CHECKING:
     from tipi.build import Build
     from tipi.engine import Engine, MakeOptions
+    from tipi.runs.recorder import RunRecorder
     from tipi.sweep.results import VariantResult
-    from tipi.sweep.runner import Sweep
+    from tipi.sweep.spec import SweepSpec
 
 Params = Mapping[str, Any]
+# The first variant, its shared steps made: its engine, row, their results and their run.
+Begun = tuple["Engine", "VariantResult", list[StepResult], "RunRecorder | None"]
+
+
+class Sweep(Protocol):
+    """What variants side by side use of runner.Sweep (which imports this module)."""
+
+    base: Engine
+    spec: SweepSpec
+    name: str
+    options: MakeOptions
+    steps: frozenset[str]
+    targets: list[str]
+    reporter: Reporter | None
+
+    def engine(self, params: Params, reporter: Reporter | None = None) -> Engine: ...
+
+    def begin(self, engine: Engine, params: Params) -> VariantResult: ...
+
+    def failed(self, result: VariantResult, error: BaseException) -> None: ...
+
+    def conclude(
+        self, engine: Engine, result: VariantResult, done: Sequence[StepResult]
+    ) -> dict[str, float]: ...
+
+    def run_each(self, chosen: Sequence[Params]) -> None: ...
+
+    def _save(self) -> None: ...
 
 
 @dataclass
@@ -97,22 +127,19 @@ class Selection:
         return cls(order, forced, shared, always or (permanence and not shared))
 
 
-def _shared_first(
-    sweep: Sweep, first: Params, selection: Selection
-) -> tuple[Engine, VariantResult, list[StepResult]] | None:
+def _shared_first(sweep: Sweep, first: Params, selection: Selection) -> Begun | None:
     """Make the shared steps once for all, as the first variant's (as a sequential sweep
     makes them in its first variant); None when one failed (the failure is its row)."""
-    from tipi.sweep.runner import VariantFailed
-
     engine = sweep.engine(first)
     result = sweep.begin(engine, first)
     result.status = "running"
     started = time.perf_counter()
     if not selection.shared:
-        return engine, result, []
+        return engine, result, [], None
     options = replace(sweep.options, force=[f for f in selection.forced if f not in sweep.steps])
     try:
-        summary = engine.make(selection.shared, options)
+        build = engine.build(selection.shared, options)
+        summary = build.run()
     except BaseException as error:
         result.seconds = time.perf_counter() - started
         try:
@@ -123,7 +150,7 @@ def _shared_first(
             sweep._save()
         raise
     result.seconds = time.perf_counter() - started
-    return engine, result, summary.results
+    return engine, result, summary.results, build.steps.recorder
 
 
 class _Side:
@@ -134,7 +161,7 @@ class _Side:
         sweep: Sweep,
         chosen: Sequence[Params],
         selection: Selection,
-        begun: tuple[Engine, VariantResult, list[StepResult]] | None = None,
+        begun: Begun | None = None,
     ) -> None:
         self.sweep = sweep
         self.queue = list(chosen)
@@ -222,8 +249,9 @@ class _Side:
         reporter = VariantReporter(self.reporter, variant_name(params, sweep.spec.swept))
         engine = sweep.engine(params, reporter)
         earlier: Sequence[StepResult] = ()
+        run: RunRecorder | None = None
         if self.begun is not None:  # the first variant: its shared steps are made
-            _, result, earlier = self.begun
+            _, result, earlier, run = self.begun
             self.begun = None
         else:
             result = sweep.begin(engine, params)
@@ -234,6 +262,8 @@ class _Side:
         except BaseException as error:
             self._failed(result, error, started)
             return
+        if run is not None:
+            _go_on_with(build, run)
         shared.adopt(build, reporter.label, len(shared.builds))
         running = _Running(engine, result, build, reporter, started, earlier)
         self.active.append(running)
@@ -270,8 +300,6 @@ class _Side:
     def _failed(self, result: VariantResult, error: BaseException, started: float) -> None:
         """As a sequential sweep records a failed variant; an error that would stop that
         sweep (Ctrl-C in a step, a config error) stops every variant here."""
-        from tipi.sweep.runner import VariantFailed
-
         result.seconds = time.perf_counter() - started
         try:
             self.sweep.failed(result, error)
@@ -282,7 +310,7 @@ class _Side:
         assert self.shared is not None
         self.shared.stopping = True
         if isinstance(error, PipelineInterrupted):
-            self.interrupted = self.interrupted or error
+            self.interrupted = self.interrupted or _interrupted(self.sweep)
         elif self.error is None:
             self.error = error
 
@@ -317,9 +345,25 @@ class _Runner(threading.Thread):
                     turn.notify_all()
 
 
+def _go_on_with(build: Build, earlier: RunRecorder) -> None:
+    """The first variant's make records into the run of its shared steps: one run per
+    variant in `tipi runs`, as one after another."""
+    recorder = build.steps.recorder
+    if recorder is None or not earlier.written:
+        return
+    record, before = recorder.record, earlier.record
+    record.id, record.started = before.id, before.started
+    record.commit, record.dirty = before.commit, before.dirty
+    for name, step in before.steps.items():
+        if step.outcome is not None:  # made (or failed) there; up to date here
+            record.steps[name] = step
+    recorder.written = True  # its file exists: the make's end rewrites it whole
+    build.steps.run_id = record.id
+
+
 def _interrupted(sweep: Sweep) -> PipelineInterrupted:
     return PipelineInterrupted(
         f"sweep {sweep.name} of '{sweep.base.name}' interrupted; no partial output was kept "
         "and every variant's make stopped",
-        hint="run the sweep again: finished variants and steps will not run again",
+        hint=SWEEP_AGAIN,
     )

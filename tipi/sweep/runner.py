@@ -9,6 +9,7 @@ steps keep their paths and traces, so they run once for all variants.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.redact import hide_secrets
 from tipi.report import Reporter, StepResult
+from tipi.sweep.failures import SWEEP_AGAIN, SweepFailed, VariantFailed
 from tipi.sweep.folds import with_folds
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
 from tipi.sweep.sample import overrides, variant_name, variants
@@ -36,18 +38,6 @@ class SweepRunner(Protocol):
     def supports_sweep(self) -> bool: ...
 
     def run_sweep(self, run_once: RunOnce, config: Mapping[str, Any]) -> None: ...
-
-
-class VariantFailed(TipiError):
-    """A variant's make failed (exit 1); the local sweep goes on with the next one."""
-
-    exit_code = 1
-
-
-class SweepFailed(TipiError):
-    """Some variants failed; the others' results were written (exit 1)."""
-
-    exit_code = 1
 
 
 class Sweep:
@@ -117,6 +107,7 @@ class Sweep:
             PipelineInterrupted: Ctrl-C; the results of finished variants are written.
         """
         chosen = variants(self.spec, count, seed)
+        self._check_names(chosen)
         for params in chosen:  # every variant's config is checked before anything runs
             self.engine(params).load(save=not self.dry_run)
         self.total = len(chosen)
@@ -127,6 +118,23 @@ class Sweep:
         else:
             self.run_each(chosen)
         return self._finish()
+
+    def _check_names(self, chosen: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse two variants that would share a folder (and trace keys and logs): a
+        string that reads like another value ("0.1" beside 0.1) names both alike."""
+        named: dict[str, Mapping[str, Any]] = {}
+        for params in chosen:
+            name = variant_name(params, self.spec.swept)
+            if name in named:
+                both = " and ".join(
+                    json.dumps(dict(p), sort_keys=True, default=str) for p in (named[name], params)
+                )
+                raise UsageError(
+                    f"two variants of sweep {self.name} would share the folder '{name}': {both}",
+                    hint="give each value a text of its own (a string that reads as a number "
+                    "or true/false looks like that value in a folder name)",
+                )
+            named[name] = params
 
     def side_by_side(self, chosen: Sequence[Mapping[str, Any]]) -> bool:
         """Whether variants may run at once: `-j N` on the local executor, several variants,
@@ -210,6 +218,7 @@ class Sweep:
         """
         if isinstance(error, PipelineInterrupted):
             result.status = "interrupted"
+            error.hint = SWEEP_AGAIN  # not the variant's `tipi make`: that makes no variant
         elif isinstance(error, TipiError):
             if error.exit_code != 1:
                 self.results.variants.remove(result)
