@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,7 @@ def free_port() -> int:
     "address, said",
     [
         ("bogus:xyz", "'bogus:xyz' is not a Dask scheduler address"),
+        ("http://127.0.0.1:8787", "'http://127.0.0.1:8787' is not a Dask scheduler address"),
         ("tcp://127.0.0.1:{port}", "cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"),
     ],
 )
@@ -118,6 +120,27 @@ def test_a_bad_address_or_a_scheduler_down_is_one_line_and_no_table(
     assert "hint:" in result.stderr
     assert "not run" not in result.stderr and "up to date" not in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_port_where_no_scheduler_answers_is_refused(project, events, cli):
+    """The client would wait for a handshake forever (an HTTP server, the dashboard)."""
+    pipeline(project, {"s0": ""})
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def hang_up() -> None:
+            connection, _ = server.accept()
+            connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        result = cli("make", "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{port}")
+        thread.join(10)
+    assert result.exit_code == 2
+    (line,) = errors(result.stderr)
+    assert "something listens there but hung up: not a Dask scheduler" in line
 
 
 @pytest.mark.slow

@@ -96,19 +96,26 @@ def probe(address: str) -> None:
         UsageError: the address cannot be parsed, its host is unknown, or it refuses.
     """
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
 
     try:
         scheme, location = parse_address(address)
+        if scheme not in backends:  # http://HOST:8787 is the dashboard, not the scheduler
+            raise ValueError(f"unknown scheme '{scheme}'")
         if scheme not in ("tcp", "tls"):
             return
         host, port = parse_host_port(location, default_port=DEFAULT_PORT)
+        if not host or not 0 < int(port) < 65536:
+            raise ValueError("it names no host" if not host else f"port {port} is out of range")
     except ValueError as exc:
         raise UsageError(
             f"'{address}' is not a Dask scheduler address: {exc}",
             hint="write it as tcp://HOST:PORT, as `dask scheduler` prints it",
         ) from None
     try:
-        socket.create_connection((host, int(port)), timeout=3).close()
+        with socket.create_connection((host, int(port)), timeout=3) as peer:
+            if scheme == "tcp":
+                _greets(peer, address)
     except ConnectionRefusedError:
         raise UsageError(
             f"cannot reach the Dask scheduler at {address}: nothing listens at {host}:{port}",
@@ -119,8 +126,34 @@ def probe(address: str) -> None:
             f"cannot reach the Dask scheduler at {address}: unknown host '{host}'",
             hint=START_HINT,
         ) from None
-    except (OSError, OverflowError):  # slow or filtered: the client's own timeout decides
+    except OSError:  # slow or filtered: the client's own timeout decides
         return
+
+
+def _greets(peer: socket.socket, address: str) -> None:
+    """A Dask scheduler speaks first (its handshake); the client waits for it with no time
+    limit of its own, so a port where something else listens (an HTTP server, the dashboard)
+    would hold the make forever.
+
+    Raises:
+        UsageError: nothing came within the connect timeout, or the peer hung up.
+    """
+    from dask.utils import parse_timedelta
+
+    peer.settimeout(parse_timedelta(CONNECT_TIMEOUT))
+    try:
+        said = peer.recv(1)
+    except TimeoutError:
+        said = None
+    except OSError:
+        return  # reset or the like: the client will say what it makes of it
+    if not said:
+        why = "hung up" if said == b"" else f"said nothing within {CONNECT_TIMEOUT}"
+        raise UsageError(
+            f"cannot reach the Dask scheduler at {address}: something listens there but "
+            f"{why}: not a Dask scheduler (a dashboard's port, or another service?)",
+            hint="give the address `dask scheduler` prints (tcp://HOST:8786 by default)",
+        )
 
 
 def quiet_client_logs() -> Callable[[], None]:

@@ -9,6 +9,7 @@ mark there, so a try after a worker died is known for what it is.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
@@ -94,9 +95,10 @@ def _mark_try(meeting: Path, key: str) -> list[str]:
     """Record a try of task `key` and return every try's worker, this one last. O_EXCL
     makes each mark once, also when two workers try at the same moment."""
     here = _this_worker()
+    name = hashlib.sha256(key.encode()).hexdigest()[:24]  # a step's name may hold a slash
     number = 1
     while True:
-        path = meeting / f"{key}.{number}"
+        path = meeting / f"{name}.{number}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -108,7 +110,7 @@ def _mark_try(meeting: Path, key: str) -> list[str]:
     tries = []
     for n in range(1, number + 1):
         try:
-            tries.append((meeting / f"{key}.{n}").read_text())
+            tries.append((meeting / f"{name}.{n}").read_text())
         except OSError:
             tries.append("")
     return tries
