@@ -257,6 +257,24 @@ def test_a_worker_that_does_not_see_the_project_is_told_so(project, events, clus
     assert "changed after this make planned" not in stderr
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs unshare and mount namespaces")
+def test_a_worker_that_sees_the_code_with_other_inodes_runs_it(project, events, cluster, tmp_path):
+    """As a shared file system may show a file to another machine (FUSE, some NFS setups):
+    the same bytes under other inode numbers and times. Compared by content, it runs."""
+    pipeline(project, {"s0": "", "s1": 'inputs = { a = "out/s0.json" }'})
+    cluster.start(workers=0)
+    copy = tmp_path.parent / f"{tmp_path.name}-pipelines"
+    shutil.copytree(project.root / "pipelines", copy)
+    os.utime(copy / "p" / "steps.py", ns=(1, 1))
+    cluster.add_worker(wrap=_hidden(project.root / "pipelines", source=copy))
+    cluster.wait_for_workers(1)
+    run = make(project.root, "--executor", "dask", "--scheduler", cluster.address)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    assert "done: 2 ran" in stderr
+
+
 def test_a_worker_joining_later_that_does_not_see_the_project_fails_the_step(tmp_path):
     from tipi.execution.dask_worker import run_on_worker
     from tipi.execution.types import Task
