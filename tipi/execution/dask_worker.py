@@ -41,8 +41,9 @@ def run_on_worker(task: Task, meeting: str, token: str, key: str) -> Result:
             failure = WorkerFailure(task.step, problem, hint=NOT_SHARED_HINT, exit_code=2)
             return Result(task.step, "failed", error=failure)
         tries = _mark_try(Path(meeting), key)
-        if len(tries) > 1 and len(tries) > 1 + retries_of(task):
-            return Result(task.step, "failed", error=died(task.step, tries[-2], len(tries) - 1))
+        if len(tries) > 1 and len(tries) > 1 + (retries := retries_of(task)):
+            failure = died(task.step, tries[-2], len(tries) - 1, retries)
+            return Result(task.step, "failed", error=failure)
         return execute(task)
 
 
@@ -67,16 +68,23 @@ def not_shared(root: str, meeting: str, token: str, dask_worker: Any = None) -> 
     )
 
 
-def died(step: str, where: str, times: int) -> WorkerFailure:
-    """The failure of a step whose worker died while it ran (`where`: that worker)."""
+def died(step: str, where: str, times: int, retries: int = 0) -> WorkerFailure:
+    """The failure of a step whose worker died while it ran (`where`: that worker; it was
+    allowed `retries` more tries)."""
     count = "" if times == 1 else f" {times} times"
+    hint = "the worker's log says why"
+    if retries:
+        hint += f"; its resources.retries = {retries} allows no more tries"
+    else:
+        hint += (
+            "; a step that may lose its worker through no fault of its own (a preempted "
+            f"node) may be run again: [processes.{step}] resources = {{ retries = 1 }}"
+        )
     return WorkerFailure(
         step,
         f"the Dask worker running '{step}' died{count} ({where or 'which one is unknown'}): "
         "the step ended its process, ran out of memory, or the worker was stopped",
-        hint=f"the worker's log says why; a step that may lose its worker through no fault "
-        f"of its own (a preempted node) may be run again: [processes.{step}] resources = "
-        "{ retries = 1 }",
+        hint=hint,
     )
 
 
