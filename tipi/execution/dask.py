@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class DaskPool:
     ) -> None:
         self.token = secrets.token_hex(8)
         self.meetings: dict[Path, Path] = {}  # log folder → this make's meeting folder there
-        self.steps: dict[str, str] = {}  # task key → step
+        self.in_flight: dict[str, str] = {}  # task key → step
         self._digests: dict[tuple[Any, ...], str] = {}
         self.client, self.cluster = connect(scheduler, slots)
         self.address = str(self.client.scheduler.address)
@@ -90,13 +91,11 @@ class DaskPool:
 
     def submit(self, task: Task, need: Resources) -> Any:
         if self.client.status != "running":
-            raise SchedulerLost(self.address, list(self.steps.values()))
+            raise SchedulerLost(self.address, list(self.in_flight.values()))
         meeting = self._meeting(task)
         key = f"tipi-{task.step}-{os.urandom(4).hex()}"
         # Another machine may show the project's files with other inode numbers and times:
         # the worker compares their bytes with the ones planned with (config/planned.py).
-        from dataclasses import replace
-
         task = replace(task, deps=with_content(task.deps, self._digests))
         future = self.client.submit(
             run_on_worker,
@@ -108,7 +107,7 @@ class DaskPool:
             key=key,
             resources=self._resources(need) or None,
         )
-        self.steps[key] = task.step
+        self.in_flight[key] = task.step
         return future
 
     def wait(self, futures: Collection[Any], timeout: float) -> set[Any]:
@@ -121,7 +120,7 @@ class DaskPool:
         # Every future is cancelled when the client loses the scheduler, finished ones too:
         # their results lived on the cluster, so nothing more comes back from this make.
         if any(f.cancelled() for f in futures) or self.client.status in ("closed", "failed"):
-            raise SchedulerLost(self.address, [self.steps.get(f.key, f.key) for f in futures])
+            raise SchedulerLost(self.address, [self.in_flight.get(f.key, f.key) for f in futures])
         return {f for f in futures if f.done()}
 
     def result(self, future: Any, task: Task) -> Result:
@@ -129,7 +128,7 @@ class DaskPool:
 
         from distributed import KilledWorker
 
-        self.steps.pop(future.key, None)
+        self.in_flight.pop(future.key, None)
         try:
             return future.result()
         except KilledWorker as exc:  # Dask's own limit (allowed-failures) came first
