@@ -6,8 +6,8 @@ independent steps feeding one; the house style of engine_scale.py), it measures 
 each repetition in a fresh project so that every run is a first one:
 
 * local first build: `tipi make -q`, no remote;
-* remote first build: `tipi make -q --remote s3://<new empty bucket>/cache` (every step
-  looked up on the remote, runs, and is pushed);
+* remote first build: `tipi make --remote s3://<new empty bucket>/cache` (every step looked
+  up on the remote, runs, and is pushed: checked);
 * fresh clone: a new checkout with no `.tipi_cache/` against that bucket (every step restored
   from the remote, none run; checked).
 
@@ -18,10 +18,12 @@ request (a few milliseconds of CPU: moto is a Python server), so on localhost th
 measure how many requests a make sends more than how long it waits for them. `--latency-ms`
 puts a proxy in front of the server that delays every byte by that round trip (half each
 way), as a bucket in a cloud region would; the parallel requests are what hide it.
+`--step-ms` gives each step that much work, done elsewhere (it sleeps, as a step waiting on a
+GPU does): what the uploads can overlap with. Trivial steps (0) leave nothing to overlap.
 
 Usage:
     .venv/bin/python benchmarks/remote.py [--sizes 30 50] [--shapes fanin chain] [--repeat 3]
-        [--latency-ms 0] [--workdir DIR]
+        [--latency-ms 0] [--step-ms 0] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -48,15 +50,19 @@ TIPI = Path(sys.executable).parent / "tipi"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 STEPS_PY = """
+import time
+
 from tipi import PipelineProcess
 
 
 class Touch(PipelineProcess):
-    def __init__(self, controller, force: bool = False, i: int = 0) -> None:
+    def __init__(self, controller, force: bool = False, i: int = 0, ms: int = 0) -> None:
         super().__init__(controller, force)
         self.i = i
+        self.ms = ms
 
     def execute(self) -> None:
+        time.sleep(self.ms / 1000)  # the step's work, done elsewhere (a GPU, a service)
         size = sum(len(p.read_bytes()) for p in self.inputs.values())
         self.outputs["out"].write_text(f"{self.i} {size}\\n")
 """
@@ -68,7 +74,7 @@ def inputs_of(shape: str, n: int, i: int) -> list[int]:
     return list(range(n - 1)) if i == n - 1 else []
 
 
-def write_project(root: Path, shape: str, n: int) -> None:
+def write_project(root: Path, shape: str, n: int, ms: int = 0) -> None:
     folder = root / "pipelines" / "bench"
     folder.mkdir(parents=True)
     (folder / "steps.py").write_text(STEPS_PY)
@@ -78,7 +84,7 @@ def write_project(root: Path, shape: str, n: int) -> None:
         lines += [
             f"[processes.s{i}]",
             'type = "Touch"',
-            f"params = {{ i = {i} }}",
+            f"params = {{ i = {i}, ms = {ms} }}",
             f"inputs = {{ {ins} }}",
             f'outputs = {{ out = "out/{i}.txt" }}',
             "",
@@ -97,14 +103,14 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
 
 
 def one_round(
-    work: Path, server: S3Server, env: dict[str, str], shape: str, n: int
+    work: Path, server: S3Server, env: dict[str, str], shape: str, n: int, ms: int
 ) -> dict[str, float]:
     """One repetition: the local build, the remote build, the fresh clone (fresh folders)."""
     figures = {}
     with tempfile.TemporaryDirectory(prefix="remote-bench-", dir=work) as tmp:
         base = Path(tmp)
         for name in ("local", "remote", "clone"):
-            write_project(base / name, shape, n)
+            write_project(base / name, shape, n, ms)
         figures["local"], _ = timed([str(TIPI), "make", "-q"], base / "local", env)
         remote = f"s3://{server.bucket()}/cache"
         make = [str(TIPI), "make", "--remote", remote]
@@ -122,9 +128,9 @@ def one_round(
 
 
 def bench(
-    work: Path, server: S3Server, env: dict[str, str], shape: str, n: int, repeat: int
+    work: Path, server: S3Server, env: dict[str, str], shape: str, n: int, ms: int, repeat: int
 ) -> dict[str, float]:
-    rounds = [one_round(work, server, env, shape, n) for _ in range(repeat)]
+    rounds = [one_round(work, server, env, shape, n, ms) for _ in range(repeat)]
     return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
 
 
@@ -186,6 +192,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["fanin", "chain"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--step-ms", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=HERE / ".work")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +208,7 @@ def main() -> None:
             env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
         for shape in args.shapes:
             for n in args.sizes:
-                f = bench(args.workdir, server, env, shape, n, args.repeat)
+                f = bench(args.workdir, server, env, shape, n, args.step_ms, args.repeat)
                 ratio = f["remote"] / f["local"]
                 print(
                     f"{shape:8} {n:>5} {f['local']:>8.2f} {f['remote']:>9.2f} "

@@ -10,7 +10,7 @@ each kept run is pushed as soon as it is kept; the make waits for the uploads at
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tipi.cache.content import RunRecord
-    from tipi.cache.lookahead import Lookahead
+    from tipi.cache.lookahead import Lookahead, Prospect
     from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Uploads
     from tipi.planning import Plan
     from tipi.report import Reporter
@@ -58,7 +58,7 @@ class RunCache:
 
     def __init__(self, steps: Steps) -> None:
         self.steps = steps
-        self.kept: list[RunRecord] = []
+        self.kept: list[RunRecord] = []  # the runs this make kept (each pushed when kept)
         self.remote: PooledRemote | None = None
         self.relay: Relay | None = None
         self.outage: Outage | None = None
@@ -100,7 +100,9 @@ class RunCache:
         )
         self._lookahead.start(prospects)
 
-    def _prospects(self, order: Sequence[str]) -> Iterable[Any]:
+    def _prospects(self, order: Sequence[str]) -> Iterator[Prospect]:
+        """The steps of `order` that may be restored, as known now (`_decide` only reads,
+        as `Steps.consider` does; a step's own turn decides again)."""
         from tipi.cache.lookahead import Prospect
 
         plan, dry = self.steps.plan, self.steps.options.dry_run
@@ -221,7 +223,7 @@ class RunCache:
             )
 
 
-def _keyed(cache: RunCache, facts: StepFacts) -> Any:
+def _keyed(cache: RunCache, facts: StepFacts) -> Callable[[Mapping[str, str | None]], str]:
     """The run key of `facts` with its inputs' hashes replaced (a Prospect's `key`)."""
 
     def key(inputs: Mapping[str, str | None]) -> str:
