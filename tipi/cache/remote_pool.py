@@ -152,6 +152,7 @@ class PooledRemote(RemoteStore):
         self._pool_lookups: Threads | None = None
         self._pool_downloads: Threads | None = None
         self._pool_stopped = False
+        self._pool_warm = threading.Event()  # the first lookup has answered
 
     def ask(self, key: str) -> Future[list[RunRecord]] | None:
         """Start looking up `key` (once per make); its future's result is `records(key)`.
@@ -161,10 +162,23 @@ class PooledRemote(RemoteStore):
             if future is None:
                 if self._pool_stopped:
                     return None
-                if self._pool_lookups is None:
+                first = self._pool_lookups is None
+                if first:
                     self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
-                future = self._pool_asked[key] = self._pool_lookups.submit(super().records, key)
+                future = self._pool_lookups.submit(self._look_up, key, first)  # type: ignore[union-attr]
+                self._pool_asked[key] = future
             return future
+
+    def _look_up(self, key: str, first: bool) -> list[RunRecord]:
+        """`records(key)` on a lookup thread. The first goes alone: it opens the connection
+        and fills the file system's listing cache (s3fs lists `runs/` itself when a key is
+        not there), which the others then use instead of each doing the same at once."""
+        if not first:
+            self._pool_warm.wait()
+        try:
+            return RemoteStore.records(self, key)
+        finally:
+            self._pool_warm.set()
 
     def records(self, key: str) -> list[RunRecord]:
         with self._pool_lock:
