@@ -127,9 +127,10 @@ def visible(
 ) -> list[tuple[int, GpuInfo]]:
     """(logical CUDA index, device) pairs this process may use under CUDA_VISIBLE_DEVICES.
 
-    Entries are read as CUDA reads them: an NVML index (ASCII digits), a GPU UUID (`GPU-8f3c...`, a unique
-    prefix will do), a MIG instance (`MIG-<uuid>`, or `MIG-GPU-<uuid>/<gi>/<ci>`); CUDA stops
-    at the first entry that names no device. Each device keeps the user's entry as its label.
+    Entries are read as CUDA reads them: an NVML index (ASCII digits), a GPU UUID
+    (`GPU-8f3c...`, a unique prefix will do), a MIG instance (`MIG-<uuid>`, or
+    `MIG-GPU-<uuid>/<gi>/<ci>`); CUDA stops at the first entry that names no device. Each
+    device keeps the user's entry as its label.
     Without the variable, a whole GPU is named by its index, or by its UUID when the user set
     a CUDA_DEVICE_ORDER other than PCI_BUS_ID (then indexes may not be NVML's).
     """
