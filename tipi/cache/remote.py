@@ -1,11 +1,12 @@
 """A remote run cache through fsspec: a directory, `file://`, `s3://`, `gs://`, ... with the
 same layout as the local store (content.py), so push and pull only copy missing files.
 
-Concurrent pushes are safe: every file is named by the hash of its content, is uploaded under
-a temporary name in `tmp/` unique to the uploading process and then moved (a put is atomic on
-object stores), and a record is uploaded after the objects it names. A push first removes the
-temporary files nobody has written for an hour: never by process id, as machines sharing a
-remote may share a host name and pids too.
+Concurrent pushes are safe: every file is named by the hash of its content, and a record is
+uploaded after the objects it names. On a directory remote each file is written under a
+temporary name in `tmp/` unique to the uploading process and then renamed; on an object store
+straight to its name, as an upload is created whole or not at all there (remote_ops.py). A
+push first removes the temporary files nobody has written for an hour: never by process id,
+as machines sharing a remote may share a host name and pids too.
 
 A remote never fails a make: every failure of it (network, credentials, a missing bucket,
 throttling, a server gone mid-transfer) is a `RemoteUnavailable` naming the remote and the
@@ -23,7 +24,6 @@ one) and never deleted, only replaced by good bytes: the remote is not ours to c
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import threading
@@ -42,11 +42,16 @@ from tipi.cache.content import (
     is_record_name,
 )
 from tipi.cache.record import BadRecord, ForeignRecord
+from tipi.cache.remote_config import storage_options
 from tipi.cache.remote_errors import RemoteUnavailable
 from tipi.cache.remote_io import Connection
+from tipi.cache.remote_ops import Entry, files_for
 from tipi.cache.remote_push import Transfer, as_int, push, stale_upload, upload_name
 from tipi.cache.remote_suspects import Suspects
+from tipi.cache.threads import Threads, each
 from tipi.errors import UsageError
+
+FILE_THREADS = 8  # the objects of one run, uploaded or downloaded at once
 
 
 class RemoteStore:
@@ -55,13 +60,14 @@ class RemoteStore:
     def __init__(self, url: str, warn: Callable[[str], None] = lambda _: None) -> None:
         try:
             import fsspec
-            from fsspec.implementations.local import LocalFileSystem
         except ImportError:  # pragma: no cover - fsspec is a dependency
             raise UsageError("--remote needs fsspec", hint="pip install fsspec") from None
         try:
             # Its own instance: fsspec would share one per process, with listings cached for
             # good and credentials read once, stale for a second make in a long-lived process.
-            self.fs, self.base = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+            self.fs, self.base = fsspec.core.url_to_fs(
+                url, skip_instance_cache=True, **storage_options(url)
+            )
         except (ImportError, ValueError) as exc:
             raise UsageError(
                 f"cannot open the remote cache {url}: {exc}",
@@ -70,16 +76,18 @@ class RemoteStore:
             ) from None
         self.url = url
         self.warn = warn
-        self._local = isinstance(self.fs, LocalFileSystem)
         self._io = Connection(self.fs, url, self.base)
+        self._local = self._io.local
         if self._io.object_store and not self._io.bucket:
             raise UsageError(
                 f"the remote cache {url} names no bucket", hint="give one: s3://bucket/prefix"
             )
+        self._files = files_for(self._io, self.base, self._confined)
         self._suspects = Suspects(url.rstrip("/"))
         self._cache_dir: Path | None = None  # where suspects are remembered, once known
         self._lock = threading.Lock()
-        self._tmp_ready = False
+        self._swept = False
+        self._threads: Threads | None = None
 
     @property
     def down(self) -> str | None:
@@ -118,13 +126,24 @@ class RemoteStore:
             raise CorruptCache(f"{key!r}/{name!r} is not a run record name")
         return self._path("runs", key, name)
 
+    def _each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`function` of each item, FILE_THREADS at once (see threads.each)."""
+        items = list(items)
+        if len(items) > 1:
+            with self._lock:
+                if self._threads is None:
+                    self._threads = Threads(FILE_THREADS, "tipi-remote-files")
+        return each(self._threads, function, items)
+
     def keys_and_names(self) -> set[tuple[str, str]]:
         """(key, record name) of every record on the remote."""
         self._io.check()
         runs = self._path("runs")
+        if self._io.object_store:
+            self.fs.invalidate_cache(runs)  # another push may have added some since
         try:
             paths = self._io.read("find", runs)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return set()
         found = set()
         prefix = runs.rstrip("/") + "/"
@@ -143,10 +162,7 @@ class RemoteStore:
         self._io.check()
         if not is_digest(key):
             return []
-        try:
-            listed = self._io.read("ls", self._path("runs", key), detail=True)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        listed = self._files.listing(self._path("runs", key))
         found = []
         for info in sorted(listed, key=lambda i: i["name"]):
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
@@ -154,20 +170,22 @@ class RemoteStore:
                 found.append(self._read_record(key, name, info))
         return sorted((r for r in found if r is not None), key=lambda r: -r.finished)
 
-    def _read_record(
-        self, key: str, name: str, info: Mapping[str, Any] | None = None
-    ) -> RunRecord | None:
+    def _read_record(self, key: str, name: str, info: Entry | None = None) -> RunRecord | None:
         """The record at runs/<key>/<name> (`info`: its listing, if at hand), or None with a
         warning when it is anything but a well-formed record filed there (then a suspect:
         a push that has it re-uploads it)."""
         where = f"runs/{key}/{name}"
         try:
             path = self._record(key, name)
-            info = info or self._io.read("info", path)
-            kind, size = info.get("type"), info.get("size")
-            if kind != "file" or not 0 <= as_int(size, 0) <= MAX_RECORD_BYTES:
-                raise CorruptCache(f"not a record file but a {kind} of {size} bytes")
-            return RunRecord.from_bytes(self._io.read("cat_file", path), key, name)
+            if info is not None:
+                kind, size = info.get("type"), info.get("size")
+                if kind != "file" or not 0 <= as_int(size, 0) <= MAX_RECORD_BYTES:
+                    raise CorruptCache(f"not a record file but a {kind} of {size} bytes")
+            try:
+                data = self._files.read_bytes(path, MAX_RECORD_BYTES)
+            except IsADirectoryError:
+                raise CorruptCache("not a record file but a folder") from None
+            return RunRecord.from_bytes(data, key, name)
         except RemoteUnavailable:
             raise
         except (OSError, ValueError) as exc:
@@ -214,18 +232,24 @@ class RemoteStore:
             self._download(record, local)
         return record
 
-    def push(self, local: ContentStore, only: Iterable[RunRecord] | None = None) -> Transfer:
+    def push(
+        self, local: ContentStore, only: Iterable[RunRecord] | None = None, new: bool = False
+    ) -> Transfer:
         """Upload local records (all, or `only`) the remote lacks, objects first, and the
         suspects (files of the remote found corrupt or missing) this store has good bytes
         for; a run with a corrupt local object is not uploaded (a warning) and the object is
-        dropped.
+        dropped. `new`: the records of `only` were just made here, so the remote is not
+        asked whether it has them (their names hash their bytes, finishing time included).
 
         Raises:
             RemoteUnavailable: the remote cannot be used; what was uploaded is whole.
         """
         self._open_local(local)
-        self.sweep()
-        return push(self, local, only)
+        with self._lock:
+            sweep, self._swept = not self._swept, True
+        if sweep:  # once per store: a make pushes each of its runs on its own
+            self.sweep()
+        return push(self, local, only, new)
 
     def pull(self, local: ContentStore) -> Transfer:
         """Download every remote record (and its objects) that is not here; a bad one is
@@ -249,31 +273,24 @@ class RemoteStore:
         return done
 
     def sweep(self) -> int:
-        """Remove the temporary files nobody has written for an hour (pushes that died);
+        """Remove the temporary files nobody has written for an hour (pushes that died, or
+        an older tipi's on an object store, where uploads now go straight to their names);
         returns how many. Never by process id: another machine's live push may carry this
         host's name and one of its pids."""
         self._io.check()
-        try:
-            entries = self._io.read("ls", self._path(TMP), detail=True)
-        except (FileNotFoundError, NotADirectoryError):
-            return 0
         removed = 0
-        for info in entries:
+        for info in self._files.listing(self._path(TMP)):
             if stale_upload(self.fs, info):
                 try:
                     self._io.read("rm_file", info["name"])
                     removed += 1
-                except FileNotFoundError:  # another push removed it first
+                except (FileNotFoundError, NotADirectoryError):  # another push was first
                     pass
         return removed
 
     def _size(self, path: str) -> int | None:
-        """The size of the file at `path`; None when there is none."""
-        try:
-            info = self._io.read("info", path)
-        except FileNotFoundError:
-            return None
-        return as_int(info.get("size"), -1) if info.get("type") == "file" else -1
+        """The size of the file at `path`; -1 for something else there; None for nothing."""
+        return self._files.size(path)
 
     def _suspect(self, entry: str) -> None:
         """A file of the remote found corrupt or missing: the next push with good bytes
@@ -281,27 +298,27 @@ class RemoteStore:
         self._suspects.add(entry, self._cache_dir)
 
     def _download(self, record: RunRecord, local: ContentStore) -> tuple[int, int]:
-        count = size = 0
-        for digest in sorted(set(record.objects())):
-            if local.has_object(digest):
-                continue
-            what = f"object {digest} of the {record.describe()}"
-            source = self._object(digest)
-            try:
-                try:
-                    info = self._io.read("info", source)
-                except FileNotFoundError:
-                    raise CorruptCache(f"{what} is missing") from None
-                if info.get("type") != "file":
-                    raise CorruptCache(f"{what} is not a file; refused")
-                with self._io.open(source, "rb") as f:
-                    size += local.ingest(f, digest, what)
-            except CorruptCache:
-                self._suspect(digest)
-                raise
-            count += 1
+        """Copy the objects of `record` that `local` lacks (FILE_THREADS at once), then
+        the record; (objects, bytes) copied."""
+        missing = [d for d in sorted(set(record.objects())) if not local.has_object(d)]
+        sizes = self._each(lambda digest: self._download_object(record, digest, local), missing)
         local.add_record(record)
-        return count, size
+        return len(sizes), sum(sizes)
+
+    def _download_object(self, record: RunRecord, digest: str, local: ContentStore) -> int:
+        what = f"object {digest} of the {record.describe()}"
+        try:
+            try:
+                source = self._files.reader(self._object(digest))
+            except FileNotFoundError:
+                raise CorruptCache(f"{what} is missing") from None
+            except (IsADirectoryError, NotADirectoryError):
+                raise CorruptCache(f"{what} is not a file; refused") from None
+            with source:
+                return local.ingest(source, digest, what)  # type: ignore[arg-type]
+        except CorruptCache:
+            self._suspect(digest)
+            raise
 
     def _upload_object(self, local: ContentStore, digest: str) -> int:
         """Stream a local object to the remote, checking its bytes on the way."""
@@ -312,50 +329,17 @@ class RemoteStore:
             raise CorruptCache(f"the local object {digest}: {exc}; dropped") from None
         except FileNotFoundError:
             raise CorruptCache(f"the local object {digest} is missing") from None
-        with source:
-            tmp = self._temporary()
-            try:
-                with self._io.open(tmp, "wb") as out:
-                    actual, size = copy_hashing(source, out)
-                    if actual != digest:  # before close: nothing is uploaded
-                        local.drop_object(digest)
-                        raise CorruptCache(
-                            f"the local object {digest} is corrupt (its bytes hash to "
-                            f"{actual}); dropped"
-                        )
-                self._move(tmp, target)
-            except BaseException:
-                self._discard(tmp)
-                raise
+        with source, self._files.writer(target) as out:
+            actual, size = copy_hashing(source, out)
+            if actual != digest:  # before the upload completes: nothing is uploaded
+                local.drop_object(digest)
+                raise CorruptCache(
+                    f"the local object {digest} is corrupt (its bytes hash to {actual}); dropped"
+                )
         return size
 
     def _upload_bytes(self, data: bytes, target: str) -> None:
-        tmp = self._temporary()
-        try:
-            self._io.write("pipe_file", tmp, data)
-            self._move(tmp, target)
-        except BaseException:
-            self._discard(tmp)
-            raise
-
-    def _move(self, tmp: str, target: str) -> None:
-        # An object store has no folders, and s3fs's makedirs would create a missing bucket.
-        if not self._io.object_store:
-            self._io.write("makedirs", posixpath.dirname(target), exist_ok=True)
-        self._io.write("mv", tmp, self._confined(target))  # again: links may have changed
-
-    def _temporary(self) -> str:
-        if not self._tmp_ready and not self._io.object_store:
-            self._io.write("makedirs", self._path(TMP), exist_ok=True)  # twice is harmless
-            self._tmp_ready = True
-        return self._path(TMP, upload_name())
-
-    def _discard(self, tmp: str) -> None:
-        """Remove an upload's temporary file, unless the remote is gone (no use waiting for
-        it; the sweep of a later push removes it after an hour)."""
-        if self.down is None or self._local:
-            with contextlib.suppress(OSError, ValueError):  # never written: nothing to remove
-                self.fs.rm_file(tmp)
+        self._files.write_bytes(target, data)
 
 
 __all__ = ["RemoteStore", "RemoteUnavailable", "Transfer", "upload_name"]

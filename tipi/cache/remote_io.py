@@ -24,7 +24,9 @@ class Connection:
         self.fs = fs
         self.url = url
         protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-        self.object_store = bool(OBJECT_STORES & set(protocols))
+        self.protocols = frozenset(protocols)
+        self.object_store = bool(OBJECT_STORES & self.protocols)
+        self.local = "file" in self.protocols or "local" in self.protocols
         self.bucket = base.strip("/").split("/")[0] if self.object_store else ""
         self.down: str | None = None
         self._cause = ""

@@ -23,70 +23,13 @@ from typing import Any
 from tipi.cache.content import ContentStore, RunRecord
 from tipi.cache.record import CorruptCache
 from tipi.cache.remote import RemoteStore, Transfer
+from tipi.cache.threads import Threads
 
 LOOKUP_THREADS = 16
 DOWNLOAD_THREADS = 8
 UPLOAD_THREADS = 8
 PROGRESS_AFTER = 2.0  # seconds of waiting for uploads before the make says it waits
 PROGRESS_EVERY = 15.0
-
-
-class Threads:
-    """Up to `size` daemon threads running what is submitted, in order. Unlike a
-    ThreadPoolExecutor's, they never hold up the end of the process: after Ctrl-C a remote
-    that hangs must not keep tipi from exiting, and an upload cut short leaves only a
-    temporary file (the store moves each into place when whole)."""
-
-    def __init__(self, size: int, name: str) -> None:
-        self.size = size
-        self.name = name
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple] | None]
-        self._queue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._stopped = False
-
-    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._stopped:
-                future.cancel()
-                return future
-            self._queue.put((future, function, args))
-            if self._idle == 0 and len(self._threads) < self.size:
-                name = f"{self.name}-{len(self._threads)}"
-                thread = threading.Thread(target=self._work, name=name, daemon=True)
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle -= 1  # taken by the next idle thread
-        return future
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            future, function, args = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(function(*args))
-                except BaseException as exc:  # the caller's, through the future
-                    future.set_exception(exc)
-            with self._lock:
-                self._idle += 1
-
-    def stop(self) -> None:
-        """Cancel what has not started; what runs finishes (or ends with the process)."""
-        with self._lock:
-            self._stopped = True
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    item[0].cancel()
-            for _ in self._threads:
-                self._queue.put(None)
 
 
 class Relay:
@@ -152,7 +95,6 @@ class PooledRemote(RemoteStore):
         self._pool_lookups: Threads | None = None
         self._pool_downloads: Threads | None = None
         self._pool_stopped = False
-        self._pool_warm = threading.Event()  # the first lookup has answered
 
     def ask(self, key: str) -> Future[list[RunRecord]] | None:
         """Start looking up `key` (once per make); its future's result is `records(key)`.
@@ -162,23 +104,11 @@ class PooledRemote(RemoteStore):
             if future is None:
                 if self._pool_stopped:
                     return None
-                first = self._pool_lookups is None
-                if first:
+                if self._pool_lookups is None:
                     self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
-                future = self._pool_lookups.submit(self._look_up, key, first)  # type: ignore[union-attr]
+                future = self._pool_lookups.submit(RemoteStore.records, self, key)
                 self._pool_asked[key] = future
             return future
-
-    def _look_up(self, key: str, first: bool) -> list[RunRecord]:
-        """`records(key)` on a lookup thread. The first goes alone: it opens the connection
-        and fills the file system's listing cache (s3fs lists `runs/` itself when a key is
-        not there), which the others then use instead of each doing the same at once."""
-        if not first:
-            self._pool_warm.wait()
-        try:
-            return RemoteStore.records(self, key)
-        finally:
-            self._pool_warm.set()
 
     def records(self, key: str) -> list[RunRecord]:
         with self._pool_lock:
@@ -210,9 +140,20 @@ class PooledRemote(RemoteStore):
     ) -> RunRecord | None:
         with self._pool_lock:
             future = self._pool_fetched.get(key)
-        if future is None or future.cancelled():
+            mine = future is None
+            if mine:  # a fetch ahead asked for later finds this one rather than download too
+                future = self._pool_fetched[key] = Future()
+        if future.cancelled():  # type: ignore[union-attr]
             return super().fetch(key, configs, local, names)
-        return future.result()  # as `super().fetch` would have raised
+        if not mine:
+            return future.result()  # type: ignore[union-attr]  # as `super().fetch` raises
+        try:
+            found = super().fetch(key, configs, local, names)
+        except BaseException as exc:
+            future.set_exception(exc)  # type: ignore[union-attr]
+            raise
+        future.set_result(found)  # type: ignore[union-attr]
+        return found
 
     def stop_asking(self) -> None:
         """Drop the lookups and downloads not started (the make ended); those under way
@@ -227,9 +168,8 @@ class PooledRemote(RemoteStore):
 
 
 class Uploads:
-    """Each kept run pushed as soon as it is kept, UPLOAD_THREADS at a time (the store
-    uploads under temporary names and moves them: an interrupted upload leaves nothing
-    half-written where a reader looks)."""
+    """Each kept run pushed as soon as it is kept, UPLOAD_THREADS at a time (an interrupted
+    upload leaves nothing half-written where a reader looks: remote_ops.py)."""
 
     def __init__(
         self, remote: RemoteStore, local: ContentStore, outage: Outage, warn: Callable[[str], None]
@@ -252,7 +192,7 @@ class Uploads:
         if self.outage:
             return Transfer()
         try:
-            return self.remote.push(self.local, only=[record])
+            return self.remote.push(self.local, only=[record], new=True)
         except CorruptCache as exc:  # this run's files, not the remote
             self.warn(f"could not push the {record.describe()} to {self.remote.url}: {exc}")
         except OSError as exc:  # RemoteUnavailable, or the remote failed in a way it did not say

@@ -47,20 +47,27 @@ class Remote(Protocol):
 
     def _size(self, path: str) -> int | None: ...
 
+    def _each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]: ...
+
     def _upload_object(self, local: ContentStore, digest: str) -> int: ...
 
     def _upload_bytes(self, data: bytes, target: str) -> None: ...
 
 
-def push(remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None) -> Transfer:
+def push(
+    remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None, new: bool = False
+) -> Transfer:
     """RemoteStore.push, after its sweep."""
     if only is None:  # everything: one listing of the remote beats a query per record
         have = remote.keys_and_names()
         records = [r for _, r in local.all_records()]
         present = lambda r: (r.key, r.name) in have  # noqa: E731
-    else:  # a make's few new runs: ask about each rather than list the whole remote
+    elif new:  # just made here: no one else has a record of that name
         records = list(only)
-        present = lambda r: remote._io.read("exists", remote._record(r.key, r.name))  # noqa: E731
+        present = lambda r: False  # noqa: E731
+    else:  # a few runs: ask about each rather than list the whole remote
+        records = list(only)
+        present = lambda r: remote._size(remote._record(r.key, r.name)) is not None  # noqa: E731
     done = Transfer()
     healed: set[str] = set()
     suspects = remote._suspects
@@ -68,11 +75,14 @@ def push(remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None) 
         for record in records:
             where = f"{record.key}/{record.name}"
             try:
-                if present(record) and where not in suspects:
+                if where not in suspects and present(record):
                     continue
-                for digest in sorted(set(record.objects())):
-                    if _needs_upload(remote, digest, local):
-                        done.bytes += remote._upload_object(local, digest)
+                # The run's objects at once; the record only once they are all there.
+                wanted = sorted(set(record.objects()))
+                sent = remote._each(lambda d: _send(remote, local, d), wanted)
+                for digest, size in zip(wanted, sent, strict=True):
+                    if size is not None:
+                        done.bytes += size
                         done.objects += 1
                         healed.add(digest)
                 remote._upload_bytes(record.to_bytes(), remote._record(record.key, record.name))
@@ -87,9 +97,15 @@ def push(remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None) 
     return done
 
 
+def _send(remote: Remote, local: ContentStore, digest: str) -> int | None:
+    """Upload the object if the remote needs it: its size, or None when it did not."""
+    return remote._upload_object(local, digest) if _needs_upload(remote, digest, local) else None
+
+
 def _needs_upload(remote: Remote, digest: str, local: ContentStore) -> bool:
     """Whether the remote lacks the object, has it with the wrong size (the cheap part of
-    checking what a push does not download), or it was found corrupt or missing there."""
+    checking what a push does not download: one HEAD), or it was found corrupt or missing
+    there."""
     if digest in remote._suspects:
         return True
     size, here = remote._size(remote._object(digest)), local.object_size(digest)
