@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,60 @@ def test_an_interrupted_sweep_says_to_run_the_sweep_again_not_a_make(project):
     assert "run the sweep again" in (stopped.value.hint or "")
     data = json.loads((project.root / "out/sweeps/toy/grid/results.json").read_text())
     assert [v["status"] for v in data["variants"]] == ["interrupted"]
+
+
+def _in_line(frame: Any, line: int) -> bool:
+    """Whether the thread whose top frame is `frame` is inside threading's Condition.wait
+    at `line`."""
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_lineno == line:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_ctrl_c_while_the_sweeps_thread_takes_its_turn_back_leaves_the_turn_its_own(tmp_path):
+    # Ctrl-C while the sweep's thread took the turn back from a variant interrupted that
+    # acquire (a plain Lock's is interruptible): the thread went on as if it held the turn
+    # and released it under the variant ("Exception in thread tipi sweep runner 1 ...
+    # RuntimeError: release unlocked lock", and the sweep tidied up while a variant still
+    # recorded). A real SIGINT, sent as the sweep's thread blocks on the turn.
+    import inspect
+    import signal
+    import sys
+    import threading
+
+    from tipi.report import NullReporter
+    from tipi.state import Layout
+    from tipi.sweep.slots import SharedSlots
+
+    shared = SharedSlots(2, Layout(tmp_path, "toy", None), NullReporter())
+    main = threading.get_ident()
+    lines, start = inspect.getsourcelines(threading.Condition.wait)
+    retaking = start + next(i for i, t in enumerate(lines) if "_acquire_restore(saved" in t)
+    sweep_done, variant_clean = threading.Event(), threading.Event()
+
+    def variant() -> None:
+        try:
+            with shared.turn:
+                shared.turn.notify_all()  # the sweep's thread wakes and waits for the turn
+                while not _in_line(sys._current_frames()[main], retaking):
+                    pass
+                signal.pthread_kill(main, signal.SIGINT)
+                sweep_done.wait(0.5)  # the old code went on at once, releasing our turn
+        except RuntimeError:
+            return
+        variant_clean.set()
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        thread = threading.Thread(target=variant)
+        with shared.turn:
+            thread.start()
+            with pytest.raises(KeyboardInterrupt):
+                shared.pause(30)
+        sweep_done.set()
+        thread.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert variant_clean.is_set()

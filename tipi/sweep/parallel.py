@@ -222,7 +222,7 @@ class _Side:
                 self._launch(self.queue.pop(0))
             if shared.stopping and not self.active:
                 return
-            shared.turn.wait(POLL_SECONDS)
+            shared.pause(POLL_SECONDS)
             shared.serve()
             self._reap_ended()
 
@@ -232,7 +232,7 @@ class _Side:
         self.shared.stopping = True
         while self.active:
             try:
-                self.shared.turn.wait(POLL_SECONDS)
+                self.shared.pause(POLL_SECONDS)
             except KeyboardInterrupt:
                 continue  # again: they are stopping already
             self._reap_ended()

@@ -10,6 +10,7 @@ all of them, when the first step of any variant is about to change a file.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Collection
 from dataclasses import replace
@@ -50,7 +51,8 @@ class SharedSlots:
     ) -> None:
         from tipi.cache.store import TraceStore, load_stat_cache
 
-        self.turn = threading.Condition(threading.Lock())
+        # An RLock, not a Lock: Ctrl-C cannot leave the sweep's thread without it (`pause`).
+        self.turn = threading.Condition(threading.RLock())
         self.slots = slots
         self.busy = 0  # steps started and not collected, of every variant
         self.stopping = False  # Ctrl-C, or a variant's error: every variant stops
@@ -139,6 +141,20 @@ class SharedSlots:
             for build in self.builds:
                 build.state._traces = self.traces
                 build.steps._known.clear()
+
+    def pause(self, timeout: float) -> None:
+        """In the sweep's thread, holding the turn: let the variants take turns for up to
+        `timeout`. With a plain Lock, Ctrl-C interrupted the acquire by which `wait` takes
+        the turn back: this thread went on as if it held the turn, and released it under a
+        variant. An RLock's is not interrupted, and it knows its owner: should Ctrl-C land
+        where `wait` has let the turn go and not yet taken it back, it is taken back here."""
+        try:
+            self.turn.wait(timeout)
+        except KeyboardInterrupt:
+            while not self.turn._is_owned():  # type: ignore[attr-defined]
+                with contextlib.suppress(KeyboardInterrupt):
+                    self.turn.acquire()
+            raise
 
     def started(self) -> None:
         self.busy += 1
