@@ -98,6 +98,7 @@ class RunCache:
             self.relay,  # type: ignore[arg-type]
             download=not self.steps.options.dry_run,
         )
+        self._remote.expect(len(prospects))  # many: one listing of the remote answers all
         self._lookahead.start(prospects)
 
     def _prospects(self, order: Sequence[str]) -> Iterator[Prospect]:

@@ -52,6 +52,10 @@ from tipi.cache.threads import Threads, each
 from tipi.errors import UsageError
 
 FILE_THREADS = 8  # the objects of one run, uploaded or downloaded at once
+SURVEY_MOST = 1000  # records listed in one request (S3's most), to answer a make's lookups
+# An object store takes an object this small in one PUT, about the cost of the HEAD that
+# would ask whether it is there already: it is put without asking (same name, same bytes).
+UNASKED_PUT = 256 << 10
 
 
 class RemoteStore:
@@ -88,6 +92,8 @@ class RemoteStore:
         self._lock = threading.Lock()
         self._swept = False
         self._threads: Threads | None = None
+        self._known: dict[str, list[Entry]] | None = None  # every record, by key (`survey`)
+        self.unasked_put = UNASKED_PUT if self._io.object_store else -1
 
     @property
     def down(self) -> str | None:
@@ -157,12 +163,30 @@ class RemoteStore:
                 self.warn(f"ignoring {path} on the remote cache {self.url}: not a run record")
         return found
 
+    def survey(self) -> bool:
+        """List every record of the remote in one request, if it has at most SURVEY_MOST
+        (an object store's listing can), so that `records` then reads them without a
+        listing per key; whether it did. The listing is not updated: for one make."""
+        self._io.check()
+        known = self._files.survey(self._path("runs"), SURVEY_MOST)
+        with self._lock:
+            self._known = known
+        return known is not None
+
+    def forget_survey(self) -> None:
+        with self._lock:
+            self._known = None
+
     def records(self, key: str) -> list[RunRecord]:
         """The well-formed runs recorded under `key`, newest first (others: a warning)."""
         self._io.check()
         if not is_digest(key):
             return []
-        listed = self._files.listing(self._path("runs", key))
+        known = self._known
+        if known is not None:
+            listed = known.get(key, [])
+        else:
+            listed = self._files.listing(self._path("runs", key))
         found = []
         for info in sorted(listed, key=lambda i: i["name"]):
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
@@ -246,8 +270,11 @@ class RemoteStore:
         """
         self._open_local(local)
         with self._lock:
-            sweep, self._swept = not self._swept, True
-        if sweep:  # once per store: a make pushes each of its runs on its own
+            # Once per store (a make pushes each of its runs on its own); on an object store,
+            # where only an older tipi wrote temporaries, only for a whole `tipi cache push`.
+            sweep = not self._swept and (only is None or not self._io.object_store)
+            self._swept = self._swept or sweep
+        if sweep:
             self.sweep()
         return push(self, local, only, new)
 

@@ -3,6 +3,7 @@ or raises `RemoteUnavailable`; after the first of those the remote is down for g
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -13,6 +14,23 @@ from tipi.cache.remote_errors import RemoteUnavailable, describe
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "r2"})
 # Reads where "not found" is an answer (a run key nobody has recorded yet), not a failure.
 _ANSWERS = (FileNotFoundError, NotADirectoryError)
+
+
+_FROZEN: list[bool] = []
+
+
+def _freeze_once() -> None:
+    """Move every object alive now out of the garbage collector's sight, once per process.
+
+    An object store's client (s3fs, aiobotocore, aiohttp, botocore's service models) is
+    about a million objects that live as long as the process; the collector would walk
+    them in each full collection, and once more when the process exits (0.1 s: a third of
+    a whole first build of 30 small steps). Frozen, they are skipped (`gc.freeze`, made for
+    such long-lived heaps). What is frozen is never freed: hence once, after the client
+    was made, not per make."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.freeze()
 
 
 class Connection:
@@ -44,6 +62,7 @@ class Connection:
                 if not self._probed:
                     self._check_bucket()
                     self._probed = True
+                    _freeze_once()
         if self.down is not None:
             raise self.failure()
 

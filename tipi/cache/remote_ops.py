@@ -42,6 +42,12 @@ class Files:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def survey(self, folder: str, most: int) -> dict[str, list[Entry]] | None:
+        """The entries of every subfolder of `folder` by subfolder name, in one request,
+        if it holds at most `most` files; None when it holds more or this remote cannot
+        tell in one request."""
+        return None
+
     def size(self, path: str) -> int | None:
         """The size of the file at `path`; -1 for something else there; None for nothing."""
         try:
@@ -159,6 +165,32 @@ class S3Files(ObjectFiles):
             if not page.get("IsTruncated") or not token:
                 return entries
             ask["ContinuationToken"] = token
+
+    def survey(self, folder: str, most: int) -> dict[str, list[Entry]] | None:
+        bucket, key, _ = self.fs.split_path(folder)
+        prefix = key.rstrip("/") + "/"
+        try:
+            page = self.io.read(
+                "call_s3", "list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=most
+            )
+        except (FileNotFoundError, NotADirectoryError):  # the bucket went away
+            raise self.io.fail(f"bucket '{bucket}' does not exist") from None
+        if page.get("IsTruncated"):
+            return None
+        found: dict[str, list[Entry]] = {}
+        for item in page.get("Contents") or []:
+            name = str(item.get("Key", ""))[len(prefix) :]
+            sub, _, rest = name.partition("/")
+            if not rest:  # a file beside the subfolders, or a folder marker: not listed
+                continue
+            entries = found.setdefault(sub, [])
+            path = f"{bucket}/{prefix}{sub}/{rest.split('/')[0]}"
+            if "/" in rest:  # deeper: its subfolder, as a listing of `sub` shows it, once
+                if not any(e["name"] == path for e in entries):
+                    entries.append({"name": path, "type": "directory", "size": 0})
+                continue
+            entries.append({"name": path, "type": "file", "size": item.get("Size")})
+        return found
 
     def size(self, path: str) -> int | None:
         bucket, key, _ = self.fs.split_path(path)

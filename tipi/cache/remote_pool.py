@@ -28,6 +28,7 @@ from tipi.cache.threads import Threads
 LOOKUP_THREADS = 16
 DOWNLOAD_THREADS = 8
 UPLOAD_THREADS = 8
+SURVEY_FROM = 4  # lookups a make expects before it lists every record at once instead
 PROGRESS_AFTER = 2.0  # seconds of waiting for uploads before the make says it waits
 PROGRESS_EVERY = 15.0
 
@@ -95,6 +96,21 @@ class PooledRemote(RemoteStore):
         self._pool_lookups: Threads | None = None
         self._pool_downloads: Threads | None = None
         self._pool_stopped = False
+        self._pool_survey: Future[bool] | None = None
+
+    def expect(self, count: int) -> None:
+        """The make will look up about `count` keys: from SURVEY_FROM on, the first lookup
+        thread lists every record of the remote in one request if there are at most
+        RemoteStore.SURVEY_MOST (then each lookup only reads its records), and the lookups
+        wait for that answer."""
+        with self._pool_lock:
+            if count < SURVEY_FROM or self._pool_survey is not None or self._pool_stopped:
+                return
+            if self._pool_asked:  # lookups queued before it would wait for it: never
+                return
+            if self._pool_lookups is None:
+                self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
+            self._pool_survey = self._pool_lookups.submit(self.survey)
 
     def ask(self, key: str) -> Future[list[RunRecord]] | None:
         """Start looking up `key` (once per make); its future's result is `records(key)`.
@@ -106,9 +122,17 @@ class PooledRemote(RemoteStore):
                     return None
                 if self._pool_lookups is None:
                     self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
-                future = self._pool_lookups.submit(RemoteStore.records, self, key)
+                future = self._pool_lookups.submit(self._look_up, key)
                 self._pool_asked[key] = future
             return future
+
+    def _look_up(self, key: str) -> list[RunRecord]:
+        """`records(key)` on a lookup thread, after the survey if there is one (its failure
+        is the remote's: then so is this lookup's, at once)."""
+        survey = self._pool_survey
+        if survey is not None:
+            wait([survey])
+        return RemoteStore.records(self, key)
 
     def records(self, key: str) -> list[RunRecord]:
         with self._pool_lock:
@@ -162,6 +186,7 @@ class PooledRemote(RemoteStore):
             pools = (self._pool_lookups, self._pool_downloads)
             self._pool_lookups = self._pool_downloads = None
             self._pool_stopped = True
+        self.forget_survey()  # a snapshot of the make's start: stale for anything later
         for pool in pools:
             if pool is not None:
                 pool.stop()

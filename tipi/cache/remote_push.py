@@ -38,6 +38,7 @@ class Remote(Protocol):
     _io: Connection
     _suspects: Suspects
     _cache_dir: Path | None
+    unasked_put: int
 
     def keys_and_names(self) -> set[tuple[str, str]]: ...
 
@@ -105,10 +106,13 @@ def _send(remote: Remote, local: ContentStore, digest: str) -> int | None:
 def _needs_upload(remote: Remote, digest: str, local: ContentStore) -> bool:
     """Whether the remote lacks the object, has it with the wrong size (the cheap part of
     checking what a push does not download: one HEAD), or it was found corrupt or missing
-    there."""
+    there; a small one for an object store, always (RemoteStore.unasked_put)."""
     if digest in remote._suspects:
         return True
-    size, here = remote._size(remote._object(digest)), local.object_size(digest)
+    here = local.object_size(digest)
+    if here is not None and here <= remote.unasked_put:  # putting costs what asking would
+        return True
+    size = remote._size(remote._object(digest))
     return size is None or (here is not None and size != here)
 
 
