@@ -13,11 +13,12 @@ and a cached listing that goes stale while others push.
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from tipi.cache.content import TMP
+from tipi.cache.content import TMP, CorruptCache
 from tipi.cache.remote_io import Connection, RemoteFile
 from tipi.cache.remote_push import as_int, upload_name
 
@@ -92,7 +93,12 @@ class Files:
             raise
 
     def _move(self, tmp: str, target: str) -> None:
-        self.io.write("makedirs", posixpath.dirname(target), exist_ok=True)
+        folder = posixpath.dirname(target)
+        if self.io.local and os.path.lexists(folder) and not os.path.isdir(folder):
+            # A file someone put where a folder of the layout belongs: that file's fault,
+            # not a remote that is down; the run is not pushed (the caller warns).
+            raise CorruptCache(f"{folder} on the remote cache is not a folder; refused")
+        self.io.write("makedirs", folder, exist_ok=True)
         self.io.write("mv", tmp, self.confined(target))  # again: links may have changed
 
     def _temporary(self) -> str:
