@@ -308,11 +308,16 @@ class RemoteStore:
         removed = 0
         for info in self._files.listing(self._path(TMP)):
             if stale_upload(self.fs, info):
+                self._io.check()
                 try:
-                    self._io.read("rm_file", info["name"])
+                    self.fs.rm_file(info["name"])
                     removed += 1
                 except (FileNotFoundError, NotADirectoryError):  # another push was first
                     pass
+                except PermissionError:  # a writer that may not delete: a push all the same
+                    break
+                except Exception as exc:
+                    raise self._io.fail(exc) from None
         return removed
 
     def _size(self, path: str) -> int | None:
