@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,14 @@ from tipi.execution.dask_connect import (
     preserved_environment,
     quiet_client_logs,
 )
-from tipi.execution.dask_worker import NOT_SHARED_HINT, TOKEN_FILE, died, not_shared, run_on_worker
+from tipi.execution.dask_worker import (
+    NOT_SHARED_HINT,
+    TOKEN_FILE,
+    died,
+    not_shared,
+    retries_of,
+    run_on_worker,
+)
 from tipi.execution.resources import Resources
 from tipi.execution.types import Result, Task
 
@@ -34,6 +42,9 @@ __all__ = ["DaskPool", "SchedulerLost", "preserved_environment"]
 
 # Declared resources → the names Dask workers are started with (`dask worker --resources`).
 DASK_NAMES = {"gpu": "GPU", "cpu": "CPU", "mem_gb": "MEM_GB"}
+# How long the cluster may have no worker at all, steps in flight, before the make says so:
+# a worker restarting (a nanny's) is back within it; a lost node's is not.
+NO_WORKERS_SECONDS = 5.0
 
 
 class DaskPool:
@@ -62,6 +73,9 @@ class DaskPool:
             raise SchedulerLost(self.address, [], exc) from None
         self.offered = [dict(w.get("resources") or {}) for w in workers.values()]
         self.slots = slots or max(len(workers), 1)
+        self._warn = warn
+        self._no_workers_since: float | None = None
+        self._told_no_workers = False
         self._warn_threads(workers, warn)
 
     def _warn_threads(self, workers: dict[str, Any], warn: Callable[[str], None] | None) -> None:
@@ -121,7 +135,38 @@ class DaskPool:
         # their results lived on the cluster, so nothing more comes back from this make.
         if any(f.cancelled() for f in futures) or self.client.status in ("closed", "failed"):
             raise SchedulerLost(self.address, [self.in_flight.get(f.key, f.key) for f in futures])
-        return {f for f in futures if f.done()}
+        done = {f for f in futures if f.done()}
+        self._watch_workers(len(done) < len(futures))
+        return done
+
+    def _watch_workers(self, waiting: bool) -> None:
+        """Say once when every worker is gone while steps wait (each died or its node was
+        lost): Dask holds their tasks until a worker joins, which may be never, and the make
+        would wait without a word."""
+        # The client's own copy of the scheduler's identity, refreshed every 2 s on its
+        # thread: reading it never waits on the network, as asking the scheduler would.
+        identity = getattr(self.client, "_scheduler_identity", None)
+        count = identity.get("n_workers") if isinstance(identity, dict) else None
+        if not isinstance(count, int):
+            return
+        if count > 0:  # a later loss of them all is told again
+            self._no_workers_since, self._told_no_workers = None, False
+            return
+        if not waiting:
+            self._no_workers_since = None
+            return
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if self._told_no_workers or now - self._no_workers_since < NO_WORKERS_SECONDS:
+            return
+        self._told_no_workers = True
+        if self._warn is not None:
+            steps = ", ".join(repr(s) for s in sorted(set(self.in_flight.values())))
+            self._warn(
+                f"the Dask cluster at {self.address} has no workers left: {steps} wait for "
+                f"one (start one with `dask worker {self.address}`, or press Ctrl-C to stop)"
+            )
 
     def result(self, future: Any, task: Task) -> Result:
         from concurrent.futures import CancelledError
@@ -133,7 +178,15 @@ class DaskPool:
             return future.result()
         except KilledWorker as exc:  # Dask's own limit (allowed-failures) came first
             where = str(getattr(exc.last_worker, "address", exc.last_worker))
-            failure = died(task.step, where, exc.allowed_failures + 1)
+            allowed = exc.allowed_failures
+            failure = died(task.step, where, allowed + 1, retries := retries_of(task))
+            if retries > allowed:  # its hint would say retries ran out: they did not
+                failure.hint = (
+                    f"the worker's log says why; the scheduler stopped it after {allowed + 1} "
+                    f"worker death(s) (its distributed.scheduler.allowed-failures = {allowed}), "
+                    f"before its resources.retries = {retries}: start the scheduler with "
+                    f"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES={retries}"
+                )
             return Result(task.step, "failed", error=failure)
         except CancelledError as exc:
             raise SchedulerLost(self.address, [task.step], exc) from None
