@@ -60,6 +60,14 @@ def _store():
 
 
 def _remote(url: str):
+    from tipi.errors import UsageError
+
+    if not url.strip():  # fsspec reads "" as the working directory: the project's own root
+        raise UsageError(
+            "--remote is empty",
+            hint="give the remote cache's URL (--remote s3://bucket/prefix); in CI, check the "
+            "variable that holds it is set for this job",
+        )
     from tipi.cache.remote import RemoteStore
 
     return RemoteStore(url, _warn)
