@@ -143,6 +143,8 @@ class DaskPool:
         """Say once when every worker is gone while steps wait (each died or its node was
         lost): Dask holds their tasks until a worker joins, which may be never, and the make
         would wait without a word."""
+        if self.cluster is not None:  # tipi's own LocalCluster: its nannies restart workers
+            return
         # The client's own copy of the scheduler's identity, refreshed every 2 s on its
         # thread: reading it never waits on the network, as asking the scheduler would.
         identity = getattr(self.client, "_scheduler_identity", None)
