@@ -11,6 +11,9 @@ each repetition in a fresh project so that every run is a first one:
 * fresh clone: a new checkout with no `.tipi_cache/` against that bucket (every step restored
   from the remote, none run; checked).
 
+With each, how many requests the server received (moto logs one line per request): what a
+make costs the store, and on localhost what its time mostly measures.
+
 Times are medians of REPEAT runs of the whole command (interpreter start included), the
 baseline in the same invocation, the runs of one repetition one after another so that a change
 of load on a shared machine falls on all three. The server adds a real HTTP round trip per
@@ -102,6 +105,12 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return wall, done.stdout + done.stderr
 
 
+def requests(server: S3Server) -> int:
+    """How many requests the server has logged so far (moto logs one line per request)."""
+    lines = server.log.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if " HTTP/1." in line)
+
+
 def one_round(
     work: Path, server: S3Server, env: dict[str, str], shape: str, n: int, ms: int
 ) -> dict[str, float]:
@@ -114,10 +123,14 @@ def one_round(
         figures["local"], _ = timed([str(TIPI), "make", "-q"], base / "local", env)
         remote = f"s3://{server.bucket()}/cache"
         make = [str(TIPI), "make", "--remote", remote]
+        before = requests(server)
         figures["remote"], shown = timed(make, base / "remote", env)
         if f"pushed {n} run(s)" not in shown:
             raise RuntimeError(f"the remote build did not push its {n} runs:\n{shown[-1500:]}")
+        middle = requests(server)
         figures["clone"], shown = timed(make, base / "clone", env)
+        figures["remote requests"] = middle - before
+        figures["clone requests"] = requests(server) - middle
         if f"done: {n} restored" not in shown:
             raise RuntimeError(f"the fresh clone did not restore all {n} steps:\n{shown[-1500:]}")
         for i in range(n):
@@ -196,8 +209,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=HERE / ".work")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"{'shape':8} {'steps':>5} {'local s':>8} {'remote s':>9} {'ratio':>6} {'clone s':>8}")
-    print("-" * 50)
+    print(
+        f"{'shape':8} {'steps':>5} {'local s':>8} {'remote s':>9} {'ratio':>6} {'clone s':>8}"
+        f" {'requests':>9} {'(clone)':>8}"
+    )
+    print("-" * 68)
     with (
         tempfile.TemporaryDirectory(prefix="s3-", dir=args.workdir) as logs,
         running_s3(Path(logs)) as server,
@@ -212,7 +228,8 @@ def main() -> None:
                 ratio = f["remote"] / f["local"]
                 print(
                     f"{shape:8} {n:>5} {f['local']:>8.2f} {f['remote']:>9.2f} "
-                    f"{ratio:>6.2f} {f['clone']:>8.2f}",
+                    f"{ratio:>6.2f} {f['clone']:>8.2f} {f['remote requests']:>9.0f} "
+                    f"{f['clone requests']:>8.0f}",
                     flush=True,
                 )
 
