@@ -145,12 +145,7 @@ class RemoteStore:
         """(key, record name) of every record on the remote."""
         self._io.check()
         runs = self._path("runs")
-        if self._io.object_store:
-            self.fs.invalidate_cache(runs)  # another push may have added some since
-        try:
-            paths = self._io.read("find", runs)
-        except (FileNotFoundError, NotADirectoryError):
-            return set()
+        paths = self._files.find(runs)
         found = set()
         prefix = runs.rstrip("/") + "/"
         for path in paths:

@@ -59,6 +59,8 @@ class Connection:
             raise self.failure()
         if not self._probed:
             with self._probe:  # the other threads wait for the answer rather than ask too
+                if self.down is not None:  # the probe they waited for failed: that answers
+                    raise self.failure()
                 if not self._probed:
                     self._check_bucket()
                     self._probed = True

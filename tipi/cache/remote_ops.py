@@ -43,6 +43,13 @@ class Files:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def find(self, folder: str) -> list[str]:
+        """The path of every file below `folder` (none when it is missing)."""
+        try:
+            return list(self.io.read("find", folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def survey(self, folder: str, most: int) -> dict[str, list[Entry]] | None:
         """The entries of every subfolder of `folder` by subfolder name, in one request,
         if it holds at most `most` files; None when it holds more or this remote cannot
@@ -138,6 +145,10 @@ class ObjectFiles(Files):
     def write_bytes(self, target: str, data: bytes) -> None:
         self.io.write("pipe_file", target, data)
 
+    def find(self, folder: str) -> list[str]:
+        self.fs.invalidate_cache(folder)  # another push may have added some since
+        return super().find(folder)
+
 
 class S3Files(ObjectFiles):
     """S3 and S3-compatible stores through s3fs's `call_s3` (its retries, error translation
@@ -149,10 +160,7 @@ class S3Files(ObjectFiles):
         entries: list[Entry] = []
         ask: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
         while True:
-            try:
-                page = self.io.read("call_s3", "list_objects_v2", **ask)
-            except (FileNotFoundError, NotADirectoryError):  # the bucket went away
-                raise self.io.fail(f"bucket '{bucket}' does not exist") from None
+            page = self._list(bucket, ask)
             for common in page.get("CommonPrefixes") or []:
                 name = f"{bucket}/{str(common.get('Prefix', '')).rstrip('/')}"
                 entries.append({"name": name, "type": "directory", "size": 0})
@@ -172,15 +180,30 @@ class S3Files(ObjectFiles):
                 return entries
             ask["ContinuationToken"] = token
 
+    def find(self, folder: str) -> list[str]:
+        # s3fs's own find loses keys under an empty path segment (s3://bucket//cache).
+        bucket, key, _ = self.fs.split_path(folder)
+        ask: dict[str, Any] = {"Bucket": bucket, "Prefix": key.rstrip("/") + "/"}
+        found = []
+        while True:
+            page = self._list(bucket, ask)
+            found += [f"{bucket}/{item.get('Key')}" for item in page.get("Contents") or []]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
+            ask["ContinuationToken"] = token
+
+    def _list(self, bucket: str, ask: dict[str, Any]) -> dict[str, Any]:
+        """One page of a listing (ListObjectsV2 with `ask`)."""
+        try:
+            return self.io.read("call_s3", "list_objects_v2", **ask)
+        except (FileNotFoundError, NotADirectoryError):  # the bucket went away
+            raise self.io.fail(f"bucket '{bucket}' does not exist") from None
+
     def survey(self, folder: str, most: int) -> dict[str, list[Entry]] | None:
         bucket, key, _ = self.fs.split_path(folder)
         prefix = key.rstrip("/") + "/"
-        try:
-            page = self.io.read(
-                "call_s3", "list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=most
-            )
-        except (FileNotFoundError, NotADirectoryError):  # the bucket went away
-            raise self.io.fail(f"bucket '{bucket}' does not exist") from None
+        page = self._list(bucket, {"Bucket": bucket, "Prefix": prefix, "MaxKeys": most})
         if page.get("IsTruncated"):
             return None
         found: dict[str, list[Entry]] = {}

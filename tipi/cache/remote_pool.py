@@ -225,10 +225,12 @@ class Uploads:
         return Transfer()
 
     def wait(self, notice: Callable[[str], None], flush: Callable[[], None]) -> Transfer:
-        """Wait for every upload (saying so when it takes long) and add up what they sent;
-        Ctrl-C drops those not started (a warning says how many runs were not pushed)."""
+        """Wait for every upload (saying so when it takes long) and add up what they sent.
+        Ctrl-C stops the waiting: uploads not started are dropped, those under way end with
+        the process (their threads are daemons), and a warning counts both as not pushed."""
         pending = set(self.futures)
         total = len(pending)
+        unsent: set[Future[Transfer]] = set()  # what Ctrl-C left: not counted as sent
         say_at = time.monotonic() + PROGRESS_AFTER
         try:
             while pending:
@@ -240,16 +242,16 @@ class Uploads:
                     say_at = time.monotonic() + PROGRESS_EVERY
         except KeyboardInterrupt:  # the make's outcome stands; only the push stops
             self.close()
-            left = sum(1 for f in self.futures if f.cancelled())
-            if left:
+            unsent = {f for f in self.futures if f.cancelled() or not f.done()}
+            if unsent:
                 self.warn(
-                    f"push to {self.remote.url} interrupted: {left} run(s) not pushed "
+                    f"push to {self.remote.url} interrupted: {len(unsent)} run(s) not pushed "
                     f"(`tipi cache push --remote {self.remote.url}` sends them)"
                 )
         self.close()
         sent = Transfer()
         for future in self.futures:
-            if future.done() and not future.cancelled():
+            if future not in unsent and future.done() and not future.cancelled():
                 part = future.result()
                 sent.records += part.records
                 sent.objects += part.objects
