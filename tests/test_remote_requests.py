@@ -167,3 +167,41 @@ def test_a_lookup_after_a_survey_reads_records_without_listing(s3_env, requests,
     fresh = ContentStore(tmp_path / "q" / ".tipi_cache")
     assert remote.fetch("2" * 32, {}, fresh) == runs[2]
     assert requests.counted() == {"HEAD": 1, "LIST": 1, "GET": 3}  # 2 records, 1 object
+
+
+def test_a_make_with_nothing_to_ask_never_opens_the_remote(project, cli, s3_env, requests):
+    """Every step up to date: no request, and s3fs is not even imported (0.3 s of a no-op
+    `tipi make --remote s3://...`, which CI runs on every unchanged commit)."""
+    import os
+    import subprocess
+    import sys
+
+    project.pipeline("rq", many(chain=2, wide=1), steps=STEPS)
+    url = f"s3://{s3_env.bucket()}/cache"
+    assert cli("make", "--remote", url).exit_code == 0
+    requests.clear()
+    assert cli("make", "--remote", url).exit_code == 0
+    assert requests.counted() == {}
+    make = [sys.executable, "-c", SAYS_IF_S3FS, "make", "--remote", url]
+    done = subprocess.run(make, cwd=project.root, env=os.environ, capture_output=True, text=True)
+    assert done.returncode == 0 and "up to date" in done.stderr, done.stderr
+    assert "s3fs imported: False" in done.stdout, done.stdout
+
+
+SAYS_IF_S3FS = """import atexit, os, sys
+atexit.register(lambda: os.write(1, f"s3fs imported: {'s3fs' in sys.modules}\\n".encode()))
+sys.argv[0] = "tipi"
+from tipi._fastpath import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [("s3://", "names no bucket"), ("nosuch://x/y", "Protocol not known: nosuch")],
+)
+def test_a_remote_url_that_cannot_work_is_refused_before_any_step(project, cli, url, says):
+    project.pipeline("rq", many(chain=1, wide=0), steps=STEPS)
+    result = cli("make", "--remote", url)
+    assert result.exit_code == 2 and says in result.stderr, result.stderr
+    assert not (project.root / "runs.log").exists()  # nothing ran
