@@ -72,6 +72,17 @@ def test_the_s3_client_is_made_with_the_defaults(s3_env, unset):
     assert config.connect_timeout == CONNECT_TIMEOUT
 
 
+def test_a_program_calling_tipi_keeps_its_garbage_collector(s3_env, unset):
+    """Only the `tipi` command freezes the object-store client's heap (gc.freeze): in a
+    notebook or script the heap is the caller's, and frozen cycles are never collected."""
+    import gc
+
+    before = gc.get_freeze_count()
+    remote = RemoteStore(f"s3://{s3_env.bucket()}/p")
+    assert remote.records("1" * 32) == []
+    assert gc.get_freeze_count() == before
+
+
 def test_a_file_where_the_layout_has_a_folder_refuses_that_run_only(tmp_path):
     """A directory remote with a file planted at objects/<2 hex>: the run whose object
     belongs there is not pushed (a warning), the others are, and the remote is not taken

@@ -57,8 +57,13 @@ class NoOp(NamedTuple):
     started: float
 
 
+RUNNING = False  # set by main(): this process is the `tipi` command, not a caller's program
+
+
 def main() -> None:
     """Console-script entry point (`tipi`, `python -m tipi`)."""
+    global RUNNING
+    RUNNING = True
     if os.environ.get("TIPI_NO_FAST", "") in ("", "0"):
         code = answer(sys.argv[1:])
         if code is not None:

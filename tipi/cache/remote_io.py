@@ -4,6 +4,7 @@ or raises `RemoteUnavailable`; after the first of those the remote is down for g
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from typing import Any
 
@@ -26,9 +27,11 @@ def _freeze_once() -> None:
     about a million objects that live as long as the process; the collector would walk
     them in each full collection, and once more when the process exits (0.1 s: a third of
     a whole first build of 30 small steps). Frozen, they are skipped (`gc.freeze`, made for
-    such long-lived heaps). What is frozen is never freed: hence once, after the client
-    was made, not per make."""
-    if not _FROZEN:
+    such long-lived heaps). Frozen cycles are never collected: hence once, after the client
+    was made, not per make, and only in the `tipi` command itself: in a notebook or script
+    that calls tipi, the heap is the user's, not ours to freeze."""
+    cli = sys.modules.get("tipi._fastpath")
+    if not _FROZEN and getattr(cli, "RUNNING", False):
         _FROZEN.append(True)
         gc.freeze()
 
