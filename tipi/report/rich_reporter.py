@@ -105,7 +105,9 @@ class RichReporter(Reporter):
                 outcome = _markup(result.outcome, lines.STYLE[result.outcome])
                 table.add_row(escape(result.name), outcome, took)
             self.console.print(table)
-        counts = {k: len(summary.of(k)) for k in lines.ORDER if k in listed or k == "skipped"}
+        counts = {
+            k: len(summary.of(k)) for k in lines.ORDER if k != "not run" or not summary.stopped
+        }
         verdict = "done" if summary.ok else "failed"
         if summary.interrupted:
             verdict = "interrupted"
