@@ -133,11 +133,6 @@ def fresh_clone(project, tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.slow  # the make waits PROGRESS_AFTER (2 s) before it says it waits
-@pytest.mark.xfail(
-    strict=False,
-    reason="remote_pool.Uploads.wait counts only cancelled uploads as not pushed; those "
-    "running die with the process (daemon threads) unsaid",
-)
 def test_ctrl_c_while_uploads_hang_says_every_run_not_pushed(project, s3_env, tmp_path):
     """Found: SIGINT while a make waited for its 8 uploads said "pushed 2 run(s)" and no
     warning; 6 runs never reached the remote and nothing said `tipi cache push`."""
@@ -181,12 +176,6 @@ def test_ctrl_c_while_uploads_hang_says_every_run_not_pushed(project, s3_env, tm
 
 
 @pytest.mark.slow  # the server down costs its retries (about 1 s)
-@pytest.mark.xfail(
-    strict=False,
-    reason="remote_io.Connection.check: a thread that waited on the bucket probe of a "
-    "thread whose probe failed probes again (`_probed` stays False; `down` is not looked at "
-    "under the lock)",
-)
 def test_a_make_asks_a_dead_store_once(project, cli, tmp_path, monkeypatch):
     """Found: with the store down, the lookup thread's probe failed, and the make's own
     thread, which had waited for it, probed again: a make paid the store's timeout twice
@@ -210,11 +199,6 @@ def test_a_make_asks_a_dead_store_once(project, cli, tmp_path, monkeypatch):
     assert server.connections == once, f"{server.connections} connections, {once} for one ask"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="remote.RemoteStore.keys_and_names lists with s3fs's find, which does not see "
-    "keys under an empty path segment; the make's own lookups (S3Files) do",
-)
 def test_push_and_pull_of_a_url_with_an_empty_segment(project, cli, s3_env, tmp_path, monkeypatch):
     """`s3://bucket/${PREFIX}/cache` with PREFIX empty: the make restores from it, but
     `tipi cache push` pushed everything again each time (warning 'ignoring
