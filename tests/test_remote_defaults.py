@@ -13,10 +13,16 @@ from s3_server import s3, s3_env
 
 from tipi.cache.content import ContentStore
 from tipi.cache.remote import RemoteStore
-from tipi.cache.remote_config import CONNECT_TIMEOUT, storage_options
+from tipi.cache.remote_config import CONNECT_TIMEOUT, READ_TIMEOUT, S3_RETRIES, storage_options
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
-DEFAULTS = {"config_kwargs": {"connect_timeout": CONNECT_TIMEOUT, "retries": {"mode": "standard"}}}
+DEFAULTS = {
+    "config_kwargs": {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retries": {"mode": "standard"},
+    }
+}
 
 
 @pytest.fixture
@@ -39,7 +45,8 @@ def test_an_s3_remote_gets_standard_retries_and_a_short_connect_timeout(unset):
 @pytest.mark.parametrize("name", ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"])
 def test_retries_set_in_the_environment_are_left_to_botocore(unset, monkeypatch, name):
     monkeypatch.setenv(name, "adaptive" if name == "AWS_RETRY_MODE" else "7")
-    assert storage_options("s3://b") == {"config_kwargs": {"connect_timeout": CONNECT_TIMEOUT}}
+    expected = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT}
+    assert storage_options("s3://b") == {"config_kwargs": expected}
 
 
 def test_retries_set_in_the_aws_profile_are_left_to_botocore(unset, monkeypatch):
@@ -56,10 +63,13 @@ def test_fsspec_configuration_wins_and_is_kept_whole(unset, monkeypatch):
     user = {"connect_timeout": 10, "s3": {"addressing_style": "path"}}
     monkeypatch.setattr(fsspec.config, "conf", {"s3": {"config_kwargs": user, "anon": True}})
     options = storage_options("s3://b")
-    assert options == {"config_kwargs": {**user, "retries": {"mode": "standard"}}}
+    expected = {**user, "read_timeout": READ_TIMEOUT, "retries": {"mode": "standard"}}
+    assert options == {"config_kwargs": expected}
     retries = {"mode": "legacy", "max_attempts": 10}
     monkeypatch.setattr(
-        fsspec.config, "conf", {"s3": {"config_kwargs": {**user, "retries": retries}}}
+        fsspec.config,
+        "conf",
+        {"s3": {"config_kwargs": {**user, "read_timeout": 60, "retries": retries}}},
     )
     assert storage_options("s3://b") == {}  # all set by the user: nothing to add
 
@@ -70,6 +80,8 @@ def test_the_s3_client_is_made_with_the_defaults(s3_env, unset):
     config = remote.fs.s3.meta.config
     assert config.retries["mode"] == "standard"
     assert config.connect_timeout == CONNECT_TIMEOUT
+    assert config.read_timeout == READ_TIMEOUT
+    assert remote.fs.retries == S3_RETRIES  # s3fs's own retries, around botocore's
 
 
 def test_a_program_calling_tipi_keeps_its_garbage_collector(s3_env, unset):

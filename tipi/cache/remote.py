@@ -42,7 +42,7 @@ from tipi.cache.content import (
     is_record_name,
 )
 from tipi.cache.record import BadRecord, ForeignRecord
-from tipi.cache.remote_config import storage_options
+from tipi.cache.remote_config import limit_own_retries, storage_options
 from tipi.cache.remote_errors import RemoteUnavailable
 from tipi.cache.remote_io import Connection
 from tipi.cache.remote_ops import Entry, files_for
@@ -78,6 +78,7 @@ class RemoteStore:
                 hint="install the fsspec backend for it: pip install 'tipi[s3]' for s3://, "
                 "'tipi[gcs]' for gs://",
             ) from None
+        limit_own_retries(self.fs, url)
         self.url = url
         self.warn = warn
         self._io = Connection(self.fs, url, self.base)
