@@ -182,7 +182,9 @@ def test_a_failing_upload_is_one_warning_and_the_make_succeeds(project, tmp_path
     assert result.exit_code == 0, result.stderr
     assert len(ran(project.root)) == 9
     assert result.stderr.count(DOWN) == 1, result.stderr
-    assert f"could not push to the remote cache {remote}: " in result.stderr
+    # Which thread meets the broken remote first (an upload, or a lookup after it) is a
+    # race: either way it is one warning naming the remote
+    assert f"remote cache {remote}: " in result.stderr, result.stderr
     assert "pushed" not in result.stderr and "Traceback" not in result.stderr
     assert not list(remote.glob("runs/*/*"))  # no record without its objects
 
