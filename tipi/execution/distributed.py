@@ -116,7 +116,12 @@ def _collect(task: Task, folder: Path, code: int, seconds: float) -> Result:
         )
         return Result(task.step, "failed", seconds, error=failure)
     first = reports.get(0)
-    if code != 0 or first is None:
+    # Every rank reported its step done (the report is a rank's last word but for the
+    # barrier and teardown): a nonzero exit after that is the process group's teardown
+    # (gloo's store may close under a rank still leaving, on a loaded machine), not the
+    # step's work, which is whole.
+    everyone = len(reports) == task.nproc
+    if first is None or (code != 0 and not everyone):
         failure = WorkerFailure(
             task.step,
             f"step '{task.step}' failed: torch.distributed.run exited with code {code} "
