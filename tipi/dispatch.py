@@ -299,7 +299,7 @@ class Workers:
 
         for running in self.started.values():
             path = Path(running.task.log)
-            channel.show(running.name, running.task.log, running.task.run)
+            channel.show(self._shown_name(running.name), running.task.log, running.task.run)
             note = _resume_note(path, running.name)
             if note:
                 self.steps.reporter.step_progress(running.name, note)
@@ -307,6 +307,10 @@ class Workers:
             if line and line != running.status:
                 running.status = line
                 self.steps.reporter.step_progress(running.name, line)
+
+    def _shown_name(self, step: str) -> str:
+        """The name the display knows `step` by."""
+        return step
 
     def close(self, interrupted: bool) -> None:
         for running in self.started.values():

@@ -14,10 +14,9 @@ import contextlib
 import threading
 from collections.abc import Collection
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tipi.dispatch import Workers, _last_line, _resume_note
+from tipi.dispatch import Workers
 from tipi.report import Reporter, RunSummary, StepResult
 
 if TYPE_CHECKING:
@@ -302,21 +301,9 @@ class SharedWorkers(Workers):
         finally:
             self.shared.freed(before - len(self.started))
 
-    def _show_status(self) -> None:
-        """As Workers shows it, under the name the display knows the step by."""
-        from tipi.report import channel
-
-        for running in self.started.values():
-            shown = labelled(running.name, self.label)
-            path = Path(running.task.log)
-            channel.show(shown, running.task.log, running.task.run)
-            note = _resume_note(path, running.name)
-            if note:
-                self.steps.reporter.step_progress(running.name, note)
-            line = _last_line(path)
-            if line and line != running.status:
-                running.status = line
-                self.steps.reporter.step_progress(running.name, line)
+    def _shown_name(self, step: str) -> str:
+        """The step under its variant's label, as the sweep's display knows it."""
+        return labelled(step, self.label)
 
     def close(self, interrupted: bool) -> None:
         """Discard what started and did not end; the pool stays for the other variants."""
