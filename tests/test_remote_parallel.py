@@ -205,7 +205,9 @@ def test_a_remote_gone_in_the_middle_of_a_make_warns_once(project, tmp_path):
     assert project.read("out/breaker.txt") == "1"  # the remote worked until then
     said = warnings(reporter)
     assert len(said) == 1 and said[0].endswith(DOWN), said
-    assert said[0].startswith(f"could not push to the remote cache {remote}: ")
+    # The push meets the failure; a lookup thread may tell it first (the store is down for
+    # both): either way one warning that names the remote
+    assert f"remote cache {remote}: " in said[0], said
 
 
 def test_an_s3_remote_serves_a_fresh_clone_of_many_steps(project, cli, s3_env, tmp_path):
