@@ -194,7 +194,7 @@ def build_tipi(root: Path, shape: str, n: int) -> tuple[float, float]:
     write_tipi(root, shape, n)
     first = timed(TIPI_NOOP, root)
     # Not counted: the first no-op writes the clean record, which the build could not
-    # while its last outputs were racy (cache/clean.py); it takes the full path.
+    # while its last outputs were racy (uptodate/clean.py); it takes the full path.
     timed(TIPI_NOOP, root)
     return first
 

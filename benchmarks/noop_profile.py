@@ -52,9 +52,9 @@ STAGES = """
 import os, statistics, sys, time
 import msgpack
 import tipi._fastpath as fp
-from tipi.cache.clean import KIND, _record_problem, is_clean, signature
-from tipi.cache.planfile import is_current, plan_key
-from tipi.cache.statefile import state_bytes
+from tipi.uptodate.clean import KIND, _record_problem, is_clean, signature
+from tipi.uptodate.planfile import is_current, plan_key
+from tipi.state.statefile import state_bytes
 from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
 
 repeat = int(sys.argv[1])

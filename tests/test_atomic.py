@@ -14,7 +14,7 @@ import pytest
 
 from tipi import atomic
 from tipi.atomic import atomic_path, atomic_write, temp_path
-from tipi.cache.leftovers import TEMP_NAME
+from tipi.state.leftovers import TEMP_NAME
 
 
 def names(folder: Path) -> list[str]:

@@ -36,12 +36,12 @@ def test_the_clean_record_proves_a_no_op_without_reading_traces(proj, monkeypatc
     age_all(proj.root)
     make()  # all up to date, files old: the clean record is written
     assert (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
-    import tipi.cache.store  # state.py opens the trace log from here, on first use
+    import tipi.state.store  # state.py opens the trace log from here, on first use
 
     opened: list[str] = []
-    real = tipi.cache.store.TraceStore
+    real = tipi.state.store.TraceStore
     monkeypatch.setattr(
-        tipi.cache.store, "TraceStore", lambda *a, **k: opened.append("x") or real(*a, **k)
+        tipi.state.store, "TraceStore", lambda *a, **k: opened.append("x") or real(*a, **k)
     )
     summary = make()
     assert opened == []  # decided by stat alone
@@ -86,7 +86,7 @@ def test_the_clean_record_is_written_only_when_nobody_else_holds_the_lock(proj):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+            "import sys, time; from pathlib import Path; from tipi.state.lock import ProjectLock;"
             "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(proj.root / ".tipi_cache"),
         ],
@@ -150,7 +150,7 @@ def test_ctrl_c_in_a_step_keeps_what_finished_and_releases_everything(proj):
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+            "import sys; from pathlib import Path; from tipi.state.lock import ProjectLock;"
             "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(wait=False); print(lock.held)",
             str(proj.root / ".tipi_cache"),
         ],

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tipi.cache.closure import CodeScanner
-from tipi.cache.source import read_module
 from tipi.engine import Engine
+from tipi.identity.closure import CodeScanner
+from tipi.identity.source import read_module
 
 HELPERS = '''
 """Helpers shared by the steps."""
@@ -444,7 +444,7 @@ def test_rehash_rereads_files_restored_with_their_old_timestamps(project):
 def test_a_rewrite_within_a_coarse_timestamp_is_seen(tmp_path):
     """On a file system with whole-second mtimes, a file rewritten in place within the
     same second keeps (size, mtime, inode): such a file must not be trusted by signature."""
-    from tipi.cache.hashing import StatCache, is_racy
+    from tipi.identity.hashing import StatCache, is_racy
 
     path = tmp_path / "f.txt"
     path.write_text("one")

@@ -170,7 +170,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(crash_project):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+            "import sys, time; from pathlib import Path; from tipi.state.lock import ProjectLock;"
             "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(root / ".tipi_cache"),
         ],
@@ -207,7 +207,7 @@ def test_a_no_op_make_imports_neither_torch_nor_the_pipeline_modules(project):
         "    assert e.code in (0, None), e.code\n"
         "print('torch' in sys.modules, 'networkx' in sys.modules,"
         " any(m.startswith('_tipi_pipelines') for m in sys.modules),"
-        " 'tipi.cache.closure' in sys.modules or 'importlib.metadata' in sys.modules)\n"
+        " 'tipi.identity.closure' in sys.modules or 'importlib.metadata' in sys.modules)\n"
     )
 
     def run_probe() -> str:

@@ -366,9 +366,9 @@ def test_parse_understands_exactly_its_command_lines():
 def _rewrite_plan(root: Path, edit) -> None:
     """Edit the plan file's data and let the clean record vouch for the new file, as if a
     make of another tipi of this version had written both."""
-    from tipi.cache.clean import KIND, signature
-    from tipi.cache.store import read_document, write_document
     from tipi.planning import PLAN_KIND
+    from tipi.state.store import read_document, write_document
+    from tipi.uptodate.clean import KIND, signature
 
     state = root / ".tipi_cache/pipelines/p"
     data = read_document(state / "plan.msgpack", PLAN_KIND, print)
@@ -410,16 +410,16 @@ def test_the_planner_sees_every_entry_of_the_plan_data(built):
 
 # What the fast no-op must not import (on top of HEAVY): each costs it a few milliseconds, as
 # much as its whole check: dataclasses (with inspect, and an exec per class), the planner and
-# the state layout that define them, traceback, platform, hashing with xxhash, Rich's reporter.
+# the stores of a make that define them, traceback, platform, hashing with xxhash, Rich's reporter.
 COSTLY = (
     "dataclasses",
     "inspect",
     "traceback",
     "platform",
     "tipi.planning",
-    "tipi.state",
-    "tipi.cache.hashing",
-    "tipi.cache.trace",
+    "tipi.state.stores",
+    "tipi.identity.hashing",
+    "tipi.identity.trace",
     "xxhash",
     "tipi.report.events",
     "tipi.report.rich_reporter",
@@ -454,13 +454,13 @@ def test_a_fast_no_op_imports_nothing_costly(built_once, args):
 
 
 def test_the_light_plan_file_module_knows_the_planners_fields():
-    """cache/planfile.py names Plan's and PlannedStep's fields for the fast path, which
+    """uptodate/planfile.py names Plan's and PlannedStep's fields for the fast path, which
     checks a plan would load without importing them: a field added there must be named
     there too (else every no-op takes the full CLI)."""
     from dataclasses import MISSING, fields
 
-    from tipi.cache.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
     from tipi.planning import Plan, PlannedStep
+    from tipi.uptodate.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
 
     assert {f.name for f in fields(Plan)} == PLAN_FIELDS
     assert {f.name for f in fields(PlannedStep)} == STEP_FIELDS
@@ -472,7 +472,7 @@ def test_the_light_plan_file_module_knows_the_planners_fields():
 
 def test_the_fast_paths_state_files_are_the_layouts(tmp_path):
     from tipi._fastpath import state_files
-    from tipi.state import Layout
+    from tipi.state.layout import Layout
 
     layout = Layout(tmp_path, "p")
     expected = (layout.plan_file, layout.clean_file, layout.traces_file)
@@ -482,8 +482,8 @@ def test_the_fast_paths_state_files_are_the_layouts(tmp_path):
 def test_the_plan_key_names_python_as_platform_does(tmp_path):
     import platform
 
-    from tipi.cache.planfile import plan_key, python_version
     from tipi.planning import Planner
+    from tipi.uptodate.planfile import plan_key, python_version
 
     assert python_version() == platform.python_version()
     planner = Planner(tmp_path, "p", tmp_path / "p.toml", ("a=1",), tmp_path / "x", print)

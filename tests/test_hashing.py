@@ -6,10 +6,10 @@ import os
 import time
 from pathlib import Path
 
-from tipi.cache.fingerprint import canonical, digest
-from tipi.cache.hashing import StatCache
-from tipi.cache.source import read_module
-from tipi.cache.stepcode import PipelineCode
+from tipi.identity.fingerprint import canonical, digest
+from tipi.identity.hashing import StatCache
+from tipi.identity.source import read_module
+from tipi.identity.stepcode import PipelineCode
 
 
 def age(path, seconds: float = 10) -> None:

@@ -18,7 +18,7 @@ from s3_server import KEYS, s3, s3_env
 
 from tests.dask_cluster import TIPI, wait_until
 from tests.test_run_cache import PIPELINE, STEPS
-from tipi.cache.remote import RemoteStore, RemoteUnavailable
+from tipi.runcache.remote import RemoteStore, RemoteUnavailable
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 KEY = "0" * 32  # a run key nobody recorded

@@ -176,7 +176,7 @@ def test_ctrl_c_while_the_sweeps_thread_takes_its_turn_back_leaves_the_turn_its_
     import threading
 
     from tipi.report import NullReporter
-    from tipi.state import Layout
+    from tipi.state.layout import Layout
     from tipi.sweep.slots import SharedSlots
 
     shared = SharedSlots(2, Layout(tmp_path, "toy", None), NullReporter())

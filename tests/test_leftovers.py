@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tipi.cache.leftovers import remove_leftovers, remove_replaced_outputs, tidy_cache
+from tipi.state.leftovers import remove_leftovers, remove_replaced_outputs, tidy_cache
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import stat
 
 import pytest
 
-from tipi.cache.lock import ProjectLock
 from tipi.errors import TipiError
+from tipi.state.lock import ProjectLock
 
 
 @pytest.fixture(autouse=True)

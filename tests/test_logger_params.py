@@ -126,9 +126,10 @@ def test_status_explains_that_a_logger_change_does_not_rerun(logged, cli):
 def test_a_trace_of_an_older_tipi_does_not_rerun_the_step(logged):
     """Traces written before params could be inert hold them among their params and in their
     fingerprint: the step stays up to date, and a real change is still found."""
-    from tipi.cache.fingerprint import step_fingerprint
-    from tipi.cache.trace import Trace
-    from tipi.state import Layout, State
+    from tipi.identity.fingerprint import step_fingerprint
+    from tipi.identity.trace import Trace
+    from tipi.state.layout import Layout
+    from tipi.state.stores import State
 
     state = State(Layout(logged.root, "logged"), warn=print, notice=print)
     trace = state.traces.get("count")

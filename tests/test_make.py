@@ -404,7 +404,7 @@ def test_a_no_op_make_reads_no_file_content(proj, monkeypatch):
     for path in [*(proj.root / "out").iterdir(), *(proj.root / "pipelines/m").iterdir()]:
         os.utime(path, (past, past))
     make()  # records the now-old files in the stat cache
-    import tipi.cache.hashing as hashing
+    import tipi.identity.hashing as hashing
 
     reads: list[str] = []
     real = hashing.hash_file_content

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from tipi.cache.rebuilder import StepFacts, decide
-from tipi.cache.trace import Trace
+from tipi.identity.trace import Trace
+from tipi.uptodate.rebuilder import StepFacts, decide
 
 NET = {"type": "Network", "params": {"width": 8}, "code": "c1"}
 FACTS = StepFacts(

@@ -11,9 +11,9 @@ import pytest
 import xxhash
 from s3_server import s3, s3_env
 
-from tipi.cache.content import ContentStore
-from tipi.cache.remote import RemoteStore
-from tipi.cache.remote_config import CONNECT_TIMEOUT, READ_TIMEOUT, S3_RETRIES, storage_options
+from tipi.runcache.content import ContentStore
+from tipi.runcache.remote import RemoteStore
+from tipi.runcache.remote_config import CONNECT_TIMEOUT, READ_TIMEOUT, S3_RETRIES, storage_options
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 DEFAULTS = {

@@ -1,4 +1,4 @@
-"""Remote cache I/O beside the make (step_cache.py, cache/remote_pool.py, cache/lookahead.py):
+"""Remote cache I/O beside the make (step_cache.py, runcache/remote_pool.py, runcache/lookahead.py):
 a fresh clone restores many steps from lookups made ahead, a chain included; runs are pushed
 while the next steps run; a failing or vanishing remote is one warning and the make goes on."""
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from s3_server import s3, s3_env
 
-from tipi.cache.content import ContentStore
-from tipi.cache.remote import RemoteStore
-from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Threads, Uploads
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.runcache.content import ContentStore
+from tipi.runcache.remote import RemoteStore
+from tipi.runcache.remote_pool import Outage, PooledRemote, Relay, Threads, Uploads
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 DOWN = "going on without it"

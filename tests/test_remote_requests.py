@@ -15,8 +15,8 @@ import xxhash
 from s3_server import s3, s3_env
 
 from tests.test_remote_parallel import STEPS, many
-from tipi.cache.content import ContentStore
-from tipi.cache.remote import UNASKED_PUT, RemoteStore
+from tipi.runcache.content import ContentStore
+from tipi.runcache.remote import UNASKED_PUT, RemoteStore
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 

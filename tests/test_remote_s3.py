@@ -19,9 +19,9 @@ from s3_server import free_port, running_s3, s3, s3_env
 
 from tests.make_helpers import runs
 from tests.test_run_cache import PIPELINE, STEPS
-from tipi.cache.content import ContentStore
-from tipi.cache.remote import RemoteStore, RemoteUnavailable
-from tipi.cache.remote_suspects import FILE as SUSPECTS
+from tipi.runcache.content import ContentStore
+from tipi.runcache.remote import RemoteStore, RemoteUnavailable
+from tipi.runcache.remote_suspects import FILE as SUSPECTS
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 KEY = "0" * 32  # a run key nobody recorded
@@ -270,7 +270,7 @@ def test_a_corrupt_object_found_by_pull_is_healed_by_a_later_push(
 def test_another_machines_live_upload_is_never_swept(s3_env, tmp_path):
     """A temporary named after this host and a pid that is not alive here: on a remote it
     may be another CI runner's (same host name) upload in progress."""
-    from tipi.cache.files import temporary_name
+    from tipi.runcache.files import temporary_name
 
     bucket = s3_env.bucket()
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
@@ -321,9 +321,9 @@ def test_concurrent_pushes_from_several_processes_lose_nothing(s3_env, tmp_path)
 
 
 def test_upload_names_are_unique_per_process():
-    from tipi.cache.remote import upload_name
+    from tipi.runcache.remote import upload_name
 
-    script = "from tipi.cache.remote import upload_name; print(upload_name())"
+    script = "from tipi.runcache.remote import upload_name; print(upload_name())"
     theirs = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -336,7 +336,7 @@ def test_upload_names_are_unique_per_process():
 def test_a_suspect_makes_a_push_upload_only_objects_of_the_runs_it_pushes(tmp_path):
     """A suspect (from a hostile remote or a planted note) never makes a push upload a
     local file that no run it pushes names: only good bytes of what it shares anyway."""
-    from tipi.cache.remote_suspects import Suspects
+    from tipi.runcache.remote_suspects import Suspects
 
     local = ContentStore(tmp_path / "project" / ".tipi_cache")
     shared, private = tmp_path / "shared.txt", tmp_path / "private.txt"
@@ -358,7 +358,7 @@ def test_each_failure_of_an_object_store_is_one_line_naming_its_cause():
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
     from s3fs.errors import translate_boto_error
 
-    from tipi.cache.remote_errors import describe
+    from tipi.runcache.remote_errors import describe
 
     def client_error(code: str, message: str) -> OSError:
         error = ClientError({"Error": {"Code": code, "Message": message}}, "PutObject")

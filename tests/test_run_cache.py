@@ -8,10 +8,10 @@ import threading
 from pathlib import Path
 
 from tests.make_helpers import runs
-from tipi.cache.content import ContentStore
-from tipi.cache.remote import RemoteStore
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.runcache.content import ContentStore
+from tipi.runcache.remote import RemoteStore
 
 STEPS = """
 import os

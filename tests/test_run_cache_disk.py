@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-import tipi.cache.content
-import tipi.cache.remote
-from tipi.cache.content import ContentStore, copy_hashing
-from tipi.cache.remote import RemoteStore
+import tipi.runcache.content
+import tipi.runcache.remote
+from tipi.runcache.content import ContentStore, copy_hashing
+from tipi.runcache.remote import RemoteStore
 
 BLOB_STEPS = """
 import os
@@ -106,8 +106,8 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], str]
             target.write(source.read(32 * 1024))
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(tipi.cache.content, "copy_hashing", copy_until_full)
-        monkeypatch.setattr(tipi.cache.remote, "copy_hashing", copy_until_full)
+        monkeypatch.setattr(tipi.runcache.content, "copy_hashing", copy_until_full)
+        monkeypatch.setattr(tipi.runcache.remote, "copy_hashing", copy_until_full)
         return "simulated"
 
     yield fill
@@ -307,7 +307,7 @@ def test_temporary_files_of_live_writers_survive_a_sweep(tmp_path):
     store = ContentStore(tmp_path)
     folder = store.root / "tmp"
     folder.mkdir(parents=True)
-    mine = folder / tipi.cache.content.temporary_name()
+    mine = folder / tipi.runcache.content.temporary_name()
     mine.write_bytes(b"being written")
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
         gone.wait()

@@ -15,10 +15,10 @@ import pytest
 import xxhash
 
 from tests.test_run_cache import PIPELINE, STEPS, outcomes
-from tipi.cache.content import ContentStore, RunRecord
-from tipi.cache.remote import RemoteStore
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.runcache.content import ContentStore, RunRecord
+from tipi.runcache.remote import RemoteStore
 
 SECRET = b"PRIVATE KEY of the victim: 7f3a9c"
 PWNED = b"planted by another user"

@@ -14,13 +14,13 @@ from types import SimpleNamespace
 import msgpack
 import pytest
 
-from tipi.cache.statefile import BrokenState
 from tipi.errors import PipelineInterrupted, UsageError
 from tipi.runs import RunRecorder, RunStore, diff_runs
 from tipi.runs.git import git_state
 from tipi.runs.metrics import flatten, read_metrics
 from tipi.runs.record import RunRecord, StepRun
-from tipi.state import Layout
+from tipi.state.layout import Layout
+from tipi.state.statefile import BrokenState
 
 
 def step(type_: str = "T", metrics: dict[str, str] | None = None, **params: object):

@@ -13,7 +13,7 @@ from tipi.config.loader import load_pipeline
 from tipi.config.metrics import metrics_of
 from tipi.errors import ConfigError
 from tipi.runs import RunRecorder
-from tipi.state import Layout
+from tipi.state.layout import Layout
 
 A, B, C = "20260101-100000-aaaa", "20260102-100000-bbbb", "20260103-100000-cccc"
 

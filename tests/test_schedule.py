@@ -89,7 +89,7 @@ def test_a_dry_run_takes_no_lock_and_writes_nothing(proj):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+            "import sys, time; from pathlib import Path; from tipi.state.lock import ProjectLock;"
             "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True);"
             "time.sleep(60)",
             str(proj.root / ".tipi_cache"),

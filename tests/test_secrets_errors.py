@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tipi import redact
-from tipi.cache.failures import load_failures, update_failures
-from tipi.cache.store import write_document
 from tipi.engine import Engine
 from tipi.errors import BuildFailed, ProcessFailure
 from tipi.runs.store import RunStore
+from tipi.state.failures import load_failures, update_failures
+from tipi.state.store import write_document
 
 TOKEN = "TOKSECRET-abcdef0123456789"  # the environment's MY_TOKEN
 KEY = "APIKEY-0123456789abcdef"  # a step's api_key param

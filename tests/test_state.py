@@ -1,4 +1,4 @@
-"""state.py: every path under `.tipi_cache/` in one place, and the stores of one make opened
+"""tipi.state (layout.py, stores.py): every path under `.tipi_cache/` in one place, and the stores of one make opened
 on first use, written back only when asked, and closed once."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import tipi.state
-from tipi.state import Layout, State
+import tipi.state.layout
+from tipi.state.layout import Layout
+from tipi.state.stores import State
 
 
 def paths_of(layout: Layout) -> dict[str, Path]:
@@ -20,11 +21,11 @@ def paths_of(layout: Layout) -> dict[str, Path]:
 
 def test_every_path_is_under_the_cache_and_in_the_documented_layout(tmp_path):
     layout = Layout(tmp_path, "digits")
-    doc = tipi.state.__doc__ or ""
+    doc = tipi.state.layout.__doc__ or ""
     for name, path in paths_of(layout).items():
         inside = path.relative_to(layout.cache)  # raises when outside
         shown = str(inside).replace("digits", "<p>")
-        assert shown.split("/")[0] in doc, f"{name}: {shown} is not in state.py's layout"
+        assert shown.split("/")[0] in doc, f"{name}: {shown} is not in state/layout.py"
         assert Path(shown).name.split(".")[0] in doc or shown.endswith("<p>"), name
     assert layout.log_of("train") == layout.cache / "logs/digits/train.log"
 
@@ -54,7 +55,7 @@ def test_what_a_make_learnt_is_written_only_when_asked(tmp_path):
 
 def held_elsewhere(cache: Path) -> bool:
     code = (
-        "import sys; from pathlib import Path; from tipi.cache.lock import ProjectLock;"
+        "import sys; from pathlib import Path; from tipi.state.lock import ProjectLock;"
         "lock = ProjectLock(Path(sys.argv[1])); lock.acquire(wait=False); print(lock.held)"
     )
     out = subprocess.run(

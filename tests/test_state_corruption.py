@@ -27,9 +27,9 @@ import msgpack
 import pytest
 
 import tipi
-from tipi.cache import statefile
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.state import statefile
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 CACHE = ".tipi_cache"
@@ -558,7 +558,7 @@ def test_an_old_directory_output_moved_aside_is_removed_by_the_next_make(proj):
 
 
 def test_no_leftover_check_costs_a_no_op_make_anything(proj, monkeypatch):
-    import tipi.cache.leftovers as leftovers
+    import tipi.state.leftovers as leftovers
 
     monkeypatch.setattr(leftovers, "tidy_cache", lambda *a, **k: pytest.fail("tidied"))
     assert Said.of(make()).warnings == []
@@ -637,8 +637,8 @@ def crafted(project) -> Path:
 
 
 def _write_record(root: Path, data) -> Path:
-    from tipi.cache.clean import KIND
-    from tipi.cache.store import write_document
+    from tipi.state.store import write_document
+    from tipi.uptodate.clean import KIND
 
     path = root / CACHE / "pipelines/k/clean.msgpack"
     write_document(path, KIND, data)
@@ -646,7 +646,7 @@ def _write_record(root: Path, data) -> Path:
 
 
 def _signatures(root: Path) -> dict[str, list[int] | None]:
-    from tipi.cache.clean import signature
+    from tipi.uptodate.clean import signature
 
     return {p: signature(str(root / p)) for p in RECORD_PATHS}
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from tipi.cache import statefile
-from tipi.cache.hashing import StatCache
-from tipi.cache.statefile import BrokenState, open_append, state_bytes, warn_broken, write_state
-from tipi.cache.store import TraceStore, load_stat_cache, read_document, write_document
-from tipi.cache.trace import Trace
+from tipi.identity.hashing import StatCache
+from tipi.identity.trace import Trace
+from tipi.state import statefile
+from tipi.state.statefile import BrokenState, open_append, state_bytes, warn_broken, write_state
+from tipi.state.store import TraceStore, load_stat_cache, read_document, write_document
 
 TRACE = Trace("fp", "T", "code", {"lr": 0.1}, {"in.txt": "h1"}, {}, {"out.txt": "h2"}, 1.0, 0.5)
 
@@ -219,7 +219,7 @@ def test_a_trace_log_that_cannot_be_appended_to_is_written_whole(tmp_path, monke
     log = tmp_path / "traces.log"
     with TraceStore(log) as store:
         store.put("a", TRACE)
-    monkeypatch.setattr("tipi.cache.store.open_append", lambda path: None)
+    monkeypatch.setattr("tipi.state.store.open_append", lambda path: None)
     with TraceStore(log) as store:
         store.put("b", TRACE)
         store.put("c", TRACE)

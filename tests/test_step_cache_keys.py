@@ -8,10 +8,10 @@ from dataclasses import replace
 import msgpack
 import pytest
 
-from tipi.cache.rebuilder import StepFacts
-from tipi.cache.resume import binding
 from tipi.engine import Engine
 from tipi.process import PipelineProcess
+from tipi.uptodate.rebuilder import StepFacts
+from tipi.uptodate.resume import binding
 
 FACTS = StepFacts(
     name="predict",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from tipi.cache.store import TraceStore, read_document, write_document
-from tipi.cache.trace import Trace
+from tipi.identity.trace import Trace
+from tipi.state.store import TraceStore, read_document, write_document
 
 TRACE = Trace("fp", "T", "code", {"lr": 0.1}, {"in.txt": "h1"}, {}, {"out.txt": "h2"}, 1.0, 0.5)
 

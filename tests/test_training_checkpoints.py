@@ -233,7 +233,7 @@ NO_GPU = "no CUDA GPU here: the CUDA RNG and the fp16 grad scaler are tested whe
 
 @pytest.mark.skipif(not CUDA, reason=NO_GPU)
 def test_cuda_rng_states_are_saved_and_put_back():
-    from tipi.processes.training_checkpoints import restore_rng, rng_states
+    from tipi.processes.training.checkpoints import restore_rng, rng_states
 
     saved = rng_states()
     assert len(saved["cuda_rng"]) == torch.cuda.device_count()

@@ -14,7 +14,7 @@ from tipi.errors import ConfigError
 from tipi.permanences.network import read_weights
 from tipi.permanences.zoo import small_cnn
 from tipi.processes.optim import assign_groups, build_optimizers, build_schedulers
-from tipi.processes.training_settings import groups_of
+from tipi.processes.training.settings import groups_of
 
 GROUPS = """epochs = 2
 batch_size = 16

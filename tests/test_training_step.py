@@ -15,10 +15,10 @@ from tests.training_helpers import PARTS, one_thread, tiny  # noqa: F401 - one_t
 from tipi.engine import Engine
 from tipi.errors import ConfigError
 from tipi.permanences.network import read_checkpoint, read_weights
-from tipi.processes.training_metrics import TorchMetrics
-from tipi.processes.training_numerics import EMA, Precision, resolve_precision
-from tipi.processes.training_settings import Named
-from tipi.processes.training_step import batch_size, resolve_loss, split_batch, to_device
+from tipi.processes.training.metrics import TorchMetrics
+from tipi.processes.training.numerics import EMA, Precision, resolve_precision
+from tipi.processes.training.settings import Named
+from tipi.processes.training.step import batch_size, resolve_loss, split_batch, to_device
 
 CUDA = torch.cuda.is_available()
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tipi.cache.clean import KIND
-from tipi.cache.store import write_document
 from tipi.engine import Engine
 from tipi.errors import AccessError
+from tipi.state.store import write_document
+from tipi.uptodate.clean import KIND
 
 STEPS = """
 from pathlib import Path

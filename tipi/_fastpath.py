@@ -4,9 +4,9 @@ engine, and hands every other command line to the full CLI (tipi.cli).
 A no-op is answered here only when the full make would take its clean-record shortcut (build.py
 `_clean_shortcut`) and print nothing but its summary: the command line is one this module fully
 understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the cached plan is
-current by the planner's own key and stat checks (cache/planfile.py, behind `Planner.key` and
+current by the planner's own key and stat checks (uptodate/planfile.py, behind `Planner.key` and
 `Planner.is_current`) and would load (`Plan.from_data`), no selected step is volatile or
-forced, and the clean record proves every selected step up to date (cache/clean.py `is_clean`,
+forced, and the clean record proves every selected step up to date (uptodate/clean.py `is_clean`,
 given what the record must name: the plan file, the trace log and the selected steps' inputs
 and outputs, from the plan file's `paths`). Anything else, any warning and any error fall
 through to the full CLI, which then does the whole make as if this module did not exist; so
@@ -139,9 +139,9 @@ def prove_noop(request: Request) -> NoOp | None:
     Raises:
         FallThrough, TipiError, OSError: the full CLI must answer (and report).
     """
-    from tipi.cache.clean import is_clean, required_paths
-    from tipi.cache.planfile import is_current, plan_key
     from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
+    from tipi.uptodate.clean import is_clean, required_paths
+    from tipi.uptodate.planfile import is_current, plan_key
 
     root = find_project_root()
     if root is None:
@@ -202,9 +202,9 @@ def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
     (with `edges`, also producers and predecessors) and a Steps are; None when unusable."""
     import msgpack
 
-    from tipi.cache.planfile import PLAN_KIND
-    from tipi.cache.statefile import BrokenState, state_bytes
-    from tipi.cache.store import FORMAT_VERSION
+    from tipi.state.statefile import BrokenState, state_bytes
+    from tipi.state.store import FORMAT_VERSION
+    from tipi.uptodate.planfile import PLAN_KIND
 
     try:  # never blocks on a FIFO nor reads /dev/zero: the full make then warns
         raw = state_bytes(path)
@@ -275,7 +275,7 @@ def _loadable(plan: dict[str, Any]) -> bool:
     """Whether Plan.from_data would load this plan (else the full make warns and plans
     again): every field of Plan present, and the steps' entries PlannedStep's fields, checked
     on the first one (Plan.to_data writes them all alike)."""
-    from tipi.cache.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
+    from tipi.uptodate.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
 
     if not plan.keys() >= PLAN_FIELDS or not isinstance(plan["order"], list):
         return False
@@ -314,7 +314,7 @@ def _report(noop: NoOp, verbose: bool) -> None:
     count = len(noop.order)
     text = [lines.run_header(noop.pipeline, count)]
     if verbose:
-        from tipi.cache.rebuilder import UP_TO_DATE
+        from tipi.uptodate.rebuilder import UP_TO_DATE
 
         reasons = UP_TO_DATE.explain()
         text += [lines.step_line(name, "skipped", reasons=reasons) for name in noop.order]
@@ -328,8 +328,8 @@ def _report_rich(noop: NoOp, verbose: bool) -> None:
     importing = time.perf_counter()
     from rich.console import Console
 
-    from tipi.cache.rebuilder import UP_TO_DATE
     from tipi.report import RichReporter, RunSummary, StepResult
+    from tipi.uptodate.rebuilder import UP_TO_DATE
 
     # The full CLI imported all this before its make started the clock.
     started = noop.started + (time.perf_counter() - importing)

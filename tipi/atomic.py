@@ -4,7 +4,7 @@ writer that dies half way (an exception, Ctrl-C, a kill) leaves the old content 
 Every file tipi replaces (state files, a step's scratch marker and resume checkpoint, a
 distributed step's rank reports, a sweep's results, saved weights) goes through here, so
 there is one way of doing it and one temp name for the leftover sweep to recognise
-(cache/leftovers.py): the new content is written to ``.<name>.tipi-<8 hex>.tmp`` in the
+(state/leftovers.py): the new content is written to ``.<name>.tipi-<8 hex>.tmp`` in the
 target's folder (a rename is atomic only within one file system) and renamed over the target.
 A killed writer leaves that temp file; the make that next takes the project lock removes it.
 
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-# What `temp_path` makes, as a regular expression of the whole name (cache/leftovers.py).
+# What `temp_path` makes, as a regular expression of the whole name (state/leftovers.py).
 TEMP_PATTERN = r"\..+\.tipi-[0-9a-f]{8}\.tmp"
 # Never through a link, never over something already there (two writers get two names).
 _CREATE = (

@@ -8,17 +8,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tipi.cache.clean import is_clean, required_paths, write_clean_record
-from tipi.cache.failures import update_failures
-from tipi.cache.planfile import step_paths
-from tipi.cache.rebuilder import UP_TO_DATE
 from tipi.dispatch import dispatch_for
 from tipi.errors import BuildFailed, PipelineInterrupted, TipiError
 from tipi.planning import Plan, absolute
 from tipi.report import RunSummary, StepResult
 from tipi.schedule import Scheduler
-from tipi.state import State
+from tipi.state.failures import update_failures
+from tipi.state.stores import State
 from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
+from tipi.uptodate.clean import is_clean, required_paths, write_clean_record
+from tipi.uptodate.planfile import step_paths
+from tipi.uptodate.rebuilder import UP_TO_DATE
 
 if TYPE_CHECKING:
     from tipi.runs.recorder import RunRecorder

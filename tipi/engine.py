@@ -13,7 +13,7 @@ from tipi.config.project import locate_pipeline, require_project_root
 from tipi.graph.select import needed, resolve_target
 from tipi.planning import Plan, Planner, absolute
 from tipi.report import NullReporter, Reporter, RunSummary
-from tipi.state import Layout
+from tipi.state.layout import Layout
 
 if TYPE_CHECKING:
     from tipi.config.variant import Variant

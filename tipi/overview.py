@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tipi.cache.failures import load_failures
-from tipi.cache.store import TraceStore
 from tipi.engine import Engine, MakeOptions
 from tipi.report.views import PipelineView, StepView
+from tipi.state.failures import load_failures
+from tipi.state.store import TraceStore
 
 
 def overview(

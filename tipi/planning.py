@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from tipi.cache.planfile import PLAN_KIND, is_current, plan_key
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
+from tipi.uptodate.planfile import PLAN_KIND, is_current, plan_key
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -158,7 +158,7 @@ class Planner:
     def plan(self, save: bool = True, fresh: bool = False) -> Plan:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
-        from tipi.cache.store import read_document, write_document
+        from tipi.state.store import read_document, write_document
 
         cached = None if fresh else read_document(self.cache_file, PLAN_KIND, self.warn)
         if cached is not None:
@@ -172,11 +172,11 @@ class Planner:
                 self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build_settled()
         if save and self.code_table is not None:
-            from tipi.cache.codetable import save_code_table
+            from tipi.state.codetable import save_code_table
 
             save_code_table(self.code_table, self.code_units, self.warn)
-        from tipi.cache.hashing import is_racy
-        from tipi.cache.planfile import step_paths
+        from tipi.identity.hashing import is_racy
+        from tipi.uptodate.planfile import step_paths
 
         if save and not any(is_racy(d[1]) for d in plan.deps):
             write_document(
@@ -214,14 +214,14 @@ class Planner:
         return self.resolved
 
     def key(self) -> list[Any]:
-        """What a cached plan must have been made for (cache/planfile.py `plan_key`): this
+        """What a cached plan must have been made for (uptodate/planfile.py `plan_key`): this
         pipeline file, overrides, tipi, project root, sweep variant and Python."""
         variant = self.variant.to_data() if self.variant is not None else None
         return plan_key(self.file, self.overrides, self.root, variant)
 
     def is_current(self, cached: Mapping[str, Any]) -> bool:
         """Whether a plan file's data (read_document of `cache_file`) may be used as this
-        make's plan: made for this key, from files that are all unchanged (cache/planfile.py
+        make's plan: made for this key, from files that are all unchanged (uptodate/planfile.py
         `is_current`; the no-op fast path checks it there without a Planner).
 
         Raises:
@@ -249,10 +249,10 @@ class Planner:
         )
 
     def _build(self) -> Plan:
-        from tipi.cache.fingerprint import canonical
-        from tipi.cache.modules import module_refs
-        from tipi.cache.stepcode import PipelineCode
         from tipi.graph.dag import StepNode, build_graph
+        from tipi.identity.fingerprint import canonical
+        from tipi.identity.modules import module_refs
+        from tipi.identity.stepcode import PipelineCode
 
         resolved = self.resolve()
         graph = build_graph(

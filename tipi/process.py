@@ -86,7 +86,7 @@ class PipelineProcess(ABC):
         Outputs point into a staging folder; the engine moves them to their declared paths
         only once `execute()` returned, so a crash never leaves a half-written output.
         `binding` is written into the scratch folder when it is created: it ties whatever
-        the step leaves there to this run's fingerprint (see tipi.cache.resume).
+        the step leaves there to this run's fingerprint (see tipi.uptodate.resume).
         """
         # Instance attributes shadow the class-level declarations on purpose: the class keeps
         # the templates, the instance holds the paths of this run.
@@ -153,7 +153,7 @@ class PipelineProcess(ABC):
         return xxhash.xxh3_128_hexdigest(msgpack.packb(_ordered(parts), use_bin_type=True))
 
     def _binding_data(self) -> dict:
-        """The binding the engine gave this run (tipi/cache/resume.py), read as msgpack."""
+        """The binding the engine gave this run (tipi/uptodate/resume.py), read as msgpack."""
         binding = getattr(self, "_scratch_binding", b"")
         if not binding:
             return {}

@@ -6,7 +6,7 @@
 (staging and scratch), `conclude` (commit and record, or fail). The scheduler (schedule.py)
 decides when a step is considered, a dispatcher (dispatch.py) what doing it means: run it here,
 hand it to workers, or, in a dry run, only say so. The rebuilder
-(cache/rebuilder.py) decides; nothing here imports the scheduler or the make session.
+(uptodate/rebuilder.py) decides; nothing here imports the scheduler or the make session.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tipi.cache.clean import forget as forget_clean
-from tipi.cache.reasons import Reason
-from tipi.cache.rebuilder import Decision, StepFacts, decide
-from tipi.cache.trace import Trace
 from tipi.errors import ProcessFailure, TipiError
+from tipi.identity.trace import Trace
 from tipi.planning import Plan, absolute
 from tipi.redact import conceal, secret_values
 from tipi.report import Reporter, StepResult
-from tipi.state import Layout, State
+from tipi.state.layout import Layout
+from tipi.state.stores import State
 from tipi.step_cache import RunCache
+from tipi.uptodate.clean import forget as forget_clean
+from tipi.uptodate.reasons import Reason
+from tipi.uptodate.rebuilder import Decision, StepFacts, decide
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -207,7 +208,7 @@ class Steps:
 
     def _take_lock(self) -> bool:
         """Take the project lock; True if another make held it (its results are reread)."""
-        from tipi.cache.leftovers import remove_replaced_outputs
+        from tipi.state.leftovers import remove_replaced_outputs
 
         waited = self.state.lock()
         remove_replaced_outputs(p for n in self.plan.steps for p in self.outputs_of(n).values())
@@ -226,7 +227,7 @@ class Steps:
         """Staging paths for a run of `name`, its scratch folder (a checkpoint left there by
         an interrupted run of another fingerprint is discarded first, saying why) and the
         binding the step writes when it creates that folder."""
-        from tipi.cache import resume
+        from tipi.uptodate import resume
 
         if self.recorder is not None:
             self.recorder.step_started(name)

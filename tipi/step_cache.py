@@ -1,7 +1,7 @@
 """The run cache's part in a step's lifecycle: find an earlier run with the same fingerprint
 (here or in a remote cache), put its outputs in place, keep new runs, push them.
 
-With a remote (`--remote`), its traffic runs beside the make (cache/remote_pool.py): the
+With a remote (`--remote`), its traffic runs beside the make (runcache/remote_pool.py): the
 steps it may restore are looked up when the make starts, several at once (`prefetch`), and
 each kept run is pushed as soon as it is kept; the make waits for the uploads at its end
 (`finish`). A remote that fails is told once and not asked again in that make.
@@ -14,19 +14,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tipi.cache.rebuilder import Decision, StepFacts
 from tipi.errors import ProcessFailure, TipiError
 from tipi.report import StepResult
+from tipi.uptodate.rebuilder import Decision, StepFacts
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tipi.cache.content import RunRecord
-    from tipi.cache.lookahead import Lookahead, Prospect
-    from tipi.cache.remote_pool import Outage, PooledRemote, Relay, Uploads
     from tipi.planning import Plan
     from tipi.report import Reporter
-    from tipi.state import State
+    from tipi.runcache.content import RunRecord
+    from tipi.runcache.lookahead import Lookahead, Prospect
+    from tipi.runcache.remote_pool import Outage, PooledRemote, Relay, Uploads
+    from tipi.state.stores import State
 
 
 class Steps(Protocol):
@@ -67,8 +67,8 @@ class RunCache:
         self._index: dict[str, int] = {}
         self._url: str | None = steps.options.remote or None
         if self._url:
-            from tipi.cache.remote_pool import Outage, Relay
-            from tipi.cache.remote_url import check_url
+            from tipi.runcache.remote_pool import Outage, Relay
+            from tipi.runcache.remote_url import check_url
 
             check_url(self._url)  # a URL that can never work: refused before any step runs
             self.relay = Relay(steps.reporter.warning)
@@ -82,7 +82,7 @@ class RunCache:
         if self._url is None or self.outage:
             return None
         if self.remote is None:
-            from tipi.cache.remote_pool import PooledRemote, Uploads
+            from tipi.runcache.remote_pool import PooledRemote, Uploads
 
             try:
                 remote = PooledRemote(self._url, self.relay)  # type: ignore[arg-type]
@@ -97,10 +97,10 @@ class RunCache:
     def prefetch(self, order: Sequence[str]) -> None:
         """Look up on the remote, at once and several at a time, every step of `order` that
         may be restored: one that must run now, or one after such a step (asked as soon as
-        the remote has the step before it: cache/lookahead.py). Reads only."""
+        the remote has the step before it: runcache/lookahead.py). Reads only."""
         if self._url is None or self.outage or not self.steps.options.run_cache:
             return
-        from tipi.cache.lookahead import Lookahead
+        from tipi.runcache.lookahead import Lookahead
 
         try:
             prospects = list(self._prospects(order))
@@ -123,7 +123,7 @@ class RunCache:
     def _prospects(self, order: Sequence[str]) -> Iterator[Prospect]:
         """The steps of `order` that may be restored, as known now (`_decide` only reads,
         as `Steps.consider` does; a step's own turn decides again)."""
-        from tipi.cache.lookahead import Prospect
+        from tipi.runcache.lookahead import Prospect
 
         plan, dry = self.steps.plan, self.steps.options.dry_run
         remade: set[str] = set()  # paths a step of this make before may (re)make
@@ -153,7 +153,7 @@ class RunCache:
         record = self.steps.state.run_cache.lookup(key, self.steps.plan.permanences, names)
         remote = self._remote if record is None else None
         if remote is not None:
-            from tipi.cache.record import CorruptCache
+            from tipi.runcache.record import CorruptCache
 
             try:
                 if not fetch:
@@ -173,7 +173,7 @@ class RunCache:
     def key(self, facts: StepFacts) -> str:
         """Inputs enter by name and content, not path: a sweep variant reads its inputs from
         its own folder, and a run with the same content elsewhere is the same run."""
-        from tipi.cache.content import run_key
+        from tipi.runcache.content import run_key
 
         step = self.steps.plan.steps[facts.name]
         named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}

@@ -33,7 +33,7 @@ class TransferFailed(TipiError):
 
 def _failed(action: str, remote: str, exc: OSError, whole: str) -> TransferFailed:
     """Why a push or pull stopped, in one line (the remote's cause, or the local error)."""
-    from tipi.cache.remote_errors import RemoteUnavailable
+    from tipi.runcache.remote_errors import RemoteUnavailable
 
     cause = exc.cause if isinstance(exc, RemoteUnavailable) else str(exc)
     return TransferFailed(
@@ -48,13 +48,13 @@ def _warn(message: str) -> None:
 
 def _cache_dir():
     from tipi.config.project import require_project_root
-    from tipi.state import CACHE_DIR
+    from tipi.state.layout import CACHE_DIR
 
     return require_project_root() / CACHE_DIR
 
 
 def _store():
-    from tipi.cache.content import ContentStore
+    from tipi.runcache.content import ContentStore
 
     return ContentStore(_cache_dir(), _warn)
 
@@ -68,13 +68,13 @@ def _remote(url: str):
             hint="give the remote cache's URL (--remote s3://bucket/prefix); in CI, check the "
             "variable that holds it is set for this job",
         )
-    from tipi.cache.remote import RemoteStore
+    from tipi.runcache.remote import RemoteStore
 
     return RemoteStore(url, _warn)
 
 
 def _lock():
-    from tipi.cache.lock import ProjectLock
+    from tipi.state.lock import ProjectLock
 
     lock = ProjectLock(_cache_dir(), lambda m: stdout().print(m))
     lock.acquire()
@@ -102,8 +102,8 @@ def gc_command(
     ] = None,
 ) -> None:
     """Remove old runs from the run cache, and the files no remaining run needs."""
-    from tipi.cache.collect import collect, parse_size
     from tipi.errors import UsageError
+    from tipi.runcache.collect import collect, parse_size
 
     if keep_last is None and max_size is None:
         raise UsageError("say what to keep", hint="tipi cache gc --keep-last 3, or --max-size 2GB")

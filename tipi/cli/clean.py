@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tipi.cache.lock import ProjectLock
-from tipi.cache.store import TraceStore
 from tipi.config import list_pipelines
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.config.variant import SWEEPS_DIR
 from tipi.paths import output_problem
-from tipi.state import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.layout import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.lock import ProjectLock
+from tipi.state.store import TraceStore
 
 SWEEP_RESULTS = ("results.json", "results.csv")
 

@@ -40,8 +40,8 @@ SHOWN = ("ran", "restored", "failed", "interrupted", "running")  # a run view's 
 
 def collect(engine: Engine, view: PipelineView, refs: Sequence[str] = ()) -> Experiments:
     """The runs table and views of `engine`'s pipeline (see `build`)."""
-    from tipi.cache.store import TraceStore
     from tipi.runs.store import RunStore
+    from tipi.state.store import TraceStore
 
     warn: Callable[[str], None] = engine.reporter.warning
     log_dirs = _log_dirs(engine)

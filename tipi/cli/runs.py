@@ -98,7 +98,7 @@ def _store(pipeline: str | None) -> RunStore:
     from tipi.config.project import locate_pipeline, require_project_root
     from tipi.paths import is_name
     from tipi.runs.store import RunStore
-    from tipi.state import Layout
+    from tipi.state.layout import Layout
 
     root = require_project_root()
     store = RunStore(root, _warn)

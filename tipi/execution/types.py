@@ -23,7 +23,7 @@ class Job:
         outputs: output name → staging path the process writes to.
         scratch: the step's scratch folder (survives a crash, removed after success).
         forced: run even if the process's skip() says the work is done.
-        binding: written into the scratch folder when the step creates it (cache/resume.py).
+        binding: written into the scratch folder when the step creates it (uptodate/resume.py).
         run: the make it belongs to, for its loggers (tipi.context).
     """
 

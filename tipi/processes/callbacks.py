@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tipi.errors import ConfigError
-from tipi.processes.training_settings import Named, UntilRule, param_error
+from tipi.processes.training.settings import Named, UntilRule, param_error
 from tipi.suggest import did_you_mean
 
 

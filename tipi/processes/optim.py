@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tipi.errors import ConfigError
-from tipi.processes.training_settings import GroupSpec, Named, SchedulerSpec, param_error
+from tipi.processes.training.settings import GroupSpec, Named, SchedulerSpec, param_error
 from tipi.suggest import did_you_mean
 
 

@@ -2,7 +2,7 @@
 with each file's prediction cached by its content and the step's fingerprint between makes.
 
 The cache lives in `.tipi_cache/predictions/<pipeline>/<step>/<key>.msgpack` (beside the
-step's scratch folder, see tipi/state.py): one versioned msgpack file per key, the key the
+step's scratch folder, see tipi/state/layout.py): one versioned msgpack file per key, the key the
 step's whole fingerprint less the folder's contents (`PipelineProcess.cache_key("images")`:
 its code and the model's, the weights, params, permanence configs, the environment);
 inside, file content hash → [class index, confidence]. Only the current key's file is kept,

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-from tipi.cache.statefile import (
+from tipi.state.statefile import (
     BrokenState,
     fields_problem,
     int_problem,

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tipi.atomic import atomic_write
-from tipi.cache.statefile import BrokenState, state_bytes, warn_broken
 from tipi.errors import UsageError
 from tipi.paths import is_name
 from tipi.runs.record import RunRecord
-from tipi.state import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.layout import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.statefile import BrokenState, state_bytes, warn_broken
 
 Warn = Callable[[str], None]
 SUFFIX = ".msgpack"

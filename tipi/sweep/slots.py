@@ -21,11 +21,11 @@ from tipi.report import Reporter, RunSummary, StepResult
 
 if TYPE_CHECKING:
     from tipi.build import Build
-    from tipi.cache.lock import ProjectLock
     from tipi.execution.local import Handle, LocalPool
     from tipi.execution.resources import ResourcePool, Resources
     from tipi.execution.types import Task
-    from tipi.state import Layout
+    from tipi.state.layout import Layout
+    from tipi.state.lock import ProjectLock
     from tipi.step import Pending, Steps
 
 POLL_SECONDS = 0.2
@@ -48,7 +48,7 @@ class SharedSlots:
         reporter: Reporter,
         rehash: bool = False,
     ) -> None:
-        from tipi.cache.store import TraceStore, load_stat_cache
+        from tipi.state.store import TraceStore, load_stat_cache
 
         # An RLock, not a Lock: Ctrl-C cannot leave the sweep's thread without it (`pause`).
         self.turn = threading.Condition(threading.RLock())
@@ -91,8 +91,8 @@ class SharedSlots:
         """In a variant's thread, before a step of `steps`' make changes a file: the project
         lock (taken once, for every variant, by the sweep's thread: see `serve`), and what a
         make does when it takes it. True if another make held it (decide again)."""
-        from tipi.cache.clean import forget
-        from tipi.cache.leftovers import remove_replaced_outputs
+        from tipi.state.leftovers import remove_replaced_outputs
+        from tipi.uptodate.clean import forget
 
         state, waited = steps.state, False
         if not self.locked:
@@ -118,9 +118,9 @@ class SharedSlots:
         for, waiting for another make that holds it; once taken, it is held until `close`."""
         if not self.lock_wanted or self.locked or self.lock_error is not None:
             return
-        from tipi.cache.lock import ProjectLock
         from tipi.errors import TipiError
         from tipi.execution.staging import Staging
+        from tipi.state.lock import ProjectLock
 
         lock = ProjectLock(self.layout.cache, self.reporter.notice, self.reporter.warning)
         try:
@@ -133,7 +133,7 @@ class SharedSlots:
         self.lock, self.locked = lock, True
         Staging(self.layout.cache, self.layout.pipeline).discard_all()  # killed makes' leftovers
         if self.waited:  # another make wrote traces and files meanwhile: read them again
-            from tipi.cache.store import TraceStore
+            from tipi.state.store import TraceStore
 
             self.traces.close()
             self.traces = TraceStore(self.layout.traces_file, self.reporter.warning)

@@ -1,1 +1,0 @@
-"""Fingerprints, traces, the trace store and the pure rebuilder that decides run or skip."""

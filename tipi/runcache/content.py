@@ -1,0 +1,384 @@
+"""The run cache: outputs of successful runs kept by content, found again by fingerprint.
+
+Layout (the same locally, in `.tipi_cache/store/`, and on a remote, so push and pull copy
+files and never merge them):
+
+    objects/<2 hex>/<hash>            a file's bytes, named by their xxh3-128 hash (32 hex)
+    runs/<key>/<record hash>.msgpack  one successful run of a step whose type, code, params
+                                      and input contents hash to <key> (32 hex)
+    tmp/.<host>.<pid>.<random>.tmp    a file being written; renamed into place when whole
+
+A run record says which permanence configs the run used and what each output was (a file's
+hash, or a directory's files and their hashes). Every name is a hash of what it holds, so a
+file is never rewritten, concurrent writers of the same name write the same bytes, and a
+record is written after its objects: a reader never finds a record whose files are missing.
+Nothing here depends on where the project is checked out.
+
+Nothing read from a store is trusted (a remote may be writable by others, a disk may rot): a
+record is used only when its bytes hash to its file name, it says the key of its folder, and
+every digest and tree path in it is well formed (`RunRecord.from_bytes`); an object's bytes
+are checked against its name whenever they are copied (restored, pulled, pushed). What fails
+is a `CorruptCache` (an OSError, so the engine warns and runs the step) or a warning, and is
+deleted where it is ours to delete (this store).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import xxhash
+
+from tipi.identity.hashing import hash_bytes
+from tipi.runcache.files import (
+    copy_hashing,
+    create,
+    drop,
+    open_regular,
+    stale_temporary,
+    subfolders,
+    temporary_name,
+)
+from tipi.runcache.record import (
+    MAX_RECORD_BYTES,
+    BadRecord,
+    CorruptCache,
+    ForeignRecord,
+    RunRecord,
+    is_digest,
+    is_record_name,
+    safe_relative,
+    show,
+)
+
+STORE = "store"
+TMP = "tmp"
+# A temporary file nobody has written for this long was left by a writer that died.
+_CHUNK = 1 << 20
+
+
+class ContentStore:
+    """The local run cache under `.tipi_cache/store/`."""
+
+    def __init__(self, cache_dir: Path, warn: Callable[[str], None] = lambda _: None) -> None:
+        self.root = cache_dir / STORE
+        self.warn = warn
+        self._swept = False
+
+    def object_path(self, digest: str) -> Path:
+        if not is_digest(digest):
+            raise CorruptCache(f"{show(digest)} is not an object name")
+        return self.root / "objects" / digest[:2] / digest
+
+    def record_path(self, key: str, name: str) -> Path:
+        if not is_digest(key) or not is_record_name(name):
+            raise CorruptCache(f"{show(key)}/{show(name)} is not a run record name")
+        return self.root / "runs" / key / name
+
+    def has_object(self, digest: str) -> bool:
+        """Whether the object is here as a plain file (its bytes are checked when copied)."""
+        try:
+            return stat.S_ISREG(self.object_path(digest).lstat().st_mode)
+        except OSError:
+            return False
+
+    def object_size(self, digest: str) -> int | None:
+        """The object's size, if it is here as a plain file."""
+        try:
+            info = self.object_path(digest).lstat()
+        except FileNotFoundError:
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+    def records(self, key: str) -> list[RunRecord]:
+        """The runs recorded under `key`, newest first (bad ones are dropped, with a warning)."""
+        return [record for _, record in self._records(key)]
+
+    def _records(self, key: str) -> list[tuple[Path, RunRecord]]:
+        if not is_digest(key):
+            return []
+        folder = self.root / "runs" / key
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for name in names:
+            if name.startswith("."):  # an older tipi's temporary file
+                continue
+            path = folder / name
+            try:
+                with open_regular(path) as f:
+                    if os.fstat(f.fileno()).st_size > MAX_RECORD_BYTES:
+                        raise BadRecord("larger than any run record")
+                    data = f.read(MAX_RECORD_BYTES + 1)
+                found.append((path, RunRecord.from_bytes(data, key, name)))
+            except ForeignRecord as exc:
+                self.warn(f"skipping the run record {path}: {exc}")
+            except (BadRecord, CorruptCache) as exc:
+                self.warn(f"dropping the run record {path}: {exc}")
+                drop(path)
+            except OSError as exc:
+                self.warn(f"skipping unreadable run record {path}: {exc}")
+        return sorted(found, key=lambda item: -item[1].finished)
+
+    def lookup(
+        self, key: str, configs: Mapping[str, Any], names: Iterable[str] | None = None
+    ) -> RunRecord | None:
+        """The newest run under `key` whose permanences match, whose outputs are `names`
+        (when given) and whose objects are here."""
+        wanted = None if names is None else set(names)
+        for record in self.records(key):
+            if wanted is not None and set(record.outputs) != wanted:
+                continue
+            # lexists: whatever stands there is checked (and dropped) when restored.
+            if record.matches(configs) and all(
+                os.path.lexists(self.object_path(h)) for h in record.objects()
+            ):
+                return record
+        return None
+
+    def save(
+        self,
+        key: str,
+        step: str,
+        permanences: Mapping[str, Any],
+        outputs: Mapping[str, Path],
+        hash_file: Callable[[str], str | None],
+        seconds: float,
+    ) -> RunRecord:
+        """Keep `outputs` (name → final path) of a run that just succeeded.
+
+        Raises:
+            OSError: an output vanished or changed while it was kept, cannot be recorded (a
+                file name no record may hold), or the disk is full; nothing half-written stays.
+        """
+        entries: dict[str, dict[str, Any]] = {}
+        for name, path in outputs.items():
+            if path.is_dir():
+                tree = {}
+                for folder, dirs, files in os.walk(path):
+                    dirs.sort()
+                    for file in sorted(files):
+                        full = os.path.join(folder, file)
+                        relative = Path(os.path.relpath(full, path)).as_posix()
+                        tree[relative] = self._keep(Path(full), hash_file(full))
+                entries[name] = {"hash": hash_file(str(path)), "tree": tree}
+            else:
+                entries[name] = {"hash": self._keep(path, hash_file(str(path)))}
+        record = RunRecord(key, step, dict(permanences), entries, time.time(), seconds)
+        try:
+            record.check()
+        except BadRecord as exc:
+            raise OSError(f"the run cannot be recorded: {exc}") from None
+        self.add_record(record)
+        return record
+
+    def restore(self, record: RunRecord, staged: Mapping[str, Path]) -> None:
+        """Copy the record's outputs to `staged` (name → fresh staging path), checking every
+        object's bytes on the way.
+
+        Raises:
+            CorruptCache: an object is not what its name says; it is deleted from the store,
+                and so is every other bad object of the run.
+        """
+        try:
+            self._restore(record, staged)
+        except CorruptCache:
+            self.verify(record)  # drop the rest of the damage now, not one rerun at a time
+            raise
+
+    def _restore(self, record: RunRecord, staged: Mapping[str, Path]) -> None:
+        for name, path in staged.items():
+            entry = record.outputs[name]
+            tree = entry.get("tree")
+            if tree is None:
+                self._copy_out(record, entry["hash"], path)
+                continue
+            path.mkdir(parents=True, exist_ok=True)
+            for relative, digest in tree.items():
+                if not safe_relative(relative):  # checked when read; never write elsewhere
+                    raise CorruptCache(f"{record.describe()} names {show(relative)}")
+                target = path.joinpath(*relative.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._copy_out(record, digest, target)
+
+    def _copy_out(self, record: RunRecord, digest: str, target: Path) -> None:
+        source = self.object_path(digest)
+        try:
+            src = open_regular(source)
+        except CorruptCache as exc:
+            drop(source)
+            raise CorruptCache(f"object {digest} of {record.describe()}: {exc}; dropped") from None
+        with src, create(target) as out:
+            actual, _ = copy_hashing(src, out)
+        if actual != digest:
+            drop(source)
+            raise CorruptCache(
+                f"object {digest} of {record.describe()} is corrupt (its bytes hash to "
+                f"{actual}); dropped"
+            )
+
+    def verify(self, record: RunRecord) -> list[str]:
+        """Check every object of `record` that is here; drop and return the bad ones."""
+        bad = []
+        for digest in sorted(set(record.objects())):
+            try:
+                with self.open_object(digest) as f:
+                    actual = xxhash.xxh3_128()
+                    while chunk := f.read(_CHUNK):
+                        actual.update(chunk)
+                if actual.hexdigest() != digest:
+                    self.drop_object(digest)
+                    bad.append(digest)
+            except CorruptCache:  # not a file: open_object dropped it
+                bad.append(digest)
+            except FileNotFoundError:
+                pass
+        return bad
+
+    def open_object(self, digest: str) -> BinaryIO:
+        """The object's file, for reading; a non-file standing in its place is dropped.
+
+        Raises:
+            CorruptCache: it was not a plain file.
+        """
+        path = self.object_path(digest)
+        try:
+            return open_regular(path)
+        except CorruptCache:
+            drop(path)
+            raise
+
+    def drop_object(self, digest: str) -> None:
+        drop(self.object_path(digest))
+
+    def ingest(self, source: BinaryIO, digest: str, what: str) -> int:
+        """Copy `source` in as object `digest`, atomically; returns its size.
+
+        Raises:
+            CorruptCache: the bytes do not hash to `digest` (`what` names them); nothing is kept.
+        """
+        target = self.object_path(digest)
+        tmp = self._temporary()
+        try:
+            with open(tmp, "xb") as out:
+                actual, size = copy_hashing(source, out)
+            if actual != digest:
+                raise CorruptCache(f"{what} is corrupt (its bytes hash to {actual}); refused")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(target) and not self.has_object(digest):
+                drop(target)  # a folder or link where the file belongs
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return size
+
+    def add_record(self, record: RunRecord) -> None:
+        """Write `record` under its name, atomically (after its objects).
+
+        Nothing in the store is fsynced: every file is checked against its name when read,
+        so what a power cut leaves half-written costs a warning and a rerun, never a wrong
+        output, and a make does not wait for the disk once per file."""
+        data = record.to_bytes()
+        path = self.record_path(record.key, hash_bytes(data) + ".msgpack")
+        tmp = self._temporary()
+        try:
+            with open(tmp, "xb") as out:
+                out.write(data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def all_records(self) -> Iterator[tuple[Path, RunRecord]]:
+        runs = self.root / "runs"
+        if not runs.is_dir():
+            return
+        for key in sorted(os.listdir(runs)):
+            if key.startswith("."):
+                continue
+            if not is_digest(key):
+                self.warn(f"ignoring {runs / key}: not a run key")
+                continue
+            yield from self._records(key)
+
+    def all_objects(self) -> Iterator[tuple[str, Path]]:
+        """(name, path) of everything in `objects/` but temporary files (an older tipi's)."""
+        objects = self.root / "objects"
+        if not objects.is_dir():
+            return
+        for prefix in os.listdir(objects):
+            try:
+                names = os.listdir(objects / prefix)
+            except NotADirectoryError:
+                yield prefix, objects / prefix
+                continue
+            for name in names:
+                if not name.startswith("."):
+                    yield name, objects / prefix / name
+
+    def sweep(self, everywhere: bool = False) -> int:
+        """Remove temporary files left by writers that died (see `stale_temporary`); with
+        `everywhere`, also an older tipi's `.<name>.tmp` files in `objects/` and `runs/`."""
+        folders = [self.root / TMP]
+        if everywhere:
+            folders += [p for f in ("objects", "runs") for p in subfolders(self.root / f)]
+        removed = 0
+        now = time.time()
+        for folder in folders:
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                if folder.name != TMP and not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                try:
+                    age = now - (folder / name).lstat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if stale_temporary(name, age):
+                    drop(folder / name)
+                    removed += 1
+        return removed
+
+    def _keep(self, source: Path, digest: str | None) -> str:
+        if digest is None:
+            raise FileNotFoundError(f"{source} vanished before it could be kept")
+        if not self.has_object(digest):
+            with open(source, "rb") as f:
+                self.ingest(f, digest, f"{source} (changed while it was kept)")
+        return digest
+
+    def _temporary(self) -> Path:
+        """A fresh temporary name in `tmp/`; the first one sweeps what dead writers left."""
+        folder = self.root / TMP
+        if not self._swept:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.sweep()
+            self._swept = True
+        return folder / temporary_name()
+
+
+def run_key(
+    type_name: str,
+    code: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, str] | None = None,
+) -> str:
+    """What a run cache entry is filed under: the fingerprint without the permanences (which
+    a step's record lists, since which ones it uses is known only after it ran), plus each
+    output's name and suffix: two steps of one class writing `table.json` and `table.csv`
+    make different bytes from the same fingerprint."""
+    from tipi.identity.fingerprint import step_fingerprint
+
+    shapes = {name: "".join(PurePosixPath(path).suffixes) for name, path in (outputs or {}).items()}
+    return step_fingerprint(type_name, code, params, {"inputs": inputs, "outputs": shapes}, {})

@@ -1,0 +1,150 @@
+"""The clean record: proof that a whole selection of steps was up to date, checked by stat alone.
+
+After a make in which every selected step ended up to date (ran or skipped by the cache), tipi
+writes ``pipelines/<name>/clean.msgpack``: the stat signature (size, mtime_ns, inode) of the
+plan file, of the trace log and of every input and output of those steps. The next make, when
+nothing is forced, no step is volatile and its selection is covered, only stats those files; if
+every signature matches, nothing changed and every step is up to date, without loading traces or
+fingerprinting anything (ninja's no-op path). Any mismatch means the normal, step-by-step path.
+
+A file modified within the file system's timestamp granularity of the record could keep its
+signature, so no record is written while any file is racy (hashing.is_racy); directories
+are never covered (their stat does not reflect their contents).
+
+A record is trusted only as far as it covers the make that asks: besides its shape, every input
+and output of the selected steps and both guards must be among its files, or it proves nothing
+(a record that names the steps and no file would pass any signature check). Both doors
+(Build._clean_shortcut, the fast path) work out those paths from the plan (planfile.step_paths)
+with `required_paths` and hand them to `is_clean`, which warns about a record that falls short
+and treats it as absent. On disk: ``{"steps": [name], "files": {absolute path: [size, mtime_ns,
+inode]}}`` (store.py document, kind KIND).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from tipi.state.statefile import (
+    fields_problem,
+    int_problem,
+    list_problem,
+    map_problem,
+    remove_path,
+    shown,
+    text_problem,
+    warn_broken,
+)
+from tipi.state.store import read_document, write_document
+
+KIND = "clean-record"
+
+
+def signature(path: str) -> list[int] | None:
+    """[size, mtime_ns, inode] of a regular file; None if missing or not a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def write_clean_record(
+    file: Path, steps: Iterable[str], paths: Iterable[str], guards: Iterable[Path]
+) -> bool:
+    """Record that `steps` are up to date; False (nothing written) when it cannot be trusted.
+
+    Args:
+        file: where the record goes.
+        steps: the steps the record covers.
+        paths: absolute paths of every input and output of those steps.
+        guards: files whose change must invalidate the record (plan cache, trace log).
+    """
+    from tipi.identity.hashing import is_racy  # not on the no-op path, which only checks records
+
+    now = time.time_ns()
+    files: dict[str, list[int]] = {}
+    for path in paths:
+        sig = signature(path)
+        if sig is None or is_racy(sig[1], now):
+            forget(file)
+            return False
+        files[path] = sig
+    # tipi changes its own files only by rename (new inode) or append (new size), so their
+    # signature always changes with them: no racy check needed.
+    for guard in guards:
+        sig = signature(str(guard))
+        if sig is None:
+            forget(file)
+            return False
+        files[str(guard)] = sig
+    write_document(file, KIND, {"steps": sorted(steps), "files": files})
+    return True
+
+
+def required_paths(paths: Iterable[Iterable[str]], root: Path | str) -> set[str]:
+    """The absolute paths a record of steps with these paths (planfile.step_paths, one list
+    per step) must name, spelled as the make spells them (planning.absolute, which the fast
+    path does not import)."""
+    prefix = f"{root}/"
+    return {path if path[:1] == "/" else prefix + path for each in paths for path in each}
+
+
+def is_clean(
+    file: Path, steps: Iterable[str], warn: Callable[[str], None], required: Collection[str]
+) -> bool:
+    """True when the record covers `steps`, names every path of `required` (the steps'
+    inputs and outputs, `required_paths`, and the guards) and no file it names has changed.
+
+    A record of other steps is no proof, silently (the last make had other targets); one of
+    these steps that leaves out a path they need is malformed: a warning, and no proof.
+    """
+    record: Any = read_document(file, KIND, warn, _record_problem)
+    if record is None:
+        return False
+    if not set(record["steps"]).issuperset(steps):
+        return False
+    files = record["files"]
+    missing = [path for path in required if path not in files]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        warn_broken(warn, file, f"leaves out {shown(min(missing))}{more}", KIND)
+        return False
+    return all(signature(path) == sig for path, sig in files.items())
+
+
+def forget(file: Path) -> None:
+    """Remove the record (before anything that changes outputs or traces)."""
+    remove_path(file)
+
+
+def _record_problem(record: Any) -> str | None:
+    """What is wrong with a loaded clean record: {"steps": [name], "files": {path: sig}}."""
+    return fields_problem(record, _FIELDS)
+
+
+def _steps_problem(steps: Any) -> str | None:
+    return list_problem(steps, text_problem)
+
+
+def _files_problem(files: Any) -> str | None:
+    # Plain type tests first, as msgpack decodes a good record (a record names every input and
+    # output: 10x faster over thousands); the generic checks find and word any problem.
+    if type(files) is dict and all(
+        type(path) is str
+        and type(sig) is list
+        and len(sig) == 3
+        and type(sig[0]) is type(sig[1]) is type(sig[2]) is int
+        for path, sig in files.items()
+    ):
+        return None
+    return map_problem(files, lambda sig: list_problem(sig, int_problem, length=3))
+
+
+_FIELDS = {"steps": (True, _steps_problem), "files": (True, _files_problem)}
