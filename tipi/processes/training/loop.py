@@ -23,7 +23,7 @@ from tipi.processes.training.step import batch_size, to_device, training_result
 
 @dataclass
 class Parts:
-    """Everything one phase trains with, built from the step's params (training_build)."""
+    """Everything one phase trains with, built from the step's params (build.py)."""
 
     model: Any
     forward: Any  # the model, or its DistributedDataParallel wrapper

@@ -1,5 +1,5 @@
 """What a Train phase writes when it ends: its weights with the pipeline's metadata (the format
-is described in training_checkpoints), the top-k files, history.json, and the summary of the
+is described in checkpoints.py), the top-k files, history.json, and the summary of the
 phases so far."""
 
 from __future__ import annotations
