@@ -12,7 +12,7 @@ from tipi.config import list_pipelines
 from tipi.config.project import locate_pipeline, require_project_root
 from tipi.config.variant import SWEEPS_DIR
 from tipi.paths import output_problem
-from tipi.state.layout import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.layout import Layout, cache_of, runs_folder
 from tipi.state.lock import ProjectLock
 from tipi.state.store import TraceStore
 
@@ -36,7 +36,7 @@ def clean(
     root = require_project_root()
     if pipeline is not None:
         locate_pipeline(root, pipeline)  # a name, never a path
-    cache = root / CACHE_DIR
+    cache = cache_of(root)
     names = [pipeline] if pipeline else list_pipelines(root)
     removed: list[str] = []
     lock = ProjectLock(cache, notice)
@@ -44,27 +44,33 @@ def clean(
     try:
         if outputs:
             for name in names:
-                removed += _remove_outputs(root, cache, name)
+                removed += _remove_outputs(root, name)
         if pipeline is None:
             lock.release()  # its file lives in the folder about to go
             if keep_runs and cache.is_dir() and not cache.is_symlink():
                 for part in sorted(cache.iterdir()):
-                    if part.name != RUNS_DIR:
+                    if part != runs_folder(cache):
                         removed += _remove(part, root)
             else:
                 removed += _remove(cache, root)
         else:
-            for part in ("pipelines", "staging", "scratch"):
-                removed += _remove(cache / part / pipeline, root)
-            removed += _remove(cache / "logs" / pipeline, root)
-            if not keep_runs:
-                removed += _remove(Layout(root, pipeline).runs_dir, root)
+            removed += _remove_pipeline(Layout(root, pipeline), keep_runs)
     finally:
         lock.release()
     return removed or ["nothing to clean"]
 
 
-def _remove_outputs(root: Path, cache: Path, name: str) -> list[str]:
+def _remove_pipeline(layout: Layout, keep_runs: bool) -> list[str]:
+    """Every folder of the pipeline's state the layout names (its sweep variants' included),
+    its runs unless `keep_runs`."""
+    removed: list[str] = []
+    for folder in layout.per_pipeline_dirs():
+        if not (keep_runs and folder == layout.runs_dir):
+            removed += _remove(folder, layout.root)
+    return removed
+
+
+def _remove_outputs(root: Path, name: str) -> list[str]:
     """The outputs recorded in `name`'s traces, each confined again before it goes; then
     the sweeps' result tables and the folders left empty."""
     removed: list[str] = []

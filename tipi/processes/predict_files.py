@@ -22,6 +22,7 @@ import msgpack
 import xxhash
 
 from tipi.atomic import atomic_write
+from tipi.state.layout import predictions_beside
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -121,10 +122,8 @@ def _entry(value: Any) -> bool:
 
 def cache_folder(scratch: Path | None) -> Path | None:
     """`.tipi_cache/predictions/<pipeline>/<step>/`, found from the step's scratch folder
-    (`.tipi_cache/scratch/<pipeline>/<step>/`); None outside the engine."""
-    if scratch is None or scratch.parent.parent.name != "scratch":
-        return None
-    return scratch.parent.parent.parent / "predictions" / scratch.parent.name / scratch.name
+    (state/layout.py); None outside the engine."""
+    return None if scratch is None else predictions_beside(scratch)
 
 
 def predict_files(

@@ -15,7 +15,7 @@ from tipi.atomic import atomic_write
 from tipi.errors import UsageError
 from tipi.paths import is_name
 from tipi.runs.record import RunRecord
-from tipi.state.layout import CACHE_DIR, RUNS_DIR, Layout
+from tipi.state.layout import Layout, cache_of, runs_folder
 from tipi.state.statefile import BrokenState, state_bytes, warn_broken
 
 Warn = Callable[[str], None]
@@ -36,7 +36,7 @@ class RunStore:
 
     def __init__(self, root: Path, warn: Warn | None = None) -> None:
         self.root = root
-        self.folder = root / CACHE_DIR / RUNS_DIR
+        self.folder = runs_folder(cache_of(root))
         self.warn: Warn = warn or (lambda text: None)
 
     def path(self, pipeline: str, run_id: str) -> Path:
@@ -73,7 +73,7 @@ class RunStore:
         if pipeline is not None and not is_name(pipeline):
             return []  # a name, never a path
         if pipeline:
-            folders = [f for f in [self.folder / pipeline] if not f.is_symlink()]
+            folders = [f for f in [Layout(self.root, pipeline).runs_dir] if not f.is_symlink()]
         else:
             folders = _folders(self.folder, self.warn)
         found = [

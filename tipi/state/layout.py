@@ -2,27 +2,40 @@
 here and nowhere else, and every path under it is built here:
 
     .tipi_cache/
-      lock, lock.holder               the project lock: one make changes files at a time
+      lock, lock.holder               the project lock, and who holds it        state/lock.py
       stat.msgpack                    file hashes by (size, mtime_ns, inode)    identity/hashing.py
       code.msgpack                    code fingerprint → closure, unit by unit  state/codetable.py
+      remote-suspects.msgpack         a remote's files found corrupt or missing  runcache/
       store/runs/<key>/<name>         the run cache: a successful run's record  runcache/content.py
       store/objects/<xx>/<digest>     ... and its output files, by content
+      store/tmp/                      ... and a file of it being written
       pipelines/<p>/traces.log        each step's last successful run (append-only msgpack log)
       pipelines/<p>/failures.msgpack  each step's last failure, for status and report
       pipelines/<p>/plan.msgpack      the validated plan and the files it was made from
       pipelines/<p>/clean.msgpack     proof that every step was up to date  uptodate/clean.py
       pipelines/<p>/sweeps/<s>/<v>/   plan.msgpack and clean.msgpack of a sweep variant
       staging/<p>/<make>.slot<k>/     outputs of a running step, moved into place on success
+      staging/<p>/variant-<i>/        ... of a sweep's variant i                 sweep/slots.py
       scratch/<p>/<step>/             a step's resumable checkpoints, bound to its fingerprint
+      scratch/<p>/.ranks-<step>/      a distributed step's task file and rank reports
       predictions/<p>/<step>/<k>.msgpack  Predict's per-file predictions  processes/predict_files.py
       logs/<p>/<step>.log             what a step printed in a worker process
       runs/<p>/<id>.msgpack           one make that ran or restored a step (`tipi runs`)  runs/
 
 Every file is versioned msgpack (never pickle), written atomically; any of them may be lost
 or damaged: tipi warns and starts that part over. Steps of a sweep variant keep their traces
-in the pipeline's log under `<step>@<sweep>/<variant>` and their scratch folder and log under
-`<step>@<sweep>~<variant>`. A run is written when its first step starts (status running) and
-again as each step ends and when the make ends; `tipi clean` keeps runs only with --keep-runs.
+in the pipeline's log under `<step>@<sweep>/<variant>` and their scratch folder, predictions
+and log under `<step>@<sweep>~<variant>`. A run is written when its first step starts (status
+running) and again as each step ends and when the make ends.
+
+A pipeline's state is its folder in each of PER_PIPELINE (pipelines/, staging/, scratch/,
+predictions/, logs/, runs/) and nothing else: `tipi clean -p <p>` removes exactly those
+(`Layout.per_pipeline_dirs`), runs/<p> only without --keep-runs. The store, the code and stat
+tables and the suspects are the project's: only `tipi clean` without -p removes them.
+
+Modules below tipi.state in the layers (the run cache, the executors) are given a `cache`
+folder, not a Layout: the functions here that take one say where things live inside it.
+This module imports nothing but pathlib and typing: the no-op fast path builds a Layout.
 """
 
 from __future__ import annotations
@@ -34,7 +47,78 @@ if TYPE_CHECKING:
     from tipi.config.variant import Variant
 
 CACHE_DIR = ".tipi_cache"
-RUNS_DIR = "runs"  # under CACHE_DIR: one folder of run records per pipeline
+PIPELINES_DIR = "pipelines"
+STAGING_DIR = "staging"
+SCRATCH_DIR = "scratch"
+PREDICTIONS_DIR = "predictions"
+LOGS_DIR = "logs"
+RUNS_DIR = "runs"
+# The folders under CACHE_DIR that hold one folder per pipeline: all of a pipeline's state.
+PER_PIPELINE = (PIPELINES_DIR, STAGING_DIR, SCRATCH_DIR, PREDICTIONS_DIR, LOGS_DIR, RUNS_DIR)
+STORE_DIR = "store"
+# Inside the store (the same on a remote, where there is no CACHE_DIR): runcache/content.py.
+OBJECTS_DIR = "objects"
+RECORDS_DIR = "runs"
+TMP_DIR = "tmp"
+SUSPECTS_FILE = "remote-suspects.msgpack"
+RANKS_PREFIX = ".ranks-"
+
+
+def cache_of(root: Path) -> Path:
+    """The state folder of the project at `root`."""
+    return root / CACHE_DIR
+
+
+def store_dir(cache: Path) -> Path:
+    """The local run cache."""
+    return cache / STORE_DIR
+
+
+def store_folders(cache: Path) -> tuple[Path, Path, Path, Path]:
+    """The run cache's folder, then those it writes in: objects, records, temporary files."""
+    store = store_dir(cache)
+    return store, store / OBJECTS_DIR, store / RECORDS_DIR, store / TMP_DIR
+
+
+def lock_file(cache: Path) -> Path:
+    return cache / "lock"
+
+
+def lock_holder_file(cache: Path) -> Path:
+    """The note naming who holds the lock, for the message a waiting make prints."""
+    return cache / "lock.holder"
+
+
+def suspects_file(cache: Path) -> Path:
+    return cache / SUSPECTS_FILE
+
+
+def runs_folder(cache: Path) -> Path:
+    """Every pipeline's runs (`tipi runs`), one folder per pipeline."""
+    return cache / RUNS_DIR
+
+
+def staging_dir(cache: Path, pipeline: str) -> Path:
+    return cache / STAGING_DIR / pipeline
+
+
+def scratch_dir(cache: Path, pipeline: str) -> Path:
+    return cache / SCRATCH_DIR / pipeline
+
+
+def predictions_beside(scratch: Path) -> Path | None:
+    """The predictions folder of the step whose scratch folder is `scratch`
+    (`scratch/<p>/<step>/` → `predictions/<p>/<step>/`); None for any other folder."""
+    pipeline = scratch.parent
+    if pipeline.parent.name != SCRATCH_DIR:
+        return None
+    return pipeline.parent.parent / PREDICTIONS_DIR / pipeline.name / scratch.name
+
+
+def ranks_beside(scratch: Path) -> Path:
+    """A distributed step's task file, rank reports and throw-away outputs: beside its
+    scratch folder, not in it (that folder holds only what the step keeps to resume)."""
+    return scratch.parent / f"{RANKS_PREFIX}{scratch.name}"
 
 
 class Layout:
@@ -78,11 +162,65 @@ class Layout:
 
     @property
     def cache(self) -> Path:
-        return self.root / CACHE_DIR
+        return cache_of(self.root)
+
+    # The project's files, shared by every pipeline.
+
+    @property
+    def stat_file(self) -> Path:
+        return self.cache / "stat.msgpack"
+
+    @property
+    def code_file(self) -> Path:
+        return self.cache / "code.msgpack"
+
+    @property
+    def lock_file(self) -> Path:
+        return lock_file(self.cache)
+
+    @property
+    def lock_holder_file(self) -> Path:
+        return lock_holder_file(self.cache)
+
+    @property
+    def suspects_file(self) -> Path:
+        return suspects_file(self.cache)
+
+    @property
+    def store_dir(self) -> Path:
+        return store_dir(self.cache)
+
+    # The pipeline's own folders (PER_PIPELINE), and what lies in them.
 
     @property
     def pipeline_dir(self) -> Path:
-        return self.cache / "pipelines" / self.pipeline
+        return self.cache / PIPELINES_DIR / self.pipeline
+
+    @property
+    def staging_dir(self) -> Path:
+        return staging_dir(self.cache, self.pipeline)
+
+    @property
+    def scratch_dir(self) -> Path:
+        return scratch_dir(self.cache, self.pipeline)
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.cache / PREDICTIONS_DIR / self.pipeline
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.cache / LOGS_DIR / self.pipeline
+
+    @property
+    def runs_dir(self) -> Path:
+        """The pipeline's runs (`tipi runs`), its sweep variants' included."""
+        return runs_folder(self.cache) / self.pipeline
+
+    def per_pipeline_dirs(self) -> tuple[Path, ...]:
+        """Every folder of this pipeline's state (its sweep variants' included), in
+        PER_PIPELINE's order: what `tipi clean -p` removes."""
+        return tuple(self.cache / part / self.pipeline for part in PER_PIPELINE)
 
     @property
     def variant_dir(self) -> Path:
@@ -107,23 +245,6 @@ class Layout:
     def clean_file(self) -> Path:
         return self.variant_dir / "clean.msgpack"
 
-    @property
-    def stat_file(self) -> Path:
-        return self.cache / "stat.msgpack"
-
-    @property
-    def code_file(self) -> Path:
-        return self.cache / "code.msgpack"
-
-    @property
-    def runs_dir(self) -> Path:
-        """The pipeline's runs (`tipi runs`), its sweep variants' included."""
-        return self.cache / RUNS_DIR / self.pipeline
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.cache / "logs" / self.pipeline
-
     def key(self, step: str) -> str:
         """The name `step`'s trace is kept under (its own per sweep variant)."""
         return step if self.variant is None else self.variant.key(step)
@@ -134,3 +255,13 @@ class Layout:
 
     def log_of(self, step: str) -> Path:
         return self.logs_dir / f"{self.slug(step)}.log"
+
+    def variant_staging_dir(self, index: int) -> Path:
+        """The staging folder of a sweep's variant `index` while variants run side by side."""
+        return self.staging_dir / f"variant-{index}"
+
+    def scratch_of(self, step: str) -> Path:
+        return self.scratch_dir / self.slug(step)
+
+    def predictions_of(self, step: str) -> Path:
+        return self.predictions_dir / self.slug(step)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tipi.errors import TipiError
+from tipi.state.layout import lock_file, lock_holder_file
 from tipi.state.statefile import (
     BrokenState,
     file_kind,
@@ -39,8 +40,9 @@ class ProjectLock:
         on_wait: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.path = cache_dir / "lock"
-        self.holder_file = cache_dir / "lock.holder"
+        self.cache = cache_dir
+        self.path = lock_file(cache_dir)
+        self.holder_file = lock_holder_file(cache_dir)
         self.on_wait = on_wait or (lambda message: None)
         self.warn = warn or self.on_wait
         self._lock = None
@@ -60,7 +62,7 @@ class ProjectLock:
         """
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cache.mkdir(parents=True, exist_ok=True)
         self._repair()
         lock = FileLock(self.path)
         waited = False
@@ -86,7 +88,7 @@ class ProjectLock:
         self._write_holder()
         from tipi.state.leftovers import tidy_cache
 
-        tidy_cache(self.path.parent, self.warn)
+        tidy_cache(self.cache, self.warn)
         return waited
 
     def release(self) -> None:
@@ -136,7 +138,7 @@ class ProjectLock:
         at once cannot each create a lock file of their own."""
         if self._problem() is None:
             return
-        with _folder_locked(self.path.parent):
+        with _folder_locked(self.cache):
             problem = self._problem()
             if problem is None:
                 return

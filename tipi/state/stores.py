@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tipi.errors import AccessError
-from tipi.state.layout import Layout
+from tipi.state.layout import Layout, store_folders
 
 if TYPE_CHECKING:
     from tipi.execution.staging import Staging
@@ -115,10 +115,10 @@ class State:
         and written (or, not made yet, the folder it would be made in can): the state's
         folders and those of the make's outputs. `runs/` is not among them: a run that
         cannot be recorded is a warning (runs/recorder.py)."""
-        cache, layout = self.layout.cache, self.layout
-        store = cache / "store"
-        folders = [cache, store, store / "objects", store / "runs", store / "tmp"]
-        folders += [cache / "staging", cache / "scratch", layout.pipeline_dir, layout.variant_dir]
+        layout = self.layout
+        folders = [layout.cache, *store_folders(layout.cache)]
+        folders += [layout.staging_dir.parent, layout.scratch_dir.parent]
+        folders += [layout.pipeline_dir, layout.variant_dir]
         folders += [Path(p).parent for p in self.outputs]
         for folder in dict.fromkeys(folders):
             problem = _unusable(folder)
