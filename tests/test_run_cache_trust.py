@@ -17,7 +17,7 @@ import xxhash
 from tests.test_run_cache import PIPELINE, STEPS, outcomes
 from tipi.engine import Engine
 from tipi.report import ListReporter
-from tipi.runcache.content import ContentStore, RunRecord
+from tipi.runcache.content import CachedRun, ContentStore
 from tipi.runcache.remote import RemoteStore
 
 SECRET = b"PRIVATE KEY of the victim: 7f3a9c"
@@ -274,7 +274,7 @@ def test_a_poisoned_remote_costs_a_rerun_and_nothing_else(attack, tmp_path, monk
 # would restore.
 
 
-def flip_objects(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def flip_objects(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         for digest in record.objects():
             path = store.object_path(digest)
@@ -283,13 +283,13 @@ def flip_objects(store: ContentStore, records: list[RunRecord], outside: Path) -
             path.write_bytes(bytes(data))
 
 
-def truncate_records(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def truncate_records(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         path = store.record_path(record.key, record.name)
         path.write_bytes(path.read_bytes()[:-3])
 
 
-def reshape_records(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def reshape_records(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         store.record_path(record.key, record.name).unlink()
         raw = msgpack.unpackb(record.to_bytes(), raw=False)
@@ -297,7 +297,7 @@ def reshape_records(store: ContentStore, records: list[RunRecord], outside: Path
         plant(store.root, record.key, raw)
 
 
-def folders_for_objects(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def folders_for_objects(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         for digest in record.objects():
             path = store.object_path(digest)
@@ -305,7 +305,7 @@ def folders_for_objects(store: ContentStore, records: list[RunRecord], outside: 
             (path / "inside").mkdir(parents=True)
 
 
-def links_for_objects(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def links_for_objects(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         for digest in record.objects():
             path = store.object_path(digest)
@@ -313,7 +313,7 @@ def links_for_objects(store: ContentStore, records: list[RunRecord], outside: Pa
             path.symlink_to(outside / "secret.txt")
 
 
-def fifos_for_objects(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def fifos_for_objects(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         for digest in record.objects():
             path = store.object_path(digest)
@@ -321,7 +321,7 @@ def fifos_for_objects(store: ContentStore, records: list[RunRecord], outside: Pa
             os.mkfifo(path)
 
 
-def fifos_for_records(store: ContentStore, records: list[RunRecord], outside: Path) -> None:
+def fifos_for_records(store: ContentStore, records: list[CachedRun], outside: Path) -> None:
     for record in records:
         path = store.record_path(record.key, record.name)
         path.unlink()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from tipi.planning import Plan
     from tipi.report import Reporter
-    from tipi.runcache.content import RunRecord
+    from tipi.runcache.content import CachedRun
     from tipi.runcache.lookahead import Lookahead, Prospect
     from tipi.runcache.remote_pool import Outage, PooledRemote, Relay, Uploads
     from tipi.state.stores import State
@@ -58,7 +58,7 @@ class RunCache:
 
     def __init__(self, steps: Steps) -> None:
         self.steps = steps
-        self.kept: list[RunRecord] = []  # the runs this make kept (each pushed when kept)
+        self.kept: list[CachedRun] = []  # the runs this make kept (each pushed when kept)
         self.remote: PooledRemote | None = None
         self.relay: Relay | None = None
         self.outage: Outage | None = None
@@ -140,7 +140,7 @@ class RunCache:
                 continue
             yield Prospect(name, index, _keyed(self, facts), facts.inputs, upstream, step.outputs)
 
-    def lookup(self, name: str, facts: StepFacts, fetch: bool = True) -> RunRecord | None:
+    def lookup(self, name: str, facts: StepFacts, fetch: bool = True) -> CachedRun | None:
         """An earlier successful run with this fingerprint, from the run cache (or the
         remote one, copied here unless `fetch` is false: a dry run only says what it would
         restore); None for steps that must run (forced, volatile)."""
@@ -183,7 +183,7 @@ class RunCache:
         return run_key(facts.type, facts.code, params, named, step.outputs)
 
     def restore(
-        self, name: str, decision: Decision, facts: StepFacts, record: RunRecord
+        self, name: str, decision: Decision, facts: StepFacts, record: CachedRun
     ) -> StepResult | None:
         """Put an earlier run's outputs in place instead of running the step; None when
         that failed and the step must run after all."""
@@ -252,7 +252,7 @@ def _keyed(cache: RunCache, facts: StepFacts) -> Callable[[Mapping[str, str | No
     return key
 
 
-def restorable(record: RunRecord) -> str:
+def restorable(record: CachedRun) -> str:
     """The reason a restored step shows."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished))
     took = f"{record.seconds:.1f}s"

@@ -16,7 +16,7 @@ Nothing here depends on where the project is checked out.
 
 Nothing read from a store is trusted (a remote may be writable by others, a disk may rot): a
 record is used only when its bytes hash to its file name, it says the key of its folder, and
-every digest and tree path in it is well formed (`RunRecord.from_bytes`); an object's bytes
+every digest and tree path in it is well formed (`CachedRun.from_bytes`); an object's bytes
 are checked against its name whenever they are copied (restored, pulled, pushed). What fails
 is a `CorruptCache` (an OSError, so the engine warns and runs the step) or a warning, and is
 deleted where it is ours to delete (this store).
@@ -46,9 +46,9 @@ from tipi.runcache.files import (
 from tipi.runcache.record import (
     MAX_RECORD_BYTES,
     BadRecord,
+    CachedRun,
     CorruptCache,
     ForeignRecord,
-    RunRecord,
     is_digest,
     is_record_name,
     safe_relative,
@@ -94,11 +94,11 @@ class ContentStore:
             return None
         return info.st_size if stat.S_ISREG(info.st_mode) else None
 
-    def records(self, key: str) -> list[RunRecord]:
+    def records(self, key: str) -> list[CachedRun]:
         """The runs recorded under `key`, newest first (bad ones are dropped, with a warning)."""
         return [record for _, record in self._records(key)]
 
-    def _records(self, key: str) -> list[tuple[Path, RunRecord]]:
+    def _records(self, key: str) -> list[tuple[Path, CachedRun]]:
         if not is_digest(key):
             return []
         folder = self.root / "runs" / key
@@ -116,7 +116,7 @@ class ContentStore:
                     if os.fstat(f.fileno()).st_size > MAX_RECORD_BYTES:
                         raise BadRecord("larger than any run record")
                     data = f.read(MAX_RECORD_BYTES + 1)
-                found.append((path, RunRecord.from_bytes(data, key, name)))
+                found.append((path, CachedRun.from_bytes(data, key, name)))
             except ForeignRecord as exc:
                 self.warn(f"skipping the run record {path}: {exc}")
             except (BadRecord, CorruptCache) as exc:
@@ -128,7 +128,7 @@ class ContentStore:
 
     def lookup(
         self, key: str, configs: Mapping[str, Any], names: Iterable[str] | None = None
-    ) -> RunRecord | None:
+    ) -> CachedRun | None:
         """The newest run under `key` whose permanences match, whose outputs are `names`
         (when given) and whose objects are here."""
         wanted = None if names is None else set(names)
@@ -150,7 +150,7 @@ class ContentStore:
         outputs: Mapping[str, Path],
         hash_file: Callable[[str], str | None],
         seconds: float,
-    ) -> RunRecord:
+    ) -> CachedRun:
         """Keep `outputs` (name → final path) of a run that just succeeded.
 
         Raises:
@@ -170,7 +170,7 @@ class ContentStore:
                 entries[name] = {"hash": hash_file(str(path)), "tree": tree}
             else:
                 entries[name] = {"hash": self._keep(path, hash_file(str(path)))}
-        record = RunRecord(key, step, dict(permanences), entries, time.time(), seconds)
+        record = CachedRun(key, step, dict(permanences), entries, time.time(), seconds)
         try:
             record.check()
         except BadRecord as exc:
@@ -178,7 +178,7 @@ class ContentStore:
         self.add_record(record)
         return record
 
-    def restore(self, record: RunRecord, staged: Mapping[str, Path]) -> None:
+    def restore(self, record: CachedRun, staged: Mapping[str, Path]) -> None:
         """Copy the record's outputs to `staged` (name → fresh staging path), checking every
         object's bytes on the way.
 
@@ -192,7 +192,7 @@ class ContentStore:
             self.verify(record)  # drop the rest of the damage now, not one rerun at a time
             raise
 
-    def _restore(self, record: RunRecord, staged: Mapping[str, Path]) -> None:
+    def _restore(self, record: CachedRun, staged: Mapping[str, Path]) -> None:
         for name, path in staged.items():
             entry = record.outputs[name]
             tree = entry.get("tree")
@@ -207,7 +207,7 @@ class ContentStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._copy_out(record, digest, target)
 
-    def _copy_out(self, record: RunRecord, digest: str, target: Path) -> None:
+    def _copy_out(self, record: CachedRun, digest: str, target: Path) -> None:
         source = self.object_path(digest)
         try:
             src = open_regular(source)
@@ -223,7 +223,7 @@ class ContentStore:
                 f"{actual}); dropped"
             )
 
-    def verify(self, record: RunRecord) -> list[str]:
+    def verify(self, record: CachedRun) -> list[str]:
         """Check every object of `record` that is here; drop and return the bad ones."""
         bad = []
         for digest in sorted(set(record.objects())):
@@ -279,7 +279,7 @@ class ContentStore:
             raise
         return size
 
-    def add_record(self, record: RunRecord) -> None:
+    def add_record(self, record: CachedRun) -> None:
         """Write `record` under its name, atomically (after its objects).
 
         Nothing in the store is fsynced: every file is checked against its name when read,
@@ -297,7 +297,7 @@ class ContentStore:
             tmp.unlink(missing_ok=True)
             raise
 
-    def all_records(self) -> Iterator[tuple[Path, RunRecord]]:
+    def all_records(self) -> Iterator[tuple[Path, CachedRun]]:
         runs = self.root / "runs"
         if not runs.is_dir():
             return

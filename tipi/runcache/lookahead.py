@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from tipi.runcache.content import ContentStore, RunRecord
+from tipi.runcache.content import CachedRun, ContentStore
 from tipi.runcache.remote_pool import PooledRemote
 
 DOWNLOAD_AHEAD = 16
@@ -112,7 +112,7 @@ class Lookahead:
             if record is not None:
                 ready += self._restorable(prospect, record)
 
-    def _answered(self, prospect: Prospect, key: str, future: Future[list[RunRecord]]) -> None:
+    def _answered(self, prospect: Prospect, key: str, future: Future[list[CachedRun]]) -> None:
         """On a lookup thread: the remote answered about `prospect`."""
         try:
             record = self._found_in(prospect, key, future)
@@ -122,8 +122,8 @@ class Lookahead:
             self.warn(f"could not look ahead in the remote cache {self.remote.url}: {exc!r}")
 
     def _found_in(
-        self, prospect: Prospect, key: str, future: Future[list[RunRecord]]
-    ) -> RunRecord | None:
+        self, prospect: Prospect, key: str, future: Future[list[CachedRun]]
+    ) -> CachedRun | None:
         """The run the remote's answer holds for `prospect` (then downloaded when due)."""
         if future.cancelled() or future.exception() is not None:
             return None  # the step's own lookup meets the failure (and says so)
@@ -139,7 +139,7 @@ class Lookahead:
         return record
 
     def _restorable(
-        self, prospect: Prospect, record: RunRecord
+        self, prospect: Prospect, record: CachedRun
     ) -> list[tuple[Prospect, Mapping[str, str | None]]]:
         """`prospect` will be restored from `record`: the steps that read it whose inputs
         are all known now, with their inputs' hashes."""

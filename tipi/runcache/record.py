@@ -1,5 +1,7 @@
-"""A run record of the run cache, and the checks it passes before anything trusts it: its
-key and name, every digest, every path of a folder output (content.py keeps the records)."""
+"""A cached run (`CachedRun`: the run cache's record of one successful run; a make's run of
+`tipi runs` is tipi/runs/record.py's RunRecord), and the checks it passes before anything
+trusts it: its key and name, every digest, every path of a folder output (content.py keeps
+the records)."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def show(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class CachedRun:
     """One successful run, restorable from the objects it names.
 
     Attributes:
@@ -90,7 +92,7 @@ class RunRecord:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes, key: str | None = None, name: str | None = None) -> RunRecord:
+    def from_bytes(cls, data: bytes, key: str | None = None, name: str | None = None) -> CachedRun:
         """Parse and check a record read from `runs/<key>/<name>` (those checked when given).
 
         Raises:

@@ -15,7 +15,7 @@ bucket. A file of the remote found corrupt or missing is remembered (remote_susp
 re-uploaded by the next push that has good bytes for it: the remote heals.
 
 A remote may be writable by people the reader does not trust (a CI bucket), so nothing from it
-is believed: records are checked as local ones are (`RunRecord.from_bytes`), every object's
+is believed: records are checked as local ones are (`CachedRun.from_bytes`), every object's
 bytes against its name while it is downloaded, and every path is built from checked names
 under the remote's prefix; on a directory remote it must also stay there after resolving
 symbolic links. A bad file is refused (a warning, or a `CorruptCache` the engine turns into
@@ -35,9 +35,9 @@ from tipi.errors import UsageError
 from tipi.runcache.content import (
     MAX_RECORD_BYTES,
     TMP,
+    CachedRun,
     ContentStore,
     CorruptCache,
-    RunRecord,
     copy_hashing,
     is_digest,
     is_record_name,
@@ -173,7 +173,7 @@ class RemoteStore:
         with self._lock:
             self._known = None
 
-    def records(self, key: str) -> list[RunRecord]:
+    def records(self, key: str) -> list[CachedRun]:
         """The well-formed runs recorded under `key`, newest first (others: a warning)."""
         self._io.check()
         if not is_digest(key):
@@ -190,7 +190,7 @@ class RemoteStore:
                 found.append(self._read_record(key, name, info))
         return sorted((r for r in found if r is not None), key=lambda r: -r.finished)
 
-    def _read_record(self, key: str, name: str, info: Entry | None = None) -> RunRecord | None:
+    def _read_record(self, key: str, name: str, info: Entry | None = None) -> CachedRun | None:
         """The record at runs/<key>/<name> (`info`: its listing, if at hand), or None with a
         warning when it is anything but a well-formed record filed there (then a suspect:
         a push that has it re-uploads it)."""
@@ -205,7 +205,7 @@ class RemoteStore:
                 data = self._files.read_bytes(path, MAX_RECORD_BYTES)
             except IsADirectoryError:
                 raise CorruptCache("not a record file but a folder") from None
-            return RunRecord.from_bytes(data, key, name)
+            return CachedRun.from_bytes(data, key, name)
         except RemoteUnavailable:
             raise
         except (OSError, ValueError) as exc:
@@ -218,7 +218,7 @@ class RemoteStore:
 
     def find(
         self, key: str, configs: Mapping[str, Any], names: Iterable[str] | None = None
-    ) -> RunRecord | None:
+    ) -> CachedRun | None:
         """The newest run under `key` whose permanence configs match and whose outputs are
         `names` (when given); nothing is copied."""
         wanted = None if names is None else set(names)
@@ -237,7 +237,7 @@ class RemoteStore:
         configs: Mapping[str, Any],
         local: ContentStore,
         names: Iterable[str] | None = None,
-    ) -> RunRecord | None:
+    ) -> CachedRun | None:
         """Copy the newest matching run under `key` (record and objects) into `local`.
 
         Raises:
@@ -253,7 +253,7 @@ class RemoteStore:
         return record
 
     def push(
-        self, local: ContentStore, only: Iterable[RunRecord] | None = None, new: bool = False
+        self, local: ContentStore, only: Iterable[CachedRun] | None = None, new: bool = False
     ) -> Transfer:
         """Upload local records (all, or `only`) the remote lacks, objects first, and the
         suspects (files of the remote found corrupt or missing) this store has good bytes
@@ -325,7 +325,7 @@ class RemoteStore:
         for it re-uploads it."""
         self._suspects.add(entry, self._cache_dir)
 
-    def _download(self, record: RunRecord, local: ContentStore) -> tuple[int, int]:
+    def _download(self, record: CachedRun, local: ContentStore) -> tuple[int, int]:
         """Copy the objects of `record` that `local` lacks (FILE_THREADS at once), then
         the record; (objects, bytes) copied."""
         missing = [d for d in sorted(set(record.objects())) if not local.has_object(d)]
@@ -333,7 +333,7 @@ class RemoteStore:
         local.add_record(record)
         return len(sizes), sum(sizes)
 
-    def _download_object(self, record: RunRecord, digest: str, local: ContentStore) -> int:
+    def _download_object(self, record: CachedRun, digest: str, local: ContentStore) -> int:
         what = f"object {digest} of the {record.describe()}"
         try:
             try:

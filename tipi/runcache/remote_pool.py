@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from tipi.runcache.content import ContentStore, RunRecord
+from tipi.runcache.content import CachedRun, ContentStore
 from tipi.runcache.record import CorruptCache
 from tipi.runcache.remote import RemoteStore, Transfer
 from tipi.runcache.threads import Threads
@@ -90,8 +90,8 @@ class PooledRemote(RemoteStore):
     def __init__(self, url: str, warn: Callable[[str], None] = lambda _: None) -> None:
         super().__init__(url, warn)
         # Names of their own: RemoteStore's attributes are its own business.
-        self._pool_asked: dict[str, Future[list[RunRecord]]] = {}
-        self._pool_fetched: dict[str, Future[RunRecord | None]] = {}
+        self._pool_asked: dict[str, Future[list[CachedRun]]] = {}
+        self._pool_fetched: dict[str, Future[CachedRun | None]] = {}
         self._pool_lock = threading.Lock()
         self._pool_lookups: Threads | None = None
         self._pool_downloads: Threads | None = None
@@ -112,7 +112,7 @@ class PooledRemote(RemoteStore):
                 self._pool_lookups = Threads(LOOKUP_THREADS, "tipi-remote-lookup")
             self._pool_survey = self._pool_lookups.submit(self.survey)
 
-    def ask(self, key: str) -> Future[list[RunRecord]] | None:
+    def ask(self, key: str) -> Future[list[CachedRun]] | None:
         """Start looking up `key` (once per make); its future's result is `records(key)`.
         None once the make has ended (`stop_asking`)."""
         with self._pool_lock:
@@ -126,7 +126,7 @@ class PooledRemote(RemoteStore):
                 self._pool_asked[key] = future
             return future
 
-    def _look_up(self, key: str) -> list[RunRecord]:
+    def _look_up(self, key: str) -> list[CachedRun]:
         """`records(key)` on a lookup thread, after the survey if there is one (its failure
         is the remote's: then so is this lookup's, at once)."""
         survey = self._pool_survey
@@ -134,7 +134,7 @@ class PooledRemote(RemoteStore):
             wait([survey])
         return RemoteStore.records(self, key)
 
-    def records(self, key: str) -> list[RunRecord]:
+    def records(self, key: str) -> list[CachedRun]:
         with self._pool_lock:
             future = self._pool_asked.get(key)
         if future is None or future.cancelled():
@@ -161,7 +161,7 @@ class PooledRemote(RemoteStore):
         configs: Mapping[str, Any],
         local: ContentStore,
         names: Iterable[str] | None = None,
-    ) -> RunRecord | None:
+    ) -> CachedRun | None:
         with self._pool_lock:
             future = self._pool_fetched.get(key)
             mine = future is None
@@ -206,14 +206,14 @@ class Uploads:
         self.futures: list[Future[Transfer]] = []
         self._pool: Threads | None = None
 
-    def submit(self, record: RunRecord) -> None:
+    def submit(self, record: CachedRun) -> None:
         if self.outage:
             return
         if self._pool is None:
             self._pool = Threads(UPLOAD_THREADS, "tipi-remote-upload")
         self.futures.append(self._pool.submit(self._push, record))
 
-    def _push(self, record: RunRecord) -> Transfer:
+    def _push(self, record: CachedRun) -> Transfer:
         if self.outage:
             return Transfer()
         try:

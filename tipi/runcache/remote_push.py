@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.runcache.files import STALE_SECONDS
-from tipi.runcache.record import CorruptCache, RunRecord, is_digest
+from tipi.runcache.record import CachedRun, CorruptCache, is_digest
 
 if TYPE_CHECKING:
     from tipi.runcache.content import ContentStore
@@ -56,7 +56,7 @@ class Remote(Protocol):
 
 
 def push(
-    remote: Remote, local: ContentStore, only: Iterable[RunRecord] | None, new: bool = False
+    remote: Remote, local: ContentStore, only: Iterable[CachedRun] | None, new: bool = False
 ) -> Transfer:
     """RemoteStore.push, after its sweep."""
     if only is None:  # everything: one listing of the remote beats a query per record
