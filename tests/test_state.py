@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import tipi.state.layout
-from tipi.state.layout import Layout
+from tipi.config.variant import Variant
+from tipi.state.layout import Layout, predictions_beside, ranks_beside, store_folders
 from tipi.state.stores import State
 
 
@@ -28,6 +31,32 @@ def test_every_path_is_under_the_cache_and_in_the_documented_layout(tmp_path):
         assert shown.split("/")[0] in doc, f"{name}: {shown} is not in state/layout.py"
         assert Path(shown).name.split(".")[0] in doc or shown.endswith("<p>"), name
     assert layout.log_of("train") == layout.cache / "logs/digits/train.log"
+
+
+@pytest.mark.parametrize("variant", [None, Variant("digits", "lr", "v1", frozenset({"train"}))])
+def test_every_path_the_layout_builds_is_written_out_in_its_tree(tmp_path, variant):
+    """Properties, methods (for step `train`, variant index 0) and the functions of a cache
+    folder: each path, in the tree's notation, is a line's path in layout.py's docstring."""
+    layout = Layout(tmp_path, "digits", variant)
+    doc = tipi.state.layout.__doc__ or ""
+    paths = dict(paths_of(layout))
+    paths |= {n: getattr(layout, n)("train") for n in ("log_of", "scratch_of", "predictions_of")}
+    paths["variant_staging_dir"] = layout.variant_staging_dir(0)
+    paths |= {f"store_folders[{i}]": p for i, p in enumerate(store_folders(layout.cache))}
+    paths["ranks_beside"] = ranks_beside(layout.scratch_of("train"))
+    names = {
+        "digits": "<p>",
+        "train@lr~v1": "<step>",
+        "train": "<step>",
+        "variant-0": "variant-<i>",
+    }
+    names |= {"lr": "<s>", "v1": "<v>"}
+    for name, path in paths.items():
+        parts = [names.get(part, part) for part in path.relative_to(layout.cache).parts]
+        parts[-1] = parts[-1].replace("train@lr~v1", "train").replace("train", "<step>")
+        assert "/".join(parts) in doc, f"{name}: {'/'.join(parts)} is not in state/layout.py"
+    assert predictions_beside(layout.scratch_of("train")) == layout.predictions_of("train")
+    assert predictions_beside(tmp_path / "elsewhere" / "p" / "train") is None
 
 
 def test_a_state_opens_and_writes_nothing_until_used(tmp_path):

@@ -19,8 +19,7 @@ from tipi.errors import WorkerFailure
 from tipi.execution.gpus import agree_with_nvml
 from tipi.execution.orphans import die_with_parent
 from tipi.execution.types import Result, Task
-
-RANKS_FOLDER = ".ranks"
+from tipi.state.layout import ranks_beside
 
 
 def command(task: Task, spec: Path) -> list[str]:
@@ -41,8 +40,7 @@ def command(task: Task, spec: Path) -> list[str]:
 def ranks_folder(task: Task) -> Path:
     """Where the ranks' task file, reports and throw-away outputs go: beside the step's
     scratch folder, not in it (that folder holds only what the step keeps to resume)."""
-    scratch = Path(task.scratch)
-    return scratch.parent / f"{RANKS_FOLDER}-{scratch.name}"
+    return ranks_beside(Path(task.scratch))
 
 
 def launch(task: Task, sink: Callable[[str], object]) -> Result:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tipi.errors import DefinitionError, ProcessFailure
 from tipi.paths import output_problem
+from tipi.state.layout import scratch_dir, staging_dir
 
 
 class Staging:
@@ -29,8 +30,8 @@ class Staging:
 
     def __init__(self, cache_dir: Path, pipeline: str) -> None:
         self.root = cache_dir.parent
-        self.staging_root = cache_dir / "staging" / pipeline
-        self.scratch_root = cache_dir / "scratch" / pipeline
+        self.staging_root = staging_dir(cache_dir, pipeline)
+        self.scratch_root = scratch_dir(cache_dir, pipeline)
         self.token = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._ready = False
 

@@ -70,7 +70,8 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
             drop(path)
             done.objects += 1
     store.sweep(everywhere=True)  # temporary files of writers that died
-    for key_dir in (store.root / "runs").glob("*") if (store.root / "runs").is_dir() else ():
+    records = store.records_dir
+    for key_dir in records.glob("*") if records.is_dir() else ():
         if key_dir.is_dir() and not key_dir.is_symlink() and not any(key_dir.iterdir()):
             key_dir.rmdir()
     done.kept_records = len(kept)

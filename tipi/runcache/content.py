@@ -1,7 +1,7 @@
 """The run cache: outputs of successful runs kept by content, found again by fingerprint.
 
 Layout (the same locally, in `.tipi_cache/store/`, and on a remote, so push and pull copy
-files and never merge them):
+files and never merge them; the names are state/layout.py's):
 
     objects/<2 hex>/<hash>            a file's bytes, named by their xxh3-128 hash (32 hex)
     runs/<key>/<record hash>.msgpack  one successful run of a step whose type, code, params
@@ -54,9 +54,9 @@ from tipi.runcache.record import (
     safe_relative,
     show,
 )
+from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR, store_dir
 
-STORE = "store"
-TMP = "tmp"
+TMP = TMP_DIR  # the name remote_ops.py uses for the remote's own
 # A temporary file nobody has written for this long was left by a writer that died.
 _CHUNK = 1 << 20
 
@@ -65,19 +65,25 @@ class ContentStore:
     """The local run cache under `.tipi_cache/store/`."""
 
     def __init__(self, cache_dir: Path, warn: Callable[[str], None] = lambda _: None) -> None:
-        self.root = cache_dir / STORE
+        self.cache_dir = cache_dir
+        self.root = store_dir(cache_dir)
         self.warn = warn
         self._swept = False
+
+    @property
+    def records_dir(self) -> Path:
+        """One folder per run key, holding that key's records."""
+        return self.root / RECORDS_DIR
 
     def object_path(self, digest: str) -> Path:
         if not is_digest(digest):
             raise CorruptCache(f"{show(digest)} is not an object name")
-        return self.root / "objects" / digest[:2] / digest
+        return self.root / OBJECTS_DIR / digest[:2] / digest
 
     def record_path(self, key: str, name: str) -> Path:
         if not is_digest(key) or not is_record_name(name):
             raise CorruptCache(f"{show(key)}/{show(name)} is not a run record name")
-        return self.root / "runs" / key / name
+        return self.records_dir / key / name
 
     def has_object(self, digest: str) -> bool:
         """Whether the object is here as a plain file (its bytes are checked when copied)."""
@@ -101,7 +107,7 @@ class ContentStore:
     def _records(self, key: str) -> list[tuple[Path, CachedRun]]:
         if not is_digest(key):
             return []
-        folder = self.root / "runs" / key
+        folder = self.records_dir / key
         try:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):
@@ -298,7 +304,7 @@ class ContentStore:
             raise
 
     def all_records(self) -> Iterator[tuple[Path, CachedRun]]:
-        runs = self.root / "runs"
+        runs = self.records_dir
         if not runs.is_dir():
             return
         for key in sorted(os.listdir(runs)):
@@ -311,7 +317,7 @@ class ContentStore:
 
     def all_objects(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of everything in `objects/` but temporary files (an older tipi's)."""
-        objects = self.root / "objects"
+        objects = self.root / OBJECTS_DIR
         if not objects.is_dir():
             return
         for prefix in os.listdir(objects):
@@ -329,7 +335,7 @@ class ContentStore:
         `everywhere`, also an older tipi's `.<name>.tmp` files in `objects/` and `runs/`."""
         folders = [self.root / TMP]
         if everywhere:
-            folders += [p for f in ("objects", "runs") for p in subfolders(self.root / f)]
+            folders += [p for f in (OBJECTS_DIR, RECORDS_DIR) for p in subfolders(self.root / f)]
         removed = 0
         now = time.time()
         for folder in folders:

@@ -104,7 +104,7 @@ class RemoteStore:
     def _open_local(self, local: ContentStore) -> None:
         """Fail at once if the remote is down; learn the suspects remembered beside `local`."""
         self._io.check()
-        cache_dir = local.root.parent
+        cache_dir = local.cache_dir
         with self._lock:
             self._cache_dir = self._cache_dir or cache_dir
         self._suspects.load(cache_dir)

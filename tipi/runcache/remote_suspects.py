@@ -19,8 +19,9 @@ import msgpack
 from tipi.atomic import atomic_write
 from tipi.runcache.files import open_regular
 from tipi.runcache.record import is_digest, is_record_name
+from tipi.state.layout import SUSPECTS_FILE, suspects_file
 
-FILE = "remote-suspects.msgpack"
+FILE = SUSPECTS_FILE
 _MAX_BYTES = 4 << 20  # far more than any real list; a bigger file is not ours
 
 
@@ -87,12 +88,12 @@ class Suspects:
                 known.pop(self.url, None)
             data = {url: sorted(found) for url, found in sorted(known.items())}
             cache_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache_dir / FILE, msgpack.packb(data), durable=False)
+            atomic_write(suspects_file(cache_dir), msgpack.packb(data), durable=False)
 
 
 def _read(cache_dir: Path) -> dict[str, set[str]]:
     try:
-        with open_regular(cache_dir / FILE) as f:  # never a FIFO or a link
+        with open_regular(suspects_file(cache_dir)) as f:  # never a FIFO or a link
             raw = msgpack.unpackb(f.read(_MAX_BYTES + 1), raw=False, strict_map_key=True)
     except (OSError, ValueError, msgpack.UnpackException):
         return {}

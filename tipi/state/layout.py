@@ -13,7 +13,8 @@ here and nowhere else, and every path under it is built here:
       pipelines/<p>/failures.msgpack  each step's last failure, for status and report
       pipelines/<p>/plan.msgpack      the validated plan and the files it was made from
       pipelines/<p>/clean.msgpack     proof that every step was up to date  uptodate/clean.py
-      pipelines/<p>/sweeps/<s>/<v>/   plan.msgpack and clean.msgpack of a sweep variant
+      pipelines/<p>/sweeps/<s>/<v>/plan.msgpack   the plan of sweep <s>'s variant <v>
+      pipelines/<p>/sweeps/<s>/<v>/clean.msgpack  ... and its clean record
       staging/<p>/<make>.slot<k>/     outputs of a running step, moved into place on success
       staging/<p>/variant-<i>/        ... of a sweep's variant i                 sweep/slots.py
       scratch/<p>/<step>/             a step's resumable checkpoints, bound to its fingerprint

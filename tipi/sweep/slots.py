@@ -82,7 +82,7 @@ class SharedSlots:
         state._lock = _SharedLock(self)  # type: ignore[assignment]
         # Staging of its own: a make that ends tidies every slot folder of its staging root.
         staging = Staging(self.layout.cache, self.layout.pipeline)
-        staging.staging_root = staging.staging_root / f"variant-{index}"
+        staging.staging_root = self.layout.variant_staging_dir(index)
         state._staging = staging
         build.dispatch_for = lambda steps, order: SharedWorkers(steps, order, self, label)
         self.builds.append(build)
