@@ -1,5 +1,6 @@
 """Everything tipi keeps under `.tipi_cache/`: where each file lives. The layout is documented
-here and nowhere else, and every path under it is built here:
+here and nowhere else, and every path under it is built here (but for two names beside a step's
+own: its binding note and a worker's progress file, named by the modules given):
 
     .tipi_cache/
       lock, lock.holder               the project lock, and who holds it        state/lock.py
@@ -18,16 +19,19 @@ here and nowhere else, and every path under it is built here:
       staging/<p>/<make>.slot<k>/     outputs of a running step, moved into place on success
       staging/<p>/variant-<i>/        ... of a sweep's variant i                 sweep/slots.py
       scratch/<p>/<step>/             a step's resumable checkpoints, bound to its fingerprint
+      scratch/<p>/<step>/.tipi-binding  ... by this note    uptodate/resume.py, process.py
       scratch/<p>/.ranks-<step>/      a distributed step's task file and rank reports
       predictions/<p>/<step>/<k>.msgpack  Predict's per-file predictions  processes/predict_files.py
       logs/<p>/<step>.log             what a step printed in a worker process
+      logs/<p>/<step>.progress.json   its progress bars, for the driver   report/channel.py
       runs/<p>/<id>.msgpack           one make that ran or restored a step (`tipi runs`)  runs/
 
-Every file is versioned msgpack (never pickle), written atomically; any of them may be lost
-or damaged: tipi warns and starts that part over. Steps of a sweep variant keep their traces
-in the pipeline's log under `<step>@<sweep>/<variant>` and their scratch folder, predictions
-and log under `<step>@<sweep>~<variant>`. A run is written when its first step starts (status
-running) and again as each step ends and when the make ends.
+Every state file is versioned msgpack (never pickle; the lock's note and a progress file are
+JSON), written atomically; any of them may be lost or damaged: tipi warns and starts that part
+over. Steps of a sweep variant keep their traces in the pipeline's log under
+`<step>@<sweep>/<variant>` and their scratch folder, predictions and log under
+`<step>@<sweep>~<variant>`. A run is written when its first step starts (status running) and
+again as each step ends and when the make ends.
 
 A pipeline's state is its folder in each of PER_PIPELINE (pipelines/, staging/, scratch/,
 predictions/, logs/, runs/) and nothing else: `tipi clean -p <p>` removes exactly those
@@ -63,6 +67,7 @@ RECORDS_DIR = "runs"
 TMP_DIR = "tmp"
 SUSPECTS_FILE = "remote-suspects.msgpack"
 RANKS_PREFIX = ".ranks-"
+BINDING_FILE = ".tipi-binding"  # in a step's scratch folder: uptodate/resume.py
 
 
 def cache_of(root: Path) -> Path:

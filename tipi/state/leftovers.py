@@ -31,21 +31,28 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tipi.atomic import TEMP_PATTERN
+from tipi.state.layout import (
+    BINDING_FILE,
+    LOGS_DIR,
+    PIPELINES_DIR,
+    SCRATCH_DIR,
+    STAGING_DIR,
+    STORE_DIR,
+)
 from tipi.state.statefile import file_kind, remove_path, shown
 
 # tipi.atomic's temp names, then those of tipi 0.2 and before (drop them in the next release).
 LEGACY_TEMP = r"\.(?:.+\.[A-Za-z0-9_]{8}|tipi-binding\.\d+|resume\.pt|rank\d+\.json)\.tmp"
 TEMP_NAME = re.compile(f"{TEMP_PATTERN}|{LEGACY_TEMP}", re.DOTALL)
 OLD_SUFFIX = r"\.tipi-old-[0-9a-f]{8}"
-# Folders under .tipi_cache/ that hold one folder per pipeline, and what for (store/, the run
-# cache, is content.py's).
-PER_PIPELINE = {
-    "pipelines": "each pipeline's records",
-    "staging": "outputs of running steps",
-    "scratch": "steps' resume checkpoints",
-    "logs": "what steps printed in workers",
+# The folders of layout.PER_PIPELINE repaired here, and what for (store/, the run cache, is
+# content.py's).
+REPAIRED = {
+    PIPELINES_DIR: "each pipeline's records",
+    STAGING_DIR: "outputs of running steps",
+    SCRATCH_DIR: "steps' resume checkpoints",
+    LOGS_DIR: "what steps printed in workers",
 }
-BINDING_FILE = ".tipi-binding"  # resume.py
 
 
 def remove_leftovers(
@@ -67,7 +74,7 @@ def tidy_cache(cache_dir: Path, warn: Callable[[str], None] | None = None) -> li
     removed = _repair_folders(cache_dir, warn or (lambda message: None))
     for folder, dirs, files in os.walk(cache_dir):  # never into a linked folder
         top, *below = Path(folder).relative_to(cache_dir).parts or ("",)
-        if top in ("store", "staging") or (top == "scratch" and len(below) > 1):
+        if top in (STORE_DIR, STAGING_DIR) or (top == SCRATCH_DIR and len(below) > 1):
             # The run cache sweeps its own temp files (content.py), and may hold 100,000
             # files; staging is emptied whole when the lock is taken; below a step's scratch
             # folder lies what the step keeps, maybe many files, and no temp file of tipi's.
@@ -123,17 +130,17 @@ def _repair_folders(cache_dir: Path, warn: Callable[[str], None]) -> list[str]:
         removed.extend(_remove(path, folders=True))
         return False
 
-    for top, role in PER_PIPELINE.items():
+    for top, role in REPAIRED.items():
         if not keep(cache_dir / top, role):
             continue
         for pipeline in _children(cache_dir / top):
             if not keep(pipeline, role):
                 continue
-            if top == "scratch":
+            if top == SCRATCH_DIR:
                 for step in _children(pipeline):
                     if keep(step, "a step's resume checkpoints"):
                         keep(step / BINDING_FILE, "its checkpoint's fingerprint", folder=False)
-            elif top == "logs":
+            elif top == LOGS_DIR:
                 for log in _children(pipeline):
                     keep(log, "what a step printed in a worker", folder=False)
     return removed
