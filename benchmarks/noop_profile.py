@@ -52,8 +52,10 @@ STAGES = """
 import os, statistics, sys, time
 import msgpack
 import tipi._fastpath as fp
-from tipi.uptodate.clean import KIND, _record_problem, is_clean, signature
-from tipi.uptodate.planfile import is_current, plan_key
+from tipi.uptodate.clean import _record_problem, signature
+from tipi.uptodate.planfile import is_current, peek_plan, plan_key
+from tipi.uptodate.question import is_up_to_date
+from tipi.state.layout import Layout
 from tipi.state.statefile import state_bytes
 from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
 
@@ -69,22 +71,25 @@ def timed(label, work):
 for _ in range(repeat):
     root = timed("find the project and its pipeline", find_project_root)
     name, file = locate_pipeline(root, None)
-    plan_file, clean_file = fp.state_files(root, name)
-    data = timed("read the plan file (key, deps, order)", lambda: fp.read_plan(plan_file, False))
+    layout = Layout(root, name)
+    plan_file = layout.plan_file
+    data = timed("read the plan file (key, deps, order, steps)", lambda: peek_plan(plan_file, 0))
     timed(
         "check it is current (glob, a stat per source)",
-        lambda: fp._loadable(data["plan"])
-        and is_current(data, plan_key(file, (), root, None), root / PIPELINES_DIR / name),
+        lambda: is_current(data, plan_key(file, (), root, None), root / PIPELINES_DIR / name),
     )
     order = fp.select(data["plan"], (), root)
-    raw = timed("clean record: read", lambda: state_bytes(clean_file))
+    raw = timed("clean record: read", lambda: state_bytes(layout.clean_file))
     document = timed(
         "clean record: decode", lambda: msgpack.unpackb(raw, raw=False, strict_map_key=False)
     )
     timed("clean record: check its shape", lambda: _record_problem(document["data"]))
     files = document["data"]["files"]
     timed("clean record: a stat per file", lambda: [signature(p) == s for p, s in files.items()])
-    timed("is_clean, all of the above", lambda: is_clean(clean_file, order, fp._refuse))
+    timed(
+        "is_up_to_date, all of the above",
+        lambda: is_up_to_date(layout, order, data["plan"]["steps"], fp._refuse),
+    )
     timed("prove_noop, everything", lambda: fp.prove_noop(fp.Request(None, (), True, False)))
 print(f"files in the clean record: {len(files)}")
 for label, values in times.items():

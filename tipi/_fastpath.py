@@ -1,17 +1,16 @@
 """The `tipi` executable: answers `--version` and a no-op `make` without Typer, Rich or the
 engine, and hands every other command line to the full CLI (tipi.cli).
 
-A no-op is answered here only when the full make would take its clean-record shortcut (build.py
-`_clean_shortcut`) and print nothing but its summary: the command line is one this module fully
-understands (`make [TARGET]... [-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the cached plan is
-current by the planner's own key and stat checks (uptodate/planfile.py, behind `Planner.key` and
-`Planner.is_current`) and would load (`Plan.from_data`), no selected step is volatile or
-forced, and the clean record proves every selected step up to date (uptodate/clean.py `is_clean`,
-given what the record must name: the plan file, the trace log and the selected steps' inputs
-and outputs, from the plan file's `paths`). Anything else, any warning and any error fall
-through to the full CLI, which then does the whole make as if this module did not exist; so
-does every command line when the environment sets TIPI_NO_FAST=1. Like the full no-op, the fast
-one takes no lock and writes nothing.
+This is a cheaper door to the question the full make asks, never a second answer: a no-op is
+answered here when the command line is one this module fully understands (`make [TARGET]...
+[-p NAME] [-q] [-v]`, `run NAME [-q] [-v]`), the cached plan is current by the planner's own
+checks and would load (uptodate/planfile.py `peek_plan` and `is_current`, behind
+`Planner.is_current`), and uptodate/question.py `is_up_to_date`, which Build asks too, says the
+selection has nothing to do. What it prints comes from the same `report_up_to_date` as the full
+make's no-op (plain lines on a pipe, the full CLI's RichReporter on a terminal). Anything else,
+any warning and any error fall through to the full CLI, which then does the whole make as if
+this module did not exist; so does every command line when the environment sets TIPI_NO_FAST=1.
+Like the full no-op, the fast one takes no lock and writes nothing.
 
 Every module this one imports on the way to a no-op is kept light: no Typer, Click or Rich
 (unless on a terminal), no engine, and no dataclass (the `dataclasses` module, `inspect` with
@@ -28,11 +27,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:  # only what `tipi --version` needs is imported before it answers
     from collections.abc import Sequence
     from pathlib import Path
-
-# msgpack's encoding of a step's `"volatile": true` / `"force": true` (fixstr key, then
-# true): a plan none of whose bytes match holds no such step, so its steps need no decoding.
-_TRUE = b"\xc3"
-_FLAGGED_KEYS = (b"\xa8volatile", b"\xa5force")
 
 
 class FallThrough(Exception):
@@ -134,46 +128,35 @@ def parse(argv: Sequence[str]) -> Request | None:
 
 
 def prove_noop(request: Request) -> NoOp | None:
-    """A NoOp when the clean record proves the make has nothing to do, else None.
+    """A NoOp when the make has nothing to do, by the question the full make asks
+    (uptodate/question.py `is_up_to_date`), else None.
 
     Raises:
         FallThrough, TipiError, OSError: the full CLI must answer (and report).
     """
     from tipi.config.project import PIPELINES_DIR, find_project_root, locate_pipeline
-    from tipi.uptodate.clean import is_clean, required_paths
-    from tipi.uptodate.planfile import is_current, plan_key
+    from tipi.state.layout import Layout
+    from tipi.uptodate.planfile import is_current, peek_plan, plan_key
+    from tipi.uptodate.question import is_up_to_date
 
     root = find_project_root()
     if root is None:
         return None
     name, file = locate_pipeline(root, request.pipeline)
-    plan_file, clean_file, traces_file = state_files(root, name)
-    data = read_plan(plan_file, edges=bool(request.targets))
-    if data is None or not _loadable(data["plan"]):
+    layout = Layout(root, name)
+    data = peek_plan(layout.plan_file, edges=bool(request.targets))
+    if data is None:
         return None
-    # Planner(root, name, file, overrides=()).is_current(data), without the planner.
+    # Planner(root, name, file, overrides=()).is_current(data), without the planner: the
+    # full make then reads its plan from this file.
     if not is_current(data, plan_key(file, (), root, None), root / PIPELINES_DIR / name):
         return None
     plan = data["plan"]
     order = select(plan, request.targets, root)
-    if plan["steps"].flagged is not None and _volatile_or_forced(plan["steps"].flagged, order):
-        return None
     started = time.perf_counter()  # where Build.run starts its clock
-    # As Build._covered: what a record must name to prove anything about these steps.
-    paths = data["paths"]
-    required = required_paths((paths[n] for n in order), root)
-    required |= {str(plan_file), str(traces_file)}
-    if not order or not is_clean(clean_file, order, _refuse, required):
+    if not order or not is_up_to_date(layout, order, plan["steps"], _refuse):
         return None
     return NoOp(plan["pipeline"], order, started)
-
-
-def state_files(root: Path, name: str) -> tuple[Path, Path, Path]:
-    """`state.Layout(root, name).plan_file`, `.clean_file` and `.traces_file`, spelled out:
-    tipi.state defines a dataclass (see the module's docstring). tests/test_fast_path.py
-    checks they agree."""
-    folder = root / ".tipi_cache" / "pipelines" / name
-    return folder / "plan.msgpack", folder / "clean.msgpack", folder / "traces.log"
 
 
 def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str]:
@@ -187,113 +170,6 @@ def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str
     return [name for name in plan["order"] if name in selected]
 
 
-class Steps(NamedTuple):
-    """A plan's steps, undecoded: how many, the first one (to check its fields) and, when
-    their bytes may hold a volatile or forced step, those bytes (to decode and look at)."""
-
-    count: int
-    first: Any
-    flagged: bytes | None
-
-
-def read_plan(path: Path, edges: bool) -> dict[str, Any] | None:
-    """A plan file's data (store.py format, written by Planner.plan) as planfile.is_current
-    reads it, every entry decoded but the plan itself, of which only the pipeline, the order
-    (with `edges`, also producers and predecessors) and a Steps are; None when unusable."""
-    import msgpack
-
-    from tipi.state.statefile import BrokenState, state_bytes
-    from tipi.state.store import FORMAT_VERSION
-    from tipi.uptodate.planfile import PLAN_KIND
-
-    try:  # never blocks on a FIFO nor reads /dev/zero: the full make then warns
-        raw = state_bytes(path)
-    except BrokenState:
-        return None
-    if not raw:
-        return None
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
-    unpacker.feed(raw)
-    plan_reader = {"pipeline": _decode, "order": _decode, "steps": _read_steps}
-    if edges:
-        plan_reader |= {"producers": _decode, "predecessors": _decode}
-    data_reader = {"plan": lambda u, r: _read_map(u, r, plan_reader, _skip)}
-    document = _read_map(unpacker, raw, {"data": lambda u, r: _read_map(u, r, data_reader)})
-    if unpacker.tell() != len(raw):
-        return None  # trailing bytes: msgpack.unpackb, and with it the full make, refuses
-    if document.get("tipi") != PLAN_KIND or document.get("version") != FORMAT_VERSION:
-        return None
-    data = document.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("plan"), dict):
-        return None
-    return data
-
-
-_SKIPPED = object()
-
-
-def _decode(unpacker: Any, raw: bytes) -> Any:
-    return unpacker.unpack()
-
-
-def _skip(unpacker: Any, raw: bytes) -> Any:
-    unpacker.skip()
-    return _SKIPPED
-
-
-def _read_map(unpacker: Any, raw: bytes, readers: dict[str, Any], default: Any = _decode) -> dict:
-    """A msgpack map, each value read by its key's reader (default: `default`)."""
-    found: dict[str, Any] = {}
-    for _ in range(unpacker.read_map_header()):
-        key = unpacker.unpack()
-        found[key] = readers.get(key, default)(unpacker, raw)
-    return found
-
-
-def _read_steps(unpacker: Any, raw: bytes) -> Steps:
-    start = unpacker.tell()
-    count = unpacker.read_array_header()
-    first = unpacker.unpack() if count else None
-    for _ in range(count - 1):
-        unpacker.skip()
-    end = unpacker.tell()
-    return Steps(count, first, raw[start:end] if _flagged(raw, start, end) else None)
-
-
-def _flagged(raw: bytes, start: int, end: int) -> bool:
-    """Whether raw[start:end] holds a key of _FLAGGED_KEYS followed by true: found from the
-    true bytes, which are few (a search for the whole pattern takes 1-2 ms per MB)."""
-    at = raw.find(_TRUE, start, end)
-    while at >= 0:
-        if any(raw.endswith(key, start, at) for key in _FLAGGED_KEYS):
-            return True
-        at = raw.find(_TRUE, at + 1, end)
-    return False
-
-
-def _loadable(plan: dict[str, Any]) -> bool:
-    """Whether Plan.from_data would load this plan (else the full make warns and plans
-    again): every field of Plan present, and the steps' entries PlannedStep's fields, checked
-    on the first one (Plan.to_data writes them all alike)."""
-    from tipi.uptodate.planfile import PLAN_FIELDS, STEP_FIELDS, STEP_REQUIRED
-
-    if not plan.keys() >= PLAN_FIELDS or not isinstance(plan["order"], list):
-        return False
-    steps = plan["steps"]
-    if not isinstance(steps, Steps) or steps.count == 0:
-        return isinstance(steps, Steps)
-    return isinstance(steps.first, dict) and STEP_REQUIRED <= steps.first.keys() <= STEP_FIELDS
-
-
-def _volatile_or_forced(steps: bytes, order: Sequence[str]) -> bool:
-    """Whether a selected step is volatile or forced (decoding the steps: their bytes say
-    one may be)."""
-    import msgpack
-
-    flags = {s["name"]: s["volatile"] or s["force"] for s in msgpack.unpackb(steps, raw=False)}
-    return any(flags[name] for name in order)
-
-
 def _refuse(message: str) -> None:
     """The warning callback: the full make would print `message`, so it must answer."""
     raise FallThrough(message)
@@ -304,43 +180,70 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _report(noop: NoOp, verbose: bool) -> None:
-    """Print what the full make prints for this no-op (its RichReporter, Build.run's events
-    for the clean-record shortcut): plain lines when Rich would print plain text too."""
-    if not _plain(sys.stderr):
-        _report_rich(noop, verbose)
+    """Print what the full make prints for this no-op: uptodate/question.py
+    `report_up_to_date`'s events, through the full CLI's RichReporter, or as the plain lines
+    it would print (report/lines.py) when Rich would print plain text."""
+    from tipi.uptodate.question import report_up_to_date
+
+    if _plain(sys.stderr):
+        report_up_to_date(
+            _Lines(verbose), _Summary(noop.pipeline), noop.order, noop.started, _Result
+        )
         return
-    from tipi.report import lines
-
-    count = len(noop.order)
-    text = [lines.run_header(noop.pipeline, count)]
-    if verbose:
-        from tipi.uptodate.rebuilder import UP_TO_DATE
-
-        reasons = UP_TO_DATE.explain()
-        text += [lines.step_line(name, "skipped", reasons=reasons) for name in noop.order]
-    took = time.perf_counter() - noop.started
-    text.append(lines.summary_line("up to date", {"skipped": count}, took))
-    sys.stderr.write("\n".join(text) + "\n")
-
-
-def _report_rich(noop: NoOp, verbose: bool) -> None:
-    """The same events through the full CLI's reporter: colours, a terminal's live bar."""
     importing = time.perf_counter()
     from rich.console import Console
 
     from tipi.report import RichReporter, RunSummary, StepResult
-    from tipi.uptodate.rebuilder import UP_TO_DATE
 
     # The full CLI imported all this before its make started the clock.
     started = noop.started + (time.perf_counter() - importing)
     reporter = RichReporter(Console(stderr=True, soft_wrap=True), verbose=verbose)
-    summary = RunSummary(noop.pipeline)
-    reporter.run_started(noop.pipeline, noop.order)
-    for name in noop.order:
-        summary.results.append(StepResult(name, "skipped", reasons=UP_TO_DATE.explain()))
-        reporter.step_finished(summary.results[-1])
-    summary.seconds = time.perf_counter() - started
-    reporter.run_finished(summary)
+    report_up_to_date(reporter, RunSummary(noop.pipeline), noop.order, started, StepResult)
+
+
+class _Result(NamedTuple):
+    """A step's result as report.events.StepResult has it, without its dataclass."""
+
+    name: str
+    outcome: str
+    seconds: float = 0.0
+    reasons: tuple[str, ...] = ()
+
+
+class _Summary:
+    """A no-op's report.events.RunSummary, without its dataclass."""
+
+    def __init__(self, pipeline: str) -> None:
+        self.pipeline = pipeline
+        self.results: list[_Result] = []
+        self.seconds = 0.0
+
+
+class _Lines:
+    """The events of a no-op as the plain lines RichReporter writes to a pipe: the header, a
+    line per step only when verbose (up-to-date steps are counted, not listed), the summary."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.text: list[str] = []
+
+    def run_started(self, pipeline: str, steps: list[str]) -> None:
+        from tipi.report import lines
+
+        self.text.append(lines.run_header(pipeline, len(steps)))
+
+    def step_finished(self, result: _Result) -> None:
+        from tipi.report import lines
+
+        if self.verbose:
+            self.text.append(lines.step_line(result.name, result.outcome, reasons=result.reasons))
+
+    def run_finished(self, summary: _Summary) -> None:
+        from tipi.report import lines
+
+        counts = {"skipped": len(summary.results)}
+        self.text.append(lines.summary_line("up to date", counts, summary.seconds))
+        sys.stderr.write("\n".join(self.text) + "\n")
 
 
 def _plain(stream: Any) -> bool:

@@ -1,12 +1,13 @@
-"""One make session: the clean shortcut, or the scheduler over the make's dispatcher; then
-what it learnt is written and the lock released, whatever happened (step.py walks one step
-through its lifecycle, schedule.py orders the steps, dispatch.py runs them)."""
+"""One make session: nothing to do (uptodate/question.py says so), or the scheduler over the
+make's dispatcher; then what it learnt is written and the lock released, whatever happened
+(step.py walks one step through its lifecycle, schedule.py orders the steps, dispatch.py runs
+them)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tipi.dispatch import dispatch_for
 from tipi.errors import BuildFailed, PipelineInterrupted, TipiError
@@ -16,16 +17,19 @@ from tipi.schedule import Scheduler
 from tipi.state.failures import update_failures
 from tipi.state.stores import State
 from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
-from tipi.uptodate.clean import is_clean, required_paths, write_clean_record
-from tipi.uptodate.planfile import step_paths
-from tipi.uptodate.rebuilder import UP_TO_DATE
+from tipi.uptodate.clean import write_clean_record
+from tipi.uptodate.question import (
+    guards,
+    is_up_to_date,
+    record_paths,
+    report_up_to_date,
+    runs_every_time,
+)
 
 if TYPE_CHECKING:
     from tipi.runs.recorder import RunRecorder
 
 __all__ = ["Build", "BuildOptions", "MakeContext"]
-
-_UP = UP_TO_DATE.explain()
 
 
 class Build:
@@ -74,17 +78,23 @@ class Build:
     def run(self) -> RunSummary:
         summary = RunSummary(self.plan.pipeline, dry_run=self.options.dry_run)
         started = time.perf_counter()
-        self.reporter.run_started(self.plan.pipeline, self.order)
+        # Asked before the make is announced, as the fast path asks it: a warning about the
+        # clean record (the answer is then no) is told after the announcement, as before.
+        said: list[str] = []
+        self.shortcut = self._up_to_date(said.append)
+        reported = False
         try:
-            if self._clean_shortcut():
-                self.shortcut = True
-                summary.results += [
-                    self.steps.finish(StepResult(n, "skipped", reasons=_UP)) for n in self.order
-                ]
-            else:
-                dispatch = self.dispatch_for(self.steps, self.order)
-                self.steps.cache.prefetch(self.order)  # remote lookups, several at once
-                Scheduler(self.steps, self.order, summary, dispatch).run()
+            if self.shortcut:
+                finish = self.steps.finish
+                report_up_to_date(self.reporter, summary, self.order, started, StepResult, finish)
+                reported = self.completed = True
+                return summary
+            self.reporter.run_started(self.plan.pipeline, self.order)
+            for message in said:
+                self.reporter.warning(message)
+            dispatch = self.dispatch_for(self.steps, self.order)
+            self.steps.cache.prefetch(self.order)  # remote lookups, several at once
+            Scheduler(self.steps, self.order, summary, dispatch).run()
             self.completed = True
         except TipiError:  # not a step's failure (those are raised below): the make's own
             summary.stopped = True
@@ -101,29 +111,31 @@ class Build:
             if self.steps.recorder is not None:
                 ended = None if self.completed else "failed"
                 self.steps.recorder.close("interrupted" if summary.interrupted else ended)
-            done = {r.name for r in summary.results}
-            summary.results += [StepResult(n, "not run") for n in self.order if n not in done]
-            summary.seconds = time.perf_counter() - started
-            self.reporter.run_finished(summary)
+            if not reported:
+                done = {r.name for r in summary.results}
+                summary.results += [StepResult(n, "not run") for n in self.order if n not in done]
+                summary.seconds = time.perf_counter() - started
+                self.reporter.run_finished(summary)
         self._raise_failures()
         return summary
 
-    def _clean_shortcut(self) -> bool:
-        """True when the clean record proves every selected step up to date (see clean.py)."""
-        if self.options.forced or self.options.rehash or not self.context.plan_from_cache:
-            return False
-        if any(self.plan.steps[n].volatile or self.plan.steps[n].force for n in self.order):
-            return False
-        layout = self.context.layout
-        return is_clean(layout.clean_file, self.order, self.reporter.warning, self._covered())
+    def _up_to_date(self, warn: Callable[[str], None]) -> bool:
+        """Whether this make has nothing to do (uptodate/question.py, which the fast path asks
+        too)."""
+        return is_up_to_date(
+            self.context.layout,
+            self.order,
+            self._step_data(),
+            warn,
+            forced=bool(self.options.forced),
+            rehash=self.options.rehash,
+            from_cache=self.context.plan_from_cache,
+        )
 
-    def _covered(self) -> set[str]:
-        """What the clean record of this selection names: every input and output of its
-        steps, and the plan file and trace log (a change to either invalidates it)."""
-        paths_of = step_paths(self.plan.steps[n] for n in self.order)
-        paths = required_paths(paths_of.values(), self.context.root)
-        layout = self.context.layout
-        return paths | {str(layout.plan_file), str(layout.traces_file)}
+    def _step_data(self) -> dict[str, Mapping[str, Any]]:
+        """The selected steps as the question reads them: their data, as the plan file holds
+        it (a PlannedStep's fields)."""
+        return {name: vars(self.plan.steps[name]) for name in self.order}
 
     def _record_clean(self) -> None:
         """Write the clean record after a complete make with nothing failed, forced, volatile
@@ -134,14 +146,14 @@ class Build:
             return
         if done.failures or done.skip_method or self.options.forced:
             return
-        if any(self.plan.steps[n].volatile or self.plan.steps[n].force for n in self.order):
+        steps = self._step_data()
+        if runs_every_time(steps, self.order):
             return
         if not self.state.lock_held and not self.state.try_lock():
             return
         layout = self.context.layout
-        guards = [layout.plan_file, layout.traces_file]
-        paths = self._covered() - {str(g) for g in guards}
-        write_clean_record(layout.clean_file, self.order, paths, guards)
+        paths = record_paths(layout, steps, self.order)
+        write_clean_record(layout.clean_file, self.order, paths, guards(layout))
 
     def _close(self) -> None:
         """Write what this make learnt (permanences were cleaned up by the dispatcher)."""

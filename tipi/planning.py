@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
-from tipi.uptodate.planfile import PLAN_KIND, is_current, plan_key
+from tipi.uptodate.planfile import is_current, plan_key, read_plan_file, write_plan_file
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -158,9 +158,7 @@ class Planner:
     def plan(self, save: bool = True, fresh: bool = False) -> Plan:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
-        from tipi.state.store import read_document, write_document
-
-        cached = None if fresh else read_document(self.cache_file, PLAN_KIND, self.warn)
+        cached = None if fresh else read_plan_file(self.cache_file, self.warn)
         if cached is not None:
             try:
                 if self.is_current(cached):
@@ -176,20 +174,9 @@ class Planner:
 
             save_code_table(self.code_table, self.code_units, self.warn)
         from tipi.identity.hashing import is_racy
-        from tipi.uptodate.planfile import step_paths
 
         if save and not any(is_racy(d[1]) for d in plan.deps):
-            write_document(
-                self.cache_file,
-                PLAN_KIND,
-                {
-                    "key": self.key(),
-                    "deps": plan.deps,
-                    "absent": sorted(self.absent),
-                    "paths": step_paths(plan.steps.values()),
-                    "plan": plan.to_data(),
-                },
-            )
+            write_plan_file(self.cache_file, self.key(), plan.deps, self.absent, plan.to_data())
         return plan
 
     def resolve(self) -> ResolvedPipeline:

@@ -13,10 +13,10 @@ are never covered (their stat does not reflect their contents).
 
 A record is trusted only as far as it covers the make that asks: besides its shape, every input
 and output of the selected steps and both guards must be among its files, or it proves nothing
-(a record that names the steps and no file would pass any signature check). Both doors
-(Build._clean_shortcut, the fast path) work out those paths from the plan (planfile.step_paths)
-with `required_paths` and hand them to `is_clean`, which warns about a record that falls short
-and treats it as absent. On disk: ``{"steps": [name], "files": {absolute path: [size, mtime_ns,
+(a record that names the steps and no file would pass any signature check). Both doors (the
+full make and the fast path) ask question.py, which works out those paths from the steps with
+`required_paths` and hands them to `is_clean`, which warns about a record that falls short and
+treats it as absent. On disk: ``{"steps": [name], "files": {absolute path: [size, mtime_ns,
 inode]}}`` (store.py document, kind KIND).
 """
 
@@ -89,9 +89,9 @@ def write_clean_record(
 
 
 def required_paths(paths: Iterable[Iterable[str]], root: Path | str) -> set[str]:
-    """The absolute paths a record of steps with these paths (planfile.step_paths, one list
-    per step) must name, spelled as the make spells them (planning.absolute, which the fast
-    path does not import)."""
+    """The absolute paths a record of steps with these paths (one list per step: its inputs
+    and outputs as the plan spells them) must name, spelled as the make spells them
+    (planning.absolute, which the fast path does not import)."""
     prefix = f"{root}/"
     return {path if path[:1] == "/" else prefix + path for each in paths for path in each}
 

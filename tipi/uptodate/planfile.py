@@ -1,23 +1,25 @@
-"""The plan file (`plan.msgpack`, state.py): when a cached plan may be used instead of a new one.
+"""The plan file (`plan.msgpack`, state/layout.py): its format, its two readers and when a cached
+plan may be used instead of a new one.
 
-planning.Planner writes it and reads it back (`Planner.key`, `Planner.is_current` call these
-functions); the no-op fast path (tipi/_fastpath.py) checks it with the same functions without
-importing the planner, whose dataclasses would cost it more than the whole check. So this
-module defines no dataclass and imports nothing it can do without.
+This module alone knows the file's format. planning.Planner writes it (`write_plan_file`) and
+reads it back whole (`read_plan_file`), then asks `is_current` (behind `Planner.key` and
+`Planner.is_current`); the no-op fast path (tipi/_fastpath.py) reads what the up-to-date question
+needs (`peek_plan`) and asks the same `is_current`, without importing the planner, whose
+dataclasses would cost it more than the whole check. So this module defines no dataclass and
+imports nothing it can do without.
 
-The document's data (store.py format, kind PLAN_KIND): ``{"key": plan_key(...), "deps":
+The document's data (state/store.py format, kind PLAN_KIND): ``{"key": plan_key(...), "deps":
 [[path, mtime_ns, size, inode], ...] of every file the plan was made from (config/planned.py
-`stat_dep`), "absent": [paths that would shadow a module the plan's imports used], "paths":
-{step: [its input paths, then its output paths]} (`step_paths`: what a clean record of the step
-must name, read by the fast path without decoding the steps, ~20x as costly), "plan":
-Plan.to_data()}``. A document without "paths" (of an earlier tipi) is not current.
+`stat_dep`), "absent": [paths that would shadow a module the plan's imports used], "plan":
+Plan.to_data()}``. (An earlier tipi also wrote "paths", each step's inputs and outputs: it is
+ignored; the steps say it.)
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,102 @@ STEP_FIELDS = STEP_REQUIRED | {
 }
 
 
+def write_plan_file(
+    path: Path, key: Sequence[Any], deps: Sequence[Any], absent: Iterable[str], plan: Any
+) -> None:
+    """Save a plan (`plan.to_data()`) made for `key` from the files `deps`."""
+    from tipi.state.store import write_document
+
+    data = {"key": key, "deps": deps, "absent": sorted(absent), "plan": plan}
+    write_document(path, PLAN_KIND, data)
+
+
+def read_plan_file(path: Path, warn: Callable[[str], None]) -> Any:
+    """The plan file's data, every entry decoded (for Plan.from_data); None, with a warning
+    when the file is unusable, when there is none."""
+    from tipi.state.store import read_document
+
+    return read_document(path, PLAN_KIND, warn)
+
+
+def peek_plan(path: Path, edges: bool) -> dict[str, Any] | None:
+    """The plan file's data as `is_current` and the up-to-date question read it: every entry
+    decoded but the plan itself, of which only the pipeline, the order (with `edges`, also the
+    producers and predecessors) and the steps are, the steps by name. None, silently, when the
+    file is missing or unusable, or when Plan.from_data would not load its plan (the full make
+    then warns and plans again)."""
+    import msgpack
+
+    from tipi.state.statefile import BrokenState, state_bytes
+    from tipi.state.store import FORMAT_VERSION
+
+    try:  # never blocks on a FIFO nor reads /dev/zero: the full make then warns
+        raw = state_bytes(path)
+    except BrokenState:
+        return None
+    if not raw:
+        return None
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
+    unpacker.feed(raw)
+    wanted = {"pipeline", "order", "steps"} | ({"producers", "predecessors"} if edges else set())
+
+    def read_plan() -> dict[str, Any]:
+        return _read_map(unpacker, {}, skip=lambda key: key not in wanted)
+
+    def read_data() -> dict[str, Any]:
+        return _read_map(unpacker, {"plan": read_plan})
+
+    try:
+        document = _read_map(unpacker, {"data": read_data})
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None  # not msgpack, or not the maps a plan file is made of
+    if unpacker.tell() != len(raw):
+        return None  # trailing bytes: msgpack.unpackb, and with it the full make, refuses
+    if document.get("tipi") != PLAN_KIND or document.get("version") != FORMAT_VERSION:
+        return None
+    data = document.get("data")
+    if not isinstance(data, dict) or not _loadable(data.get("plan")):
+        return None
+    plan = data["plan"]
+    plan["steps"] = {step["name"]: step for step in plan["steps"]}
+    return data
+
+
+_SKIPPED = object()  # an entry of the plan that peek_plan did not decode
+
+
+def _read_map(
+    unpacker: Any,
+    readers: Mapping[str, Callable[[], Any]],
+    skip: Callable[[Any], bool] = lambda key: False,
+) -> dict[str, Any]:
+    """A msgpack map: each value read by its key's reader, else skipped when `skip(key)`,
+    else decoded. (msgpack has no length-prefixed maps: skipping is what saves the time.)"""
+    found: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key in readers:
+            found[key] = readers[key]()
+        elif skip(key):
+            unpacker.skip()
+            found[key] = _SKIPPED
+        else:
+            found[key] = unpacker.unpack()
+    return found
+
+
+def _loadable(plan: Any) -> bool:
+    """Whether Plan.from_data would load this plan: every field of Plan present, the order a
+    list, and every step a map of PlannedStep's fields (all steps are checked: they were
+    decoded anyway, in C, the cheapest way to parse them; msgpack cannot skip to a key)."""
+    if not isinstance(plan, dict) or not plan.keys() >= PLAN_FIELDS:
+        return False
+    steps, order = plan["steps"], plan["order"]
+    if not isinstance(steps, list) or not isinstance(order, list):
+        return False
+    return all(type(step) is dict and STEP_REQUIRED <= step.keys() <= STEP_FIELDS for step in steps)
+
+
 def plan_key(
     file: Path, overrides: Sequence[str], root: Path, variant: Mapping[str, Any] | None
 ) -> list[Any]:
@@ -87,7 +185,7 @@ def is_current(cached: Mapping[str, Any], key: Sequence[Any], folder: Path) -> b
     Raises:
         KeyError, TypeError, ValueError, AttributeError, IndexError: the data is malformed.
     """
-    if cached.get("key") != key or not isinstance(cached.get("paths"), dict):
+    if cached.get("key") != key:
         return False
     deps = cached.get("deps", [])
     if sorted(str(p) for p in folder.glob("*.py")) != sorted(
@@ -97,12 +195,6 @@ def is_current(cached: Mapping[str, Any], key: Sequence[Any], folder: Path) -> b
     if any(os.path.lexists(path) for path in cached.get("absent", [])):
         return False  # a new module or package now shadows one the plan's imports used
     return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
-
-
-def step_paths(steps: Iterable[Any]) -> dict[str, list[str]]:
-    """Each step's input paths, then its output paths, by name, as the plan spells them
-    (planning.PlannedStep's `inputs` and `outputs`; relative to the root unless absolute)."""
-    return {step.name: [*step.inputs.values(), *step.outputs.values()] for step in steps}
 
 
 def python_version() -> str:
