@@ -56,7 +56,6 @@ from tipi.runcache.record import (
 )
 from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR, store_dir
 
-TMP = TMP_DIR  # the name remote_ops.py uses for the remote's own
 # A temporary file nobody has written for this long was left by a writer that died.
 _CHUNK = 1 << 20
 
@@ -333,7 +332,7 @@ class ContentStore:
     def sweep(self, everywhere: bool = False) -> int:
         """Remove temporary files left by writers that died (see `stale_temporary`); with
         `everywhere`, also an older tipi's `.<name>.tmp` files in `objects/` and `runs/`."""
-        folders = [self.root / TMP]
+        folders = [self.root / TMP_DIR]
         if everywhere:
             folders += [p for f in (OBJECTS_DIR, RECORDS_DIR) for p in subfolders(self.root / f)]
         removed = 0
@@ -344,7 +343,7 @@ class ContentStore:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in names:
-                if folder.name != TMP and not (name.startswith(".") and name.endswith(".tmp")):
+                if folder.name != TMP_DIR and not (name.startswith(".") and name.endswith(".tmp")):
                     continue
                 try:
                     age = now - (folder / name).lstat().st_mtime
@@ -365,7 +364,7 @@ class ContentStore:
 
     def _temporary(self) -> Path:
         """A fresh temporary name in `tmp/`; the first one sweeps what dead writers left."""
-        folder = self.root / TMP
+        folder = self.root / TMP_DIR
         if not self._swept:
             folder.mkdir(parents=True, exist_ok=True)
             self.sweep()

@@ -34,7 +34,6 @@ from typing import Any
 from tipi.errors import UsageError
 from tipi.runcache.content import (
     MAX_RECORD_BYTES,
-    TMP,
     CachedRun,
     ContentStore,
     CorruptCache,
@@ -50,6 +49,7 @@ from tipi.runcache.remote_ops import Entry, files_for
 from tipi.runcache.remote_push import Transfer, as_int, push, stale_upload, upload_name
 from tipi.runcache.remote_suspects import Suspects
 from tipi.runcache.threads import Threads, each
+from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR
 
 FILE_THREADS = 8  # the objects of one run, uploaded or downloaded at once
 SURVEY_MOST = 1000  # records listed in one request (S3's most), to answer a make's lookups
@@ -126,12 +126,12 @@ class RemoteStore:
     def _object(self, digest: str) -> str:
         if not is_digest(digest):
             raise CorruptCache(f"{digest!r} is not an object name")
-        return self._path("objects", digest[:2], digest)
+        return self._path(OBJECTS_DIR, digest[:2], digest)
 
     def _record(self, key: str, name: str) -> str:
         if not is_digest(key) or not is_record_name(name):
             raise CorruptCache(f"{key!r}/{name!r} is not a run record name")
-        return self._path("runs", key, name)
+        return self._path(RECORDS_DIR, key, name)
 
     def _each(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """`function` of each item, FILE_THREADS at once (see threads.each)."""
@@ -145,7 +145,7 @@ class RemoteStore:
     def keys_and_names(self) -> set[tuple[str, str]]:
         """(key, record name) of every record on the remote."""
         self._io.check()
-        runs = self._path("runs")
+        runs = self._path(RECORDS_DIR)
         paths = self._files.find(runs)
         found = set()
         prefix = runs.rstrip("/") + "/"
@@ -164,7 +164,7 @@ class RemoteStore:
         (an object store's listing can), so that `records` then reads them without a
         listing per key; whether it did. The listing is not updated: for one make."""
         self._io.check()
-        known = self._files.survey(self._path("runs"), SURVEY_MOST)
+        known = self._files.survey(self._path(RECORDS_DIR), SURVEY_MOST)
         with self._lock:
             self._known = known
         return known is not None
@@ -182,7 +182,7 @@ class RemoteStore:
         if known is not None:
             listed = known.get(key, [])
         else:
-            listed = self._files.listing(self._path("runs", key))
+            listed = self._files.listing(self._path(RECORDS_DIR, key))
         found = []
         for info in sorted(listed, key=lambda i: i["name"]):
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
@@ -302,7 +302,7 @@ class RemoteStore:
         host's name and one of its pids."""
         self._io.check()
         removed = 0
-        for info in self._files.listing(self._path(TMP)):
+        for info in self._files.listing(self._path(TMP_DIR)):
             if stale_upload(self.fs, info):
                 self._io.check()
                 try:

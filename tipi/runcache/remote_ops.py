@@ -18,9 +18,10 @@ import posixpath
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from tipi.runcache.content import TMP, CorruptCache
+from tipi.runcache.content import CorruptCache
 from tipi.runcache.remote_io import Connection, RemoteFile
 from tipi.runcache.remote_push import as_int, upload_name
+from tipi.state.layout import TMP_DIR
 
 Entry = dict[str, Any]  # a listed file: name, type ("file" or "directory"), size, ...
 
@@ -110,9 +111,9 @@ class Files:
 
     def _temporary(self) -> str:
         if not self._tmp_ready:
-            self.io.write("makedirs", posixpath.join(self.base, TMP), exist_ok=True)
+            self.io.write("makedirs", posixpath.join(self.base, TMP_DIR), exist_ok=True)
             self._tmp_ready = True  # twice (two threads) is harmless
-        return self.confined(posixpath.join(self.base, TMP, upload_name()))
+        return self.confined(posixpath.join(self.base, TMP_DIR, upload_name()))
 
     def _discard(self, tmp: str) -> None:
         """Remove an upload's temporary file, unless the remote is gone (no use waiting for
