@@ -1,4 +1,5 @@
-"""Property tests on random DAGs ("Build Systems à la Carte"): minimal and correct."""
+"""Property tests on random DAGs ("Build Systems à la Carte"): minimal and correct; and before
+every make, the executable's fast path and the full make answer "is it up to date?" alike."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tipi._fastpath import Request, prove_noop
 from tipi.engine import Engine
 
 STEP = """
@@ -330,25 +332,44 @@ class Workspace:
 
 
 def make_and_log(root: Path, jobs: int | None = None) -> set[str]:
-    Engine("p", root=root).make(jobs=jobs)
+    """Make the pipeline; the steps that ran. First asks the question the executable's fast
+    path asks (uptodate/question.py, through _fastpath.prove_noop on this project): the full
+    make must answer it alike, taking its no-op exactly when the fast path says up to date
+    (and then running nothing)."""
+    fast = fast_answer()
+    build = Engine("p", root=root).build(jobs=jobs)
+    build.run()
+    assert build.shortcut == fast, "the fast path and the full make disagree"
     log = root / "runs.log"
     ran = set(log.read_text().split()) if log.exists() else set()
     log.unlink(missing_ok=True)
+    assert not (fast and ran), f"the fast path said up to date, and {sorted(ran)} ran"
     age(root)
     return ran
 
 
+def fast_answer() -> bool:
+    """Whether the fast path (`tipi make -p p`, in this process) says nothing is to do."""
+    try:
+        return prove_noop(Request("p", (), True, False)) is not None
+    except Exception:  # a fall-through: the full CLI would answer
+        return False
+
+
 def age(root: Path) -> None:
-    """Make every file look a minute old, so stat caches and the clean record are trusted;
-    an edit afterwards gets a fresh mtime, as in real use."""
-    past = time.time() - 60
+    """Make every file written since the last make look a minute old, so stat caches and
+    the clean record are trusted; an edit afterwards gets a fresh mtime, as in real use.
+    Files already old keep their signature: a clean record of them stays valid."""
+    now = time.time()
     for folder in ("out", "src", "pipelines/p"):
         for path in (root / folder).glob("*"):
-            os.utime(path, (past, past))
+            if path.stat().st_mtime > now - 30:
+                os.utime(path, (now - 60, now - 60))
 
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-JOBS = [pytest.param(None, id="sequential"), pytest.param(2, id="j2")]
+# -j 2 starts worker processes for every make that runs a step: the slow tier's.
+JOBS = [pytest.param(None, id="sequential"), pytest.param(2, id="j2", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("jobs", JOBS)
@@ -361,6 +382,7 @@ def test_minimal(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
         dag.write(root)
         assert make_and_log(root, jobs) == {f"n{i}" for i in range(len(dag.deps))}
         assert make_and_log(root, jobs) == set()
+        assert fast_answer()  # that make wrote the clean record: the fast path answers
         assert make_and_log(root, jobs) == set()  # now through the clean record
         for change in edits:
             new = apply(dag, change)
