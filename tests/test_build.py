@@ -71,11 +71,48 @@ def test_forced_volatile_and_skip_method_steps_bypass_the_clean_record(proj):
     assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
 
 
+def test_a_warning_about_the_clean_record_follows_the_makes_announcement(proj):
+    """Build asks the question before it announces the make (as the fast path does); what
+    the question warned about is told after the announcement, as it always was."""
+    from tipi.engine import Engine
+    from tipi.report import ListReporter
+
+    make()
+    age_all(proj.root)
+    make()
+    record = proj.root / ".tipi_cache/pipelines/m/clean.msgpack"
+    record.write_bytes(b"junk")
+    reporter = ListReporter()
+    summary = Engine("m", reporter=reporter).make()
+    names = [name for name, _ in reporter.events]
+    assert names[0] == "run_started"
+    assert names[1] == "warning" and "clean.msgpack" in reporter.events[1][1]
+    assert {r.outcome for r in summary.results} == {"skipped"}
+    assert not reporter.events[-1][1].dry_run
+
+
+def test_a_dry_run_of_a_clean_project_is_its_no_op(proj):
+    from tipi.engine import Engine
+    from tipi.report import ListReporter
+
+    make()
+    age_all(proj.root)
+    make()
+    reporter = ListReporter()
+    summary = Engine("m", reporter=reporter).make(dry_run=True)
+    assert summary.dry_run and {r.outcome for r in summary.results} == {"skipped"}
+    assert [name for name, _ in reporter.events if name != "step_finished"] == [
+        "run_started",
+        "run_finished",
+    ]
+
+
 def test_no_clean_record_while_files_are_fresh(proj):
     make()
     assert not (proj.root / ".tipi_cache/pipelines/m/clean.msgpack").exists()
 
 
+@pytest.mark.slow
 def test_the_clean_record_is_written_only_when_nobody_else_holds_the_lock(proj):
     import subprocess
     import sys
@@ -128,6 +165,7 @@ class Stop(PipelineProcess):
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_step_keeps_what_finished_and_releases_everything(proj):
     import subprocess
     import sys
