@@ -8,6 +8,8 @@
 
 The scheduler hands each step that must run to `start`: a finished result comes back at once,
 or the step has started and `collect` returns it later, or there is no room for it yet.
+A dispatcher sees the steps only through `StepLifecycle` (step_protocol.py): it claims,
+prepares, concludes; the lifecycle stages, commits and tells the reporter and the run record.
 Executors (tipi/execution/) run steps; they never import this module or the lifecycle.
 """
 
@@ -20,8 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.errors import TipiError
 from tipi.report import StepResult
-from tipi.step import Pending, Steps
-from tipi.step_cache import restorable
+from tipi.step_protocol import Pending, Prepared, StepLifecycle
 
 if TYPE_CHECKING:
     from tipi.execution.resources import ResourcePool, Resources
@@ -60,18 +61,8 @@ class Dispatch(Protocol):
         ...
 
 
-def dispatch_for(steps: Steps, order: list[str]) -> Dispatch:
+def dispatch_for(steps: StepLifecycle, order: list[str]) -> Dispatch:
     """The dispatcher the make's options ask for; `order`: the steps of this make."""
-    from tipi.redact import declare_secrets
-
-    # A failure's text, or a step's output shown, hides the pipeline's secret params too; a
-    # plan read from its cache was parsed by an earlier make, so they are read here (when
-    # first needed) from the text the plan was made from.
-    plan, overrides = steps.plan, tuple(steps.context.overrides)
-    declare_secrets(
-        lambda: _secret_params(plan.source, overrides, plan.steps.values()),
-        key=("params of", plan.pipeline, plan.source, overrides),  # a later make's replaces it
-    )
     options = steps.options
     if options.dry_run:
         return DryRun(steps)
@@ -86,15 +77,11 @@ class DryRun:
     running = 0
     room = True
 
-    def __init__(self, steps: Steps) -> None:
+    def __init__(self, steps: StepLifecycle) -> None:
         self.steps = steps
 
     def start(self, name: str, pending: Pending) -> StepResult:
-        reasons = tuple(pending.decision.explain())
-        record = self.steps.cache.lookup(name, pending.facts, fetch=False)
-        if record is not None:
-            reasons = (f"{restorable(record)}: it would be restored", *reasons)
-        return self.steps.finish(StepResult(name, "would run", reasons=reasons))
+        return self.steps.would_run(name, pending)
 
     def collect(self) -> list[StepResult]:
         return []
@@ -109,7 +96,7 @@ class InProcess:
     running = 0
     room = True
 
-    def __init__(self, steps: Steps) -> None:
+    def __init__(self, steps: StepLifecycle) -> None:
         self.steps = steps
         self.controller: Controller | None = None
 
@@ -119,31 +106,26 @@ class InProcess:
         if not isinstance(claimed, Pending):
             return claimed
         planned = steps.plan.steps[name]
-        staged, scratch, binding = steps.prepare(name, claimed.facts)
-        steps.reporter.step_started(name)
+        prepared = steps.prepare(name, claimed)
         try:
             if planned.launcher != "none":  # torch.distributed: ranks in child processes
                 from tipi.execution.distributed import launch
 
-                task = steps.task(name, staged, scratch, claimed.facts.forced, binding)
+                task = steps.task(prepared)
                 result: Result = launch(task, lambda line: steps.reporter.step_output(name, line))
             else:
-                from tipi.execution import Job, SequentialExecutor
-                from tipi.execution.types import run_info
+                from tipi.execution import SequentialExecutor
 
-                resolved = steps.context.resolve()
+                resolved = steps.resolve()
                 if self.controller is None:
                     from tipi.lifecycle import Controller
 
                     self.controller = Controller(resolved.permanences, steps.reporter)
-                step = resolved.steps[name]
-                run = run_info(steps.run_id, steps.layout.pipeline, step, resolved.permanences)
-                job = Job(step, staged, scratch, claimed.facts.forced, binding, run)
-                result = SequentialExecutor(self.controller).run(job)
+                result = SequentialExecutor(self.controller).run(prepared.job(resolved))
         except BaseException:
-            steps.state.staging.discard(staged)
+            steps.discard(prepared)
             raise
-        return steps.conclude(name, claimed, staged, result)
+        return steps.conclude(prepared, result)
 
     def collect(self) -> list[StepResult]:
         return []
@@ -156,14 +138,16 @@ class InProcess:
 
 @dataclass
 class _Running:
-    name: str
-    pending: Pending
+    prepared: Prepared
     need: Resources
     task: Task
-    staged: dict[str, Path]
     slot: int
     gpus: list[str]
     status: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.prepared.name
 
 
 class Workers:
@@ -175,7 +159,7 @@ class Workers:
     that step's staging folder.
     """
 
-    def __init__(self, steps: Steps, order: list[str]) -> None:
+    def __init__(self, steps: StepLifecycle, order: list[str]) -> None:
         self.steps = steps
         self.index = {name: i for i, name in enumerate(order)}
         self.pool: Any = None
@@ -223,7 +207,7 @@ class Workers:
         from tipi.execution.resources import Inventory, ResourcePool, Resources
 
         options = self.steps.options
-        steps = self.steps.plan.steps
+        planned = self.steps.plan.steps
         if options.executor == "dask":
             from tipi.execution.dask import DaskPool
 
@@ -235,12 +219,12 @@ class Workers:
             self.pool = LocalPool(options.jobs or 1)
             self.resources = ResourcePool(
                 options.inventory or Inventory.detect(),
-                gpu_steps=any(Resources.of(s.resources).gpu for s in steps.values()),
+                gpu_steps=any(Resources.of(s.resources).gpu for s in planned.values()),
             )
             checker = self.resources.check
         for name in self.index:
-            if steps[name].resources:
-                checker(name, Resources.of(steps[name].resources))
+            if planned[name].resources:
+                checker(name, Resources.of(planned[name].resources))
         self.free_slots = list(range(self.pool.slots))[::-1]
         self.steps.reporter.notice(
             f"running up to {self.pool.slots} step(s) at once on the {self.pool.name} executor"
@@ -250,21 +234,19 @@ class Workers:
     def _submit(self, name: str, pending: Pending, need: Resources, gpus: list[str]) -> None:
         steps = self.steps
         slot = self.free_slots.pop()
-        facts = pending.facts
-        staged, scratch, binding = steps.prepare(name, facts, slot)
-        task = steps.task(name, staged, scratch, facts.forced, binding)
+        prepared = steps.prepare(name, pending, slot)
+        task = steps.task(prepared)
         devices = self.resources.devices(gpus) if self.resources is not None else None
         if devices is not None:  # its GPUs, or none in a pipeline where other steps reserve some
             task = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": devices})
-        steps.reporter.step_started(name)
         try:
             future = self.pool.submit(task, need)
         except BaseException:
-            steps.state.staging.discard(staged)
+            steps.discard(prepared)
             self.free_slots.append(slot)
             self._give_back(need, gpus)
             raise
-        self.started[future] = _Running(name, pending, need, task, staged, slot, gpus)
+        self.started[future] = _Running(prepared, need, task, slot, gpus)
 
     def _give_back(self, need: Resources, gpus: list[str]) -> None:
         if self.resources is not None:
@@ -285,9 +267,9 @@ class Workers:
             if output.strip():
                 self.steps.reporter.step_output(running.name, output)
             try:
-                ended = self.steps.conclude(running.name, running.pending, running.staged, result)
+                ended = self.steps.conclude(running.prepared, result)
             except TipiError as error:  # not the step's fault: its outputs could not be moved
-                ended = self.steps.fail(running.name, error, result.seconds, ())
+                ended = self.steps.fail(running.name, error, result.seconds)
             finished.append(ended)
         return finished
 
@@ -314,29 +296,10 @@ class Workers:
 
     def close(self, interrupted: bool) -> None:
         for running in self.started.values():
-            self.steps.state.staging.discard(running.staged)
+            self.steps.discard(running.prepared)
         self.started.clear()
         if self.pool is not None:
             self.pool.close(interrupted=interrupted)
-
-
-def _secret_params(source: str, overrides: tuple[str, ...], planned: Iterable[Any]) -> set[str]:
-    """The values of secret-named params in the pipeline's text with its `--set` overrides
-    (those of permanences that do not affect results, such as loggers, are in no plan), and
-    in its planned steps."""
-    from tipi.redact import secret_params
-
-    found = secret_params([step.params for step in planned])
-    try:
-        import tomllib
-
-        from tipi.config.loader import apply_overrides
-
-        data = tomllib.loads(source)
-        apply_overrides(data, overrides)
-    except (ValueError, TipiError):  # it was planned from: an error here is a plan's, not ours
-        return found
-    return found | secret_params(data)
 
 
 def _read(path: Path) -> str:

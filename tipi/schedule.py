@@ -13,14 +13,14 @@ import heapq
 
 from tipi.dispatch import NO_ROOM, Dispatch
 from tipi.report import RunSummary, StepResult
-from tipi.step import Pending, Steps
+from tipi.step_protocol import Pending, StepLifecycle
 
 
 class Scheduler:
     """Runs one make's steps; `run()` returns when every step has an outcome."""
 
     def __init__(
-        self, steps: Steps, order: list[str], summary: RunSummary, dispatch: Dispatch
+        self, steps: StepLifecycle, order: list[str], summary: RunSummary, dispatch: Dispatch
     ) -> None:
         self.steps = steps
         self.summary = summary
@@ -51,7 +51,7 @@ class Scheduler:
                         self._done(result)
                     self._start_waiting()
                 else:  # stopped after a failure: nothing more will start
-                    if not self.steps.done.stopped:  # cannot happen: resources are checked
+                    if not self.steps.stopped:  # cannot happen: resources are checked
                         waiting = ", ".join(name for name, _ in self.waiting)
                         raise RuntimeError(f"no slot of the executor can ever take {waiting}")
                     for name, _ in self.waiting:
@@ -77,10 +77,10 @@ class Scheduler:
     def _start_waiting(self) -> None:
         """When a slot frees: start what waits, in order; a step that needs more GPUs than
         are free now waits, and a smaller one after it may start."""
-        if self.steps.done.stopped:
+        if self.steps.stopped:
             return
         for item in list(self.waiting):
-            if self.steps.done.stopped or not self.dispatch.room:
+            if self.steps.stopped or not self.dispatch.room:
                 return
             name, pending = item
             started = self.dispatch.start(name, pending)

@@ -5,8 +5,12 @@
 `consider` (decide, reading only), `claim` (lock, restore from the run cache), `prepare`
 (staging and scratch), `conclude` (commit and record, or fail). The scheduler (schedule.py)
 decides when a step is considered, a dispatcher (dispatch.py) what doing it means: run it here,
-hand it to workers, or, in a dry run, only say so. The rebuilder
-(uptodate/rebuilder.py) decides; nothing here imports the scheduler or the make session.
+hand it to workers, or, in a dry run, only say so; both see `Steps` only through the narrow
+`StepLifecycle` (step_protocol.py). The rebuilder (uptodate/rebuilder.py) decides on the
+facts step_facts.py reads; nothing here imports the scheduler or the make session.
+
+A step's start and end are told here, to the reporter and to the run record (`tipi runs`)
+alike: started in `prepare` (or, for a restore, in `claim`), ended in `finish`.
 """
 
 from __future__ import annotations
@@ -20,39 +24,23 @@ from typing import TYPE_CHECKING
 from tipi.errors import ProcessFailure, TipiError
 from tipi.identity.trace import Trace
 from tipi.planning import Plan, absolute
-from tipi.redact import conceal, secret_values
 from tipi.report import Reporter, StepResult
 from tipi.state.layout import Layout
 from tipi.state.stores import State
-from tipi.step_cache import RunCache
+from tipi.step_cache import RunCache, restorable
+from tipi.step_facts import RAN_OR_RESTORED, FactReader, declare_secrets_of
+from tipi.step_protocol import BuildOptions, Pending, Prepared
 from tipi.uptodate.clean import forget as forget_clean
 from tipi.uptodate.reasons import Reason
-from tipi.uptodate.rebuilder import Decision, StepFacts, decide
+from tipi.uptodate.rebuilder import StepFacts
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
-    from tipi.execution.resources import Inventory
     from tipi.execution.types import Result, Task
+    from tipi.runcache.content import CachedRun
     from tipi.runs.recorder import RunRecorder
 
-RAN_OR_RESTORED = ("ran", "restored")
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to make, resolved for one plan (engine.MakeOptions is what users give)."""
-
-    dry_run: bool = False
-    forced: frozenset[str] = frozenset()
-    keep_going: bool = False
-    resume_command: str = "tipi make"
-    jobs: int | None = None
-    executor: str = "local"
-    scheduler: str | None = None
-    inventory: Inventory | None = None
-    remote: str | None = None
-    run_cache: bool = True
-    rehash: bool = False
+__all__ = ["RAN_OR_RESTORED", "BuildOptions", "MakeContext", "Pending", "Prepared", "Steps"]
 
 
 @dataclass(frozen=True)
@@ -72,14 +60,6 @@ class MakeContext:
         return self.layout.root
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A step that must run (or be restored): why, and the facts to record when it did."""
-
-    decision: Decision
-    facts: StepFacts
-
-
 @dataclass
 class Outcomes:
     """What happened so far in this make."""
@@ -92,10 +72,19 @@ class Outcomes:
 
 
 class Steps:
-    """The lifecycle of each step of one make."""
+    """The lifecycle of each step of one make (a `StepLifecycle`, step_protocol.py).
+
+    Args:
+        recorder: the make's run (`tipi runs`); None in a dry run. `run_id` is its id.
+    """
 
     def __init__(
-        self, context: MakeContext, plan: Plan, options: BuildOptions, state: State
+        self,
+        context: MakeContext,
+        plan: Plan,
+        options: BuildOptions,
+        state: State,
+        recorder: RunRecorder | None = None,
     ) -> None:
         self.context = context
         self.plan = plan
@@ -105,16 +94,24 @@ class Steps:
         self.root = context.root
         self.reporter = context.reporter
         self.done = Outcomes()
-        self.run_id = ""  # the make's run (tipi runs), set by the make session
-        self.recorder: RunRecorder | None = None  # none in a dry run
+        self.recorder = recorder
+        self.run_id = recorder.id if recorder is not None else ""  # its loggers are told
         self._used_configs: dict[str, dict] = {}
-        self.cache = RunCache(self)
-        self._known: dict[str, str | None] = {}
-        # Caches and records keep a digest of a secret, never its value (tipi.redact).
-        self._secrets = secret_values()
-        self._configs = {
-            k: conceal(v, self._secrets) for k, v in plan.permanences.items() if v is not None
-        }
+        self.facts = FactReader(plan, state, context.layout, options.forced, self.done.outcomes)
+        self.cache = RunCache(
+            plan,
+            state,
+            context.reporter,
+            self.facts.decide,
+            remote=options.remote,
+            enabled=options.run_cache,
+            dry_run=options.dry_run,
+        )
+        declare_secrets_of(plan, tuple(context.overrides))
+
+    @property
+    def stopped(self) -> bool:
+        return self.done.stopped
 
     # Deciding ---------------------------------------------------------------------------
 
@@ -128,7 +125,12 @@ class Steps:
         if self.done.stopped or blocker is not None:
             reasons = (str(Reason("failed-upstream", blocker)),) if blocker else ()
             return self.finish(StepResult(name, "not run", reasons=reasons))
-        decision, facts = self._decide(name)
+        return self.reconsider(name)
+
+    def reconsider(self, name: str) -> StepResult | Pending:
+        """Decide `name` as things are now: skipped when up to date, else why it must run.
+        Again after another make held the lock: it may have changed files meanwhile."""
+        decision, facts = self.facts.decide(name)
         if not decision.run:
             return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
         return Pending(decision, facts)
@@ -138,73 +140,37 @@ class Steps:
         make held it), then restore an earlier run from the run cache if there is one. A
         finished result, or the step to run."""
         if not self.state.lock_held and self._take_lock():
-            decision, facts = self._decide(name)  # another make changed files meanwhile
-            if not decision.run:
-                return self.finish(StepResult(name, "skipped", reasons=decision.explain()))
-            pending = Pending(decision, facts)
+            decided = self.reconsider(name)  # another make changed files meanwhile
+            if not isinstance(decided, Pending):
+                return decided
+            pending = decided
         record = self.cache.lookup(name, pending.facts)
         if record is not None:
-            if self.recorder is not None:
-                self.recorder.step_started(name)
-            restored = self.cache.restore(name, pending.decision, pending.facts, record)
+            restored = self._restore(name, pending, record)
             if restored is not None:
                 return restored
         return pending
 
-    def _decide(self, name: str) -> tuple[Decision, StepFacts]:
-        facts = self._facts(name)
-        return decide(facts, self.state.traces.get(self.layout.key(name))), facts
+    def would_run(self, name: str, pending: Pending) -> StepResult:
+        """A dry run's result for `name`, which must run: it would, or would be restored
+        (looked up, not downloaded: a dry run changes nothing)."""
+        reasons = tuple(pending.decision.explain())
+        record = self.cache.lookup(name, pending.facts, fetch=False)
+        if record is not None:
+            reasons = (f"{restorable(record)}: it would be restored", *reasons)
+        return self.finish(StepResult(name, "would run", reasons=reasons))
 
-    def _facts(self, name: str) -> StepFacts:
-        step = self.plan.steps[name]
-        pending: dict[str, str] = {}
-        remade: dict[str, str] = {}
-        inputs = {}
-        for path in step.inputs.values():
-            producer = self.plan.producers.get(path)
-            outcome = self.done.outcomes.get(producer) if producer is not None else None
-            if outcome == "would run":
-                pending[path] = producer  # type: ignore[assignment]
-                inputs[path] = None
-                continue
-            if outcome in RAN_OR_RESTORED:
-                remade[path] = producer  # type: ignore[assignment]
-            inputs[path] = self._hash(path)
-        forced = name in self.options.forced or step.force
-        params, inert = step.params, {}
-        if step.inert:  # they name loggers and the like: kept, but out of the fingerprint
-            inert = {k: params[k] for k in step.inert if k in params}
-            params = {k: v for k, v in params.items() if k not in inert}
-        return StepFacts(
-            name=name,
-            type=step.type,
-            code=step.code,
-            params=conceal(params, self._secrets),
-            inert=conceal(inert, self._secrets) if inert else inert,
-            inputs=inputs,
-            outputs={p: self._hash(p) for p in step.outputs.values()},
-            permanences=self._configs,
-            pending=pending,
-            remade=remade,
-            forced=forced,
-            volatile=step.volatile,
-            force_reason="force = true" if step.force and name not in self.options.forced else "",
-            environment=self.plan.environments.get(step.env, {}),
-            rerun_on_env=self.plan.rerun_on_env,
-            codes=self.state.codes,
-        )
-
-    def _hash(self, path: str) -> str | None:
-        """The content hash of a project path, once per make: in a chain, one step's output
-        is the next one's input. `_rehash` refreshes it after a step rewrote the file."""
-        try:
-            return self._known[path]
-        except KeyError:
-            return self._rehash(path)
-
-    def _rehash(self, path: str) -> str | None:
-        digest = self._known[path] = self.state.stat.hash_path(absolute(path, self.root))
-        return digest
+    def _restore(self, name: str, pending: Pending, record: CachedRun) -> StepResult | None:
+        """Put an earlier run's outputs in place instead of running `name`, and record it;
+        None when that failed and the step must run after all."""
+        if self.recorder is not None:
+            self.recorder.step_started(name)
+        started = time.perf_counter()
+        if not self.cache.restore(name, record, self.outputs_of(name)):
+            return None
+        self.record(name, pending.facts, frozenset(record.permanences), record.seconds, keep=False)
+        reasons = (restorable(record), *pending.decision.explain())
+        return self.finish(StepResult(name, "restored", time.perf_counter() - started, reasons))
 
     def _take_lock(self) -> bool:
         """Take the project lock; True if another make held it (its results are reread)."""
@@ -215,20 +181,20 @@ class Steps:
         forget_clean(self.layout.clean_file)
         self.state.staging.discard_all()
         if waited:
-            self._known.clear()
+            self.facts.forget()
             self.state.reload_traces()
         return waited
 
     # Running ----------------------------------------------------------------------------
 
-    def prepare(
-        self, name: str, facts: StepFacts, slot: int = 0
-    ) -> tuple[dict[str, Path], Path, bytes]:
-        """Staging paths for a run of `name`, its scratch folder (a checkpoint left there by
-        an interrupted run of another fingerprint is discarded first, saying why) and the
-        binding the step writes when it creates that folder."""
+    def prepare(self, name: str, pending: Pending, slot: int = 0) -> Prepared:
+        """Staging paths for a run of `name` in `slot`, its scratch folder (a checkpoint left
+        there by an interrupted run of another fingerprint is discarded first, saying why)
+        and the binding the step writes when it creates that folder. The step has started:
+        the run record and the reporter are told (the one before staging, as a restore)."""
         from tipi.uptodate import resume
 
+        facts = pending.facts
         if self.recorder is not None:
             self.recorder.step_started(name)
         slug = self.layout.slug(name)
@@ -249,18 +215,23 @@ class Steps:
                 if when is not None:
                     at = time.strftime("%H:%M", time.localtime(when))
                     self.reporter.notice(f"resuming {name} from its checkpoint of {at}")
-        return staged, scratch, resume.binding(facts, self.plan.steps[name].inputs)
+        binding = resume.binding(facts, self.plan.steps[name].inputs)
+        self.reporter.step_started(name)
+        return Prepared(name, pending, staged, scratch, binding, self.run_id, self.layout.pipeline)
+
+    def discard(self, prepared: Prepared) -> None:
+        """Remove what `prepared` staged: it will not conclude (interrupted, not submitted)."""
+        self.state.staging.discard(prepared.staged)
 
     def outputs_of(self, name: str) -> dict[str, Path]:
         """The step's outputs as absolute paths, from the plan (no import of its class)."""
         return {k: Path(absolute(p, self.root)) for k, p in self.plan.steps[name].outputs.items()}
 
-    def task(
-        self, name: str, staged: dict[str, Path], scratch: Path, forced: bool, binding: bytes
-    ) -> Task:
-        """`name` as a Task for a worker process, a Dask worker or torchrun."""
+    def task(self, prepared: Prepared) -> Task:
+        """The prepared step as a Task for a worker process, a Dask worker or torchrun."""
         from tipi.execution.types import Task
 
+        name = prepared.name
         planned = self.plan.steps[name]
         variant = self.layout.variant
         return Task(
@@ -269,9 +240,9 @@ class Steps:
             file=str(self.context.file),
             overrides=tuple(self.context.overrides),
             step=name,
-            outputs={k: str(v) for k, v in staged.items()},
-            scratch=str(scratch),
-            forced=forced,
+            outputs={k: str(v) for k, v in prepared.staged.items()},
+            scratch=str(prepared.scratch),
+            forced=prepared.forced,
             log=str(self.layout.log_of(name)),
             env={"TIPI_NO_LIVE": "1"},
             nproc=planned.nproc,
@@ -279,22 +250,21 @@ class Steps:
             variant=variant.to_data() if variant else None,
             source=self.plan.source,
             deps=tuple(tuple(d) for d in self.plan.deps),
-            binding=binding.hex(),
-            run=self.run_id,
+            binding=prepared.binding.hex(),
+            run=prepared.run,
         )
+
+    def resolve(self) -> ResolvedPipeline:
+        """The pipeline with its classes imported (once per make: the planner keeps it)."""
+        return self.context.resolve()
 
     # Concluding -------------------------------------------------------------------------
 
-    def conclude(
-        self,
-        name: str,
-        pending: Pending,
-        staged: dict[str, Path],
-        result: Result,
-    ) -> StepResult:
+    def conclude(self, prepared: Prepared, result: Result) -> StepResult:
         """Commit a finished step's outputs and record it, or record its failure."""
+        name, pending, staged = prepared.name, prepared.pending, prepared.staged
         outcome, seconds, error = result.outcome, result.seconds, result.error
-        moved = self._code_moved(name) if outcome in ("ran", "skipped") else None
+        moved = self.facts.code_moved(name) if outcome in ("ran", "skipped") else None
         if moved is not None:
             outcome = "failed"
             error = ProcessFailure(
@@ -323,27 +293,11 @@ class Steps:
         self.state.staging.finish(self.layout.slug(name))
         return self.finish(StepResult(name, "ran", seconds, reasons))
 
-    def _code_moved(self, name: str) -> str | None:
-        """A code file of the step (or of a permanence) that changed since the plan: the
-        step may have imported it while it ran, so its fingerprint may not describe it."""
-        from tipi.config.planned import stat_dep
-
-        files = set(self.plan.code_files.get(self.plan.steps[name].code, ()))
-        for config in self._configs.values():
-            files.update(self.plan.code_files.get(config.get("code", ""), ()))
-        if not files:
-            return None
-        planned = {d[0]: list(d) for d in self.plan.deps}
-        for path in sorted(files):
-            if path in planned and stat_dep(path) != planned[path]:
-                return path
-        return None
-
     def record(
         self, name: str, facts: StepFacts, used: frozenset[str], seconds: float, keep: bool = True
     ) -> None:
         relevant = sorted(u for u in used if self.plan.permanences.get(u) is not None)
-        outputs = {p: self._rehash(p) for p in self.plan.steps[name].outputs.values()}
+        outputs = {p: self.facts.rehash(p) for p in self.plan.steps[name].outputs.values()}
         trace = Trace(
             fingerprint=facts.fingerprint(relevant),
             type=facts.type,
@@ -360,10 +314,14 @@ class Steps:
         self.state.traces.put(self.layout.key(name), trace)
         self._used_configs[name] = trace.permanences
         if keep and not facts.volatile and self.options.run_cache:
-            self.cache.keep(name, facts, trace.permanences, seconds)
+            self.cache.keep(name, facts, trace.permanences, seconds, self.outputs_of(name))
 
     def fail(
-        self, name: str, error: BaseException | None, seconds: float, reasons: tuple[str, ...]
+        self,
+        name: str,
+        error: BaseException | None,
+        seconds: float,
+        reasons: tuple[str, ...] = (),
     ) -> StepResult:
         failure = (
             error
@@ -376,6 +334,7 @@ class Steps:
         return self.finish(StepResult(name, "failed", seconds, reasons, error=str(failure)))
 
     def finish(self, result: StepResult) -> StepResult:
+        """`result` is the step's outcome: told to the run record and the reporter."""
         self.done.outcomes[result.name] = result.outcome
         recorder = self.recorder
         if recorder is not None and result.outcome in ("ran", "restored", "failed"):

@@ -5,6 +5,11 @@ With a remote (`--remote`), its traffic runs beside the make (runcache/remote_po
 steps it may restore are looked up when the make starts, several at once (`prefetch`), and
 each kept run is pushed as soon as it is kept; the make waits for the uploads at its end
 (`finish`). A remote that fails is told once and not asked again in that make.
+
+It is given what it uses, and never calls the step lifecycle (step.py): the plan, the make's
+stores, the reporter, and the rebuilder's decision on a step as things are now (to know
+which steps to look up ahead: step_facts.py). Restoring puts the outputs in place; recording
+the step is the lifecycle's part.
 """
 
 from __future__ import annotations
@@ -12,10 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from tipi.errors import ProcessFailure, TipiError
-from tipi.report import StepResult
 from tipi.uptodate.rebuilder import Decision, StepFacts
 
 if TYPE_CHECKING:
@@ -28,36 +32,40 @@ if TYPE_CHECKING:
     from tipi.runcache.remote_pool import Outage, PooledRemote, Relay, Uploads
     from tipi.state.stores import State
 
-
-class Steps(Protocol):
-    """What the run cache needs of the step lifecycle (step.py), which holds it."""
-
-    plan: Plan
-    state: State
-    reporter: Reporter
-
-    @property
-    def options(self) -> Any: ...
-
-    def outputs_of(self, name: str) -> dict[str, Path]: ...
-
-    def record(
-        self, name: str, facts: StepFacts, used: frozenset[str], seconds: float, keep: bool = True
-    ) -> None: ...
-
-    def finish(self, result: StepResult) -> StepResult: ...
-
-    def _decide(self, name: str) -> tuple[Decision, StepFacts]: ...
-
+Decide = Callable[[str], tuple[Decision, StepFacts]]  # a step's decision as things are now
 
 RESTORE_SLOT = 999  # the staging slot the driver restores cached runs through
 
 
 class RunCache:
-    """Restores and keeps the runs of one make's steps."""
+    """Restores and keeps the runs of one make's steps.
 
-    def __init__(self, steps: Steps) -> None:
-        self.steps = steps
+    Args:
+        state: the make's stores (run cache, staging, stat cache), read when used: a sweep
+            gives a variant's make shared ones after this is made.
+        decide: the rebuilder's decision on a step, reading only (`prefetch`).
+        remote: the remote cache's URL (`--remote`), if any.
+        enabled: False with `--no-run-cache`: nothing is looked up or kept.
+        dry_run: look up only; nothing is downloaded.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        state: State,
+        reporter: Reporter,
+        decide: Decide,
+        *,
+        remote: str | None = None,
+        enabled: bool = True,
+        dry_run: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.state = state
+        self.reporter = reporter
+        self.decide = decide
+        self.enabled = enabled
+        self.dry_run = dry_run
         self.kept: list[CachedRun] = []  # the runs this make kept (each pushed when kept)
         self.remote: PooledRemote | None = None
         self.relay: Relay | None = None
@@ -65,13 +73,13 @@ class RunCache:
         self.uploads: Uploads | None = None
         self._lookahead: Lookahead | None = None
         self._index: dict[str, int] = {}
-        self._url: str | None = steps.options.remote or None
+        self._url: str | None = remote or None
         if self._url:
             from tipi.runcache.remote_pool import Outage, Relay
             from tipi.runcache.remote_url import check_url
 
             check_url(self._url)  # a URL that can never work: refused before any step runs
-            self.relay = Relay(steps.reporter.warning)
+            self.relay = Relay(reporter.warning)
             self.outage = Outage(self._url, self.relay)
 
     @property
@@ -89,7 +97,7 @@ class RunCache:
             except TipiError as exc:  # what check_url cannot see (a chained URL)
                 self.outage.declare(exc)  # type: ignore[union-attr]
                 return None
-            local = self.steps.state.run_cache
+            local = self.state.run_cache
             self.uploads = Uploads(remote, local, self.outage, self.relay)  # type: ignore[arg-type]
             self.remote = remote
         return self.remote
@@ -98,7 +106,7 @@ class RunCache:
         """Look up on the remote, at once and several at a time, every step of `order` that
         may be restored: one that must run now, or one after such a step (asked as soon as
         the remote has the step before it: runcache/lookahead.py). Reads only."""
-        if self._url is None or self.outage or not self.steps.options.run_cache:
+        if self._url is None or self.outage or not self.enabled:
             return
         from tipi.runcache.lookahead import Lookahead
 
@@ -112,25 +120,25 @@ class RunCache:
         self._index = {name: i for i, name in enumerate(order)}
         self._lookahead = Lookahead(
             remote,
-            self.steps.plan.permanences,
-            self.steps.state.run_cache,
+            self.plan.permanences,
+            self.state.run_cache,
             self.relay,  # type: ignore[arg-type]
-            download=not self.steps.options.dry_run,
+            download=not self.dry_run,
         )
         remote.expect(len(prospects))  # many: one listing of the remote answers all
         self._lookahead.start(prospects)
 
     def _prospects(self, order: Sequence[str]) -> Iterator[Prospect]:
-        """The steps of `order` that may be restored, as known now (`_decide` only reads,
-        as `Steps.consider` does; a step's own turn decides again)."""
+        """The steps of `order` that may be restored, as known now (`decide` only reads; a
+        step's own turn decides again)."""
         from tipi.runcache.lookahead import Prospect
 
-        plan, dry = self.steps.plan, self.steps.options.dry_run
+        plan, dry = self.plan, self.dry_run
         remade: set[str] = set()  # paths a step of this make before may (re)make
         for index, name in enumerate(order):
             step = plan.steps[name]
             upstream = frozenset(p for p in step.inputs.values() if p in remade)
-            decision, facts = self.steps._decide(name)
+            decision, facts = self.decide(name)
             if not upstream and not decision.run:
                 continue
             remade.update(step.outputs.values())
@@ -146,24 +154,22 @@ class RunCache:
         restore); None for steps that must run (forced, volatile)."""
         if self._lookahead is not None and name in self._index:
             self._lookahead.reached(self._index[name])
-        if facts.forced or facts.volatile or not self.steps.options.run_cache:
+        if facts.forced or facts.volatile or not self.enabled:
             return None
         key = self.key(facts)
-        names = self.steps.plan.steps[name].outputs
-        record = self.steps.state.run_cache.lookup(key, self.steps.plan.permanences, names)
+        names = self.plan.steps[name].outputs
+        record = self.state.run_cache.lookup(key, self.plan.permanences, names)
         remote = self._remote if record is None else None
         if remote is not None:
             from tipi.runcache.record import CorruptCache
 
             try:
                 if not fetch:
-                    record = remote.find(key, self.steps.plan.permanences, names)
+                    record = remote.find(key, self.plan.permanences, names)
                 else:
-                    record = remote.fetch(
-                        key, self.steps.plan.permanences, self.steps.state.run_cache, names
-                    )
+                    record = remote.fetch(key, self.plan.permanences, self.state.run_cache, names)
             except CorruptCache as exc:  # that run's files: the step runs instead
-                self.steps.reporter.warning(f"remote cache {remote.url}: {exc}")
+                self.reporter.warning(f"remote cache {remote.url}: {exc}")
             except OSError as exc:  # RemoteUnavailable, or a failure it did not say
                 self.outage.declare(exc)  # type: ignore[union-attr]
         if self.relay is not None:
@@ -175,50 +181,44 @@ class RunCache:
         its own folder, and a run with the same content elsewhere is the same run."""
         from tipi.runcache.content import run_key
 
-        step = self.steps.plan.steps[facts.name]
+        step = self.plan.steps[facts.name]
         named = {k: facts.inputs.get(p) for k, p in step.inputs.items()}
         params = facts.params
         if facts.rerun_on_env:  # then a run of another environment is another result
             params = {**params, "(environment)": dict(facts.environment)}
         return run_key(facts.type, facts.code, params, named, step.outputs)
 
-    def restore(
-        self, name: str, decision: Decision, facts: StepFacts, record: CachedRun
-    ) -> StepResult | None:
-        """Put an earlier run's outputs in place instead of running the step; None when
-        that failed and the step must run after all."""
-        started = time.perf_counter()
-        staging = self.steps.state.staging
-        staged, _ = staging.prepare(name, self.steps.outputs_of(name), slot=RESTORE_SLOT)
+    def restore(self, name: str, record: CachedRun, outputs: dict[str, Path]) -> bool:
+        """Put an earlier run's outputs in place (at `outputs`, the step's own paths)
+        instead of running the step; False when that failed and the step must run."""
+        staging = self.state.staging
+        staged, _ = staging.prepare(name, outputs, slot=RESTORE_SLOT)
         try:
-            self.steps.state.run_cache.restore(record, staged)
-            staging.commit(name, staged, self.steps.outputs_of(name))
+            self.state.run_cache.restore(record, staged)
+            staging.commit(name, staged, outputs)
         except (OSError, ProcessFailure) as exc:
-            self.steps.reporter.warning(f"could not restore '{name}' from the run cache: {exc}")
-            return None
+            self.reporter.warning(f"could not restore '{name}' from the run cache: {exc}")
+            return False
         finally:
             staging.discard(staged)
-        self.steps.record(name, facts, frozenset(record.permanences), record.seconds, keep=False)
-        reasons = (restorable(record), *decision.explain())
-        return self.steps.finish(
-            StepResult(name, "restored", time.perf_counter() - started, reasons)
-        )
+        return True
 
-    def keep(self, name: str, facts: StepFacts, configs: dict, seconds: float) -> None:
-        """Put a successful run's outputs in the run cache (a failure here is a warning)."""
+    def keep(
+        self, name: str, facts: StepFacts, configs: dict, seconds: float, outputs: dict[str, Path]
+    ) -> None:
+        """Put a successful run's outputs (at `outputs`) in the run cache (a failure here
+        is a warning)."""
         try:
-            record = self.steps.state.run_cache.save(
+            record = self.state.run_cache.save(
                 self.key(facts),
                 name,
                 configs,
-                self.steps.outputs_of(name),
-                lambda path: self.steps.state.stat.hash_path(path),
+                outputs,
+                lambda path: self.state.stat.hash_path(path),
                 seconds,
             )
         except OSError as exc:
-            self.steps.reporter.warning(
-                f"could not keep the outputs of '{name}' in the run cache: {exc}"
-            )
+            self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
             return
         self.kept.append(record)
         if self._remote is not None and self.uploads is not None:
@@ -235,10 +235,10 @@ class RunCache:
             self.uploads.close()
             self.relay.flush()
             return
-        sent = self.uploads.wait(self.steps.reporter.notice, self.relay.flush)
+        sent = self.uploads.wait(self.reporter.notice, self.relay.flush)
         self.relay.flush()
         if sent.records:
-            self.steps.reporter.notice(
+            self.reporter.notice(
                 f"pushed {sent.records} run(s), {sent.objects} file(s) to {self.remote.url}"
             )
 

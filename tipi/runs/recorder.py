@@ -1,4 +1,6 @@
-"""RunRecorder: what the make session calls to record its run (`tipi runs`).
+"""RunRecorder: the record of a make's run (`tipi runs`). The make session (build.py) opens
+and closes it; the step lifecycle (step.py) tells it each step's start and end, from the
+same place as it tells the reporter.
 
 A make is a run once it runs or restores a step: nothing is written for a no-op make or a dry
 run. The record is written when the first step starts (status "running"), again as each step

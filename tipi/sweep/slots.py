@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from tipi.execution.types import Task
     from tipi.state.layout import Layout
     from tipi.state.lock import ProjectLock
-    from tipi.step import Pending, Steps
+    from tipi.step import Steps
+    from tipi.step_protocol import Pending
 
 POLL_SECONDS = 0.2
 
@@ -139,7 +140,7 @@ class SharedSlots:
             self.traces = TraceStore(self.layout.traces_file, self.reporter.warning)
             for build in self.builds:
                 build.state._traces = self.traces
-                build.steps._known.clear()
+                build.steps.facts.forget()
 
     def pause(self, timeout: float) -> None:
         """In the sweep's thread, holding the turn: let the variants take turns for up to
@@ -251,7 +252,7 @@ class SharedWorkers(Workers):
     @property
     def running(self) -> int:
         # Steps waiting for a slot another variant holds keep the scheduler collecting.
-        waiting = 0 if self.steps.done.stopped else len(self.claimed)
+        waiting = 0 if self.steps.stopped else len(self.claimed)
         return len(self.started) + waiting
 
     @property
@@ -259,14 +260,14 @@ class SharedWorkers(Workers):
         return self.shared.busy < self.shared.slots
 
     def start(self, name: str, pending: Pending) -> StepResult | bool:
-        from tipi.step import Pending
+        from tipi.step_protocol import Pending
 
         self.shared.check()
         if name not in self.claimed and self.shared.take_lock(self.steps):
-            decision, facts = self.steps._decide(name)  # another make changed files meanwhile
-            if not decision.run:
-                return self.steps.finish(StepResult(name, "skipped", reasons=decision.explain()))
-            pending = Pending(decision, facts)
+            decided = self.steps.reconsider(name)  # another make changed files meanwhile
+            if not isinstance(decided, Pending):
+                return decided
+            pending = decided
         return super().start(name, pending)
 
     def _open(self) -> None:
@@ -308,7 +309,7 @@ class SharedWorkers(Workers):
     def close(self, interrupted: bool) -> None:
         """Discard what started and did not end; the pool stays for the other variants."""
         for running in self.started.values():
-            self.steps.state.staging.discard(running.staged)
+            self.steps.discard(running.prepared)
             self._give_back(running.need, running.gpus)
         self.shared.freed(len(self.started))
         self.started.clear()
