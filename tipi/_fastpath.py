@@ -154,7 +154,9 @@ def prove_noop(request: Request) -> NoOp | None:
     plan = data["plan"]
     order = select(plan, request.targets, root)
     started = time.perf_counter()  # where Build.run starts its clock
-    if not order or not is_up_to_date(layout, order, plan["steps"], _refuse):
+    summary = data["summary"]
+    paths, always = summary["paths"], summary["always_run"]
+    if not order or not is_up_to_date(layout, order, paths, always, _refuse):
         return None
     return NoOp(plan["pipeline"], order, started)
 

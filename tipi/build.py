@@ -6,8 +6,8 @@ them)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tipi.dispatch import dispatch_for
 from tipi.errors import BuildFailed, PipelineInterrupted, TipiError
@@ -18,6 +18,7 @@ from tipi.state.failures import update_failures
 from tipi.state.stores import State
 from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
 from tipi.uptodate.clean import write_clean_record
+from tipi.uptodate.planfile import always_run, step_paths
 from tipi.uptodate.question import (
     guards,
     is_up_to_date,
@@ -122,20 +123,17 @@ class Build:
     def _up_to_date(self, warn: Callable[[str], None]) -> bool:
         """Whether this make has nothing to do (uptodate/question.py, which the fast path asks
         too)."""
+        steps = [self.plan.steps[name] for name in self.order]
         return is_up_to_date(
             self.context.layout,
             self.order,
-            self._step_data(),
+            step_paths(steps),
+            always_run(steps),
             warn,
             forced=bool(self.options.forced),
             rehash=self.options.rehash,
             from_cache=self.context.plan_from_cache,
         )
-
-    def _step_data(self) -> dict[str, Mapping[str, Any]]:
-        """The selected steps as the question reads them: their data, as the plan file holds
-        it (a PlannedStep's fields)."""
-        return {name: vars(self.plan.steps[name]) for name in self.order}
 
     def _record_clean(self) -> None:
         """Write the clean record after a complete make with nothing failed, forced, volatile
@@ -146,13 +144,13 @@ class Build:
             return
         if done.failures or done.skip_method or self.options.forced:
             return
-        steps = self._step_data()
-        if runs_every_time(steps, self.order):
+        steps = [self.plan.steps[name] for name in self.order]
+        if runs_every_time(always_run(steps), self.order):
             return
         if not self.state.lock_held and not self.state.try_lock():
             return
         layout = self.context.layout
-        paths = record_paths(layout, steps, self.order)
+        paths = record_paths(layout, step_paths(steps), self.order)
         write_clean_record(layout.clean_file, self.order, paths, guards(layout))
 
     def _close(self) -> None:

@@ -176,7 +176,7 @@ class Planner:
         from tipi.identity.hashing import is_racy
 
         if save and not any(is_racy(d[1]) for d in plan.deps):
-            write_plan_file(self.cache_file, self.key(), plan.deps, self.absent, plan.to_data())
+            write_plan_file(self.cache_file, self.key(), self.absent, plan)
         return plan
 
     def resolve(self) -> ResolvedPipeline:

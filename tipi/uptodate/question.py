@@ -7,17 +7,17 @@ step is volatile or forced in its definition (those run every time). Then a make
 `report_up_to_date`'s events and nothing else.
 
 Both doors call `is_up_to_date` and `report_up_to_date`: the full make (build.Build, behind
-Engine.make) with its plan's steps, and the `tipi` executable's fast path (tipi/_fastpath.py)
-with the steps of the plan file (planfile.peek_plan), before Typer, Rich or the engine are
-imported. So this module is light: no dataclass, no Rich, no planner on its import path
-(tests/test_fast_path.py lists what a fast no-op must not import). A step is given as its data,
-the mapping Plan.to_data writes (for a planning.PlannedStep, `vars(step)`).
+Engine.make) with what its plan says of the selected steps, and the `tipi` executable's fast
+path (tipi/_fastpath.py) with the same read off the plan file's summary (planfile.peek_plan),
+before Typer, Rich or the engine are imported; planfile.py's `step_paths` and `always_run` work
+it out for both. So this module is light: no dataclass, no Rich, no planner on its import path
+(tests/test_fast_path.py lists what a fast no-op must not import).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tipi.uptodate.clean import is_clean, required_paths
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
     from tipi.state.layout import Layout
 
-Step = Mapping[str, Any]  # a step's data: Plan.to_data's entry, `vars(PlannedStep)`
-
 # What a step proven up to date says (rebuilder.UP_TO_DATE.explain(), spelled here so that the
 # fast path need not import the rebuilder's dataclasses; tests/test_fast_path.py compares them).
 UP_TO_DATE_SAID = ("up to date",)
@@ -37,7 +35,8 @@ UP_TO_DATE_SAID = ("up to date",)
 def is_up_to_date(
     layout: Layout,
     order: Sequence[str],
-    steps: Mapping[str, Step],
+    paths: Mapping[str, Sequence[str]],
+    always: Collection[str],
     warn: Callable[[str], None],
     *,
     forced: bool = False,
@@ -49,29 +48,33 @@ def is_up_to_date(
     Args:
         layout: where the pipeline's state lives (its clean record, plan file, trace log).
         order: the selected steps.
-        steps: name → step data, for at least the selected steps.
+        paths: step → its inputs, then its outputs, as the plan spells them
+            (planfile.step_paths), for at least the selected steps.
+        always: the steps that run at every make, volatile or forced by their definition
+            (planfile.always_run).
         warn: told about a clean record that is unusable (the answer is then no).
         forced: -f or -F forces a step of this make.
         rehash: --rehash trusts no saved signature.
         from_cache: the make's plan was read from the plan file.
     """
-    if forced or rehash or not from_cache or runs_every_time(steps, order):
+    if forced or rehash or not from_cache or runs_every_time(always, order):
         return False
-    required = record_paths(layout, steps, order) | {str(g) for g in guards(layout)}
+    required = record_paths(layout, paths, order) | {str(g) for g in guards(layout)}
     return is_clean(layout.clean_file, order, warn, required)
 
 
-def runs_every_time(steps: Mapping[str, Step], order: Iterable[str]) -> bool:
-    """Whether one of the steps `order` is volatile or forced by its definition: no clean
-    record proves or is written for such a selection."""
-    return any(steps[name]["volatile"] or steps[name]["force"] for name in order)
+def runs_every_time(always: Collection[str], order: Iterable[str]) -> bool:
+    """Whether one of the steps `order` is in `always`: no clean record proves or is written
+    for such a selection."""
+    return any(name in always for name in order)
 
 
-def record_paths(layout: Layout, steps: Mapping[str, Step], order: Iterable[str]) -> set[str]:
+def record_paths(
+    layout: Layout, paths: Mapping[str, Sequence[str]], order: Iterable[str]
+) -> set[str]:
     """Every input and output of the steps `order`, absolute: what a clean record of them
     names besides its guards."""
-    paths = ([*steps[n]["inputs"].values(), *steps[n]["outputs"].values()] for n in order)
-    return required_paths(paths, layout.root)
+    return required_paths((paths[name] for name in order), layout.root)
 
 
 def guards(layout: Layout) -> tuple[Path, Path]:
