@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from tipi.permanences.zoo import mlp
 from tipi.processes.data import save_splits
 
+if TYPE_CHECKING:
+    import torch
+
 
 @cache
 def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -23,6 +26,8 @@ def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 
 def write_digits_splits(path: Path) -> Path:
     """The digits in train/val/test (70/15/15, seed 0), as PrepareDigits writes them."""
+    import torch
+
     images, labels = digits_tensors()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     n_train, n_val = int(len(order) * 0.7), int(len(order) * 0.15)
@@ -39,6 +44,8 @@ def write_digits_splits(path: Path) -> Path:
 def train_weights(path: Path, steps: int = 40, seed: int = 0) -> Path:
     """`mlp()` (Network model "mlp") trained for `steps` batches of 64 on the digits' first
     1200 images; a bare state dict."""
+    import torch
+
     images, labels = digits_tensors()
     torch.manual_seed(seed)
     model = mlp()

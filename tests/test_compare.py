@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from analysis_helpers import train_weights, write_digits_splits
-from sklearn.metrics import f1_score, precision_score, recall_score
 
 from tipi.engine import Engine
 from tipi.errors import ConfigError
@@ -70,6 +69,8 @@ def test_paired_bootstrap_by_hand():
 
 
 def test_metrics_match_scikit_learn():
+    from sklearn.metrics import f1_score, precision_score, recall_score  # here: slow to import
+
     rng = np.random.default_rng(0)
     labels, predicted = rng.integers(0, 5, 200), rng.integers(0, 6, 200)
     found = classifier_metrics(labels, predicted, 6)
@@ -103,6 +104,8 @@ def test_compare_report_shape_and_hand_figures():
     low, high = accuracy["ci95"]
     assert low <= 0.25 <= high
     f1 = report["pairs"][1]
+    from sklearn.metrics import f1_score
+
     expected = f1_score(LABELS, B, average="macro") - f1_score(LABELS, A, average="macro")
     assert f1["difference"] == pytest.approx(expected, abs=1e-6)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from tipi.errors import ConfigError
 from tipi.permanences.device import Device, GpuInfo, choose, query_gpus, visible
@@ -44,6 +43,8 @@ INVENTORY = [("A100", 40 * GiB, 30 * GiB), ("A100", 40 * GiB, 5 * GiB), ("T4", 1
 
 
 def test_without_cuda_it_falls_back_to_cpu_with_one_message():
+    import torch
+
     device = Device()
     device.initialize()
     assert device.name == "cpu"
@@ -82,6 +83,8 @@ def test_devices_above_max_usage_are_refused_with_a_clear_error():
 
 
 def test_auto_uses_nvml_when_cuda_is_there(monkeypatch):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
     device = Device(nvml=FakeNvml(INVENTORY))
@@ -91,6 +94,8 @@ def test_auto_uses_nvml_when_cuda_is_there(monkeypatch):
 
 
 def test_local_rank_wins_under_torch_distributed(monkeypatch):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("LOCAL_RANK", "1")
@@ -100,6 +105,8 @@ def test_local_rank_wins_under_torch_distributed(monkeypatch):
 
 
 def test_broken_nvml_falls_back_to_cuda0_with_a_message(monkeypatch):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     class Broken(FakeNvml):
@@ -121,6 +128,7 @@ def test_bad_settings_are_config_errors():
 
 def test_real_nvml_without_a_driver_falls_back_with_a_message(monkeypatch):
     import pynvml
+    import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # pretend CUDA, no driver
     device = Device(nvml=pynvml)

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from tipi.engine import Engine
 from tipi.errors import ConfigError
@@ -60,6 +59,8 @@ def test_a_second_make_runs_nothing_and_lr_reruns_only_what_depends_on_train(dig
 
 
 def test_onnx_parity_catches_a_model_that_does_not_match(tmp_path):
+    import torch
+
     torch.manual_seed(0)
     model, other = small_cnn(width=4).eval(), small_cnn(width=4).eval()
     example = torch.randn(3, 1, 8, 8)
@@ -69,6 +70,8 @@ def test_onnx_parity_catches_a_model_that_does_not_match(tmp_path):
 
 
 def test_tensorrt_without_a_gpu_is_a_clear_error(project):
+    import torch
+
     project.pipeline(
         "x",
         """

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from analysis_helpers import EXPORT_PIPELINE as PIPELINE
 from analysis_helpers import exported_digits, train_weights, write_digits_splits
 
@@ -72,6 +71,8 @@ def test_static_int8_calibrates_on_training_batches(exported, tmp_path):
 
 
 def test_every_graph_optimization_level_gives_the_same_outputs(exported):
+    import torch
+
     x = torch.randn(3, 1, 8, 8)
     outputs = [
         onnx_predictor(ort_session(exported / "out/x/export/model.onnx", level))(x)
@@ -129,6 +130,8 @@ def test_quantize_param_errors_are_one_line_with_step_and_key(project, cli):
 def test_a_conversion_step_of_ones_own_after_export(project, cli):
     """examples/conversion: its ToOrtFormat converts Export's ONNX model, checked; the
     example's pipeline plans as written."""
+    import torch
+
     example = REPO / "examples/conversion/pipelines/conversion"
     shutil.copytree(example, project.root / "pipelines/conversion")
     planned = cli("make", "-p", "conversion", "-n")

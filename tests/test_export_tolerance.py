@@ -14,11 +14,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import torch
 from analysis_helpers import EXPORT_PIPELINE, train_weights, write_digits_splits
-from onnx import numpy_helper
 
 from tipi.engine import Engine
 from tipi.errors import ProcessFailure
@@ -37,6 +34,8 @@ SCALE = 400.0  # the last layer's weights times this: logits in the thousands
 def large_logit_project(root: Path) -> Path:
     """A project whose Export (dynamic int8 too) exports digits weights of the zoo's MLP
     whose last layer is scaled by SCALE: the argmax is the trained one, the logits huge."""
+    import torch
+
     (root / "pipelines/x").mkdir(parents=True)
     (root / "pipelines/x/pipeline.toml").write_text(EXPORT_PIPELINE)
     write_digits_splits(root / "data/splits.pt")
@@ -58,6 +57,8 @@ def large(tmp_path_factory):
 
 
 def eager_model(root: Path):
+    import torch
+
     model = mlp().eval()
     model.load_state_dict(torch.load(root / "out/train/model.pt", weights_only=True))
     return model
@@ -91,6 +92,9 @@ def check(export: Export, root: Path) -> dict:
 
 def spoil(path: Path, initializer: str, change) -> None:
     """Rewrite the ONNX initializer whose name contains `initializer` with `change(array)`."""
+    import onnx  # here, not at collection: onnx takes a second or two to import
+    from onnx import numpy_helper
+
     model = onnx.load(str(path))
     found = [t for t in model.graph.initializer if initializer in t.name]
     assert found, [t.name for t in model.graph.initializer]
@@ -163,6 +167,8 @@ def test_tolerances_and_min_agreement_are_checked_before_anything_is_exported():
 
 @pytest.mark.slow
 def test_fp16_of_large_logits_passes_where_the_old_absolute_check_failed(large):
+    import torch
+
     root, summary = large
     assert [r.outcome for r in summary.results] == ["ran"]
     folder = root / "out/x/export"
@@ -212,6 +218,8 @@ def test_a_corrupted_artifact_still_fails_with_its_two_numbers(
 def test_torchscript_bytes_do_not_depend_on_the_callers_stack_or_process(tmp_path):
     """torch writes the Python call stack of the trace into the archive (a worker's differs
     from an in-process make's): the bytes must not."""
+    import torch
+
     torch.manual_seed(0)
     model = mlp().eval()
     torch.save(model.state_dict(), tmp_path / "w.pt")
@@ -305,6 +313,8 @@ def test_a_model_of_the_pipeline_folder_exports_the_same_bytes_from_two_checkout
     ONNX files held each op's Python stack (absolute paths) and the module path of its class,
     TorchScript the class names, with the digest of the folder's path that tipi imports the
     model under, and a counter of the process's earlier traces."""
+    import torch
+
     torch.manual_seed(0)
     weights = torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)

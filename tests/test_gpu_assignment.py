@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from tests.fake_nvml import MIG_PARENT, MIG_UUIDS, UUIDS, four_gpus, mig_machine
 from tipi.engine import Engine
@@ -122,6 +121,8 @@ def test_ranks_within_the_reserved_gpus_load(project, cli):
 
 
 def test_a_rank_without_a_gpu_of_its_own_is_never_sent_to_a_missing_device(monkeypatch):
+    import torch
+
     assert rank_device(1, 2, 2) == ("cuda:1", "")
     name, message = rank_device(1, 2, 1)
     assert name == "cpu" and "2 rank(s) on this node but 1 GPU(s) visible" in message
@@ -160,6 +161,8 @@ def test_mig_instances_are_devices_named_by_either_form():
 
 
 def test_device_picks_the_freest_of_the_uuid_entries(monkeypatch, nvml):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{UUIDS[0]},{UUIDS[2]}")
     device = Device(nvml=nvml)
@@ -169,6 +172,8 @@ def test_device_picks_the_freest_of_the_uuid_entries(monkeypatch, nvml):
 
 
 def test_device_with_a_mig_instance_uses_it(monkeypatch):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", MIG_UUIDS[1])
     device = Device(nvml=mig_machine())
@@ -177,6 +182,8 @@ def test_device_with_a_mig_instance_uses_it(monkeypatch):
 
 
 def test_device_trusts_cuda_for_an_entry_nvml_cannot_match(monkeypatch, nvml):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-ffffffff")
     device = Device(nvml=nvml)
@@ -223,6 +230,8 @@ def test_a_users_own_device_order_is_kept_and_devices_are_then_named_by_uuid(
 
 
 def test_device_sets_the_order_in_its_own_process_unless_the_user_did(monkeypatch, nvml):
+    import torch
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     Device(nvml=nvml).initialize()
     assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"

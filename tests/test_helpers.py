@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tipi.engine import Engine
 from tipi.helpers import device_manager, logger, progress_bar
@@ -60,6 +59,8 @@ def test_a_long_loop_updates_the_display_in_batches(capsys):
 
 
 def test_device_manager_standalone_picks_the_cpu_here(capsys, monkeypatch):
+    import torch
+
     monkeypatch.setattr(device_manager, "_standalone", None)
     assert device_manager.get_device() == torch.device("cpu")
     assert device_manager.get_device() == torch.device("cpu")

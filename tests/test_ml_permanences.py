@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tipi.engine import Engine
 from tipi.errors import ConfigError
@@ -15,6 +14,8 @@ from tipi.permanences.network import Network
 
 
 def test_network_from_the_zoo_checkpoints_atomically_and_loads_weights_only(tmp_path):
+    import torch
+
     net = Network("small_cnn", {"width": 4}, device="", checkpoint=tmp_path / "m.pt")
     net.initialize()
     net.validate()
@@ -34,6 +35,8 @@ def test_network_from_the_zoo_checkpoints_atomically_and_loads_weights_only(tmp_
 
 
 def test_network_refuses_pickled_objects(tmp_path):
+    import torch
+
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "payload": object()}, path)
     net = Network("mlp", device="")

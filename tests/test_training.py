@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from tests.training_helpers import FakeTrainer, one_thread  # noqa: F401 - one_thread is autouse
 from tipi.engine import Engine
@@ -56,6 +55,8 @@ def weights(path) -> dict:
 
 
 def test_phase_a_frozen_then_phase_b_from_its_weights(project):
+    import torch
+
     pipeline(
         project,
         head='{ epochs = 2, lr = 0.01, freeze = ["features.*"] }',
@@ -144,6 +145,8 @@ def clean_run(tmp_path_factory, text: str):
 def kill_mid_training(project, *args: str, prepare: bool = True, epochs: int = 4) -> dict:
     """Start `tipi make` on project, SIGKILL it once training has checkpointed, return the
     position the checkpoint holds."""
+    import torch
+
     if prepare:
         Engine("t").make(["prepare"])
     resume = project.root / ".tipi_cache/scratch/t/head/resume.pt"
@@ -154,8 +157,7 @@ def kill_mid_training(project, *args: str, prepare: bool = True, epochs: int = 4
         assert proc.poll() is None, "training ended before a checkpoint was seen"
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # at once: a later kill only risks a finished training
     proc.wait()
     saved = torch.load(resume, map_location="cpu", weights_only=True)["state"]
     assert (saved["epoch"], saved["batch"]) != (epochs, 0), "killed too late to test resuming"
@@ -164,6 +166,8 @@ def kill_mid_training(project, *args: str, prepare: bool = True, epochs: int = 4
 
 
 def assert_same_weights(project, reference, output: str = "model.pt") -> None:
+    import torch
+
     resumed = weights(project.root / "out/t/head" / output)
     expected = weights(reference / "out/t/head" / output)
     assert resumed.keys() == expected.keys()

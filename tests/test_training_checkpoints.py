@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tests.training_helpers import PARTS, one_thread, tiny  # noqa: F401 - one_thread is autouse
 from tipi.engine import Engine
@@ -33,6 +32,8 @@ inputs = { model = "out/c/more/best.pt", data = "splits.pt" }
 
 
 def test_checkpoints_carry_the_pipeline_metadata_and_load_weights_only(project):
+    import torch
+
     project.pipeline("c", PHASES)
     data = Data("synthetic_images", {"n": 96}, device="")
     data.initialize()
@@ -86,6 +87,8 @@ CRASHING = tiny(
 def test_a_crashed_run_resumes_numpy_augmentation_and_all_to_the_same_weights(project, tmp_path):
     """The dataset draws noise from numpy's global generator in the main process: only a
     resume that puts numpy's state back ends with the uninterrupted run's weights."""
+    import torch
+
     text = CRASHING.replace("checkpoint_every = 2", "checkpoint_every = 2\nema = 0.8")
     text = text.replace('model = "small_cnn"', 'model = "mlp"').replace(
         "{ width = 4 }", "{ hidden = 8, num_classes = 1 }"
@@ -114,20 +117,21 @@ def test_a_crashed_run_resumes_numpy_augmentation_and_all_to_the_same_weights(pr
     assert not resume.parent.exists()
 
 
-class Counting(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.reads: list[int] = []
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.reads.append(index)
-        return torch.tensor([index])
-
-
 def test_resuming_skips_batches_without_reading_them():
+    import torch
+
+    class Counting(torch.utils.data.Dataset):  # here: torch is imported by the tests that use it
+        def __init__(self, n: int) -> None:
+            self.reads: list[int] = []
+            self.n = n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            self.reads.append(index)
+            return torch.tensor([index])
+
     full = epoch_order(20, True, 5)
     dataset = Counting(20)
     sampler = EpochSampler(20, True, 0)
@@ -145,15 +149,16 @@ def test_resuming_skips_batches_without_reading_them():
     assert {i for part in shard for i in part} == set(full)
 
 
-class Augmenting(torch.utils.data.Dataset):
-    def __len__(self) -> int:
-        return 12
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.rand(2) + index
-
-
 def test_data_loaders_as_configured_and_seeded_samples_independent_of_workers():
+    import torch
+
+    class Augmenting(torch.utils.data.Dataset):  # the loader's workers are forked: no pickling
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            return torch.rand(2) + index
+
     data = Data(
         "synthetic_images",
         {"n": 40},
@@ -213,6 +218,8 @@ def test_a_gate_not_passed_fails_the_phase_with_the_best_value(project, cli):
 def test_a_step_without_init_starts_from_the_built_weights(project):
     """Two phases on one Network, the second without `init`: it must not start from what
     the first left in the shared model (a cached first phase would not leave it)."""
+    import torch
+
     text = tiny("epochs = 1\nbatch_size = 32") + (
         '\n[processes.again]\ntype = "Train"\nafter = ["fit"]\nparams = { epochs = 1, batch_size = 32 }\n'
     )
@@ -227,13 +234,16 @@ def test_a_step_without_init_starts_from_the_built_weights(project):
     )
 
 
-CUDA = torch.cuda.is_available()
 NO_GPU = "no CUDA GPU here: the CUDA RNG and the fp16 grad scaler are tested where one is lent"
 
 
-@pytest.mark.skipif(not CUDA, reason=NO_GPU)
 def test_cuda_rng_states_are_saved_and_put_back():
+    import torch
+
     from tipi.processes.training.checkpoints import restore_rng, rng_states
+
+    if not torch.cuda.is_available():  # asked here, not at collection: torch is imported lazily
+        pytest.skip(NO_GPU)
 
     saved = rng_states()
     assert len(saved["cuda_rng"]) == torch.cuda.device_count()
@@ -242,8 +252,11 @@ def test_cuda_rng_states_are_saved_and_put_back():
     assert torch.equal(torch.rand(4, device="cuda"), first)
 
 
-@pytest.mark.skipif(not CUDA, reason=NO_GPU)
 def test_a_crashed_16_mixed_run_on_cuda_resumes_with_its_grad_scaler(project):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(NO_GPU)
     text = tiny(
         'epochs = 3\nbatch_size = 8\ncheckpoint_every = 2\nprecision = "16-mixed"\n'
         'deterministic = true\ncallbacks = ["parts:CrashOnce"]',

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tests.training_helpers import one_thread, tiny  # noqa: F401 - one_thread is autouse
 from tipi.engine import Engine
@@ -28,6 +27,8 @@ optimizers = [
 
 
 def test_each_group_has_its_optimizer_and_scheduler_and_the_rest_is_frozen(project):
+    import torch
+
     project.pipeline("g", tiny(GROUPS))
     Engine("g").make()
     report = json.loads(project.read("out/g/fit/history.json"))
@@ -56,6 +57,8 @@ def test_each_group_has_its_optimizer_and_scheduler_and_the_rest_is_frozen(proje
 
 
 def test_freeze_bn_false_lets_frozen_batchnorm_statistics_move(project):
+    import torch
+
     project.pipeline(
         "g", tiny('epochs = 1\nbatch_size = 32\nfreeze = ["features.*"]\nfreeze_bn = false')
     )

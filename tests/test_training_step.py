@@ -7,9 +7,9 @@ import collections
 import dataclasses
 import json
 import math
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
 from tests.training_helpers import PARTS, one_thread, tiny  # noqa: F401 - one_thread is autouse
 from tipi.engine import Engine
@@ -20,7 +20,8 @@ from tipi.processes.training.numerics import EMA, Precision, resolve_precision
 from tipi.processes.training.settings import Named
 from tipi.processes.training.step import batch_size, resolve_loss, split_batch, to_device
 
-CUDA = torch.cuda.is_available()
+if TYPE_CHECKING:
+    import torch
 
 
 def history(project, pipeline="s") -> dict:
@@ -65,6 +66,8 @@ def test_object_batches_a_loss_by_module_path_and_torchmetrics(project):
 
 
 def test_losses_by_name():
+    import torch
+
     out, target = torch.randn(4, 3), torch.tensor([0, 2, 1, 0])
     assert resolve_loss("s", Named("cross_entropy")) is torch.nn.functional.cross_entropy
     smooth = resolve_loss("s", Named("SmoothL1Loss", {"beta": 0.5}))
@@ -92,10 +95,14 @@ class Sample:
 
 class Plain:
     def __init__(self) -> None:
+        import torch
+
         self.input, self.target = torch.zeros(3, 2), torch.ones(3)
 
 
 def test_batches_as_tuples_dicts_and_objects():
+    import torch
+
     x, y = torch.zeros(3, 2), torch.ones(3)
     for batch in ((x, y), [x, y], {"input": x, "target": y}, Pair(x, y), Sample(x, y), Plain()):
         got_x, got_y = split_batch(batch, "input", "target")
@@ -111,6 +118,8 @@ def test_batches_as_tuples_dicts_and_objects():
 
 
 def test_torchmetrics_by_name():
+    import torch
+
     preds = torch.tensor([[2.0, 0.1, 0.0], [0.0, 3.0, 0.1], [0.1, 0.0, 1.0], [1.0, 0.0, 0.0]])
     target = torch.tensor([0, 1, 1, 2])
     metrics = TorchMetrics(
@@ -127,6 +136,8 @@ def test_torchmetrics_by_name():
 
 
 def test_accumulating_two_half_batches_is_one_full_batch(project):
+    import torch
+
     common = 'lr = 0.05\noptimizer = { name = "SGD" }\nepochs = 1'
     small = "mlp"
     for name, params in (("full", "batch_size = 16"), ("half", "batch_size = 8\naccumulate = 2")):
@@ -141,6 +152,8 @@ def test_accumulating_two_half_batches_is_one_full_batch(project):
 
 
 def test_precision_bf16_runs_on_cpu_and_16_mixed_asks_for_cuda(project):
+    import torch
+
     project.pipeline("s", tiny('epochs = 1\nbatch_size = 32\nprecision = "bf16-mixed"'))
     Engine("s").make()
     assert math.isfinite(history(project)["final"]["val_loss"])
@@ -151,8 +164,11 @@ def test_precision_bf16_runs_on_cpu_and_16_mixed_asks_for_cuda(project):
     assert "bf16-mixed" in info.value.hint
 
 
-@pytest.mark.skipif(not CUDA, reason="no CUDA GPU here: the fp16 grad scaler runs only on CUDA")
 def test_16_mixed_scales_the_loss_on_cuda():
+    import torch
+
+    if not torch.cuda.is_available():  # asked here, not at collection: torch is imported lazily
+        pytest.skip("no CUDA GPU here: the fp16 grad scaler runs only on CUDA")
     device = torch.device("cuda")
     precision = Precision(resolve_precision("s", "16-mixed", True, device), device)
     model = torch.nn.Linear(4, 2).to(device)
@@ -169,6 +185,8 @@ def test_16_mixed_scales_the_loss_on_cuda():
 
 
 def test_ema_follows_the_formula_and_is_written_as_ema_pt(project):
+    import torch
+
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     ema = EMA(model, 0.75)
     before = {k: v.clone() for k, v in ema.module.state_dict().items()}
@@ -199,6 +217,8 @@ def test_ema_follows_the_formula_and_is_written_as_ema_pt(project):
 
 
 def test_callbacks_hooks_in_order_user_classes_and_stopping_mid_epoch(project):
+    import torch
+
     params = (
         'epochs = 3\nbatch_size = 32\ncallbacks = [{ name = "parts:Record", stop_at = 2 }]\n'
         "deterministic = true"

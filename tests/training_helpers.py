@@ -4,7 +4,6 @@ pipelines on the synthetic dataset, and a stand-in for the loop callbacks see.""
 from __future__ import annotations
 
 import pytest
-import torch
 
 TINY = """
 [permanences.device]
@@ -50,6 +49,8 @@ def tiny(
 def one_thread(monkeypatch):
     """One intra-op thread here and in `tipi` subprocesses: on two shared cores more threads
     only wait on each other, and every run of a test computes in the same order."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
