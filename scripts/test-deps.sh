@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System tools the graph and report tests use: Graphviz (to check DOT and draw svg/png),
 # headless Chromium (to open the HTML report), and mermaid.js from the npm registry (to render
-# `tipi graph --format mermaid` in that browser). Installed when missing and possible; the
-# tests that need one say so and skip when it could not be installed.
+# `tipi graph --format mermaid` in that browser), and tqdm's own tests. Installed when missing
+# and possible; the tests that need one say so and skip when it could not be installed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,4 +31,8 @@ if [ ! -f "$target" ] && command -v npm >/dev/null 2>&1; then
   fi
   rm -rf "$tmp"
 fi
+
+# tqdm's own tests (tests/test_progress_tqdm.py), fetched here once, before pytest: under
+# `pytest -n 2` each test process collects that module, and both would fetch them.
+.venv/bin/python -c 'import tests.test_progress_tqdm' >/dev/null 2>&1 || true
 exit 0

@@ -147,15 +147,26 @@ def test_a_second_make_waits_names_the_holder_and_then_has_nothing_to_do(crash_p
     root = crash_project.root
     first = tipi(root, "make")
     wait_for(root / "ready", first)
-    second = tipi(root, "make")
+    said = root / "second.err"  # a file, not a pipe: read while the make runs
+    with said.open("w") as stderr:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "tipi", "make"],
+            cwd=root,
+            preexec_fn=interruptible,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 30
     holder = root / ".tipi_cache/lock.holder"
     assert holder.exists()
-    time.sleep(1.0)  # the second make has planned and is now waiting on the lock
+    while "waiting for" not in said.read_text():  # the second make waits on the lock
+        assert second.poll() is None, said.read_text()
+        assert time.monotonic() < deadline, "the second make never said it waits"
+        time.sleep(0.02)
     assert second.poll() is None
     (root / "go").write_text("")
     code1, err1 = finish(first)
-    code2, err2 = finish(second)
+    code2, err2 = second.wait(timeout=60), said.read_text()
     assert time.monotonic() < deadline + 60
     assert (code1, code2) == (0, 0), (err1, err2)
     assert f"waiting for pid {first.pid}" in err2

@@ -12,6 +12,7 @@ that look for counts, percentages, rates and units in the output run as they are
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 import tarfile
@@ -80,7 +81,10 @@ def tqdm_sources() -> tuple[Path | None, str]:
                 for name in ("tests_tqdm.py", "conftest.py"):
                     member = tar.extractfile(f"tqdm-{version}/tests/{name}")
                     folder.mkdir(parents=True, exist_ok=True)
-                    (folder / name).write_bytes(member.read())  # type: ignore[union-attr]
+                    # whole or not at all: pytest -n 2 collects this module in two processes
+                    part = folder / f"{name}.{os.getpid()}.part"
+                    part.write_bytes(member.read())  # type: ignore[union-attr]
+                    os.replace(part, folder / name)
         except (OSError, subprocess.SubprocessError, ValueError, KeyError, AttributeError) as exc:
             return None, f"could not fetch tqdm {version}'s sources from the registry: {exc}"
     return folder, ""
