@@ -54,13 +54,11 @@ class Build:
                 absolute(p, context.root) for n in order for p in plan.steps[n].outputs.values()
             ],
         )
-        self.steps = Steps(context, plan, options, self.state)
+        recorder = None if options.dry_run else self._recorder()
+        self.steps = Steps(context, plan, options, self.state, recorder=recorder)
         self.dispatch_for = dispatch_for  # a sweep running variants side by side shares slots
         self.shortcut = False
         self.completed = False
-        if not options.dry_run:
-            self.steps.recorder = self._recorder()
-            self.steps.run_id = self.steps.recorder.id
 
     def _recorder(self) -> RunRecorder:
         """The make's run (`tipi runs`): written once a step runs or is restored."""
