@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# System tools the graph and report tests use: Graphviz (to check DOT and draw svg/png),
-# headless Chromium (to open the HTML report), and mermaid.js from the npm registry (to render
-# `tipi graph --format mermaid` in that browser), and tqdm's own tests. Installed when missing
-# and possible; the tests that need one say so and skip when it could not be installed.
+# System tools the graph, report and terminal tests use: Graphviz (to check DOT and draw
+# svg/png), headless Chromium (to open the HTML report), tmux, mermaid.js from the npm registry
+# (to render `tipi graph --format mermaid` in that browser), and tqdm's own tests. Installed
+# when missing and possible; the tests that need one say so and skip when it could not be.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)  # the terminal tests (tests/test_progress_terminal.py)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${need[*]} for the graph and report tests..." >&2

@@ -97,6 +97,18 @@ def numbers_project(project: Project) -> Project:
     return project
 
 
+# Fixtures that start a process: a test that asks for one (directly or through another fixture)
+# is slow wherever it is written, left out of the fast tier (`-m "not slow"`).
+PROCESS_FIXTURES = {"s3": "the S3 server (moto's), started once per test process"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass
 class CliResult:
     exit_code: int

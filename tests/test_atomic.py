@@ -76,6 +76,7 @@ def test_atomic_path_renames_what_the_block_wrote(tmp_path):
     assert names(tmp_path) == ["results.csv"]
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_write_leaves_the_old_content_and_a_recognised_temp(tmp_path):
     target = tmp_path / "state"
     target.write_bytes(b"old")
@@ -183,6 +184,7 @@ def test_a_name_already_taken_is_never_written_through(tmp_path, monkeypatch):
     assert (tmp_path / "state").read_bytes() == b"new"
 
 
+@pytest.mark.slow
 def test_the_helpers_import_nothing_slow():
     code = (
         "import sys; import tipi.atomic, tipi.suggest; "

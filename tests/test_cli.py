@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tipi
 
 TIPI = shutil.which("tipi", path=str(Path(sys.executable).parent)) or "tipi"
 
 
+@pytest.mark.slow
 def test_init_then_run_in_an_empty_folder(tmp_path):
     def tipi_cmd(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -164,6 +167,7 @@ def test_the_options_are_defined_once_for_every_command_that_makes_or_decides():
         assert wanted <= options, (name, wanted - options)
 
 
+@pytest.mark.slow
 def test_shell_completion_is_on():
     result = subprocess.run(
         [sys.executable, "-m", "tipi", "--show-completion", "bash"],

@@ -362,6 +362,7 @@ def test_a_step_runs_with_the_params_it_was_planned_with(project):
     _params_edited_mid_make(project, jobs=None)
 
 
+@pytest.mark.slow
 def test_a_worker_runs_with_the_params_it_was_planned_with(project):
     _params_edited_mid_make(project, jobs=2)
 
@@ -485,6 +486,7 @@ def _fake_distribution(site: Path, version: str) -> None:
     (site / "fakepkg/__init__.py").write_text("VALUE = 1\n")
 
 
+@pytest.mark.slow
 def test_a_changed_environment_is_shown_and_reruns_only_when_asked(project, tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
     _fake_distribution(site, "1.0")

@@ -126,6 +126,7 @@ params = { loggers = "files", n_boot = 300, NBOOT }
 """
 
 
+@pytest.mark.slow
 def test_compare_step_on_the_digits(project):
     write_digits_splits(project.root / "data/splits.pt")
     train_weights(project.root / "out/short/model.pt", steps=5)

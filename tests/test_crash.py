@@ -13,6 +13,9 @@ import pytest
 
 from tests.make_helpers import interruptible
 
+# every test here starts processes (or takes seconds): not in the fast tier
+pytestmark = pytest.mark.slow
+
 SLOW = """
 import os, time
 from pathlib import Path

@@ -46,6 +46,7 @@ def events(project, monkeypatch):
     return folder
 
 
+@pytest.mark.slow
 def test_a_local_cluster_runs_the_steps_with_the_same_caching(project, events, cli):
     project.pipeline("wide", wide(["a", "b", "c"]), steps=STEPS)
     result = cli("make", "--executor", "dask", "-j", "2")
@@ -66,6 +67,7 @@ def test_a_local_cluster_runs_the_steps_with_the_same_caching(project, events, c
     assert "done: 2 ran" in changed.stderr
 
 
+@pytest.mark.slow
 def test_a_failure_on_a_dask_worker_comes_back_with_its_traceback(project, events):
     extra = {"a": "params = { fail = true, seconds = 0.1 }"}
     project.pipeline("wide", wide(["a", "b"], extra), steps=STEPS)
@@ -78,6 +80,7 @@ def test_a_failure_on_a_dask_worker_comes_back_with_its_traceback(project, event
     assert outcomes["a"] == "failed" and outcomes["all"] == "not run"
 
 
+@pytest.mark.slow
 def test_a_scheduler_address_and_worker_resources(project, events, cluster):
     extra = {"g": "resources = { gpu = 1 }"}
     project.pipeline("gpu", wide(["g", "c"], extra, gather=False), steps=STEPS)
@@ -98,6 +101,7 @@ def test_a_scheduler_address_and_worker_resources(project, events, cluster):
         Engine("greedy").make(executor="dask", scheduler=cluster.scheduler_address, force_all=True)
 
 
+@pytest.mark.slow
 def test_a_dask_make_leaves_the_environment_as_it_was(project, events):
     project.pipeline("wide", wide(["a"], gather=False), steps=STEPS)
     before = dict(os.environ)

@@ -26,6 +26,7 @@ def digits(tmp_path_factory):
     return root, first
 
 
+@pytest.mark.slow
 def test_a_cold_make_trains_evaluates_exports_and_profiles(digits):
     root, first = digits
     assert [r.outcome for r in first.results] == ["ran"] * 6
@@ -46,6 +47,7 @@ def test_a_cold_make_trains_evaluates_exports_and_profiles(digits):
     assert list((root / "logs/digits").glob("**/figures/confusion_matrix_*.png"))
 
 
+@pytest.mark.slow
 def test_a_second_make_runs_nothing_and_lr_reruns_only_what_depends_on_train(digits):
     root, _ = digits
     again = Engine("digits", root=root).make()
@@ -58,6 +60,7 @@ def test_a_second_make_runs_nothing_and_lr_reruns_only_what_depends_on_train(dig
     assert train.reasons == ("params changed: lr 0.003 → 0.004",)
 
 
+@pytest.mark.slow
 def test_onnx_parity_catches_a_model_that_does_not_match(tmp_path):
     import torch
 

@@ -88,6 +88,7 @@ def test_a_rank_failing_in_teardown_after_every_rank_reported_keeps_the_step(pro
     assert json.loads(project.read("out/reduce.json"))["sum"] == 3.0
 
 
+@pytest.mark.slow
 def test_two_ranks_run_the_step_and_rank_zero_writes_its_output(project):
     setup(project)
     reporter = ListReporter()
@@ -109,6 +110,7 @@ def test_two_ranks_run_the_step_and_rank_zero_writes_its_output(project):
     assert not Engine("ddp").make(["reduce"]).of("ran")
 
 
+@pytest.mark.slow
 def test_the_number_of_ranks_is_part_of_the_fingerprint(project):
     setup(project, nproc=2)
     Engine("ddp").make(["reduce"])
@@ -119,6 +121,7 @@ def test_the_number_of_ranks_is_part_of_the_fingerprint(project):
     assert json.loads(project.read("out/reduce.json"))["sum"] == 6.0
 
 
+@pytest.mark.slow
 def test_a_failing_rank_fails_the_step_without_hanging_the_others(project):
     setup(project, fail_on=1)
     with pytest.raises(WorkerFailure) as caught:
@@ -128,6 +131,7 @@ def test_a_failing_rank_fails_the_step_without_hanging_the_others(project):
     assert not (project.root / "out" / "reduce.json").exists()
 
 
+@pytest.mark.slow
 def test_a_distributed_step_runs_beside_others_under_j(project):
     setup(project)
     summary = Engine("ddp").make(jobs=2)
@@ -153,6 +157,7 @@ def test_bad_launch_settings_are_config_errors(project, cli):
     assert "unknown launcher 'mpirun'" in result.stderr and "pipeline.toml:4" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_uses_distributed_data_parallel_over_two_ranks_with_accumulation(project):
     project.pipeline(
         "t",
@@ -224,6 +229,7 @@ def _ranks_of(root) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_killing_a_ddp_make_ends_every_rank_and_every_rank_resumes(project, tmp_path_factory):
     import torch
 

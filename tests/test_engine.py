@@ -141,6 +141,7 @@ def test_cleanup_after_keyboard_interrupt(project):
     assert events(project)[-2:] == ["cleanup b", "cleanup a"]
 
 
+@pytest.mark.slow
 def test_real_sigint_cleans_up_and_exits_130(project):
     make(project, last_fail="hang")
     proc = subprocess.Popen(

@@ -215,6 +215,7 @@ def test_a_corrupted_artifact_still_fails_with_its_two_numbers(
 # -- TorchScript's bytes ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torchscript_bytes_do_not_depend_on_the_callers_stack_or_process(tmp_path):
     """torch writes the Python call stack of the trace into the archive (a worker's differs
     from an in-process make's): the bytes must not."""

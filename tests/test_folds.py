@@ -104,6 +104,7 @@ outputs = { summary = "out/cv/summary.json" }
 """
 
 
+@pytest.mark.slow
 def test_sweep_folds_runs_k_variants_with_mean_and_std_and_reruns_only_what_changed(project, cli):
     project.pipeline("cv", PIPELINE, steps=STEPS)
     result = cli("sweep", "-p", "cv", "--folds", "3", "--metric", "best_score")
@@ -139,6 +140,7 @@ def test_sweep_folds_runs_k_variants_with_mean_and_std_and_reruns_only_what_chan
         )
 
 
+@pytest.mark.slow
 def test_a_sweep_file_with_method_folds_and_its_errors(project, cli):
     project.pipeline("cv", PIPELINE, steps=STEPS)
     sweep = project.root / "pipelines/cv/sweep.toml"

@@ -59,6 +59,7 @@ def nvml(monkeypatch):
 # 1. A step that declares no GPU ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_step_without_gpu_gets_none_beside_steps_that_reserve_them(project, nvml):
     """Preprocessing beside training: it runs on the CPU, never on the card training holds."""
     toml = step("train", "resources = { gpu = 1 }") + step("prep") + step("prep2")
@@ -69,6 +70,7 @@ def test_a_step_without_gpu_gets_none_beside_steps_that_reserve_them(project, nv
     assert seen(project, "prep2")["gpus"] == ""
 
 
+@pytest.mark.slow
 def test_the_choice_is_the_pipelines_whatever_the_targets(project, nvml):
     toml = step("train", "resources = { gpu = 1 }") + step("prep") + step("eval")
     project.pipeline("p", toml, steps=STEPS)
@@ -76,6 +78,7 @@ def test_the_choice_is_the_pipelines_whatever_the_targets(project, nvml):
     assert seen(project, "prep")["gpus"] == "" and seen(project, "eval")["gpus"] == ""
 
 
+@pytest.mark.slow
 def test_without_gpu_reservations_steps_see_every_gpu_as_before(project, nvml):
     project.pipeline("p", step("a") + step("b"), steps=STEPS)
     Engine("p").make(jobs=2)
@@ -92,6 +95,7 @@ def test_the_pool_decides_what_a_step_without_gpu_sees():
     assert cpu_only.devices([]) is None
 
 
+@pytest.mark.slow
 def test_device_says_why_an_empty_cuda_visible_devices_means_cpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     device = Device()
@@ -191,6 +195,7 @@ def test_device_trusts_cuda_for_an_entry_nvml_cannot_match(monkeypatch, nvml):
     assert device.name == "cuda:0" and "NVML knows no device named by" in device.message
 
 
+@pytest.mark.slow
 def test_the_scheduler_narrows_with_the_users_own_identifiers(project, monkeypatch, nvml):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{UUIDS[0]},GPU-2b7e")
     assert [g.ident for g in detect_gpus()] == [UUIDS[0], "GPU-2b7e"]
@@ -212,6 +217,7 @@ def test_mig_instances_are_reserved_one_per_step():
 # 4. CUDA_DEVICE_ORDER ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_steps_number_devices_as_nvml_does(project, nvml):
     toml = step("train", "resources = { gpu = 1 }") + step("prep")
     project.pipeline("p", toml, steps=STEPS)
@@ -220,6 +226,7 @@ def test_steps_number_devices_as_nvml_does(project, nvml):
     assert seen(project, "prep")["order"] == "PCI_BUS_ID"
 
 
+@pytest.mark.slow
 def test_a_users_own_device_order_is_kept_and_devices_are_then_named_by_uuid(
     project, monkeypatch, nvml
 ):

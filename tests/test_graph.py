@@ -48,6 +48,7 @@ def test_tree_marks_each_state_with_its_first_reason(proj, cli):
     assert out.index("a [up-to-date]") < out.index("up [failed]")  # drawn top-down
 
 
+@pytest.mark.slow
 def test_dot_is_valid_for_graphviz_and_colours_states(proj, cli):
     out = graph(cli, "--format", "dot")
     assert out.startswith('digraph "m" {')
@@ -76,6 +77,7 @@ def test_json_holds_states_reasons_and_the_last_error(proj, cli):
     assert {"from": "up", "to": "cat"} in data["edges"]
 
 
+@pytest.mark.slow
 def test_mermaid_renders_in_a_browser(proj, cli, tmp_path):
     out = graph(cli, "--format", "mermaid")
     assert out.startswith("flowchart LR")
@@ -96,6 +98,7 @@ def test_mermaid_renders_in_a_browser(proj, cli, tmp_path):
     assert "node default failed" in dom and "node default up_to_date" in dom
 
 
+@pytest.mark.slow
 def test_svg_and_png_use_graphviz(proj, cli, tmp_path):
     dot()
     graph(cli, "--format", "svg", "-o", str(tmp_path / "g.svg"))
@@ -133,6 +136,7 @@ def test_explain_prints_every_reason(proj, cli):
     assert "- params changed: text 'b' → 'B'" in result.stderr
 
 
+@pytest.mark.slow
 def test_html_format_is_a_page_with_the_dag(proj, cli, tmp_path):
     graph(cli, "--format", "html", "-o", str(tmp_path / "g.html"))
     page = (tmp_path / "g.html").read_text()

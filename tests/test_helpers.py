@@ -67,6 +67,7 @@ def test_device_manager_standalone_picks_the_cpu_here(capsys, monkeypatch):
     assert capsys.readouterr().err.count("no CUDA device available") == 1
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_logger_standalone_writes_files_or_offline_wandb(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
@@ -163,6 +164,7 @@ def test_decorated_params_are_checked_like_class_params(project, cli):
     assert "processes.fit.params.epochs: expected int, found 'two' (str)" in result.stderr
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_the_decorated_function_is_still_callable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # standalone, logger.log opens a default logger under ./logs
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -14,6 +14,9 @@ from tests.test_dask_failures import cluster, errors, events, pipeline, tries
 
 pytest.importorskip("distributed")
 
+# every test here starts processes (or takes seconds): not in the fast tier
+pytestmark = pytest.mark.slow
+
 FIXTURES = (cluster, events)  # pytest finds them by name in this module
 
 
@@ -28,7 +31,6 @@ def lines_of(run: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
     return said, reader
 
 
-@pytest.mark.slow
 def test_every_worker_lost_mid_make_is_told_not_a_silent_wait(project, events, cluster):
     """The steps in flight wait for a worker that may never come: the make says so, once,
     instead of hanging without a word (found: `timeout 60 tipi make` killed with no output)."""
@@ -59,7 +61,6 @@ def test_every_worker_lost_mid_make_is_told_not_a_silent_wait(project, events, c
     assert "error: the Dask worker running 's0' died" in stderr
 
 
-@pytest.mark.slow
 def test_dasks_own_limit_on_worker_deaths_is_named_when_it_comes_before_retries(
     project, events, tmp_path_factory
 ):

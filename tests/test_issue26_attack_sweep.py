@@ -98,6 +98,7 @@ def _runs_table(root: Path) -> list[tuple]:
     return [(r.variant, r.status, {n: s.outcome for n, s in r.steps.items()}) for r in found]
 
 
+@pytest.mark.slow
 def test_tipi_runs_after_a_j2_sweep_lists_the_rows_of_j1(project, tmp_path):
     # The shared steps are made first, as the first variant's: they were a run of their own,
     # so `tipi runs` listed that variant twice (once with prepare alone).

@@ -75,6 +75,7 @@ def test_tensorboard_event_files_read_back(tmp_path):
     assert "hparam/acc" in events.Tags()["scalars"]
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_wandb_offline_run_files_hold_what_was_logged_and_never_the_key(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "sk-never-write-me-0123456789")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -137,6 +138,7 @@ def test_seaborn_style_graphs_are_logged_through_their_figure(tmp_path):
         logger.log_seaborn_graph("bad", object())
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_inside_a_wandb_sweep_trial_the_pipeline_logs_into_the_agents_run(tmp_path, monkeypatch):
     """What `run_sweep`'s trial relies on: the W&B logger of a make run in the trial reuses the
     agent's run (and leaves it open) instead of finishing it and starting another."""

@@ -115,6 +115,7 @@ def wandb_runs(tmp_path):
     return {run(f)["name"] + "@" + run(f)["group"]: f for f in files}
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_wandb_a_run_per_step_grouped_by_the_make(tmp_path, monkeypatch):
     from tipi.report.events import ListReporter
 
@@ -151,6 +152,7 @@ def test_wandb_a_run_per_step_grouped_by_the_make(tmp_path, monkeypatch):
     assert_no_secret(tmp_path)
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_tensorboard_a_folder_per_run_and_step_with_hparams(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -192,6 +194,7 @@ def test_tensorboard_a_folder_per_run_and_step_with_hparams(tmp_path, monkeypatc
     assert_no_secret(tmp_path)
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_files_a_folder_per_run_with_hparams_and_the_run_on_every_record(tmp_path, monkeypatch):
     two_makes(tmp_path, monkeypatch)
     root = tmp_path / "logs/files/digits"
@@ -232,6 +235,7 @@ def assert_no_secret(root: Path) -> None:
             assert b"sk-literal-secret" not in data, path
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_script_init_takes_wandbs_common_arguments_and_says_once_where_metrics_went(
     tmp_path, capsys
 ):

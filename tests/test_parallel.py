@@ -133,6 +133,7 @@ def max_concurrency(items: list[dict]) -> int:
     return peak
 
 
+@pytest.mark.slow
 def test_independent_steps_run_at_once_and_the_next_make_runs_nothing(project, events):
     project.pipeline("wide", wide(["a", "b", "c", "d"]), steps=STEPS)
     reporter = ListReporter()
@@ -151,6 +152,7 @@ def test_independent_steps_run_at_once_and_the_next_make_runs_nothing(project, e
     assert not list((project.root / ".tipi_cache" / "staging").glob("*/*"))
 
 
+@pytest.mark.slow
 def test_each_worker_builds_only_the_permanences_its_step_uses(project, events):
     extra = {"a": 'params = { uses = "left" }', "b": 'params = { uses = "right" }'}
     project.pipeline("wide", wide(["a", "b"], extra, gather=False), steps=STEPS)
@@ -170,6 +172,7 @@ def test_each_worker_builds_only_the_permanences_its_step_uses(project, events):
     assert by_step == {"a": ["init left", "cleanup left"], "b": ["init right", "cleanup right"]}
 
 
+@pytest.mark.slow
 def test_a_failure_stops_new_steps_and_lets_running_ones_finish(project, events):
     extra = {"a": "params = { fail = true, seconds = 0.1 }", "b": "params = { seconds = 1.0 }"}
     project.pipeline("wide", wide(["a", "b", "c", "d"], extra), steps=STEPS)
@@ -185,6 +188,7 @@ def test_a_failure_stops_new_steps_and_lets_running_ones_finish(project, events)
     assert not summary.of("ran")
 
 
+@pytest.mark.slow
 def test_keep_going_runs_every_step_that_does_not_depend_on_a_failure(project, events):
     extra = {"a": "params = { fail = true }", "c": "params = { fail = true }"}
     project.pipeline("wide", wide(["a", "b", "c", "d"], extra), steps=STEPS)
@@ -198,6 +202,7 @@ def test_keep_going_runs_every_step_that_does_not_depend_on_a_failure(project, e
     assert ("upstream 'a' failed",) in reasons
 
 
+@pytest.mark.slow
 def test_each_steps_output_is_shown_in_one_piece(project, events, cli):
     extra = {"a": "params = { lines = 40 }", "b": "params = { lines = 40 }"}
     project.pipeline("wide", wide(["a", "b"], extra, gather=False), steps=STEPS)
@@ -212,6 +217,7 @@ def test_each_steps_output_is_shown_in_one_piece(project, events, cli):
     )
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_step_only(project, events):
     extra = {"a": "params = { die = true, seconds = 0.1 }", "b": "params = { seconds = 0.5 }"}
     project.pipeline("wide", wide(["a", "b"], extra, gather=False), steps=STEPS)
@@ -262,6 +268,7 @@ def test_a_step_that_can_never_fit_is_refused_before_anything_runs(project, even
     assert not (project.root / "out").exists()
 
 
+@pytest.mark.slow
 def test_gpu_steps_get_distinct_devices_chosen_by_free_memory(project, events):
     names = ["g1", "g2", "g3", "g4"]
     extra = {n: "resources = { gpu = 1 }\nparams = { seconds = 0.6 }" for n in names}
@@ -280,6 +287,7 @@ def test_gpu_steps_get_distinct_devices_chosen_by_free_memory(project, events):
     assert len({r["pid"] for r in runs}) == 4  # a fresh process per GPU step
 
 
+@pytest.mark.slow
 def test_declared_cores_limit_concurrency(project, events):
     extra = {n: "resources = { cpu = 2 }" for n in ("a", "b", "c")}
     project.pipeline("wide", wide(["a", "b", "c"], extra, gather=False), steps=STEPS)
@@ -307,6 +315,7 @@ def test_resources_are_checked_in_the_pipeline_file(project, cli):
 # Interrupting a parallel make ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_cleans_up_and_keeps_no_partial_output(project, events):
     extra = {n: 'params = { seconds = 30, uses = "left" }' for n in ("a", "b")}
     project.pipeline("wide", wide(["a", "b"], extra, gather=False), steps=STEPS)
@@ -369,6 +378,7 @@ class Phased(PipelineProcess):
 """
 
 
+@pytest.mark.slow
 def test_a_killed_make_leaves_no_worker_writing_where_the_next_make_stages(project, events):
     """kill -9 of a -j make: its worker is interrupted at once (it would otherwise go on and
     write its old result where the next make stages, which then kept it as the new one)."""

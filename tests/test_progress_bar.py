@@ -133,6 +133,7 @@ def test_the_text_is_tqdms():
     )
 
 
+@pytest.mark.slow
 def test_tqdm_contrib_helpers_take_progress_bar(capsys):
     from tqdm.contrib import tenumerate, tmap, tzip
     from tqdm.contrib.concurrent import process_map, thread_map
@@ -193,6 +194,7 @@ def test_inside_a_step_bars_nest_under_it_on_its_progress_manager(project, capsy
     assert not any("batches" in line for line in err)  # paced out: log_interval is an hour
 
 
+@pytest.mark.slow
 def test_the_overhead_benchmark_runs():
     import subprocess
 
@@ -207,6 +209,7 @@ def test_the_overhead_benchmark_runs():
     assert "in a step, terminal" in done.stdout and "ratio to tqdm" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_quiet_make_shows_no_bars_lines_or_table(project, jobs):
     import subprocess

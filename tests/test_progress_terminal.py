@@ -39,9 +39,12 @@ def find_tmux() -> str | None:
 
 
 TMUX = find_tmux()
-pytestmark = pytest.mark.skipif(
-    TMUX is None, reason="tmux is not installed and could not be (apt-get install tmux)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a terminal (tmux) and the processes it runs
+    pytest.mark.skipif(
+        TMUX is None, reason="tmux is not installed and could not be (apt-get install tmux)"
+    ),
+]
 
 
 class Terminal:

@@ -29,6 +29,7 @@ def env() -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", LEVELS, ids=[p.stem for p in LEVELS])
 def test_each_script_level_runs_as_written(script, tmp_path):
     done = subprocess.run(
@@ -44,6 +45,7 @@ def test_each_script_level_runs_as_written(script, tmp_path):
         assert "[progress] epoch 0" in done.stderr
 
 
+@pytest.mark.slow
 def test_level5_is_a_cached_pipeline(tmp_path):
     project = tmp_path / "level5"
     shutil.copytree(EXAMPLES / "level5", project)

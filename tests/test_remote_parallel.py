@@ -210,6 +210,7 @@ def test_a_remote_gone_in_the_middle_of_a_make_warns_once(project, tmp_path):
     assert f"remote cache {remote}: " in said[0], said
 
 
+@pytest.mark.slow
 def test_an_s3_remote_serves_a_fresh_clone_of_many_steps(project, cli, s3_env, tmp_path):
     project.pipeline("many", many(5, 14), steps=STEPS)
     url = f"s3://{s3_env.bucket()}/ci/cache"

@@ -83,6 +83,7 @@ def fresh_clone(project, tmp_path: Path, name: str, monkeypatch) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_first_build_sends_two_requests_per_run_and_a_clone_two_per_step(
     project, cli, s3_env, requests, tmp_path, monkeypatch
 ):
@@ -169,6 +170,7 @@ def test_a_lookup_after_a_survey_reads_records_without_listing(s3_env, requests,
     assert requests.counted() == {"HEAD": 1, "LIST": 1, "GET": 3}  # 2 records, 1 object
 
 
+@pytest.mark.slow
 def test_a_make_with_nothing_to_ask_never_opens_the_remote(project, cli, s3_env, requests):
     """Every step up to date: no request, and s3fs is not even imported (0.3 s of a no-op
     `tipi make --remote s3://...`, which CI runs on every unchanged commit)."""

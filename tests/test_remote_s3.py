@@ -131,6 +131,7 @@ def test_no_credentials_is_a_warning_for_make_and_one_line_for_push(
     assert result.stderr.startswith(f"error: could not push to {url}: no credentials found")
 
 
+@pytest.mark.slow
 def test_a_fork_without_credentials_restores_anonymously(
     project, cli, s3_env, tmp_path, monkeypatch
 ):
@@ -267,6 +268,7 @@ def test_a_corrupt_object_found_by_pull_is_healed_by_a_later_push(
     assert cli("make").exit_code == 0 and ran(c) == []
 
 
+@pytest.mark.slow
 def test_another_machines_live_upload_is_never_swept(s3_env, tmp_path):
     """A temporary named after this host and a pid that is not alive here: on a remote it
     may be another CI runner's (same host name) upload in progress."""
@@ -320,6 +322,7 @@ def test_concurrent_pushes_from_several_processes_lose_nothing(s3_env, tmp_path)
     assert listed.get("KeyCount", 0) == 0  # every upload moved into place
 
 
+@pytest.mark.slow
 def test_upload_names_are_unique_per_process():
     from tipi.runcache.remote import upload_name
 

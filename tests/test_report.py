@@ -11,6 +11,9 @@ import pytest
 from tests.browser import dump_dom, screenshot
 from tipi.engine import Engine
 
+# every test here starts processes (or takes seconds): not in the fast tier
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).parent.parent
 
 

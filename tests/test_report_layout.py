@@ -168,6 +168,7 @@ def test_without_graphviz_the_layered_layout_is_used(monkeypatch):
     assert layout(sizes_of(["a", "b"]), [("a", "b")], "graphviz").engine == "layered"
 
 
+@pytest.mark.slow
 def test_graphviz_lays_out_every_box_and_edge():
     from tests.browser import dot
 
@@ -196,6 +197,7 @@ def digits_view() -> PipelineView:
     return PipelineView("digits", steps, tuple(DIGITS))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["layered", "graphviz"])
 def test_the_svg_draws_each_step_and_edge_with_either_layout(engine, monkeypatch):
     if engine == "graphviz":

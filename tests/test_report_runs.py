@@ -280,6 +280,7 @@ def test_another_pipelines_run_and_damaged_files_are_left_out(tmp_path):
     assert len(broken.rows["train"]) == 2  # the half-written last line is skipped
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_picker_the_views_and_their_tables(three_runs, tmp_path):
     runs, root = three_runs
     page = to_html(PIPELINE, experiments=build(runs, PIPELINE, [A, B], root))
@@ -290,6 +291,7 @@ def test_the_page_shows_the_picker_the_views_and_their_tables(three_runs, tmp_pa
     assert 'data-metric="loss"' in page and 'data-figure="confusion_matrix"' in page
 
 
+@pytest.mark.slow
 def test_the_picker_shows_the_view_the_address_names_in_chromium(three_runs, tmp_path):
     from tests.browser import dump_dom
 

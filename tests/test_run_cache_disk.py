@@ -23,6 +23,9 @@ import tipi.runcache.remote
 from tipi.runcache.content import ContentStore, copy_hashing
 from tipi.runcache.remote import RemoteStore
 
+# every test here starts processes (or takes seconds): not in the fast tier
+pytestmark = pytest.mark.slow
+
 BLOB_STEPS = """
 import os
 import random

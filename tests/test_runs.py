@@ -229,6 +229,7 @@ def test_an_interrupted_make_and_a_failed_step(tmp_path: Path):
     assert RunStore(tmp_path).find(failed.id).status == "failed"
 
 
+@pytest.mark.slow
 def test_a_crashed_make_leaves_an_unfinished_run(tmp_path: Path):
     script = textwrap.dedent(
         f"""

@@ -57,6 +57,7 @@ def test_a_make_that_runs_steps_is_one_run_and_a_no_op_none(proj):
     assert run.params()["a.text"] == "abc"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_runs_keep_params_restores_and_what_the_steps_logged(project, jobs):
     toml = """

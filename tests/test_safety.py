@@ -15,6 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# every test here starts processes (or takes seconds): not in the fast tier
+pytestmark = pytest.mark.slow
+
 STEPS = """
 import os, sys, time
 from pathlib import Path

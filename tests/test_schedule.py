@@ -53,6 +53,7 @@ def test_one_slot_decides_each_step_after_the_one_before_it_ended(proj, monkeypa
     assert len(runs(proj)) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_twin_of_a_step_that_ran_in_this_make_is_restored_not_run(project, jobs):
     """Same type, code, params, inputs and output names: one run-cache key. The sequential
@@ -80,6 +81,7 @@ def test_a_twin_of_a_step_that_ran_in_this_make_is_restored_not_run(project, job
     assert runs(project) == ["same"]  # the step logs its text: it ran once
 
 
+@pytest.mark.slow
 def test_a_dry_run_takes_no_lock_and_writes_nothing(proj):
     Engine("m").make()
     (proj.root / "out/cat.txt").unlink()
@@ -124,6 +126,7 @@ def test_a_dry_run_of_a_chain_says_what_waits_on_what(proj, monkeypatch):
     assert reasons["cat"] == ("upstream 'up' will run first",)
 
 
+@pytest.mark.slow
 def test_with_every_slot_busy_a_step_from_the_run_cache_is_restored_at_once(project, monkeypatch):
     from tests.test_parallel import STEPS as SLEEPS
     from tests.test_parallel import wide

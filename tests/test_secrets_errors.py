@@ -295,6 +295,7 @@ def test_an_exception_whose_str_raises_is_the_steps_failure(project, jobs):
     assert "Unprintable: <exception str() failed>" in shown.stdout
 
 
+@pytest.mark.slow
 def test_a_module_whose_import_raises_an_unprintable_exception_is_a_definition_error(project):
     broken = UNPRINTABLE.replace("class Raises", "raise Unprintable()\n\n\nclass Raises")
     project.pipeline("u", '[processes.bad]\ntype = "Raises"\n', steps=broken)

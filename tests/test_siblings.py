@@ -267,6 +267,7 @@ class Lazy(PipelineProcess):
 """
 
 
+@pytest.mark.slow
 def test_lazy_script_style_imports_work_in_a_real_make_and_in_workers(project, cli):
     models = MODELS.replace("Permanence", "object").replace("from tipi import object\n", "")
     project.pipeline("lazy", LAZY_PIPELINE, steps=LAZY_STEPS, models=models, helpers="SCALE = 1\n")
@@ -281,6 +282,7 @@ def test_lazy_script_style_imports_work_in_a_real_make_and_in_workers(project, c
     assert project.read("out/one.txt") == f"22 True {os.getpid()}"
 
 
+@pytest.mark.slow
 def test_the_multifile_example_runs_as_a_script_and_as_a_pipeline(tmp_path):
     project = tmp_path / "multifile"
     shutil.copytree(REPO / "examples/multifile", project, ignore=shutil.ignore_patterns("out"))

@@ -93,6 +93,7 @@ def held_elsewhere(cache: Path) -> bool:
     return out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_the_lock_is_held_from_lock_to_release(tmp_path):
     layout = Layout(tmp_path, "p")
     state = State(layout, warn=print, notice=print)

@@ -376,6 +376,7 @@ def file_cases() -> list:
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "form"), file_cases())
 def test_a_broken_state_file_is_one_warning_and_a_correct_build(proj, tmp_path, name, form):
     kind = KINDS[name]
@@ -439,6 +440,7 @@ FOLDERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", FOLDER_FORMS)
 @pytest.mark.parametrize("name", FOLDERS)
 def test_a_cache_folder_that_is_not_a_folder_is_replaced(proj, tmp_path, name, form):
@@ -458,6 +460,7 @@ def test_a_cache_folder_that_is_not_a_folder_is_replaced(proj, tmp_path, name, f
     next_make_is_clean(proj, jobs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["file", "fifo", "link-dangling"])
 def test_a_pipeline_state_folder_that_is_not_a_folder_starts_over(proj, tmp_path, form):
     path = proj.root / CACHE / "pipelines/m"
@@ -475,6 +478,7 @@ def test_a_pipeline_state_folder_that_is_not_a_folder_starts_over(proj, tmp_path
     next_make_is_clean(proj)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "form", ["fifo", "link-devzero", "folder", "link-file", "garbage", "empty"]
 )
@@ -498,6 +502,7 @@ def test_a_broken_resume_binding_discards_the_checkpoint(proj, tmp_path, form):
     next_make_is_clean(proj)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["fifo", "link-file", "folder"])
 def test_a_broken_worker_log_is_replaced(proj, tmp_path, form):
     log = proj.root / CACHE / "logs/m/a.log"
@@ -522,6 +527,7 @@ def test_status_reads_a_broken_plan_twice_and_warns_once(proj, cli):
     assert result.stderr.count("plan.msgpack") == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_the_fast_path_does_not_hang_on_a_fifo_plan(proj):
     plan = proj.root / CACHE / "pipelines/m/plan.msgpack"
     plan.unlink()

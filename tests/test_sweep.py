@@ -192,6 +192,7 @@ def test_a_grid_runs_unswept_steps_once_and_keeps_variants_apart(toy):
     assert runs(toy) == ["fit:0.1", "score"]
 
 
+@pytest.mark.slow
 def test_a_two_by_two_grid_over_digits_prepares_the_data_once(project, cli):
     shutil.copytree(REPO / "pipelines/digits", project.root / "pipelines/digits")
     result = cli(
@@ -254,6 +255,7 @@ def test_sweeping_a_permanence_keeps_every_step_apart_and_restores_what_did_not_
     assert (folder / "value=2/data/toy/data.txt").read_text() == "data"
 
 
+@pytest.mark.slow
 def test_a_failed_variant_does_not_stop_the_others(toy, cli):
     result = cli("sweep", "-p", "toy", "--grid", "fit.lr=0.01,5.0,0.2")
     assert result.exit_code == 1
@@ -287,6 +289,7 @@ def test_a_bad_value_stops_the_sweep_before_anything_runs(toy, cli):
     assert "did you mean 'fit'?" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_variants_run_in_worker_processes_with_their_own_paths(toy, cli):
     result = cli("sweep", "-p", "toy", "-j", "2", "--grid", "fit.lr=0.01,0.02", "--json")
     assert result.exit_code == 0, result.stderr

@@ -112,6 +112,7 @@ def results_of(root: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in data["variants"]]
 
 
+@pytest.mark.slow
 def test_with_j2_two_variants_run_at_once_and_the_results_are_those_of_j1(toy, tmp_path):
     # -j 2: lr=0.01 and lr=5.0 meet (both run at once); lr=5.0 then fails, lr=0.2 runs.
     with pytest.raises(SweepFailed, match="1 of 3 variants failed: lr=5.0"):
@@ -138,6 +139,7 @@ def test_with_j2_two_variants_run_at_once_and_the_results_are_those_of_j1(toy, t
     assert runs(toy) == []
 
 
+@pytest.mark.slow
 def test_the_workers_serve_later_variants_and_live_as_long_as_the_sweep(toy):
     # Linux ends a worker when the thread that started it ends: the threads that make the
     # variants must outlive them, or a later variant's step dies with its reused worker.
@@ -147,6 +149,7 @@ def test_the_workers_serve_later_variants_and_live_as_long_as_the_sweep(toy):
     assert len(set((toy.root / "pids.log").read_text().split())) <= 2  # 2 workers in all
 
 
+@pytest.mark.slow
 def test_reserved_resources_are_shared_by_the_variants(toy):
     # Each fit reserves the one core the sweep may hand out: two variants' fits never run at
     # once, so the first to run (of either variant) waits for a partner in vain (the second
@@ -172,6 +175,7 @@ def test_one_after_another_the_variants_never_meet(toy):
         sweep(toy.root, "fit.lr=0.01,0.02", "fit.meet=2", "fit.wait=0.2").run()
 
 
+@pytest.mark.slow
 def test_a_failing_variant_under_j2_does_not_stop_the_others(toy, cli):
     result = cli("sweep", "-p", "toy", "-j", "2", "--grid", GRID, "--set", "fit.meet=2")
     assert result.exit_code == 1
@@ -183,6 +187,7 @@ def test_a_failing_variant_under_j2_does_not_stop_the_others(toy, cli):
     assert "fit@lr=0.01 ran" in result.stderr and "fit@lr=5.0 failed" in result.stderr
 
 
+@pytest.mark.slow
 def test_force_all_runs_the_shared_steps_once_not_once_per_variant(toy, cli):
     assert cli("sweep", "-p", "toy", "-j", "2", "--grid", "fit.lr=0.01,0.2").exit_code == 0
     runs(toy)

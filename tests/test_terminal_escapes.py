@@ -119,6 +119,7 @@ def test_status_and_graph_escape_the_last_error(scored, cli, args):
     assert raw_in(shown.stdout + shown.stderr) == []
 
 
+@pytest.mark.slow
 def test_the_report_escapes_metric_names_and_errors(scored, cli):
     assert cli("report", "-p", "m").exit_code == 0
     html = (scored.root / "report.html").read_text()

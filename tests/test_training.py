@@ -175,6 +175,7 @@ def assert_same_weights(project, reference, output: str = "model.pt") -> None:
         assert torch.equal(resumed[name], expected[name]), name
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_params_is_discarded_not_resumed(project, tmp_path_factory, cli):
     """Killed under lr 0.01, made again under lr 0.003: the result equals a clean run with
     0.003 (resuming would have mixed both), and the discard is said in one line."""
@@ -190,6 +191,7 @@ def test_a_checkpoint_of_other_params_is_discarded_not_resumed(project, tmp_path
     assert_same_weights(project, reference)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(project, tmp_path_factory, cli):
     project.pipeline("t", RESUME)
     reference = clean_run(tmp_path_factory, RESUME)
@@ -239,6 +241,7 @@ optimizers = [
 """
 
 
+@pytest.mark.slow
 def test_killed_with_groups_accumulation_ema_and_two_workers_resumes_to_the_same_weights(
     project, tmp_path_factory, cli
 ):

@@ -149,6 +149,7 @@ def test_resuming_skips_batches_without_reading_them():
     assert {i for part in shard for i in part} == set(full)
 
 
+@pytest.mark.slow
 def test_data_loaders_as_configured_and_seeded_samples_independent_of_workers():
     import torch
 

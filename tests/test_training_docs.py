@@ -42,6 +42,7 @@ def test_every_toml_block_settles(text):
             check_params(Data, table.get("params", {}), lambda key: Location(key=key))
 
 
+@pytest.mark.slow
 def test_the_demo_pipeline_makes(project):
     files = {}
     for _kind, text in BLOCKS:

@@ -8,8 +8,13 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.training_helpers import one_thread  # noqa: F401 - one_thread is autouse
 from tipi.permanences.network import read_checkpoint
+
+# one end-to-end training of seconds: not in the fast tier
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).parent.parent
 

@@ -183,6 +183,7 @@ def test_other_os_errors_stay_what_they_were(tmp_path):
     assert refused is not None and refused.exit_code == 2
 
 
+@pytest.mark.slow
 def test_clean_names_the_folder_it_may_not_empty(made):
     """rmtree names an entry alone (`plan.msgpack`) in its errors: the error still names the
     folder to fix, not a file of that name in the working directory."""
@@ -194,6 +195,7 @@ def test_clean_names_the_folder_it_may_not_empty(made):
     assert "chmod -R u+rwX .tipi_cache/pipelines/p`" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [".tipi_cache/runs", ".tipi_cache/runs/p"])
 def test_runs_that_cannot_be_listed_are_a_warning_not_no_runs(made, target):
     os.chmod(made / target, 0)
