@@ -10,4 +10,7 @@ echo "== ruff" >&2
 echo "== import-linter (layers of ARCHITECTURE.md)" >&2
 .venv/bin/lint-imports --no-cache
 echo "== pytest" >&2
-exec .venv/bin/python -m pytest -q "$@"
+# One test process per core (pytest-xdist), each taking whole modules, so that a module's
+# fixtures are built once (--dist loadfile). Arguments go on: `-m "not slow"` is the fast
+# tier, `-n 0` runs in this one process.
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"

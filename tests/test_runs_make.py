@@ -85,6 +85,7 @@ def test_runs_keep_params_restores_and_what_the_steps_logged(project, jobs):
     assert len({first.id, second.id, newest.id}) == 3
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_a_failed_and_an_interrupted_make_say_so(project):
     toml = """
     [processes.ok]
@@ -179,6 +180,7 @@ class Done(PipelineProcess):
 """
 
 
+@pytest.mark.slow  # wandb starts its service process
 def test_a_step_its_skip_declines_and_a_step_left_after_a_failure_say_so(project):
     toml = """
     [processes.done]
