@@ -158,6 +158,10 @@ class Planner:
     def plan(self, save: bool = True, fresh: bool = False) -> Plan:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
+        if self.planned is not None:
+            # Asked again (an Engine that makes more than once): the plan, the pipeline it
+            # resolved and where the plan came from were the last make's; files have changed since.
+            self.planned, self.resolved, self.from_cache = None, None, False
         cached = None if fresh else read_plan_file(self.cache_file, self.warn)
         if cached is not None:
             try:
