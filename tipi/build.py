@@ -17,6 +17,7 @@ from tipi.schedule import Scheduler
 from tipi.state.failures import update_failures
 from tipi.state.stores import State
 from tipi.step import RAN_OR_RESTORED, BuildOptions, MakeContext, Steps
+from tipi.uptodate.clean import forget as forget_clean
 from tipi.uptodate.clean import write_clean_record
 from tipi.uptodate.planfile import always_run, step_paths
 from tipi.uptodate.question import (
@@ -148,7 +149,11 @@ class Build:
         if not self.state.lock_held and not self.state.try_lock():
             return
         layout = self.context.layout
-        paths = record_paths(layout, step_paths(steps), self.order)
+        planned = step_paths(steps)
+        if not self.steps.facts.unchanged(p for name in self.order for p in planned[name]):
+            forget_clean(layout.clean_file)  # a file changed after it was judged
+            return
+        paths = record_paths(layout, planned, self.order)
         write_clean_record(layout.clean_file, self.order, paths, guards(layout))
 
     def _close(self) -> None:

@@ -7,6 +7,7 @@ neither asks the other.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,18 @@ class FactReader:
     def forget(self) -> None:
         """Hash every path again: another make may have changed files (it held the lock)."""
         self._known.clear()
+
+    def unchanged(self, paths: Iterable[str]) -> bool:
+        """Whether each of `paths` (as the plan spells them) is a file that still holds what
+        this make decided on: one edited since (by the user, while a later step ran) must not
+        be vouched for by the clean record, which is checked by stat alone."""
+        for path in paths:
+            full = absolute(path, self.root)
+            if path not in self._known or not os.path.isfile(full):
+                return False  # not judged by this make, or a folder (never recorded)
+            if self.state.stat.hash_path(full) != self._known[path]:
+                return False
+        return True
 
     def code_moved(self, name: str) -> str | None:
         """A code file of the step (or of a permanence) that changed since the plan: the
