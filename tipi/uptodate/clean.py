@@ -48,7 +48,7 @@ def signature(path: str) -> list[int] | None:
     """[size, mtime_ns, inode] of a regular file; None if missing or not a regular file."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte, in a damaged record's path
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
