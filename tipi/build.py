@@ -136,8 +136,9 @@ class Build:
 
     def _record_clean(self) -> None:
         """Write the clean record after a complete make with nothing failed, forced, volatile
-        or left to `skip()`. Called while the lock is held, or taken without waiting: a make
-        running beside this one must not change files while their signatures are recorded."""
+        or left to `skip()`, and no file changed since the make judged it. Called while the
+        lock is held, or taken without waiting: a make running beside this one must not
+        change files while their signatures are recorded."""
         done = self.steps.done
         if self.options.dry_run or self.shortcut or not self.completed:
             return
