@@ -8,8 +8,10 @@ every signature matches, nothing changed and every step is up to date, without l
 fingerprinting anything (ninja's no-op path). Any mismatch means the normal, step-by-step path.
 
 A file modified within the file system's timestamp granularity of the record could keep its
-signature, so no record is written while any file is racy (hashing.is_racy); directories
-are never covered (their stat does not reflect their contents).
+signature, so no record is written while any file is racy (hashing.is_racy), nor by a make
+one of whose files no longer holds what it decided on (edited while a later step ran: build.py
+asks step_facts.FactReader.unchanged); directories are never covered (their stat does not
+reflect their contents).
 
 A record is trusted only as far as it covers the make that asks: besides its shape, every input
 and output of the selected steps and both guards must be among its files, or it proves nothing
