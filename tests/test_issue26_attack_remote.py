@@ -17,6 +17,7 @@ import pytest
 from s3_server import KEYS, s3, s3_env
 
 from tests.dask_cluster import TIPI, wait_until
+from tests.make_helpers import interruptible
 from tests.test_run_cache import PIPELINE, STEPS
 from tipi.runcache.remote import RemoteStore, RemoteUnavailable
 
@@ -123,6 +124,7 @@ def tipi(root: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,  # SIGINT reaches it even when the test run was started in the background
     )
 
 
