@@ -367,17 +367,44 @@ def age(root: Path) -> None:
                 os.utime(path, (now - 60, now - 60))
 
 
-PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-# -j 2 starts worker processes for every make that runs a step: the slow tier's.
-JOBS = [pytest.param(None, id="sequential"), pytest.param(2, id="j2", marks=pytest.mark.slow)]
+SEQUENTIAL = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# -j 2 starts worker processes for every make that runs a step: the slow tier's, with fewer
+# examples (each costs about 1.5 s; the sequential ones try the same DAGs and edits).
+PARALLEL = settings(SEQUENTIAL, max_examples=10)
 
 
-@pytest.mark.parametrize("jobs", JOBS)
-@PROPERTY
+@SEQUENTIAL
 @given(dag=dags(), edits=changes)
-def test_minimal(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
+def test_minimal(dag: Dag, edits: list[tuple]) -> None:
     """Nothing reruns without a cause; a change (to params, inputs, or code a step reaches
     in another module) reruns exactly what it affects."""
+    check_minimal(None, dag, edits)
+
+
+@pytest.mark.slow
+@PARALLEL
+@given(dag=dags(), edits=changes)
+def test_minimal_j2(dag: Dag, edits: list[tuple]) -> None:
+    """test_minimal, each make with -j 2 (worker processes)."""
+    check_minimal(2, dag, edits)
+
+
+@SEQUENTIAL
+@given(dag=dags(), edits=changes)
+def test_correct(dag: Dag, edits: list[tuple]) -> None:
+    """After any sequence of edits, an incremental build equals a clean build."""
+    check_correct(None, dag, edits)
+
+
+@pytest.mark.slow
+@PARALLEL
+@given(dag=dags(), edits=changes)
+def test_correct_j2(dag: Dag, edits: list[tuple]) -> None:
+    """test_correct, each make with -j 2 (worker processes)."""
+    check_correct(2, dag, edits)
+
+
+def check_minimal(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
     with Workspace() as root:
         dag.write(root)
         assert make_and_log(root, jobs) == {f"n{i}" for i in range(len(dag.deps))}
@@ -391,11 +418,7 @@ def test_minimal(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
             dag = new
 
 
-@pytest.mark.parametrize("jobs", JOBS)
-@PROPERTY
-@given(dag=dags(), edits=changes)
-def test_correct(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
-    """After any sequence of edits, an incremental build equals a clean build."""
+def check_correct(jobs: int | None, dag: Dag, edits: list[tuple]) -> None:
     with Workspace() as root:
         dag.write(root)
         make_and_log(root, jobs)
