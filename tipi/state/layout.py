@@ -67,7 +67,8 @@ RECORDS_DIR = "runs"
 TMP_DIR = "tmp"
 SUSPECTS_FILE = "remote-suspects.msgpack"
 RANKS_PREFIX = ".ranks-"
-BINDING_FILE = ".tipi-binding"  # in a step's scratch folder: uptodate/resume.py
+# In a step's scratch folder (uptodate/resume.py); process.py, a layer below, spells it.
+BINDING_FILE = ".tipi-binding"
 
 
 def cache_of(root: Path) -> Path:

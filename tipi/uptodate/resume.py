@@ -30,10 +30,9 @@ import msgpack
 
 from tipi.identity.fingerprint import digest
 from tipi.identity.trace import Trace
+from tipi.state.layout import BINDING_FILE
 from tipi.uptodate.reasons import Reason
 from tipi.uptodate.rebuilder import StepFacts, changes, environment_changes
-
-BINDING_FILE = ".tipi-binding"
 
 
 def _fingerprint(facts: StepFacts, configs: dict[str, Any]) -> str:
