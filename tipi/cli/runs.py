@@ -19,6 +19,19 @@ RunsPipelineOpt = Annotated[
     str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's runs.")
 ]
 DEFAULT_COUNT = 20
+# The rows `show` and `diff` print unless told: a 20,000-step run would take minutes to
+# render, and scroll past any terminal; the rest is counted, and --all / --json show it.
+DEFAULT_ROWS = 50
+LimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--limit",
+        metavar="N",
+        min=0,
+        help=f"Show the first N rows (default {DEFAULT_ROWS}; 0: all).",
+    ),
+]
+AllOpt = Annotated[bool, typer.Option("--all", help="Show every row (as --limit 0).")]
 
 
 @app.command("runs")
@@ -56,6 +69,8 @@ def diff_command(
     ] = None,
     pipeline: RunsPipelineOpt = None,
     json_: JsonOpt = False,
+    limit: LimitOpt = DEFAULT_ROWS,
+    all_: AllOpt = False,
 ) -> None:
     """Show the params and metrics that differ between two runs (default: the two newest)."""
     from tipi.cli.runs_view import diff_view, dumps
@@ -67,7 +82,7 @@ def diff_command(
     if json_:
         typer.echo(dumps(diff.to_json()))
     else:
-        stdout().print(diff_view(diff))
+        stdout().print(diff_view(diff, 0 if all_ else limit))
 
 
 @app.command("show")
@@ -78,8 +93,11 @@ def show_command(
     ] = None,
     pipeline: RunsPipelineOpt = None,
     json_: JsonOpt = False,
+    limit: LimitOpt = DEFAULT_ROWS,
+    all_: AllOpt = False,
 ) -> None:
-    """Show one run whole: command, commit, each step's outcome, params, metrics."""
+    """Show one run: command, commit, each step's outcome, params, metrics (the first
+    --limit steps, and how many ended each way; --all: every step)."""
     from tipi.cli.runs_view import dumps, show_view, to_json
 
     store = _store(pipeline)
@@ -89,7 +107,7 @@ def show_command(
         data["steps"] = {name: step.to_data() for name, step in record.steps.items()}
         typer.echo(dumps(data))
     else:
-        stdout().print(show_view(record))
+        stdout().print(show_view(record, 0 if all_ else limit))
 
 
 def _store(pipeline: str | None) -> RunStore:

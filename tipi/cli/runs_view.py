@@ -12,6 +12,7 @@ import datetime
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -111,8 +112,9 @@ def runs_table(records: Sequence[RunRecord], previous: dict[str, RunRecord | Non
     return table
 
 
-def diff_view(diff: RunDiff) -> RenderableType:
-    """Two tables, params and metrics: key, old, new, and the change of numbers."""
+def diff_view(diff: RunDiff, limit: int = 0) -> RenderableType:
+    """Two tables, params and metrics: key, old, new, and the change of numbers; with a
+    `limit`, each table's first `limit` rows and a line saying how many more there are."""
     old, new = diff.old, diff.new
     title = Text.from_markup(
         f"[cyan]{escape(printable(old.id))}[/] ({escape(printable(old.pipeline))}) → "
@@ -123,12 +125,39 @@ def diff_view(diff: RunDiff) -> RenderableType:
         parts.append(Text("no param or metric differs"))
     for label, changes in (("param", diff.params), ("metric", diff.metrics)):
         if changes:
-            parts.append(_changes_table(label, changes))
+            parts.append(_changes_table(label, changes[: limit or None]))
+            if limit and len(changes) > limit:
+                parts.append(_hidden_line(len(changes) - limit, f"{label}s that differ", limit))
     return Group(*parts)
 
 
-def show_view(record: RunRecord) -> RenderableType:
-    """One run whole: when, how it ended, where (command, commit), then each step."""
+def _hidden_line(hidden: int, what: str, limit: int) -> Text:
+    """What a `limit` left out, and how to see it: a terminal cannot show 20,000 rows, but
+    nothing is dropped without saying so."""
+    return Text(
+        f"… {hidden:,} more {what} not shown (the first {limit:,} are): "
+        "--all shows every one, --limit N the first N, --json all as JSON",
+        style="yellow",
+    )
+
+
+def outcome_counts(record: RunRecord) -> str:
+    """How many steps ended each way: `18,000 ran, 2,000 up to date`, in OUTCOMES order."""
+    from tipi.runs.record import OUTCOMES
+
+    counts: dict[str | None, int] = {}
+    for step in record.steps.values():
+        counts[step.outcome] = counts.get(step.outcome, 0) + 1
+    order = [*OUTCOMES, None, *(o for o in counts if o not in OUTCOMES and o is not None)]
+    return ", ".join(
+        f"{counts[o]:,} {printable(o or 'up to date')}" for o in order if counts.get(o)
+    )
+
+
+def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
+    """One run whole: when, how it ended, where (command, commit), then each step; with a
+    `limit` below the run's steps, how many steps ended each way, then the first `limit`
+    steps and a line saying how many more there are."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
@@ -141,8 +170,11 @@ def show_view(record: RunRecord) -> RenderableType:
         head.add_row("took", f"{seconds:.1f}s")
     head.add_row("command", Text(printable(" ".join(record.command))))
     head.add_row("commit", Text(_commit(record, full=True)))
+    hidden = len(record.steps) - limit if limit else 0
+    if hidden > 0:
+        head.add_row("steps", f"{len(record.steps):,}: {outcome_counts(record)}")
     parts: list[RenderableType] = [head]
-    for name, step in record.steps.items():
+    for name, step in islice(record.steps.items(), limit or None):
         parts.append(Text(""))
         outcome = printable(step.outcome or "up to date")
         took = f" in {step.seconds:.2f}s" if step.seconds is not None else ""
@@ -154,6 +186,8 @@ def show_view(record: RunRecord) -> RenderableType:
         rows = _step_rows(record, name)
         if rows.row_count:
             parts.append(rows)
+    if hidden > 0:
+        parts += [Text(""), _hidden_line(hidden, "steps", limit)]
     return Group(*parts)
 
 
@@ -253,13 +287,13 @@ def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, 
     """The run's metrics that say most: named like a score or a loss, in the order of
     KEY_WORDS (accuracy before loss), a later step's before an earlier one's."""
     metrics = list(record.metrics().items())
-    steps = list(record.steps)
+    order = {name: i for i, name in enumerate(record.steps)}  # not list.index: O(steps) each
 
     def rank(item: tuple[str, float]) -> tuple[int, int]:
         name = item[0].rsplit(".", 1)[-1]
         word = next((i for i, w in enumerate(KEY_WORDS) if w in name), len(KEY_WORDS))
         step = item[0].split(".", 1)[0]
-        return word, -steps.index(step) if step in steps else 0
+        return word, -order.get(step, 0)
 
     return sorted(metrics, key=rank)[:limit]
 

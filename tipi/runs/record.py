@@ -245,10 +245,15 @@ class RunRecord:
                 f"has format version {document.get('version')!r}, this tipi reads {RUN_VERSION}"
             )
         data = document.get("data")
-        problem = record_problem(data)
+        quick = _quick_steps(data)  # most files: each step checked and read in one pass
+        problem = record_problem(data) if quick is None else _head_problem(data)
         if problem:
             raise BrokenState(f"is malformed: {problem}")
-        return cls.from_data(data)
+        if quick is None:
+            return cls.from_data(data)
+        record = cls.from_data({**data, "steps": {}})
+        record.steps = quick
+        return record
 
 
 def flat_params(prefix: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,6 +336,82 @@ def _step_problem(data: Any) -> str | None:
             "error": (False, text_problem),
         },
     )
+
+
+_STEP_KEYS = frozenset(StepRun().to_data())
+
+
+def _quick_steps(data: Any) -> dict[str, StepRun] | None:
+    """The steps of a run's data when each is of the plainest shape the checks accept (exact
+    types, as msgpack gives them), read without the general checks: a 20,000-step run is read
+    in a fraction of the time. None when any step is not: the general checks then say what is
+    wrong, or read it (a step these reject is never one `_step_problem` would reject less)."""
+    steps = data.get("steps") if type(data) is dict else None
+    if type(steps) is not dict:
+        return None
+    found: dict[str, StepRun] = {}
+    for name, step in steps.items():
+        if type(name) is not str or type(step) is not dict or not step.keys() <= _STEP_KEYS:
+            return None
+        kind, error = step.get("type", ""), step.get("error", "")
+        outcome, seconds = step.get("outcome"), step.get("seconds")
+        params, permanences = step.get("params", {}), step.get("permanences", {})
+        metrics, logged = step.get("metrics", {}), step.get("logged", {})
+        if not (
+            type(kind) is str
+            and type(error) is str
+            and (outcome is None or (type(outcome) is str and outcome in OUTCOMES))
+            and (seconds is None or (type(seconds) in (int, float) and _seconds_ok(seconds)))
+            and _text_map(params)
+            and _text_map(permanences)
+            and _text_map(metrics)
+            and _text_map(logged)
+        ):
+            return None
+        found[name] = StepRun(
+            kind,
+            _plain_map(params),
+            outcome,
+            seconds,
+            _plain_map(permanences),
+            _numbers_map(metrics),
+            _numbers_map(logged),
+            error,
+        )
+    return found
+
+
+def _seconds_ok(value: float) -> bool:
+    return math.isfinite(value) and abs(value) < 1e12  # as number_problem
+
+
+def _text_map(data: Any) -> bool:
+    return type(data) is dict and (not data or all(type(k) is str for k in data))
+
+
+def _plain_map(data: dict[str, Any]) -> dict[str, Any]:
+    """`plain(data)` of a map of text keys; a copy when every value is plain already."""
+    for value in data.values():
+        kind = type(value)
+        if kind is float and math.isfinite(value):
+            continue
+        if kind is not str and kind is not int and kind is not bool and value is not None:
+            return plain(data)
+    return dict(data)
+
+
+def _numbers_map(data: dict[str, Any]) -> dict[str, float]:
+    """`numbers(data)` of a map of text keys; a copy when every value is a number."""
+    for value in data.values():
+        kind = type(value)
+        if not ((kind is float and math.isfinite(value)) or kind is int):
+            return numbers(data)
+    return dict(data)
+
+
+def _head_problem(data: Any) -> str | None:
+    """What is wrong with a run's data but its steps (which `_quick_steps` checked)."""
+    return record_problem({**data, "steps": {}})
 
 
 def record_problem(data: Any) -> str | None:
