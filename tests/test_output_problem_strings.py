@@ -1,0 +1,65 @@
+"""`paths.output_problem` on strings gives the answers the pathlib version gave (kept here as
+the reference), on paths as written and through symlinks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tipi.paths import PROTECTED, output_problem
+
+
+def _reference(path: Path, root: Path) -> str | None:
+    """The pathlib version output_problem had before it was written on strings."""
+    root_real = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(path))
+    for candidate, base in ((Path(os.path.normpath(path)), root), (real, root_real)):
+        if candidate == base:
+            return "it is the project root"
+        if not candidate.is_relative_to(base):
+            return f"it is outside the project root {root}"
+        first = candidate.relative_to(base).parts[0]
+        if first in PROTECTED:
+            return f"it is inside {first}/, which holds {PROTECTED[first]}"
+    return None
+
+
+WRITTEN = [
+    "out/a.txt",
+    "a.txt",
+    ".",
+    "",
+    "..",
+    "../x",
+    "out/../../x",
+    "out/../a",
+    ".tipi_cache/x",
+    ".tipi_cache",
+    "pipelines/p/x",
+    "./pipelines",
+    "out//b/./c",
+    "link_out/x",
+    "link_cache/x",
+    "link_root",
+    "link_root/x",
+    "loop/x",
+    ".tipi_cachex/y",
+    "pipelinesx",
+]
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_same_answer_as_the_pathlib_version(tmp_path: Path, written: str) -> None:
+    root = tmp_path / "proj"
+    (root / "out").mkdir(parents=True)
+    (root / ".tipi_cache").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link_out").symlink_to(tmp_path / "elsewhere")
+    (root / "link_cache").symlink_to(root / ".tipi_cache")
+    (root / "link_root").symlink_to(root)
+    (root / "loop").symlink_to(root / "loop")
+    path = root / written
+    assert output_problem(path, root) == _reference(path, root)
+    assert output_problem(path, Path(str(root) + "/")) == _reference(path, Path(str(root) + "/"))
