@@ -165,9 +165,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for tree in trees:
             tree.noop.append(tree.make())
-    value = 0
-    for _ in range(args.repeat):
-        value += 1
+    for value in range(1, args.repeat + 1):
         for tree in trees:
             tree.set.append(tree.make("-n", "--set", f"s0.i={value}"))
     for r in range(args.repeat):

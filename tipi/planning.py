@@ -150,6 +150,7 @@ class Planner:
     resolved: ResolvedPipeline | None = None
     planned: Plan | None = None
     from_cache: bool = False
+    _memo: Any = None  # the code memo of the plan built in this process (identity/memo.py)
 
     @property
     def folder(self) -> Path:
@@ -177,6 +178,8 @@ class Planner:
             from tipi.state.codetable import save_code_table
 
             save_code_table(self.code_table, self.code_units, self.warn)
+            if self._memo is not None:
+                self._memo.save()
         from tipi.identity.hashing import is_racy
 
         if save and not any(is_racy(d[1]) for d in plan.deps):
@@ -253,7 +256,17 @@ class Planner:
             }
         )
         self._check_outputs(resolved)
-        code = PipelineCode(self.root, self.folder)
+        from tipi.identity.memo import CodeMemo
+        from tipi.state.codetable import read_code_memo, write_code_memo
+        from tipi.state.layout import CODE_MEMO
+
+        self._memo = None
+        if self.code_table is not None:  # closures kept across makes, beside the code table
+            path = self.code_table.with_name(CODE_MEMO)
+            self._memo = CodeMemo(
+                lambda: read_code_memo(path, self.warn), lambda m: write_code_memo(path, m)
+            )
+        code = PipelineCode(self.root, self.folder, self._memo)
         permanences = {
             name: {
                 "type": p.spec.type,

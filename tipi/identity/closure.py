@@ -31,6 +31,7 @@ import resolves to (a new `utils/` package beside pipeline.toml shadowing a root
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
@@ -41,8 +42,9 @@ from typing import Any
 import msgpack
 
 from tipi.identity.hashing import hash_bytes
+from tipi.identity.memo import CodeMemo, meaning_of_tree, start_key
 from tipi.identity.modules import module_file, module_name
-from tipi.identity.source import ModuleSource, decode, read_module
+from tipi.identity.source import ModuleSource, decode, read_tree
 from tipi.identity.walk import TIPI, Walk
 
 _OUTSIDE = ("site-packages", "dist-packages")
@@ -65,6 +67,8 @@ class Closure:
         read: files read besides `files` whose edit may change the closure (a module tipi
             imports at load that has no import-time effect yet): the plan depends on them,
             a running step does not.
+        digest: the fingerprint, for a closure reused from the memo (memo.py): it brings
+            no `units` (the code table holds them under this fingerprint).
     """
 
     units: Mapping[str, str]
@@ -72,10 +76,15 @@ class Closure:
     imports: frozenset[str]
     absent: frozenset[str] = frozenset()
     read: frozenset[str] = frozenset()
+    digest: str = ""
+
+    @property
+    def reused(self) -> bool:
+        return bool(self.digest)
 
     @property
     def fingerprint(self) -> str:
-        return code_digest(self.units)
+        return self.digest or code_digest(self.units)
 
 
 def code_digest(units: Mapping[str, str]) -> str:
@@ -89,11 +98,14 @@ class CodeScanner:
     Args:
         root: the project root.
         folder: the pipeline folder (its files are importable script-style by name).
+        memo: closures kept across makes (memo.py); None computes every one.
     """
 
-    def __init__(self, root: Path, folder: Path) -> None:
+    def __init__(self, root: Path, folder: Path, memo: CodeMemo | None = None) -> None:
         self.root = root.resolve()
         self.folder = folder.resolve()
+        self.memo = memo
+        self._consulted: set[str] = set()  # files read outside a walk (bases that register)
         self._modules: dict[Path, ModuleSource | None] = {}
         self._raw: dict[Path, str] = {}
         self._found: dict[tuple[tuple[str, ...], int, Path], Path | None] = {}
@@ -104,13 +116,23 @@ class CodeScanner:
         self._registers: dict[tuple[Path, str], bool] = {}
         self.absent: set[str] = set()
 
-    def closure_of(self, obj: Any, extra: Iterable[Any] = (), step: bool = False) -> Closure:
+    def closure_of(
+        self, obj: Any, extra: Iterable[Any] = (), step: bool = False, reuse: bool = True
+    ) -> Closure:
         """The closure of a class or function (and of `extra`: objects, or `module:attr`
         strings such as factories); for a `step`, with the code tipi runs when it imports
         the pipeline's modules. `obj` None: that code alone (a step whose class declares
-        its own `version`)."""
-        key = (step, obj, *extra)
+        its own `version`). With `reuse`, from the memo when its code is unchanged (then
+        without `units`)."""
+        extra = tuple(extra)
+        key = (step, reuse, obj, *extra)
         if key not in self._closures:
+            memo_key = self._memo_key(obj, extra, step)
+            found = self.memo.lookup(memo_key, self.folder) if memo_key and reuse else None
+            if found is not None:
+                fp, (files, read, absent, imports) = found
+                self._closures[key] = Closure({}, files, imports, absent, read, fp)
+                return self._closures[key]
             walk = Walk(self)
             for item in (obj, *extra) if obj is not None else extra:
                 walk.start(item)
@@ -133,7 +155,21 @@ class CodeScanner:
                 frozenset(self.absent),
                 frozenset(map(str, read)),
             )
+            closure = self._closures[key]
+            if memo_key and not computed:  # a computed import: any module may be the one
+                assert self.memo is not None
+                seen = closure.read | self._consulted
+                parts = [closure.files, seen, closure.absent, closure.imports]
+                self.memo.keep(memo_key, self.folder, closure.fingerprint, parts)
         return self._closures[key]
+
+    def _memo_key(self, obj: Any, extra: tuple[Any, ...], step: bool) -> str | None:
+        if self.memo is None:
+            return None
+        starts = [start_key(o) for o in ((obj, *extra) if obj is not None else extra)]
+        if any(s is None for s in starts):
+            return None
+        return "\0".join([str(step), str(self.root), str(self.folder), *starts])  # type: ignore[list-item]
 
     def load_walk(self) -> Walk:
         """What runs when tipi imports the modules beside pipeline.toml (registry.py), and
@@ -174,6 +210,7 @@ class CodeScanner:
         if key not in self._registers:
             self._registers[key] = False  # a cycle of bases registers nothing
             module = self.module(file)
+            self._consulted.add(str(file))
             found = module is not None and (
                 name in module.registrars
                 or (depth < 50 and self.base_registers(file, module, name, depth + 1))
@@ -209,13 +246,14 @@ class CodeScanner:
             else:
                 target = self.find(parts, binding.level, file)
             while target is not None and rest and target.name == "__init__.py":
-                sub = module_file(target.parent, rest[:1])
+                sub = module_file(target.parent, rest[:1], self.absent)
                 if sub is None or rest[0] in (self.module(target) or ModuleSource()).bindings:
                     break
                 target, rest = sub, rest[1:]
             if target is None or not rest or not self.in_project(target):
                 return None
             loaded = self.module(target)
+            self._consulted.add(str(target))
             if loaded is None:
                 return None
             file, module, chain = target, loaded, rest
@@ -229,10 +267,16 @@ class CodeScanner:
             except OSError:
                 self._modules[file], self._raw[file] = None, "unreadable"
                 return None
+            content = hash_bytes(raw)
             try:
-                self._modules[file] = read_module(decode(raw))
+                tree = ast.parse(decode(raw))
+                meaning = meaning_of_tree(tree) if self.memo is not None else ""
+                self._modules[file] = read_tree(tree)
             except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-                self._modules[file], self._raw[file] = None, hash_bytes(raw)
+                self._modules[file], self._raw[file] = None, content
+                meaning = "raw:" + content
+            if self.memo is not None:  # what the memo keeps is what was parsed
+                self.memo.noted(file, content, meaning)
         return self._modules[file]
 
     def raw_digest(self, file: Path) -> str:

@@ -136,7 +136,11 @@ def decode(raw: bytes) -> str:
 
 def read_module(text: str) -> ModuleSource:
     """Parse a module's text into units and bindings (raises SyntaxError)."""
-    tree = ast.parse(text)
+    return read_tree(ast.parse(text))
+
+
+def read_tree(tree: ast.Module) -> ModuleSource:
+    """A parsed module's units and bindings (strips the tree's docstrings in place)."""
     module = ModuleSource()
     scope = module_scope(tree)  # a `dataclass` of the project's own is no pure decorator
     loose: list[ast.stmt] = []

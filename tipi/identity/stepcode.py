@@ -9,6 +9,7 @@ from pathlib import Path
 from tipi.identity.closure import CodeScanner
 from tipi.identity.environment import versions
 from tipi.identity.fingerprint import digest
+from tipi.identity.memo import CodeMemo
 
 
 class PipelineCode:
@@ -18,10 +19,13 @@ class PipelineCode:
         units: code fingerprint → its closure, for every fingerprint computed.
         files: every source file read (a plan depends on them).
         absent: files whose appearance would change what an import resolves to.
+
+    Args:
+        memo: closures kept across makes (memo.py); None computes every one.
     """
 
-    def __init__(self, root: Path, folder: Path) -> None:
-        self.scanner = CodeScanner(root, folder)
+    def __init__(self, root: Path, folder: Path, memo: CodeMemo | None = None) -> None:
+        self.scanner = CodeScanner(root, folder, memo)
         self.units: dict[str, Mapping[str, str]] = {}
         self.files: set[str] = set()
         self.absent: set[str] = set()
@@ -42,13 +46,14 @@ class PipelineCode:
         if version is not None:
             # The version stands for the class's own code, not for what other modules do to
             # it when tipi imports them (a sibling may patch the class): that still counts.
-            closure = self.scanner.closure_of(None, (), step=True)
+            closure = self.scanner.closure_of(None, (), step=True, reuse=False)  # its units
             own = {f"{cls.__qualname__}: version": digest(str(version))}
             closure = dataclasses.replace(closure, units={**own, **closure.units})
         else:
             closure = self.scanner.closure_of(cls, tuple(refs), step=step)
         fp = closure.fingerprint
-        self.units[fp] = closure.units
+        if not closure.reused:  # a reused one's units are in the code table already
+            self.units[fp] = closure.units
         self.files |= closure.files | closure.read
         self.absent |= closure.absent
         self.files_of[fp] = closure.files

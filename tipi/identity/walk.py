@@ -21,6 +21,7 @@ class Scanner(Protocol):
     """What a walk asks of the scanner that reads the files (closure.py's CodeScanner)."""
 
     folder: Path
+    absent: set[str]
 
     def module(self, file: Path) -> ModuleSource | None: ...
 
@@ -234,7 +235,9 @@ class Walk:
             self._later(self._whole, file)
         elif chain[0] in module.bindings:
             self._later(self._name, file, module, chain[0], chain[1:])
-        elif file.name == "__init__.py" and (sub := module_file(file.parent, chain[:1])):
+        elif file.name == "__init__.py" and (
+            sub := module_file(file.parent, chain[:1], self.scanner.absent)
+        ):
             if self.scanner.in_project(sub):
                 self._later(self._in_module, sub, chain[1:])
         elif not module.stars:

@@ -1,4 +1,4 @@
-"""The code table: lets a later make say which unit of code changed.
+"""The code table: lets a later make say which unit of code changed; and the code memo.
 
 ``.tipi_cache/code.msgpack`` maps a code fingerprint to its closure (unit → digest), for the
 newest TABLE_SIZE fingerprints planned in the project. A trace keeps only the fingerprint;
@@ -18,6 +18,7 @@ from tipi.state.statefile import map_problem, text_problem
 from tipi.state.store import read_document, read_document_flagged, write_document
 
 CODE_KIND = "code-table"
+MEMO_KIND = "code-memo"
 TABLE_SIZE = 2000  # fingerprints
 TABLE_UNITS = 200_000  # units over all of them: a closure of a huge module is pruned sooner
 
@@ -75,3 +76,24 @@ def _table_problem(table: Any) -> str | None:
 
 def _units_problem(units: Any) -> str | None:
     return map_problem(units, text_problem)
+
+
+def read_code_memo(path: Path, warn: Callable[[str], None]) -> tuple[dict[str, Any] | None, bool]:
+    """The code memo (identity/memo.py: closures kept across makes) and whether the file was
+    damaged (then after one warning: the memo is computed again and rewritten)."""
+    return read_document_flagged(path, MEMO_KIND, warn, _memo_problem)
+
+
+def write_code_memo(path: Path, memo: dict[str, Any]) -> None:
+    write_document(path, MEMO_KIND, memo)
+
+
+def _memo_problem(memo: Any) -> str | None:
+    """What is wrong with a loaded memo (its entries are checked where they are used)."""
+    problem = map_problem(memo)
+    if problem:
+        return problem
+    for name, kind in (("rules", str), ("meanings", dict), ("groups", list), ("closures", dict)):
+        if not isinstance(memo.get(name), kind):
+            return f"{name} is not a {kind.__name__}"
+    return None

@@ -6,6 +6,7 @@ own: its binding note and a worker's progress file, named by the modules given):
       lock, lock.holder               the project lock, and who holds it        state/lock.py
       stat.msgpack                    file hashes by (size, mtime_ns, inode)    identity/hashing.py
       code.msgpack                    code fingerprint → closure, unit by unit  state/codetable.py
+      code_memo.msgpack               closures by class, kept while code unchanged  identity/memo.py
       remote-suspects.msgpack         a remote's files found corrupt or missing  runcache/
       store/runs/<key>/<name>         the run cache: a successful run's record  runcache/content.py
       store/objects/<xx>/<digest>     ... and its output files, by content
@@ -58,6 +59,7 @@ SCRATCH_DIR = "scratch"
 PREDICTIONS_DIR = "predictions"
 LOGS_DIR = "logs"
 RUNS_DIR = "runs"
+CODE_MEMO = "code_memo.msgpack"  # beside code.msgpack; planning.py finds it from there
 # The folders under CACHE_DIR that hold one folder per pipeline: all of a pipeline's state.
 PER_PIPELINE = (PIPELINES_DIR, STAGING_DIR, SCRATCH_DIR, PREDICTIONS_DIR, LOGS_DIR, RUNS_DIR)
 STORE_DIR = "store"
@@ -180,6 +182,10 @@ class Layout:
     @property
     def code_file(self) -> Path:
         return self.cache / "code.msgpack"
+
+    @property
+    def code_memo_file(self) -> Path:
+        return self.cache / CODE_MEMO
 
     @property
     def lock_file(self) -> Path:

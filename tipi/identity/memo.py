@@ -1,0 +1,232 @@
+"""Code closures kept across makes, reused while the code they were computed from is unchanged.
+
+Computing a step class's closure walks every unit it reaches; a param-only change (`--set`),
+a sweep variant or a comment added to a helper would walk them all again. The memo
+(``.tipi_cache/code_memo.msgpack``) keeps, per start (the class or function with its bases, the
+`module:attr` strings it names, the pipeline folder, whether it is a step), the closure's
+fingerprint, the files it read and what each of them *means*: the digest of the file's AST
+without positions (`ast.dump`), so that an edit to comments or formatting leaves it equal.
+A closure is reused when every file it read means what it meant, every candidate file whose
+appearance would change an import (`absent`) is still absent and the pipeline folder holds the
+same `*.py` files (tipi imports them all at load). Everything the walk looks at is a function of
+those: each module's units are a function of its AST (source.py), and where an import leads is
+a function of which files exist. A closure that imports by computed name (any module may be
+the one) is not kept. The file is read and written by state/codetable.py (versioned msgpack).
+
+A file's meaning is memoized by its content hash, so an unchanged file costs one read and one
+hash; its content is parsed again only when it changed. The memo is invalid as a whole when
+tipi's closure rules or Python change (RULES). A damaged memo is reported once and rebuilt; a
+lost one only makes the next plan slower. A reused closure brings no unit map: the code table
+already holds it under the same fingerprint (or pruned it: a reason is then less precise).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tipi.identity.hashing import hash_bytes
+from tipi.identity.source import decode
+
+MAX_CLOSURES = 5000  # entries kept: the newest, those used by this make first
+MAX_MEANINGS = 5000
+_RULES_FILES = ("source", "walk", "closure", "effects", "normalize", "modules", "memo")
+_HERE = Path(__file__).resolve().parent
+_rules: str | None = None
+
+
+def rules() -> str:
+    """What the memo's closures were computed by: tipi's closure code and Python's version."""
+    global _rules
+    if _rules is None:
+        data = [sys.version.encode()]
+        for name in _RULES_FILES:
+            try:
+                data.append((_HERE / f"{name}.py").read_bytes())
+            except OSError:
+                data.append(b"?")
+        _rules = hash_bytes(b"\0".join(data))
+    return _rules
+
+
+def meaning_of_tree(tree: ast.AST) -> str:
+    """What a parsed module means to a closure (no positions, comments or formatting)."""
+    return hash_bytes(ast.dump(tree).encode())
+
+
+def start_key(obj: Any) -> str | None:
+    """How a closure's start is named across makes: each class of its MRO (or the function)
+    by module, qualname and module file; None when it has no stable name."""
+    if isinstance(obj, str):
+        return "s:" + obj
+    obj = getattr(obj, "__tipi_function__", None) or obj
+    parts = []
+    for item in obj.__mro__ if inspect.isclass(obj) else (obj,):
+        module, qualname = getattr(item, "__module__", None), getattr(item, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            return None
+        file = getattr(sys.modules.get(module), "__file__", None)
+        parts.append(f"{module}:{qualname}@{file}")
+    return "|".join(parts)
+
+
+class CodeMemo:
+    """The memo of one make (read on first use, written by `save`).
+
+    Args:
+        read: the stored memo and whether it was damaged (None, False: there is none;
+            state/codetable.py reads and checks the file, warning once); None keeps the
+            memo in memory only.
+        write: stores the memo.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[dict[str, Any] | None, bool]] | None = None,
+        write: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._read = read
+        self._write = write
+        self._doc: dict[str, Any] | None = None
+        self._broken = False
+        self._now: dict[str, str | None] = {}  # path → meaning, this make
+        self._contents: dict[str, str] = {}  # content hash → meaning, used this make
+        self._exists: dict[str, bool] = {}
+        self._listings: dict[Path, str] = {}
+        self._new: dict[str, list[Any]] = {}  # key → entry (paths, not groups)
+        self._used: set[str] = set()
+
+    def _load(self) -> dict[str, Any]:
+        if self._doc is None:
+            doc = None
+            if self._read is not None:
+                doc, self._broken = self._read()
+            if doc is None or doc.get("rules") != rules():
+                doc = {"rules": rules(), "meanings": {}, "groups": [], "closures": {}}
+            self._doc = doc
+        return self._doc
+
+    def noted(self, file: Path, content: str, meaning: str) -> None:
+        """A file the scanner parsed this make: its meaning needs no second parse."""
+        self._contents[content] = meaning
+        self._now[str(file)] = meaning
+
+    def meaning(self, path: str) -> str | None:
+        """What the file at `path` means now (None: it cannot be read)."""
+        if path not in self._now:
+            try:
+                raw = Path(path).read_bytes()
+            except OSError:
+                self._now[path] = None
+                return None
+            content = hash_bytes(raw)
+            found = self._contents.get(content) or self._load()["meanings"].get(content)
+            if not isinstance(found, str):
+                try:
+                    found = meaning_of_tree(ast.parse(decode(raw)))
+                except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+                    found = "raw:" + content  # the walk counts its bytes
+            self._contents[content] = found
+            self._now[path] = found
+        return self._now[path]
+
+    def listing(self, folder: Path) -> str:
+        """The `*.py` files beside pipeline.toml (tipi imports each at load)."""
+        if folder not in self._listings:
+            names = sorted(p.name for p in folder.glob("*.py"))
+            self._listings[folder] = hash_bytes("\0".join(names).encode())
+        return self._listings[folder]
+
+    def _absent(self, path: str) -> bool:
+        if path not in self._exists:
+            self._exists[path] = os.path.exists(path)
+        return not self._exists[path]
+
+    def lookup(self, key: str, folder: Path) -> tuple[str, list[frozenset[str]]] | None:
+        """(fingerprint, [files, read, absent, imports]) of the closure kept under `key`,
+        when everything it was computed from is unchanged."""
+        doc = self._load()
+        entry = doc["closures"].get(key)
+        try:
+            fp, ids, listing, meanings = entry  # type: ignore[misc]
+            groups = [doc["groups"][i] for i in ids]
+            files, read, absent, _ = groups
+            if not isinstance(fp, str) or listing != self.listing(folder):
+                return None
+            if len(meanings) != len(files) + len(read):
+                return None
+            for path, meant in zip([*files, *read], meanings, strict=True):
+                if self.meaning(path) != meant:
+                    return None
+            if not all(self._absent(p) for p in absent):
+                return None
+            found = [frozenset(g) for g in groups]
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return None  # no entry, or a damaged one: computed again
+        self._used.add(key)
+        return fp, found
+
+    def keep(
+        self,
+        key: str,
+        folder: Path,
+        fingerprint: str,
+        parts: Iterable[frozenset[str]],
+    ) -> None:
+        """Keep a closure just computed: [files, read, absent, imports]."""
+        files, read, absent, imports = (sorted(p) for p in parts)
+        meanings = [self.meaning(p) for p in [*files, *read]]
+        if any(m is None for m in meanings):
+            return  # a file vanished meanwhile: nothing to trust
+        groups = [files, read, absent, imports]
+        self._new[key] = [fingerprint, groups, self.listing(folder), meanings]
+
+    def save(self) -> None:
+        """Write the memo: this make's closures first, then the newest older ones."""
+        if self._write is None:
+            return
+        doc = self._load()  # (a damaged file is known once read)
+        grown = any(c not in doc["meanings"] for c in self._contents)  # an edited file
+        if not self._new and not self._broken and not grown:
+            return
+        old = doc["closures"]
+        groups: list[list[str]] = []
+        index: dict[tuple[str, ...], int] = {}
+
+        def intern(group: list[str]) -> int:
+            key = tuple(group)
+            if key not in index:
+                index[key] = len(groups)
+                groups.append(group)
+            return index[key]
+
+        closures: dict[str, list[Any]] = {}
+        ordered = [*self._new.items()]
+        ordered += [(k, old[k]) for k in self._used if k in old and k not in self._new]
+        ordered += [(k, e) for k, e in reversed(old.items()) if k not in self._new]
+        for key, entry in ordered:
+            if len(closures) >= MAX_CLOSURES or key in closures:
+                continue
+            try:
+                fp, parts, listing, meanings = entry
+                if key not in self._new:
+                    parts = [doc["groups"][i] for i in parts]
+                closures[key] = [fp, [intern(list(g)) for g in parts], listing, meanings]
+            except (TypeError, ValueError, IndexError, KeyError):
+                continue
+        used = set(self._contents)
+        meanings = {c: m for c, m in self._contents.items()}
+        for content, meant in reversed(doc["meanings"].items()):
+            if len(meanings) >= MAX_MEANINGS:
+                break
+            if content not in used:
+                meanings[content] = meant
+        self._write(
+            {"rules": rules(), "meanings": meanings, "groups": groups, "closures": closures}
+        )
+        self._doc, self._new, self._broken = None, {}, False
