@@ -13,6 +13,7 @@ import pytest
 from tipi.engine import Engine
 from tipi.identity.closure import CodeScanner
 from tipi.identity.memo import CodeMemo
+from tipi.report import ListReporter
 from tipi.state.codetable import read_code_memo, write_code_memo
 
 HELPERS = """
@@ -246,3 +247,37 @@ def test_a_make_after_a_param_change_reuses_every_closure(project):
     plan = engine.load(save=False)
     assert plan.steps["a"].code == before
     assert engine.planner.code_units == {}  # reused: nothing walked again
+
+
+def test_a_damaged_memo_file_warns_once_and_the_make_is_right(project):
+    project.pipeline(
+        "m",
+        """
+        [processes.a]
+        type = "Scaled"
+        outputs = { out = "out/a.txt" }
+        """,
+        steps="""
+        from tipi import PipelineProcess
+        from .helpers import scale
+
+
+        class Scaled(PipelineProcess):
+            def execute(self):
+                self.outputs["out"].write_text(scale("ab"))
+        """,
+        helpers=HELPERS,
+    )
+    Engine("m").make()
+    memo_file = project.root / ".tipi_cache" / "code_memo.msgpack"
+    memo_file.write_bytes(b"\xc1 damaged")
+    helpers = project.root / "pipelines/m/helpers.py"
+    helpers.write_text(helpers.read_text().replace("SCALE = 3", "SCALE = 2"))
+    reporter = ListReporter()
+    summary = Engine("m", reporter=reporter).make()
+    assert [r.outcome for r in summary.results] == ["ran"]
+    assert (project.root / "out/a.txt").read_text() == "abab"
+    warnings = [m for kind, m in reporter.events if kind == "warning"]
+    assert sum("code_memo" in w for w in warnings) == 1, warnings
+    doc, broken = read_code_memo(memo_file, warnings.append)
+    assert doc is not None and not broken and doc["closures"]
