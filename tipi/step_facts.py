@@ -118,8 +118,8 @@ class FactReader:
         be vouched for by the clean record, which is checked by stat alone."""
         for path in paths:
             full = absolute(path, self.root)
-            if path not in self._known or not os.path.isfile(full):
-                return False  # not judged by this make, or a folder (never recorded)
+            if path not in self._known or not (os.path.isfile(full) or os.path.isdir(full)):
+                return False  # not judged by this make, or gone (a folder's hash is its files')
             if self.state.stat.hash_path(full) != self._known[path]:
                 return False
         return True

@@ -10,8 +10,14 @@ fingerprinting anything (ninja's no-op path). Any mismatch means the normal, ste
 A file modified within the file system's timestamp granularity of the record could keep its
 signature, so no record is written while any file is racy (hashing.is_racy), nor by a make
 one of whose files no longer holds what it decided on (edited while a later step ran: build.py
-asks step_facts.FactReader.unchanged); directories are never covered (their stat does not
-reflect their contents).
+asks step_facts.FactReader.unchanged).
+
+A directory's own stat does not reflect its contents, so a directory (an input or output that
+is a folder) is covered by `folder_signature`: a digest of the stat signature of every entry
+below it (os.scandir, recursive, stat only, nothing read). A file added, removed, renamed,
+modified or replaced (new inode) anywhere below changes it; a folder with a racy file is not
+recorded. Symbolic links are followed as hashing.StatCache hashes them: a link's target's
+signature counts (a dangling link counts as missing), a link to a folder is not entered.
 
 A record is trusted only as far as it covers the make that asks: besides its shape, every input
 and output of the selected steps and both guards must be among its files, or it proves nothing
@@ -19,7 +25,8 @@ and output of the selected steps and both guards must be among its files, or it 
 full make and the fast path) ask question.py, which works out those paths from the steps with
 `required_paths` and hands them to `is_clean`, which warns about a record that falls short and
 treats it as absent. On disk: ``{"steps": [name], "files": {absolute path: [size, mtime_ns,
-inode]}}`` (store.py document, kind KIND).
+inode]}, "dirs": {absolute path: folder digest}}`` (store.py document, kind KIND); a folder is
+named in both, with [0, 0, 0] in `files` (a tipi that knows no `dirs` finds it changed).
 """
 
 from __future__ import annotations
@@ -57,6 +64,48 @@ def signature(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+# What `files` holds for a folder (its signature is in `dirs`): no regular file has it.
+FOLDER_MARK = [0, 0, 0]
+
+
+def folder_signature(path: str) -> tuple[str, int] | None:
+    """(digest of the stat signatures of every entry below `path`, the newest mtime_ns of its
+    files) for a folder; None when `path` is not one or a folder below cannot be listed."""
+    try:
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            return None
+        parts: list[str] = []
+        newest = _list_folder(path, "", parts)
+    except (OSError, ValueError):
+        return None
+    import hashlib  # only where a folder is covered: not on every no-op's import path
+
+    text = "\0".join(parts).encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(text, digest_size=16).hexdigest(), newest
+
+
+def _list_folder(path: str, prefix: str, parts: list[str]) -> int:
+    """Append `relative name`, `kind size mtime_ns inode` of each entry below `path`, in name
+    order (sub-folders entered, links to folders not, as os.walk in hashing); the newest
+    mtime_ns of a file."""
+    newest = 0
+    with os.scandir(path) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        name = prefix + entry.name
+        try:
+            st = entry.stat()  # follows a link: its target's content is what is hashed
+        except FileNotFoundError:  # a dangling link (or removed meanwhile)
+            parts += [name, "missing"]
+            continue
+        parts += [name, f"{stat.S_IFMT(st.st_mode):o} {st.st_size} {st.st_mtime_ns} {st.st_ino}"]
+        if entry.is_dir(follow_symlinks=False):
+            newest = max(newest, _list_folder(entry.path, name + "/", parts))
+        else:
+            newest = max(newest, st.st_mtime_ns)
+    return newest
+
+
 def write_clean_record(
     file: Path, steps: Iterable[str], paths: Iterable[str], guards: Iterable[Path]
 ) -> bool:
@@ -72,12 +121,16 @@ def write_clean_record(
 
     now = time.time_ns()
     files: dict[str, list[int]] = {}
+    dirs: dict[str, str] = {}
     for path in paths:
         sig = signature(path)
+        if sig is None and (folder := folder_signature(path)) is not None:
+            dirs[path], newest = folder
+            sig = [*FOLDER_MARK[:1], newest, 0]  # racy if a file below is
         if sig is None or is_racy(sig[1], now):
             forget(file)
             return False
-        files[path] = sig
+        files[path] = list(FOLDER_MARK) if path in dirs else sig
     # tipi changes its own files only by rename (new inode) or append (new size), so their
     # signature always changes with them: no racy check needed.
     for guard in guards:
@@ -86,7 +139,7 @@ def write_clean_record(
             forget(file)
             return False
         files[str(guard)] = sig
-    write_document(file, KIND, {"steps": sorted(steps), "files": files})
+    write_document(file, KIND, {"steps": sorted(steps), "files": files, "dirs": dirs})
     return True
 
 
@@ -118,7 +171,15 @@ def is_clean(
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         warn_broken(warn, file, f"leaves out {shown(min(missing))}{more}", KIND)
         return False
-    return all(signature(path) == sig for path, sig in files.items())
+    dirs = record.get("dirs") or {}
+    return all(signature(path) == sig for path, sig in files.items() if path not in dirs) and all(
+        _same_folder(path, digest) for path, digest in dirs.items()
+    )
+
+
+def _same_folder(path: str, digest: str) -> bool:
+    folder = folder_signature(path)
+    return folder is not None and folder[0] == digest
 
 
 def forget(file: Path) -> None:
@@ -149,4 +210,12 @@ def _files_problem(files: Any) -> str | None:
     return map_problem(files, lambda sig: list_problem(sig, int_problem, length=3))
 
 
-_FIELDS = {"steps": (True, _steps_problem), "files": (True, _files_problem)}
+def _dirs_problem(dirs: Any) -> str | None:
+    return map_problem(dirs, text_problem)
+
+
+_FIELDS = {
+    "steps": (True, _steps_problem),
+    "files": (True, _files_problem),
+    "dirs": (False, _dirs_problem),
+}
