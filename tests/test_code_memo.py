@@ -11,8 +11,10 @@ import msgpack
 import pytest
 
 from tipi.engine import Engine
+from tipi.identity import closure
 from tipi.identity.closure import CodeScanner
-from tipi.identity.memo import CodeMemo
+from tipi.identity.memo import CodeMemo, pack_module, unpack_module
+from tipi.identity.source import read_module
 from tipi.report import ListReporter
 from tipi.state.codetable import read_code_memo, write_code_memo
 
@@ -204,9 +206,12 @@ def test_a_damaged_memo_is_reported_and_rebuilt(tmp_path):
     )
     memo.save()  # nothing new, but the damaged file is rewritten
     assert read_code_memo(path, warnings.append) == (
-        {"rules": memo_rules(), "meanings": {}, "groups": [], "closures": {}},
+        {"rules": memo_rules(), "meanings": {}, "groups": [], "closures": {}, **EMPTY},
         False,
     )
+
+
+EMPTY = {"sources": {}}
 
 
 def memo_rules() -> str:
@@ -281,3 +286,71 @@ def test_a_damaged_memo_file_warns_once_and_the_make_is_right(project):
     assert sum("code_memo" in w for w in warnings) == 1, warnings
     doc, broken = read_code_memo(memo_file, warnings.append)
     assert doc is not None and not broken and doc["closures"]
+
+
+RICH = '''
+"""A module with every kind of unit."""
+import importlib
+import os.path as osp
+from . import helpers
+from .models import *
+
+try:
+    from fast import f
+except ImportError:
+    from slow import f
+
+X = 1
+X += 1
+A = B = osp.join("a", "b")
+
+
+class Meta(type):
+    pass
+
+
+class Base(metaclass=Meta):
+    size = len("abc")
+
+    def __init_subclass__(cls):
+        pass
+
+    def go(self):
+        from .helpers import scale
+        return getattr(self, "x"), scale("a"), "losses:focal"
+
+
+@helpers.register
+def registered():
+    return importlib.import_module("dyn" + X)
+
+
+helpers.SCALE = 5
+
+if __name__ == "__main__":
+    print("script")
+else:
+    Y = 2
+'''
+
+
+@pytest.mark.parametrize("text", [HELPERS, MODELS, STEPS, RICH], ids=["h", "m", "s", "rich"])
+def test_a_module_read_back_from_the_memo_equals_the_parsed_one(text):
+    module = read_module(textwrap.dedent(text))
+    assert unpack_module(pack_module(module)) == module
+
+
+def test_an_unchanged_module_is_read_from_the_memo_not_parsed(tree, monkeypatch):
+    root, folder = tree
+    stored = Stored()
+    scanner = CodeScanner(root, folder, stored.memo())
+    want = scanner.closure_of("steps:Util").units
+    scanner.memo.save()  # type: ignore[union-attr]
+    (folder / "steps.py").write_text((folder / "steps.py").read_text() + "\n\nZ = 1\n")
+    parsed: list[str] = []
+    real = closure.read_tree
+    monkeypatch.setattr(closure, "read_tree", lambda t: parsed.append("x") or real(t))
+    again = CodeScanner(root, folder, stored.memo())
+    got = again.closure_of("steps:Util")
+    assert not got.reused and got.units == want
+    assert len(parsed) == 1  # steps.py only: helpers, models, utils, pkg from the memo

@@ -268,15 +268,19 @@ class CodeScanner:
                 self._modules[file], self._raw[file] = None, "unreadable"
                 return None
             content = hash_bytes(raw)
-            try:
-                tree = ast.parse(decode(raw))
-                meaning = meaning_of_tree(tree) if self.memo is not None else ""
-                self._modules[file] = read_tree(tree)
-            except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-                self._modules[file], self._raw[file] = None, content
-                meaning = "raw:" + content
+            kept = self.memo.source(content) if self.memo is not None else None
+            if kept is not None:  # this content was parsed by an earlier make
+                self._modules[file], meaning = kept
+            else:
+                try:
+                    tree = ast.parse(decode(raw))
+                    meaning = meaning_of_tree(tree) if self.memo is not None else ""
+                    self._modules[file] = read_tree(tree)
+                except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+                    self._modules[file], self._raw[file] = None, content
+                    meaning = "raw:" + content
             if self.memo is not None:  # what the memo keeps is what was parsed
-                self.memo.noted(file, content, meaning)
+                self.memo.noted(file, content, meaning, self._modules[file])
         return self._modules[file]
 
     def raw_digest(self, file: Path) -> str:

@@ -14,10 +14,13 @@ a function of which files exist. A closure that imports by computed name (any mo
 the one) is not kept. The file is read and written by state/codetable.py (versioned msgpack).
 
 A file's meaning is memoized by its content hash, so an unchanged file costs one read and one
-hash; its content is parsed again only when it changed. The memo is invalid as a whole when
-tipi's closure rules or Python change (RULES). A damaged memo is reported once and rebuilt; a
-lost one only makes the next plan slower. A reused closure brings no unit map: the code table
-already holds it under the same fingerprint (or pruned it: a reason is then less precise).
+hash; its content is parsed again only when it changed. Its units and bindings (source.py's
+ModuleSource) are kept by content hash too: a closure computed again (a class edited) reads
+an unchanged 5,000-function helper from the memo instead of parsing it. The memo is invalid as
+a whole when tipi's closure rules or Python change (RULES). A damaged memo is reported once
+and rebuilt; a lost one only makes the next plan slower. A reused closure brings no unit map:
+the code table already holds it under the same fingerprint (or pruned it: a reason is then
+less precise).
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from tipi.identity.hashing import hash_bytes
-from tipi.identity.source import decode
+from tipi.identity.source import Binding, ModuleSource, Unit, decode
 
 MAX_CLOSURES = 5000  # entries kept: the newest, those used by this make first
 MAX_MEANINGS = 5000
+MAX_SOURCE_BYTES = 32 << 20  # packed units of files not read by the latest make
 _RULES_FILES = ("source", "walk", "closure", "effects", "normalize", "modules", "memo")
 _HERE = Path(__file__).resolve().parent
 _rules: str | None = None
@@ -99,6 +105,7 @@ class CodeMemo:
         self._exists: dict[str, bool] = {}
         self._listings: dict[Path, str] = {}
         self._new: dict[str, list[Any]] = {}  # key → entry (paths, not groups)
+        self._sources: dict[str, bytes] = {}  # content hash → packed ModuleSource, this make
         self._used: set[str] = set()
 
     def _load(self) -> dict[str, Any]:
@@ -111,10 +118,28 @@ class CodeMemo:
             self._doc = doc
         return self._doc
 
-    def noted(self, file: Path, content: str, meaning: str) -> None:
-        """A file the scanner parsed this make: its meaning needs no second parse."""
+    def noted(
+        self, file: Path, content: str, meaning: str, module: ModuleSource | None = None
+    ) -> None:
+        """A file the scanner read this make (parsed into `module`, None when it could not
+        be): its meaning needs no second parse, its units no second parse next make."""
         self._contents[content] = meaning
         self._now[str(file)] = meaning
+        if module is not None and content not in self._sources:
+            self._sources[content] = pack_module(module)
+
+    def source(self, content: str) -> tuple[ModuleSource, str] | None:
+        """The units and meaning of a file's content, when the memo holds them."""
+        doc = self._load()
+        packed, meaning = doc.get("sources", {}).get(content), doc["meanings"].get(content)
+        if not isinstance(packed, bytes) or not isinstance(meaning, str):
+            return None
+        try:
+            module = unpack_module(packed)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return None  # damaged: parsed again
+        self._sources[content] = packed
+        return module, meaning
 
     def meaning(self, path: str) -> str | None:
         """What the file at `path` means now (None: it cannot be read)."""
@@ -192,6 +217,7 @@ class CodeMemo:
             return
         doc = self._load()  # (a damaged file is known once read)
         grown = any(c not in doc["meanings"] for c in self._contents)  # an edited file
+        grown = grown or any(c not in doc.get("sources", {}) for c in self._sources)
         if not self._new and not self._broken and not grown:
             return
         old = doc["closures"]
@@ -227,6 +253,91 @@ class CodeMemo:
             if content not in used:
                 meanings[content] = meant
         self._write(
-            {"rules": rules(), "meanings": meanings, "groups": groups, "closures": closures}
+            {
+                "rules": rules(),
+                "meanings": meanings,
+                "groups": groups,
+                "closures": closures,
+                "sources": self._kept_sources(doc, meanings),
+            }
         )
         self._doc, self._new, self._broken = None, {}, False
+
+    def _kept_sources(self, doc: dict[str, Any], meanings: dict[str, str]) -> dict[str, bytes]:
+        """The files read this make, then older ones still known, within MAX_SOURCE_BYTES."""
+        kept = dict(self._sources)
+        size = sum(map(len, kept.values()))
+        old = doc.get("sources", {})
+        for content, packed in reversed(old.items()):
+            if size >= MAX_SOURCE_BYTES:
+                break
+            if content in meanings and content not in kept and isinstance(packed, bytes):
+                kept[content] = packed
+                size += len(packed)
+        return kept
+
+
+def pack_module(module: ModuleSource) -> bytes:
+    """A ModuleSource as msgpack bytes (unpack_module reads it back)."""
+    units = {
+        name: [
+            u.digest,
+            [list(r) for r in u.refs],
+            u.dynamic,
+            [[n, _pack_binding(b)] for n, b in u.local],
+            list(u.strings),
+            u.computed,
+        ]
+        for name, u in module.units.items()
+    }
+    data = [
+        units,
+        module.classes,
+        {n: [_pack_binding(b) for b in bs] for n, bs in module.bindings.items()},
+        [[list(parts), level] for parts, level in module.stars],
+        [_pack_binding(b) for b in module.imports],
+        module.eager,
+        sorted(module.headers),
+        {n: [list(c) for c in chains] for n, chains in module.bases.items()},
+        sorted(module.registrars),
+        module.imports_by_name,
+    ]
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def unpack_module(packed: bytes) -> ModuleSource:
+    """The ModuleSource pack_module wrote (raises on damaged data)."""
+    units, classes, bindings, stars, imports, eager, headers, bases, registrars, by_name = (
+        msgpack.unpackb(packed, raw=False, strict_map_key=False)
+    )
+    return ModuleSource(
+        units={
+            name: Unit(
+                digest,
+                tuple(tuple(r) for r in refs),
+                dynamic,
+                tuple((n, _unpack_binding(b)) for n, b in local),
+                tuple(strings),
+                computed=computed,
+            )
+            for name, (digest, refs, dynamic, local, strings, computed) in units.items()
+        },
+        classes={n: list(names) for n, names in classes.items()},
+        bindings={n: [_unpack_binding(b) for b in bs] for n, bs in bindings.items()},
+        stars=[(tuple(parts), level) for parts, level in stars],
+        imports=[_unpack_binding(b) for b in imports],
+        eager=list(eager),
+        headers=set(headers),
+        bases={n: tuple(tuple(c) for c in chains) for n, chains in bases.items()},
+        registrars=set(registrars),
+        imports_by_name=bool(by_name),
+    )
+
+
+def _pack_binding(b: Binding) -> list[Any]:
+    return [b.kind, b.target, list(b.module), b.level, b.attr]
+
+
+def _unpack_binding(data: list[Any]) -> Binding:
+    kind, target, module, level, attr = data
+    return Binding(kind, target, tuple(module), level, attr)

@@ -96,4 +96,6 @@ def _memo_problem(memo: Any) -> str | None:
     for name, kind in (("rules", str), ("meanings", dict), ("groups", list), ("closures", dict)):
         if not isinstance(memo.get(name), kind):
             return f"{name} is not a {kind.__name__}"
+    if not isinstance(memo.get("sources", {}), dict):
+        return "sources is not a map"
     return None
