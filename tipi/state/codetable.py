@@ -6,6 +6,10 @@ when it differs from the current one, both are looked up here to name the units 
 A fingerprint missing from the table (pruned, or the table was lost) only makes the reason
 less precise ("code of Train changed"). Kept apart from the closure code so that explaining
 a decision never imports what computes closures.
+
+``.tipi_cache/code_memo.msgpack`` (identity/memo.py: closures by class, reused by a re-plan
+while the files they read mean the same, and each file's units by content hash) is read and
+written here too: {"rules", "meanings", "groups", "closures", "sources"}.
 """
 
 from __future__ import annotations
