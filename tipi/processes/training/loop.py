@@ -187,13 +187,16 @@ class Trainer:
         training_step = self._training_step()
         backward = parts.precision.backward
         batch_callbacks = self.batch_callbacks
+        unsynced = contextlib.nullcontext()  # reusable; DDP's no_sync() is made per batch
+        agree = self._agree if self.ranks is not None else None
+        checkpoint_due = self._checkpoint_due
         shown = time.monotonic()
         for batch in self.loaders.train:
             if move:
                 batch = to_device(batch, device, pinned)
             index += 1
             boundary = index % accumulate == 0 or index == total
-            sync = contextlib.nullcontext() if not ddp or boundary else parts.forward.no_sync()
+            sync = unsynced if not ddp or boundary else parts.forward.no_sync()
             with sync:  # under DDP, gradients are synchronized on the batch that steps
                 out = training_step(batch)
                 if hasattr(out, "backward"):
@@ -216,7 +219,9 @@ class Trainer:
                 shown = now
             if not boundary:
                 continue
-            due, stop = self._agree(self._checkpoint_due(previous, index, now), self.should_stop)
+            due, stop = checkpoint_due(previous, index, now), self.should_stop
+            if agree is not None:
+                due, stop = agree(due, stop)
             if due:
                 self.save(means)
             previous = index

@@ -60,10 +60,14 @@ class Precision:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizers: Sequence[Any], clip: float | None, params: Sequence[Any]) -> None:
-        import torch
-
         scaler = self.scaler
+        if scaler is None and not clip:  # the common case, after every accumulated batch
+            for optimizer in optimizers:
+                optimizer.step()
+            return
         if clip:
+            import torch
+
             if scaler is not None:
                 for optimizer in optimizers:
                     scaler.unscale_(optimizer)
@@ -103,23 +107,29 @@ class EMA:
         mine = dict(self.module.named_parameters())
         theirs = dict(model.named_parameters())
         names = [n for n, p in theirs.items() if p.requires_grad]
-        self.targets = [mine[n] for n in names]
-        self.sources = [theirs[n] for n in names]
+        targets = [mine[n] for n in names]
+        sources = [theirs[n] for n in names]
         my_buffers, their_buffers = dict(self.module.named_buffers()), dict(model.named_buffers())
         floats = [n for n, b in their_buffers.items() if b.is_floating_point()]
-        self.targets += [my_buffers[n] for n in floats]
-        self.sources += [their_buffers[n] for n in floats]
+        targets += [my_buffers[n] for n in floats]
+        sources += [their_buffers[n] for n in floats]
         rest = [n for n, b in their_buffers.items() if not b.is_floating_point()]
-        self.copies = [(my_buffers[n], their_buffers[n]) for n in rest]
+        self.targets, self.sources = targets, sources
+        self.copy_targets = [my_buffers[n] for n in rest]
+        self.copy_sources = [their_buffers[n] for n in rest]
         self._weight = 1.0 - decay
-        self._torch = torch
+        self._lerp = torch._foreach_lerp_ if targets else None
+        self._copy = torch._foreach_copy_ if rest else None
+        self._no_grad = torch.no_grad()  # reusable: built once, not after every step
 
     def update(self) -> None:
-        with self._torch.no_grad():
-            if self.targets:
-                self._torch._foreach_lerp_(self.targets, self.sources, self._weight)
-            for mine, theirs in self.copies:
-                mine.copy_(theirs)
+        """One foreach call for the floats and one for the integer buffers (on a small
+        model, a Python loop over the tensors costs as much as their arithmetic)."""
+        with self._no_grad:
+            if self._lerp is not None:
+                self._lerp(self.targets, self.sources, self._weight)
+            if self._copy is not None:
+                self._copy(self.copy_targets, self.copy_sources)
 
     def state_dict(self) -> dict[str, Any]:
         return self.module.state_dict()
