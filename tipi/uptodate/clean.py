@@ -74,36 +74,41 @@ def folder_signature(path: str) -> tuple[str, int] | None:
     try:
         if not stat.S_ISDIR(os.stat(path).st_mode):
             return None
-        parts: list[str] = []
-        newest = _list_folder(path, "", parts)
+        entries: list[Any] = []
+        newest = _list_folder(os.fsencode(path), b"", entries)
     except (OSError, ValueError):
         return None
     import hashlib  # only where a folder is covered: not on every no-op's import path
 
-    text = "\0".join(parts).encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(text, digest_size=16).hexdigest(), newest
+    import msgpack  # as the record itself: C speed over 10,000 entries
+
+    return hashlib.blake2b(msgpack.packb(entries), digest_size=16).hexdigest(), newest
 
 
-def _list_folder(path: str, prefix: str, parts: list[str]) -> int:
-    """Append `relative name`, `kind size mtime_ns inode` of each entry below `path`, in name
-    order (sub-folders entered, links to folders not, as os.walk in hashing); the newest
-    mtime_ns of a file."""
+def _list_folder(path: bytes, prefix: bytes, entries: list[Any]) -> int:
+    """Append (relative name, mode, size, mtime_ns, inode) of each entry below `path`, in name
+    order (names as bytes: none is decoded; sub-folders entered, links to folders not, as
+    os.walk in hashing); the newest mtime_ns of a file below."""
     newest = 0
     with os.scandir(path) as listing:
-        entries = sorted(listing, key=lambda e: e.name)
-    for entry in entries:
+        found = sorted(listing, key=_name)
+    for entry in found:
         name = prefix + entry.name
         try:
             st = entry.stat()  # follows a link: its target's content is what is hashed
         except FileNotFoundError:  # a dangling link (or removed meanwhile)
-            parts += [name, "missing"]
+            entries.append((name, -1))
             continue
-        parts += [name, f"{stat.S_IFMT(st.st_mode):o} {st.st_size} {st.st_mtime_ns} {st.st_ino}"]
+        entries.append((name, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
         if entry.is_dir(follow_symlinks=False):
-            newest = max(newest, _list_folder(entry.path, name + "/", parts))
-        else:
-            newest = max(newest, st.st_mtime_ns)
+            newest = max(newest, _list_folder(entry.path, name + b"/", entries))
+        elif st.st_mtime_ns > newest:
+            newest = st.st_mtime_ns
     return newest
+
+
+def _name(entry: os.DirEntry[bytes]) -> bytes:
+    return entry.name
 
 
 def write_clean_record(
