@@ -95,6 +95,7 @@ class RunCache:
         self.uploads: Uploads | None = None
         self._lookahead: Lookahead | None = None
         self._index: dict[str, int] = {}
+        self._keys: dict[str, tuple[StepFacts, str]] = {}  # name → (facts, run key)
         self._failed: list[tuple[str, Exception]] = []  # keeps that failed on the writer thread
         self._url: str | None = remote or None
         if self._url:
@@ -179,7 +180,7 @@ class RunCache:
             self._lookahead.reached(self._index[name])
         if facts.forced or facts.volatile or not self.enabled:
             return None
-        key = self.key(facts)
+        key = self._key_of(name, facts)
         names = self.plan.steps[name].outputs
         if key in _KEEPER.pending:  # kept by this make and not yet written: wait for it
             self._drain()
@@ -213,6 +214,15 @@ class RunCache:
             params = {**params, "(environment)": dict(facts.environment)}
         return run_key(facts.type, facts.code, params, named, step.outputs)
 
+    def _key_of(self, name: str, facts: StepFacts) -> str:
+        """`key(facts)`, computed once for the facts a step's lookup and keep share."""
+        known = self._keys.get(name)
+        if known is not None and known[0] is facts:
+            return known[1]
+        key = self.key(facts)
+        self._keys[name] = (facts, key)
+        return key
+
     def restore(self, name: str, record: CachedRun, outputs: dict[str, Path]) -> bool:
         """Put an earlier run's outputs in place (at `outputs`, the step's own paths)
         instead of running the step; False when that failed and the step must run."""
@@ -235,7 +245,7 @@ class RunCache:
         is a warning). Without a remote, queued for the writer thread when every output is
         a file (the module docstring says what a kill may lose)."""
         self._warn_failed_keeps()
-        key = self.key(facts)
+        key = self._key_of(name, facts)
         store = self.state.run_cache
         stat = self.state.stat
         hashes: dict[str, str | None] = {}
