@@ -256,16 +256,9 @@ class Planner:
             }
         )
         self._check_outputs(resolved)
-        from tipi.identity.memo import CodeMemo
-        from tipi.state.codetable import read_code_memo, write_code_memo
-        from tipi.state.layout import CODE_MEMO
+        from tipi.state.codetable import code_memo
 
-        self._memo = None
-        if self.code_table is not None:  # closures kept across makes, beside the code table
-            path = self.code_table.with_name(CODE_MEMO)
-            self._memo = CodeMemo(
-                lambda: read_code_memo(path, self.warn), lambda m: write_code_memo(path, m)
-            )
+        self._memo = code_memo(self.code_table, self.warn) if self.code_table else None
         code = PipelineCode(self.root, self.folder, self._memo)
         permanences = {
             name: {

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tipi.state.layout import CODE_MEMO
 from tipi.state.statefile import map_problem, text_problem
 from tipi.state.store import read_document, read_document_flagged, write_document
+
+if TYPE_CHECKING:
+    from tipi.identity.memo import CodeMemo
 
 CODE_KIND = "code-table"
 MEMO_KIND = "code-memo"
@@ -80,6 +84,14 @@ def _table_problem(table: Any) -> str | None:
 
 def _units_problem(units: Any) -> str | None:
     return map_problem(units, text_problem)
+
+
+def code_memo(code_table: Path, warn: Callable[[str], None]) -> CodeMemo:
+    """The code memo beside the code table, read on first use."""
+    from tipi.identity.memo import CodeMemo  # only a plan being made needs it
+
+    path = code_table.with_name(CODE_MEMO)
+    return CodeMemo(lambda: read_code_memo(path, warn), lambda m: write_code_memo(path, m))
 
 
 def read_code_memo(path: Path, warn: Callable[[str], None]) -> tuple[dict[str, Any] | None, bool]:
