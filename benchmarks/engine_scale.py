@@ -29,15 +29,21 @@ make the comparison meaningless. Snakemake is installed into its own throw-away 
 benchmarks/.work, git-ignored), on the disk where you work: some machines' /tmp is an order
 of magnitude slower at creating files.
 
+With --baseline DIR (a `git archive` export of another commit), that tree's tipi runs beside
+this one as `tipi-base` (`python -m tipi` with PYTHONPATH=DIR), each on its own copy of the
+project: first runs (--first-repeat K of them, median, the two trees alternating) and
+no-ops alternate, so a before/after comparison shares the machine's load.
+
 Usage:
     .venv/bin/python benchmarks/engine_scale.py [--sizes 1000 5000 10000] [--repeat 3]
-        [--snakemake-sizes 1000 5000]
+        [--snakemake-sizes 1000 5000] [--baseline /tmp/tipi-base] [--first-repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -183,20 +189,39 @@ def figures(
 
 
 TIPI_NOOP = [str(TIPI), "make", "-q"]
+BASELINE: Path | None = None  # --baseline: another tree's tipi, run beside this one
+FIRST_REPEAT = 1  # --first-repeat
+
+
+def tipi_cmd(tool: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and extra environment of `tipi ARGS` for `tool` (tipi, tipi-base)."""
+    if tool == "tipi-base":
+        return [sys.executable, "-m", "tipi", *args], {"PYTHONPATH": str(BASELINE)}
+    return [str(TIPI), *args], {}
+
+
+def first_runs(roots: dict[str, Path]) -> dict[str, tuple[float, float]]:
+    """Each tool's first run (median of FIRST_REPEAT clean builds, the tools alternating)."""
+    runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in roots}
+    for _ in range(FIRST_REPEAT):
+        for tool, root in roots.items():
+            for made in (root / ".tipi_cache", root / "out"):
+                shutil.rmtree(made, ignore_errors=True)
+            cmd, env = tipi_cmd(tool, "make", "-q")
+            runs[tool].append(timed(cmd, root, env))
+    for tool, root in roots.items():
+        # Not counted: the first no-op writes the clean record, which the build could not
+        # while its last outputs were racy (uptodate/clean.py); it takes the full path.
+        cmd, env = tipi_cmd(tool, "make", "-q")
+        timed(cmd, root, env)
+    return {
+        tool: (statistics.median(r[0] for r in found), max(r[1] for r in found))
+        for tool, found in runs.items()
+    }
 
 
 def snakemake_noop() -> list[str]:
     return [str(snakemake_bin()), "all", "-c1", "--nolock", "--quiet"]
-
-
-def build_tipi(root: Path, shape: str, n: int) -> tuple[float, float]:
-    """tipi's first run in a new project at `root`."""
-    write_tipi(root, shape, n)
-    first = timed(TIPI_NOOP, root)
-    # Not counted: the first no-op writes the clean record, which the build could not
-    # while its last outputs were racy (uptodate/clean.py); it takes the full path.
-    timed(TIPI_NOOP, root)
-    return first
 
 
 def build_snakemake(root: Path, shape: str, n: int, build: bool) -> tuple[float, float]:
@@ -212,18 +237,20 @@ def build_snakemake(root: Path, shape: str, n: int, build: bool) -> tuple[float,
     return float("nan"), float("nan")
 
 
-def noops(tipi_root: Path, snakemake_root: Path | None, repeat: int) -> dict[str, list]:
-    """Both tools' no-op runs, alternating: Snakemake's once, then tipi's five times, REPEAT
-    rounds (each a (seconds, peak RSS MiB) pair); Snakemake's error, if it fails, under
-    "failed"."""
-    runs: dict[str, list] = {"tipi": [], "snakemake": [], "failed": []}
+def noops(tipi_roots: dict[str, Path], snakemake_root: Path | None, repeat: int) -> dict[str, list]:
+    """The tools' no-op runs, alternating: Snakemake's once, then each tipi's five times,
+    REPEAT rounds (each a (seconds, peak RSS MiB) pair); Snakemake's error, if it fails,
+    under "failed"."""
+    runs: dict[str, list] = {"snakemake": [], "failed": [], **{t: [] for t in tipi_roots}}
     for _ in range(repeat):
         if snakemake_root is not None and not runs["failed"]:
             try:
                 runs["snakemake"].append(timed(snakemake_noop(), snakemake_root))
             except RuntimeError as failure:
                 runs["failed"].append(str(failure))
-        runs["tipi"] += [timed(TIPI_NOOP, tipi_root) for _ in range(5)]
+        for tool, root in tipi_roots.items():
+            cmd, env = tipi_cmd(tool, "make", "-q")
+            runs[tool] += [timed(cmd, root, env) for _ in range(5)]
     return runs
 
 
@@ -236,28 +263,40 @@ def bench(shape: str, n: int, repeat: int, snakemake: bool, build: bool) -> dict
         tempfile.TemporaryDirectory(prefix="smk-bench-", dir=WORKDIR) as smk_tmp,
     ):
         tipi_root, smk_root = Path(tipi_tmp), Path(smk_tmp)
-        tipi_first = build_tipi(tipi_root, shape, n)
+        roots = {"tipi": tipi_root / "new"}
+        if BASELINE is not None:
+            roots["tipi-base"] = tipi_root / "base"
+        for root in roots.values():
+            root.mkdir()
+            write_tipi(root, shape, n)
+        firsts = first_runs(roots)
         smk_first = None
         if snakemake:
             try:
                 smk_first = build_snakemake(smk_root, shape, n, build)
             except RuntimeError as failure:
                 found["snakemake_failed"] = {"error": str(failure)}
-        runs = noops(tipi_root, smk_root if smk_first is not None else None, repeat)
+        runs = noops(roots, smk_root if smk_first is not None else None, repeat)
         if runs["failed"]:
             found["snakemake_failed"] = {"error": runs["failed"][0]}
-        tools = [("tipi", tipi_root, tipi_first, [str(TIPI), "status", "--json"])]
+        tools = [
+            (tool, root, firsts[tool], tipi_cmd(tool, "status", "--json"))
+            for tool, root in roots.items()
+        ]
         if smk_first is not None and not runs["failed"]:
             exe = str(snakemake_bin())
-            tools.append(("snakemake", smk_root, smk_first, [exe, "-c1", "--summary", "--nolock"]))
-        for tool, root, (first, first_rss), status_cmd in tools:
+            summary = ([exe, "-c1", "--summary", "--nolock"], {})
+            tools.append(("snakemake", smk_root, smk_first, summary))
+        for tool, root, (first, first_rss), (status_cmd, env) in tools:
             noop = statistics.median(r[0] for r in runs[tool])
             noop_rss = max(r[1] for r in runs[tool])
-            status, _ = median_of(status_cmd, root, repeat)
+            status, _ = median_of(status_cmd, root, repeat, env)
             plain = plain_loop_seconds(root, shape, n)
             found[tool] = figures(first, first_rss, noop, noop_rss, status, plain, n)
-        full, _ = median_of(TIPI_NOOP, tipi_root, repeat, {"TIPI_NO_FAST": "1"})
-        found["tipi"]["noop_full"] = full
+        for tool, root in roots.items():
+            cmd, env = tipi_cmd(tool, "make", "-q")
+            full, _ = median_of(cmd, root, repeat, {**env, "TIPI_NO_FAST": "1"})
+            found[tool]["noop_full"] = full
     return found
 
 
@@ -290,12 +329,16 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["chain", "fanin"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--baseline", type=Path, help="another tree's tipi, run beside this")
+    parser.add_argument("--first-repeat", type=int, default=1, help="first runs per tipi tree")
     args = parser.parse_args()
     globals()["WORKDIR"] = args.workdir
+    globals()["BASELINE"] = args.baseline
+    globals()["FIRST_REPEAT"] = args.first_repeat
     args.workdir.mkdir(parents=True, exist_ok=True)
     header = (
         f"{'shape':7} {'steps':>6} {'tool':10} {'first s':>8} {'no-op s':>8} {'status s':>9} "
-        f"{'ms/step':>8} {'RSS first':>10} {'RSS no-op':>10} {'no-op x':>8}"
+        f"{'ms/step':>8} {'RSS first':>10} {'RSS no-op':>10} {'no-op x':>8} {'first x':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -304,29 +347,32 @@ def main() -> None:
         for n in args.sizes:
             snakemake = n in args.snakemake_sizes
             found = bench(shape, n, args.repeat, snakemake, n <= args.snakemake_build_max)
-            t = found["tipi"]
-            full_cli.append(f"  {shape:7} {n:>6}  {t['noop_full']:.3f} s")
-            rows = [("tipi", t, "")]
+            tipis = [tool for tool in ("tipi", "tipi-base") if tool in found]
+            for tool in tipis:
+                full_cli.append(f"  {shape:7} {n:>6} {tool:10} {found[tool]['noop_full']:.3f} s")
+            smk = found.get("snakemake")
             if "snakemake_failed" in found:
                 error = found["snakemake_failed"]["error"]
                 print(f"{shape:7} {n:>6} {'snakemake':10} failed: {error}")
-            elif snakemake:
-                s = found["snakemake"]
-                rows.append(("snakemake", s, ""))
-                rows[0] = ("tipi", t, f"{s['noop'] / t['noop']:.1f}")
-            for tool, r, ratio in rows:
+            for tool in [*tipis, "snakemake"] if smk else tipis:
+                r = found[tool]
+                noop_x = first_x = ""
+                if smk and tool != "snakemake":
+                    noop_x = f"{smk['noop'] / r['noop']:.1f}"
+                    first_x = f"{smk['first'] / r['first']:.1f}"
                 print(
                     f"{shape:7} {n:>6} {tool:10} {r['first']:>8.2f} {r['noop']:>8.3f} "
                     f"{r['status']:>9.3f} {r['overhead_ms']:>8.2f} {r['first_rss']:>8.0f}MB "
-                    f"{r['noop_rss']:>8.0f}MB {ratio:>8}",
+                    f"{r['noop_rss']:>8.0f}MB {noop_x:>8} {first_x:>8}",
                     flush=True,
                 )
     print("\ntipi's no-op through the full CLI (TIPI_NO_FAST=1):", *full_cli, sep="\n")
     startup(args.repeat)
     print(
-        "\nno-op x = Snakemake's no-op time / tipi's, measured in this run. "
-        f"Times are medians of {args.repeat} runs (tipi's no-op: {5 * args.repeat}; first run: "
-        "one). ms/step = engine overhead per executed step beyond the step bodies themselves."
+        "\nno-op x, first x = Snakemake's no-op / first run time over tipi's, measured in this "
+        f"run. Times are medians of {args.repeat} runs (tipi's no-op: {5 * args.repeat}; "
+        f"tipi's first run: {FIRST_REPEAT}). ms/step = engine overhead per executed step "
+        "beyond the step bodies themselves."
     )
 
 
