@@ -60,6 +60,8 @@ def test_one_pass_reading_gives_what_the_general_checks_give(step):
         {"seconds": math.inf},
         {"params": [1]},
         {"metrics": {1: 2.0}},
+        {"params": {1: "x"}},
+        {"logged": []},
         {"type": 3},
         "not a map",
     ],

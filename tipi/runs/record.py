@@ -350,34 +350,37 @@ def _quick_steps(data: Any) -> dict[str, StepRun] | None:
     if type(steps) is not dict:
         return None
     found: dict[str, StepRun] = {}
+    empty: dict[str, Any] = {}
     for name, step in steps.items():
         if type(name) is not str or type(step) is not dict or not step.keys() <= _STEP_KEYS:
             return None
-        kind, error = step.get("type", ""), step.get("error", "")
-        outcome, seconds = step.get("outcome"), step.get("seconds")
-        params, permanences = step.get("params", {}), step.get("permanences", {})
-        metrics, logged = step.get("metrics", {}), step.get("logged", {})
+        get = step.get
+        kind, error, outcome, seconds = (
+            get("type", ""),
+            get("error", ""),
+            get("outcome"),
+            get("seconds"),
+        )
         if not (
             type(kind) is str
             and type(error) is str
             and (outcome is None or (type(outcome) is str and outcome in OUTCOMES))
             and (seconds is None or (type(seconds) in (int, float) and _seconds_ok(seconds)))
-            and _text_map(params)
-            and _text_map(permanences)
-            and _text_map(metrics)
-            and _text_map(logged)
         ):
             return None
-        found[name] = StepRun(
-            kind,
-            _plain_map(params),
-            outcome,
-            seconds,
-            _plain_map(permanences),
-            _numbers_map(metrics),
-            _numbers_map(logged),
-            error,
-        )
+        maps = []
+        for key, read in _MAPS:
+            value = get(key, empty)
+            if value:  # the general checks' reading of a map with entries
+                value = read(value) if type(value) is dict else None
+                if value is None:
+                    return None
+            elif type(value) is not dict:
+                return None
+            else:
+                value = {}
+            maps.append(value)
+        found[name] = StepRun(kind, maps[0], outcome, seconds, maps[1], maps[2], maps[3], error)
     return found
 
 
@@ -385,28 +388,41 @@ def _seconds_ok(value: float) -> bool:
     return math.isfinite(value) and abs(value) < 1e12  # as number_problem
 
 
-def _text_map(data: Any) -> bool:
-    return type(data) is dict and (not data or all(type(k) is str for k in data))
-
-
-def _plain_map(data: dict[str, Any]) -> dict[str, Any]:
-    """`plain(data)` of a map of text keys; a copy when every value is plain already."""
-    for value in data.values():
+def _plain_map(data: dict[Any, Any]) -> dict[str, Any] | None:
+    """`plain(data)` of a map of text keys (a copy when every value is plain already); None
+    when a key is not text."""
+    plain_already = True
+    for key, value in data.items():
+        if type(key) is not str:
+            return None
         kind = type(value)
-        if kind is float and math.isfinite(value):
-            continue
-        if kind is not str and kind is not int and kind is not bool and value is not None:
-            return plain(data)
-    return dict(data)
+        if kind is float:
+            plain_already = plain_already and math.isfinite(value)
+        elif kind is not str and kind is not int and kind is not bool and value is not None:
+            plain_already = False
+    return dict(data) if plain_already else plain(data)
 
 
-def _numbers_map(data: dict[str, Any]) -> dict[str, float]:
-    """`numbers(data)` of a map of text keys; a copy when every value is a number."""
-    for value in data.values():
+def _numbers_map(data: dict[Any, Any]) -> dict[str, float] | None:
+    """`numbers(data)` of a map of text keys (a copy when every value is a number); None when
+    a key is not text."""
+    numbers_only = True
+    for key, value in data.items():
+        if type(key) is not str:
+            return None
         kind = type(value)
         if not ((kind is float and math.isfinite(value)) or kind is int):
-            return numbers(data)
-    return dict(data)
+            numbers_only = False
+    return dict(data) if numbers_only else numbers(data)
+
+
+# A step's maps, in StepRun's order, and how each is read.
+_MAPS = (
+    ("params", _plain_map),
+    ("permanences", _plain_map),
+    ("metrics", _numbers_map),
+    ("logged", _numbers_map),
+)
 
 
 def _head_problem(data: Any) -> str | None:

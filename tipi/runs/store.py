@@ -87,19 +87,23 @@ class RunStore:
     def records(self, pipeline: str | None = None) -> Iterator[RunRecord]:
         """The runs (of `pipeline`), newest first: by id, and by start time among runs that
         started in the same second. Damaged files are reported and skipped."""
-        group: list[RunRecord] = []
+        group: list[Path] = []
         stamp: str | None = None
         for path in self.files(pipeline):
-            record = self.read(path)
-            if record is None:
-                continue
-            found = _stamp(record.id)
+            # A file holds the run its name says (read() checks): its stamp is known unread,
+            # so the newest run costs one file read, not two (a 20,000-step run's is 0.2 s).
+            found = _stamp(path.name.removesuffix(SUFFIX))
             if group and found != stamp:
-                yield from _newest_first(group)
+                yield from self._newest_first(group)
                 group = []
-            group.append(record)
+            group.append(path)
             stamp = found
-        yield from _newest_first(group)
+        yield from self._newest_first(group)
+
+    def _newest_first(self, paths: list[Path]) -> list[RunRecord]:
+        """The runs in `paths` (of one second), by start time then id, newest first."""
+        found = [r for r in map(self.read, paths) if r is not None]
+        return sorted(found, key=lambda r: (r.started, r.id), reverse=True)
 
     def find(self, ref: str, pipeline: str | None = None) -> RunRecord:
         """The run whose id is `ref` or starts with it (like a git commit).
@@ -147,7 +151,3 @@ def _entries(folder: Path, warn: Warn) -> list[Path]:
 def _stamp(run_id: str) -> str:
     found = _STAMP.match(run_id)
     return found.group(0) if found else run_id
-
-
-def _newest_first(group: list[RunRecord]) -> list[RunRecord]:
-    return sorted(group, key=lambda r: (r.started, r.id), reverse=True)
