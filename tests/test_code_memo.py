@@ -169,10 +169,13 @@ def test_a_closure_from_the_memo_equals_the_one_from_scratch_over_edits(tree):
         memo = stored.memo()
         remembered = CodeScanner(root, folder, memo)
         scratch = CodeScanner(root, folder)
+        alone = CodeScanner(root, folder)
+        alone.shared = None  # every walk on its own: what the shared lookups must equal
         reused = []
         for start in STARTS:
             got = remembered.closure_of(start, step=True)
             want = scratch.closure_of(start, step=True)
+            assert want == alone.closure_of(start, step=True), (what, start)
             assert got.fingerprint == want.fingerprint, (what, start)
             assert got.files == want.files, (what, start)
             assert got.imports == want.imports, (what, start)

@@ -106,6 +106,7 @@ class CodeScanner:
         self.folder = folder.resolve()
         self.memo = memo
         self._consulted: set[str] = set()  # files read outside a walk (bases that register)
+        self.shared: dict[Any, Walk] | None = {}  # lookups walked once (walk.py); None: never
         self._modules: dict[Path, ModuleSource | None] = {}
         self._raw: dict[Path, str] = {}
         self._found: dict[tuple[tuple[str, ...], int, Path], Path | None] = {}
@@ -133,7 +134,7 @@ class CodeScanner:
                 fp, (files, read, absent, imports) = found
                 self._closures[key] = Closure({}, files, imports, absent, read, fp)
                 return self._closures[key]
-            walk = Walk(self)
+            walk = Walk(self, shared=self.shared)
             for item in (obj, *extra) if obj is not None else extra:
                 walk.start(item)
             parts = [(AT_LOAD, self.load_walk())] if step else []
@@ -175,7 +176,7 @@ class CodeScanner:
         """What runs when tipi imports the modules beside pipeline.toml (registry.py), and
         the project code that reaches; computed once per scanner."""
         if self._load is None:
-            self._load = Walk(self, at_load=True)
+            self._load = Walk(self, at_load=True, shared=self.shared)
             for file in sorted(self.folder.glob("*.py")):
                 self._load.load(file.resolve())
         return self._load
@@ -183,7 +184,7 @@ class CodeScanner:
     def everything_walk(self) -> Walk:
         """Every module under the pipeline folder, whole (a computed import may load any)."""
         if self._everything is None:
-            self._everything = Walk(self)
+            self._everything = Walk(self, shared=self.shared)
             for file in sorted(self.folder.rglob("*.py")):
                 inside = file.relative_to(self.folder).parts[:-1]
                 if any(p.startswith(".") or p in ("__pycache__", *_OUTSIDE) for p in inside):

@@ -40,11 +40,20 @@ class Scanner(Protocol):
 
 class Walk:
     """One closure computation: a worklist of what to look at (no recursion: a chain of
-    thousands of helpers is fine)."""
+    thousands of helpers is fine).
 
-    def __init__(self, scanner: Scanner, at_load: bool = False) -> None:
+    A walk's result is the union of what every action it reaches adds, whatever the order, so
+    what a lookup in another module reaches (`_in_module`: `from .helpers import f`, then `f`)
+    is computed once per scanner by a walk of its own and merged into each walk that gets
+    there (`shared`): 500 classes that reach one helper of 5,000 functions walk it once.
+    """
+
+    def __init__(
+        self, scanner: Scanner, at_load: bool = False, shared: dict[Any, Walk] | None = None
+    ) -> None:
         self.scanner = scanner
         self.at_load = at_load  # what an import runs, not what a module defines
+        self._shared = shared  # (at_load, file, chain) → its walk; None inside such a walk
         self.units: dict[str, str] = {}
         self.files: set[Path] = set()
         self.counted: set[Path] = set()  # the files units were taken from
@@ -227,6 +236,15 @@ class Walk:
         """`chain` looked up in the module `file`; the whole module when it is empty."""
         if ("in", file, chain) in self._seen:
             return
+        if self._shared is not None:
+            key = (self.at_load, file, chain)
+            alone = self._shared.get(key)
+            if alone is None:
+                alone = self._shared[key] = Walk(self.scanner, self.at_load)
+                alone._in_module(file, chain)
+                alone._drain()
+            self._merge(alone)
+            return
         self._seen.add(("in", file, chain))
         module = self._module(file)
         if module is None:
@@ -242,6 +260,15 @@ class Walk:
                 self._later(self._in_module, sub, chain[1:])
         elif not module.stars:
             self._later(self._whole, file)  # an attribute we cannot see: assume anything
+
+    def _merge(self, other: Walk) -> None:
+        """What `other` reached joins (with the actions it took: they are done here too)."""
+        self.units.update(other.units)
+        self.files |= other.files
+        self.counted |= other.counted
+        self.computed |= other.computed
+        self.imports |= other.imports
+        self._seen |= other._seen
 
     def _whole(self, file: Path) -> None:
         if ("whole", file) in self._seen:
