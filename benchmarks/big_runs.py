@@ -170,6 +170,10 @@ def main() -> None:
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), median of {options.repeat}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tipi-big-runs-"))
     try:
+        # The floor of these commands: the full CLI started, in a project with no run.
+        (work / "empty/pipelines").mkdir(parents=True)
+        floor = side_by_side(trees, dict.fromkeys(trees, work / "empty"), ("runs",), options.repeat)
+        show("tipi runs, no run (floor)", floor)
         for n in options.steps:
             root = work / f"runs{n}"
             write_runs(root, n)

@@ -122,3 +122,29 @@ def test_diff_prints_the_first_rows_and_says_how_many_more_differ(numbers_projec
     assert "s119.lr" in every and "s119.loss" in every and "not shown" not in every
     data = json.loads(cli("diff", A, B, "--json").stdout)
     assert len(data["params"]) == 120 and len(data["metrics"]) == 120
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ({"x": 1}, {"x": 1}, []),
+        ({"x": 1}, {"x": 1.0}, []),  # equal as values
+        ({"x": True}, {"x": 1}, ["s.x"]),  # equal to Python, not as values
+        ({"x": {"a": True}}, {"x": {"a": 1}}, ["s.x.a"]),
+        ({"x": {}}, {"x": {}}, []),
+        ({"x": [1]}, {"x": [1]}, []),
+        ({"x": 1}, {}, ["s.x"]),
+    ],
+)
+def test_param_changes_compare_values_as_before(old, new, changed):
+    from tipi.runs.diff import param_changes
+    from tipi.runs.record import flat
+
+    def run(params: dict) -> RunRecord:
+        return RunRecord(A, "p", 1.0, steps={"s": StepRun("T", params)})
+
+    assert [c.key for c in param_changes(run(old), run(new))] == changed
+    for params in (old, new):  # the flat shortcut is flat()'s reading
+        from tipi.runs.record import flat_params
+
+        assert flat_params("s", params) == (dict(flat(params, "s")) if params else {})

@@ -283,10 +283,13 @@ def _params(changes: list[Change], first: bool) -> Text:
     return Text("\n".join(shown)) if shown else Text("same", style="dim")
 
 
-def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, float]]:
-    """The run's metrics that say most: named like a score or a loss, in the order of
-    KEY_WORDS (accuracy before loss), a later step's before an earlier one's."""
-    metrics = list(record.metrics().items())
+def key_metrics(
+    record: RunRecord, limit: int = MAX_METRICS, metrics: dict[str, float] | None = None
+) -> list[tuple[str, float]]:
+    """The run's metrics (`metrics`: record.metrics() already made) that say most: named like
+    a score or a loss, in the order of KEY_WORDS (accuracy before loss), a later step's before
+    an earlier one's."""
+    items = list((record.metrics() if metrics is None else metrics).items())
     order = {name: i for i, name in enumerate(record.steps)}  # not list.index: O(steps) each
 
     def rank(item: tuple[str, float]) -> tuple[int, int]:
@@ -295,12 +298,13 @@ def key_metrics(record: RunRecord, limit: int = MAX_METRICS) -> list[tuple[str, 
         step = item[0].split(".", 1)[0]
         return word, -order.get(step, 0)
 
-    return sorted(metrics, key=rank)[:limit]
+    return sorted(items, key=rank)[:limit]
 
 
 def _metrics(record: RunRecord) -> Text:
-    shown = [f"{printable(k)} {_value(v)}" for k, v in key_metrics(record)]
-    more = len(record.metrics()) - len(shown)
+    metrics = record.metrics()
+    shown = [f"{printable(k)} {_value(v)}" for k, v in key_metrics(record, metrics=metrics)]
+    more = len(metrics) - len(shown)
     if more > 0:
         shown.append(f"+{more} more")
     return Text("\n".join(shown)) if shown else Text("-", style="dim")

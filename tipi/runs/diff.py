@@ -98,6 +98,8 @@ def _permanence_changes(old: RunRecord, new: RunRecord) -> list[Change]:
 
 
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    if old == new and all(type(v) is type(new[k]) for k, v in old.items()):
+        return []  # leaves equal and of one type each: _same of each (most steps of a run)
     keys = [*new, *(k for k in old if k not in new)]
     return [
         Change(key, old.get(key), new.get(key))

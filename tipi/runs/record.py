@@ -258,7 +258,11 @@ class RunRecord:
 
 def flat_params(prefix: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Params flat: `prefix.param` (nested tables: `prefix.a.b`); none when there are none."""
-    return dict(flat(params, prefix)) if params else {}
+    if not params:
+        return {}
+    if not any(isinstance(value, dict) and value for value in params.values()):
+        return {f"{prefix}.{key}": value for key, value in params.items()}  # flat already
+    return dict(flat(params, prefix))
 
 
 def flat(params: Any, prefix: str) -> Iterator[tuple[str, Any]]:
