@@ -25,6 +25,7 @@ writing the weights with their metadata and the history, recording the run.
 
 Usage:
     .venv/bin/python benchmarks/digits_overhead.py [--repeat 40] [--epochs 12] [--parts]
+        [--loop WIDTH] [--variant default|"accumulate + EMA"|all]
 """
 
 from __future__ import annotations
@@ -263,15 +264,17 @@ def measure(root: Path, name: str, epochs: int, repeat: int) -> dict[str, list[f
     return runs
 
 
-def parts(root: Path, turns: int) -> None:
+def parts(root: Path, turns: int, variant: str = "default") -> None:
     """What tipi adds, in parts measured where they stand out of the noise: the fixed cost of
     a make (one epoch of a width-1 model in batches of 512: three batches) and the cost per
     batch (the same epoch in batches of 4, less the fixed cost), each the median of the
-    per-turn differences to the bare loop doing the same."""
+    per-turn differences to the bare loop doing the same (`variant`: with accumulation and
+    EMA, both sides accumulate and keep the EMA copy)."""
     splits = root / "data/bench/splits.pt"
+    outputs, extra, accumulate, decay = VARIANTS[variant]
     figures = {}
     for batch in (512, 4):
-        text = PIPELINE.format(epochs=1, outputs="", extra="", width=1, batch=batch)
+        text = PIPELINE.format(epochs=1, outputs=outputs, extra=extra, width=1, batch=batch)
         (root / "pipelines/bench/pipeline.toml").write_text(text)
         differences = []
         for turn in range(turns + 1):
@@ -283,13 +286,14 @@ def parts(root: Path, turns: int) -> None:
                     with quiet_stderr():
                         Engine("bench", root=root).make(["train"], force=["train"], run_cache=False)
                 else:
-                    plain(splits, 1, 1, None, root / "plain.pt", width=1, batch=batch)
+                    plain(splits, 1, accumulate, decay, root / "plain.pt", width=1, batch=batch)
                 cpu[side] = time.process_time() - started
             if turn:
                 differences.append(cpu["tipi"] - cpu["bare"])
         figures[batch] = (statistics.median(differences), *median_interval(differences))
     batches = -(-len(torch.load(splits, weights_only=True)["train"][0]) // 4)
     fixed, low, high = figures[512]
+    print(f"{variant}:")
     print(
         f"fixed cost of a make: {1000 * fixed:.1f} ms CPU "
         f"(95% interval {1000 * low:.1f} to {1000 * high:.1f} ms; {turns} turns)"
@@ -298,6 +302,127 @@ def parts(root: Path, turns: int) -> None:
     print(
         f"cost per batch: {1e6 * per_batch:.0f} us CPU "
         f"({batches} batches of 4, less the fixed cost)"
+    )
+
+
+def loop(turns: int, variant: str, width: int, batch: int) -> None:
+    """Train's batch loop alone against the plain loop's, in this process, on 20 batches
+    collated beforehand (no DataLoader, no make, no validation): each turn one epoch of each,
+    in alternating order; the median per-batch difference of CPU time. On a trivial model
+    (`width` 0: a linear layer and a BatchNorm) it is the loop's own Python; the weights and
+    EMA weights are asserted bit-identical at the end."""
+    import types
+
+    from tipi.processes.training.loop import Loaders, Parts, Trainer
+    from tipi.processes.training.metrics import TorchMetrics
+    from tipi.processes.training.numerics import EMA, Precision
+    from tipi.processes.training.step import SupervisedStep
+
+    _, _, accumulate, decay = VARIANTS[variant]
+    draw = torch.Generator().manual_seed(0)
+    batches = [
+        (
+            torch.randn(batch, 1, 8, 8, generator=draw),
+            torch.randint(0, 10, (batch,), generator=draw),
+        )
+        for _ in range(20)
+    ]
+
+    def built() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        nn = torch.nn
+        model = (
+            nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.BatchNorm1d(10))
+            if width == 0
+            else small_cnn(width=width)
+        )
+        return model, torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0001)
+
+    model, optimizer = built()
+    cpu = torch.device("cpu")
+    ema = EMA(model, decay) if decay else None
+    trainer = Trainer(
+        types.SimpleNamespace(
+            name="bench",
+            controller=types.SimpleNamespace(get_permanence=None),
+            loggers_name=None,
+            progress_name=None,
+            accumulate=accumulate,
+            seed=0,
+            grad_clip=None,
+            checkpoint_every=0,
+            checkpoint_seconds=float("inf"),
+            epochs=turns + 2,
+        ),
+        Parts(
+            model,
+            model,
+            cpu,
+            [optimizer],
+            [None],
+            [None],
+            ["all"],
+            list(model.parameters()),
+            [],
+            [],
+            Precision("32", cpu),
+            ema,
+            SupervisedStep(model, functional.cross_entropy, "input", "target"),
+            TorchMetrics("bench", []),
+            [],
+        ),
+        Loaders(batches, types.SimpleNamespace(set_epoch=lambda *_: None), [], batch),
+        {"epoch": 0, "global_step": 0, "batch": 0, "history": []},
+        None,
+        lambda *_: None,
+        Path(tempfile.gettempdir()),
+    )
+
+    def tipi_epoch() -> None:
+        trainer.state["batch"] = 0
+        trainer._train_epoch(0)
+
+    theirs, their_optimizer = built()
+    their_ema = EmaCopy(theirs, decay) if decay else None
+
+    def plain_epoch() -> None:  # the equivalent loop's batches (it reads each loss)
+        theirs.train()
+        train_loss = 0.0
+        for index, (x, y) in enumerate(batches, start=1):
+            loss = functional.cross_entropy(theirs(x), y)
+            (loss / accumulate if accumulate > 1 else loss).backward()
+            train_loss += loss.item() * len(y)
+            if index % accumulate == 0 or index == len(batches):
+                their_optimizer.step()
+                their_optimizer.zero_grad(set_to_none=True)
+                if their_ema is not None:
+                    their_ema.update()
+
+    times: dict[str, list[float]] = {"tipi": [], "plain": []}
+    for turn in range(turns + 1):  # the first turn warms up and is not counted
+        for side, epoch in (
+            (("tipi", tipi_epoch), ("plain", plain_epoch))
+            if turn % 2
+            else (("plain", plain_epoch), ("tipi", tipi_epoch))
+        ):
+            started = time.process_time()
+            epoch()
+            if turn:
+                times[side].append(time.process_time() - started)
+    pairs = [(model, theirs)]
+    if ema is not None and their_ema is not None:
+        pairs.append((ema.module, their_ema.module))
+    for mine, reference in pairs:
+        expected = reference.state_dict()
+        for name, value in mine.state_dict().items():
+            assert torch.equal(value, expected[name]), f"weights differ: {name}"
+    per_batch = [(a - b) / len(batches) for a, b in zip(times["tipi"], times["plain"], strict=True)]
+    low, high = median_interval(per_batch)
+    print(
+        f"{variant}, width {width}, batches of {batch}: plain "
+        f"{1e6 * statistics.median(times['plain']) / len(batches):.1f} us a batch, Train's loop "
+        f"{1e6 * statistics.median(per_batch):+.1f} us (95% interval {1e6 * low:+.1f} to "
+        f"{1e6 * high:+.1f} us; {turns} turns), weights bit-identical"
     )
 
 
@@ -355,9 +480,23 @@ def main() -> None:
     parser.add_argument(
         "--parts", action="store_true", help="measure the fixed cost and the cost per batch instead"
     )
+    parser.add_argument(
+        "--loop",
+        metavar="WIDTH",
+        type=int,
+        help="time Train's batch loop alone against the plain loop's (WIDTH 0: a trivial model)",
+    )
+    parser.add_argument(
+        "--variant", choices=[*VARIANTS, "all"], default="all", help="the variant(s) to measure"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CI", "1")  # plain progress lines, no live display
     torch.set_num_threads(1)  # both sides; two shared cores only add noise with more
+    names = list(VARIANTS) if args.variant == "all" else [args.variant]
+    if args.loop is not None:
+        for name in names:
+            loop(args.repeat, name, args.loop, 4 if args.loop == 0 else 64)
+        return
     root = Path(tempfile.mkdtemp(prefix="tipi-digits-bench-", dir=Path(__file__).parent))
     try:
         (root / "pipelines/bench").mkdir(parents=True)
@@ -366,11 +505,11 @@ def main() -> None:
         )
         with quiet_stderr():
             Engine("bench", root=root).make(["prepare"])
-        if args.parts:
-            parts(root, args.repeat)
-            return
-        for name in VARIANTS:
-            report(name, measure(root, name, args.epochs, args.repeat))
+        for name in names:
+            if args.parts:
+                parts(root, args.repeat, name)
+            else:
+                report(name, measure(root, name, args.epochs, args.repeat))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
