@@ -161,3 +161,19 @@ def test_folder_signature_is_none_for_a_file_or_nothing(tmp_path):
     assert folder_signature(str(tmp_path / "f")) is None
     assert folder_signature(str(tmp_path / "missing")) is None
     assert folder_signature(str(tmp_path))[0] == folder_signature(str(tmp_path))[0]
+
+
+def test_an_unchanged_folder_is_hashed_from_the_stat_cache_without_reading(tmp_path):
+    from tipi.identity.hashing import StatCache
+
+    (tmp_path / "sub").mkdir()
+    for i in range(20):
+        (tmp_path / ("sub" if i % 2 else ".") / f"f{i}").write_text(str(i))
+    age(tmp_path)
+    cache = StatCache()
+    first = cache.hash_path(tmp_path)
+    assert cache.reads == 20
+    again = StatCache(entries=dict(cache.entries))  # the next make's, loaded from stat.msgpack
+    assert again.hash_path(tmp_path) == first and again.reads == 0
+    (tmp_path / "sub/f1").write_text("changed")
+    assert again.hash_path(tmp_path) != first and again.reads == 1

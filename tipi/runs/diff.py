@@ -55,15 +55,21 @@ def diff_runs(old: RunRecord, new: RunRecord) -> RunDiff:
 
 def param_changes(old: RunRecord, new: RunRecord) -> list[Change]:
     """The params that differ, over the steps both runs considered, then the permanences'."""
-    shared = [name for name in new.steps if name in old.steps]
-    changes = [
-        change
-        for name in shared
-        for change in _changes(
-            flat_params(name, old.steps[name].params), flat_params(name, new.steps[name].params)
-        )
-    ]
+    changes: list[Change] = []
+    for name, step in new.steps.items():
+        before = old.steps.get(name)
+        if before is None or _flat_same(before.params, step.params):
+            continue
+        changes += _changes(flat_params(name, before.params), flat_params(name, step.params))
     return changes + _permanence_changes(old, new)
+
+
+def _flat_same(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Params with no table whose values are equal and of one type each: no change, known
+    without flattening them (most steps of two runs of a pipeline; a table: False)."""
+    return old == new and all(
+        type(value) is type(new[key]) and type(value) is not dict for key, value in old.items()
+    )
 
 
 def metric_changes(old: RunRecord, new: RunRecord) -> list[Change]:
@@ -98,8 +104,6 @@ def _permanence_changes(old: RunRecord, new: RunRecord) -> list[Change]:
 
 
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    if old == new and all(type(v) is type(new[k]) for k, v in old.items()):
-        return []  # leaves equal and of one type each: _same of each (most steps of a run)
     keys = [*new, *(k for k in old if k not in new)]
     return [
         Change(key, old.get(key), new.get(key))
