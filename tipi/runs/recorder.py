@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from tipi.errors import PipelineInterrupted
-from tipi.redact import conceal, hide_secrets, redact_command
+from tipi.redact import conceal, hide_secrets, redact_command, secret_values
 from tipi.runid import new_run_id
 from tipi.runs.git import git_state
 from tipi.runs.metrics import read_metrics
@@ -92,6 +92,9 @@ class RunRecorder:
         self._git = git
         self._write_failed = False
         self._last_write = 0.0
+        # Read once per make, as step_facts.py does: reading them per step cost more than
+        # the rest of a step's record
+        self._secrets = secret_values()
 
     @property
     def id(self) -> str:
@@ -105,7 +108,7 @@ class RunRecorder:
         project root, when it has one). Writes nothing."""
         for name in steps if order is None else order:
             step = steps[name]
-            params = conceal(plain(dict(step.params)))
+            params = conceal(plain(dict(step.params)), self._secrets)
             self.record.steps[name] = StepRun(type=step.type, params=params)
             files = getattr(step, "metrics", None) or {}
             self.metrics_files[name] = {key: self.root / path for key, path in files.items()}
@@ -142,10 +145,10 @@ class RunRecorder:
         step = self._step(name)
         step.outcome = outcome
         step.seconds = seconds
-        error = hide_secrets(error).strip()  # hidden whole, before a line of it is kept
+        error = hide_secrets(error).strip() if error else ""  # hidden whole, then cut
         step.error = error.splitlines()[0] if error else ""
         if permanences is not None:
-            step.permanences = conceal(plain(dict(permanences)))
+            step.permanences = conceal(plain(dict(permanences)), self._secrets)
         if outcome in ("ran", "restored") and self.metrics_files.get(name):
             step.metrics = read_metrics(name, self.metrics_files[name], self.warn)
         # Rewriting the whole record after each of a thousand quick steps would cost more
