@@ -97,6 +97,7 @@ class Steps:
         self.recorder = recorder
         self.run_id = recorder.id if recorder is not None else ""  # its loggers are told
         self._used_configs: dict[str, dict] = {}
+        self._outputs: dict[str, dict[str, Path]] = {}  # outputs_of, once a step
         self.facts = FactReader(plan, state, context.layout, options.forced, self.done.outcomes)
         self.cache = RunCache(
             plan,
@@ -225,7 +226,11 @@ class Steps:
 
     def outputs_of(self, name: str) -> dict[str, Path]:
         """The step's outputs as absolute paths, from the plan (no import of its class)."""
-        return {k: Path(absolute(p, self.root)) for k, p in self.plan.steps[name].outputs.items()}
+        known = self._outputs.get(name)
+        if known is None:  # asked four times a step: the plan does not change in a make
+            outputs = self.plan.steps[name].outputs.items()
+            known = self._outputs[name] = {k: Path(absolute(p, self.root)) for k, p in outputs}
+        return dict(known)
 
     def task(self, prepared: Prepared) -> Task:
         """The prepared step as a Task for a worker process, a Dask worker or torchrun."""

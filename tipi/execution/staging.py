@@ -92,7 +92,9 @@ class Staging:
 
     def finish(self, step: str) -> None:
         """Remove the step's scratch folder: it succeeded, nothing to resume."""
-        _remove(self.scratch_root / step)
+        folder = self.scratch_root / step
+        if os.path.lexists(folder):  # most steps never make one: no failed unlink to raise
+            _remove(folder)
 
     def discard_all(self) -> None:
         """Remove staging left by runs that died (call it while holding the project lock)."""
