@@ -155,7 +155,7 @@ def show(label: str, medians: dict[str, float]) -> None:
     )
     base, now = medians.get("before"), medians["after"]
     ratio = f"  ({base / now:.0f}x)" if base and base != float("inf") else ""
-    print(f"{label:<34}{cells}{ratio}", flush=True)
+    print(f"{label:<38}{cells}{ratio}", flush=True)
 
 
 def main() -> None:
