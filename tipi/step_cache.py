@@ -6,25 +6,6 @@ steps it may restore are looked up when the make starts, several at once (`prefe
 each kept run is pushed as soon as it is kept; the make waits for the uploads at its end
 (`finish`). A remote that fails is told once and not asked again in that make.
 
-Without a remote, a run is kept by a writer thread beside the make (`_Keeper`): keeping
-creates two files and a folder in the store (~0.4 ms a step, most of a trivial step's cost),
-which the make need not wait for. What a kill may lose is only run cache entries, never an
-output or a trace: a step's outputs are committed and its trace appended by the make's own
-thread before its keep is queued, so
-
-* killed before the keep of a step is written: that run is missing from the run cache (the
-  next make does not rerun the step: its outputs and trace are committed; only a later
-  make that needs the run back, after a param went and came back, runs it again);
-* killed while the keep is being written: its object or record is a temporary file under
-  `tmp/`, swept by a later make; a record is written (atomically) only after its objects,
-  so a record never names a missing object (ContentStore's own guarantee);
-* the make waits for every queued keep before it ends (`finish`, before the lock is
-  released), and a lookup of a run key still queued waits for it: a step never runs again
-  for want of a run this make has kept.
-
-A keep that fails is warned about on the make's thread, as before; a directory output, a
-remote, or a keep that needs the stat cache (not thread-safe) is kept on the make's thread.
-
 It is given what it uses, and never calls the step lifecycle (step.py): the plan, the make's
 stores, the reporter, and the rebuilder's decision on a step as things are now (to know
 which steps to look up ahead: step_facts.py). Restoring puts the outputs in place; recording
@@ -33,10 +14,7 @@ the step is the lifecycle's part.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -96,7 +74,6 @@ class RunCache:
         self._lookahead: Lookahead | None = None
         self._index: dict[str, int] = {}
         self._keys: dict[str, tuple[StepFacts, str]] = {}  # name → (facts, run key)
-        self._failed: list[tuple[str, Exception]] = []  # keeps that failed on the writer thread
         self._url: str | None = remote or None
         if self._url:
             from tipi.runcache.remote_pool import Outage, Relay
@@ -182,8 +159,6 @@ class RunCache:
             return None
         key = self._key_of(name, facts)
         names = self.plan.steps[name].outputs
-        if key in _KEEPER.pending:  # kept by this make and not yet written: wait for it
-            self._drain()
         record = self.state.run_cache.lookup(key, self.plan.permanences, names)
         remote = self._remote if record is None else None
         if remote is not None:
@@ -242,32 +217,16 @@ class RunCache:
         self, name: str, facts: StepFacts, configs: dict, seconds: float, outputs: dict[str, Path]
     ) -> None:
         """Put a successful run's outputs (at `outputs`) in the run cache (a failure here
-        is a warning). Without a remote, queued for the writer thread when every output is
-        a file (the module docstring says what a kill may lose)."""
-        self._warn_failed_keeps()
-        key = self._key_of(name, facts)
-        store = self.state.run_cache
-        stat = self.state.stat
-        hashes: dict[str, str | None] = {}
-        for path in outputs.values():
-            if self._url is not None or path.is_dir():
-                hashes = {}
-                break
-            hashes[str(path)] = stat.hash_path(str(path))  # here: the stat cache is not shared
-        if hashes:
-
-            def save() -> None:
-                try:
-                    kept = store.save(key, name, configs, outputs, hashes.get, seconds)
-                except Exception as exc:  # told on the make's thread, as a warning
-                    self._failed.append((name, exc))
-                    return
-                self.kept.append(kept)
-
-            _KEEPER.submit(key, save)
-            return
+        is a warning)."""
         try:
-            record = store.save(key, name, configs, outputs, stat.hash_path, seconds)
+            record = self.state.run_cache.save(
+                self._key_of(name, facts),
+                name,
+                configs,
+                outputs,
+                lambda path: self.state.stat.hash_path(path),
+                seconds,
+            )
         except OSError as exc:
             self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
             return
@@ -276,21 +235,9 @@ class RunCache:
             self.uploads.submit(record)  # pushed while the next steps run
             self.relay.flush()  # type: ignore[union-attr]
 
-    def _drain(self) -> None:
-        """Wait for every queued keep; warn about those that failed."""
-        _KEEPER.drain()
-        self._warn_failed_keeps()
-
-    def _warn_failed_keeps(self) -> None:
-        while self._failed:
-            name, exc = self._failed.pop(0)
-            self.reporter.warning(f"could not keep the outputs of '{name}' in the run cache: {exc}")
-
     def finish(self, push: bool = True) -> None:
         """End the make's remote traffic: drop the lookups nobody needs and (with `push`)
-        wait for the uploads of the runs this make kept, then say what they sent. First
-        waits for the keeps still queued (the make's lock is still held)."""
-        self._drain()
+        wait for the uploads of the runs this make kept, then say what they sent."""
         if self.remote is None or self.uploads is None or self.relay is None:
             return
         self.remote.stop_asking()
@@ -320,42 +267,3 @@ def restorable(record: CachedRun) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished))
     took = f"{record.seconds:.1f}s"
     return f"restored from the run cache: same fingerprint as a run of {when} ({took})"
-
-
-class _Keeper:
-    """One writer thread for the process's queued keeps (see the module docstring); started
-    when first needed. `pending` holds the run keys queued and not yet written."""
-
-    def __init__(self) -> None:
-        self.pending: Counter[str] = Counter()
-        self._queue: queue.Queue[tuple[str, Callable[[], None]]] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, key: str, save: Callable[[], None]) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="tipi-keep", daemon=True)
-                self._thread.start()
-            self.pending[key] += 1
-        self._queue.put((key, save))
-
-    def drain(self) -> None:
-        """Return once every keep queued so far is written (or failed)."""
-        if self.pending:
-            self._queue.join()
-
-    def _work(self) -> None:
-        while True:
-            key, save = self._queue.get()
-            try:
-                save()  # catches its own errors: the thread never dies with keeps queued
-            finally:
-                with self._lock:
-                    self.pending[key] -= 1
-                    if not self.pending[key]:
-                        del self.pending[key]
-                self._queue.task_done()
-
-
-_KEEPER = _Keeper()
