@@ -148,3 +148,12 @@ def test_param_changes_compare_values_as_before(old, new, changed):
         from tipi.runs.record import flat_params
 
         assert flat_params("s", params) == (dict(flat(params, "s")) if params else {})
+
+
+def test_show_names_the_failed_steps_it_leaves_out(numbers_project, cli):
+    store = RunStore(numbers_project.root)
+    steps = {f"s{i}": StepRun("T", {"i": i}, "ran") for i in range(80)}
+    steps["s70"] = StepRun("T", {"i": 70}, "failed", error="boom")
+    store.write(RunRecord(A, "numbers", 1.0, "failed", 2.0, steps=steps))
+    out = cli("show", A).stdout
+    assert "79 ran, 1 failed" in out and "failed (not shown)  s70" in out

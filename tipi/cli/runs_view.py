@@ -173,6 +173,11 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
     hidden = len(record.steps) - limit if limit else 0
     if hidden > 0:
         head.add_row("steps", f"{len(record.steps):,}: {outcome_counts(record)}")
+        shown = set(islice(record.steps, limit))
+        for outcome in ("failed", "interrupted"):  # what a user looks for first, named
+            names = [n for n in record.with_outcome(outcome) if n not in shown]
+            if names:
+                head.add_row(f"{outcome} (not shown)", Text(_names(names).replace("\n", ", ")))
     parts: list[RenderableType] = [head]
     for name, step in islice(record.steps.items(), limit or None):
         parts.append(Text(""))
