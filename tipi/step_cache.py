@@ -189,13 +189,15 @@ class RunCache:
             params = {**params, "(environment)": dict(facts.environment)}
         return run_key(facts.type, facts.code, params, named, step.outputs)
 
-    def _key_of(self, name: str, facts: StepFacts) -> str:
-        """`key(facts)`, computed once for the facts a step's lookup and keep share."""
-        known = self._keys.get(name)
+    def _key_of(self, name: str, facts: StepFacts, last: bool = False) -> str:
+        """`key(facts)`, computed once for the facts a step's lookup and keep share (`last`:
+        the keep, after which the facts are not held any longer)."""
+        known = self._keys.pop(name, None) if last else self._keys.get(name)
         if known is not None and known[0] is facts:
             return known[1]
         key = self.key(facts)
-        self._keys[name] = (facts, key)
+        if not last:
+            self._keys[name] = (facts, key)
         return key
 
     def restore(self, name: str, record: CachedRun, outputs: dict[str, Path]) -> bool:
@@ -220,7 +222,7 @@ class RunCache:
         is a warning)."""
         try:
             record = self.state.run_cache.save(
-                self._key_of(name, facts),
+                self._key_of(name, facts, last=True),
                 name,
                 configs,
                 outputs,
