@@ -29,10 +29,9 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from source_tree import SourceTree
 
 REPO = Path(__file__).resolve().parent.parent
 WORKDIR = Path(__file__).resolve().parent / ".work" / "code_closure"
@@ -135,46 +134,17 @@ def write_project(root: Path, shape: str, n: int, per_module: int) -> None:
     (folder / "pipeline.toml").write_text("\n".join(lines))
 
 
-class Tree:
+class Tree(SourceTree):
     """One tipi source tree and its own copy of the generated project."""
 
     def __init__(self, label: str, path: Path, root: Path) -> None:
-        self.label, self.path, self.root = label, path, root
-        self.env = dict(os.environ, PYTHONPATH=str(path))
+        super().__init__(label, path, root)
         self.helper = root / "pipelines" / "bench" / "helpers_0.py"
         self.original = ""
         self.first = 0.0
         self.noop: list[float] = []
         self.replan: list[float] = []
         self.reran = 0
-
-    def check_import(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import tipi; print(tipi.__file__)"],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = Path(done.stdout.strip()).resolve()
-        if not found.is_relative_to(self.path.resolve()):
-            sys.exit(f"{self.label}: tipi imports from {found}, not from {self.path}")
-
-    def make(self) -> float:
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "tipi", "make", "-q", "-p", "bench"],
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"{self.label}: tipi make failed:\n{done.stderr[-2000:]}")
-        return elapsed
 
     def outputs(self) -> dict[str, int]:
         return {e.name: e.stat().st_mtime_ns for e in os.scandir(self.root / "out")}
