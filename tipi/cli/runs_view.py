@@ -135,7 +135,7 @@ def _hidden_line(hidden: int, what: str, limit: int) -> Text:
     """What a `limit` left out, and how to see it: a terminal cannot show 20,000 rows, but
     nothing is dropped without saying so."""
     return Text(
-        f"… {hidden:,} more {what} not shown (the first {limit:,} are): "
+        f"… {hidden:,} more {what} not shown (only the first {limit:,} are): "
         "--all shows every one, --limit N the first N, --json all as JSON",
         style="yellow",
     )
