@@ -301,7 +301,7 @@ class Planner:
             pipeline=self.name,
             steps=steps,
             order=list(graph.order),
-            predecessors={n: sorted(graph.graph.predecessors(n)) for n in graph.order},
+            predecessors=dict(graph.predecessors),
             producers={relative(p, self.root): s for p, s in graph.producers.items()},
             permanences=permanences,
             source=resolved.spec.source,
