@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tipi.paths import PROTECTED, output_problem
+from tipi.paths import PROTECTED, RealPaths, output_problem
 
 
 def _reference(path: Path, root: Path) -> str | None:
@@ -63,3 +63,26 @@ def test_same_answer_as_the_pathlib_version(tmp_path: Path, written: str) -> Non
     path = root / written
     assert output_problem(path, root) == _reference(path, root)
     assert output_problem(path, Path(str(root) + "/")) == _reference(path, Path(str(root) + "/"))
+
+
+def test_real_paths_resolve_as_realpath_does(tmp_path: Path, monkeypatch) -> None:
+    """RealPaths (one realpath per folder) gives os.path.realpath's answer on every written
+    path, links in the folder or as the last part, and output_problem the same answers."""
+    root = tmp_path / "proj"
+    (root / "out").mkdir(parents=True)
+    (root / ".tipi_cache").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link_out").symlink_to(tmp_path / "elsewhere")
+    (root / "link_cache").symlink_to(root / ".tipi_cache")
+    (root / "link_root").symlink_to(root)
+    (root / "loop").symlink_to(root / "loop")
+    (root / "out" / "last").symlink_to(tmp_path / "elsewhere")
+    real = RealPaths()
+    for written in [*WRITTEN, "out/last", "out/last/x", "link_out", "out/x/y/z"]:
+        path = root / written
+        for _ in range(2):  # the second time from the folders it keeps
+            assert real(path) == os.path.realpath(path), written
+            assert output_problem(path, root, real) == _reference(path, root), written
+    monkeypatch.chdir(root)
+    assert real("x") == os.path.realpath("x")
+    assert real("out/x") == os.path.realpath("out/x")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
@@ -27,19 +27,38 @@ def is_name(text: object) -> bool:
     return isinstance(text, str) and NAME.match(text) is not None and len(text) <= 200
 
 
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
+class RealPaths:
+    """`os.path.realpath` for many paths at one moment (a plan's outputs): each folder is
+    resolved once, and a path in it costs one `lstat` (is its last part a link?) instead of
+    one per part of the path. The same answers as `os.path.realpath`: a last part that is not
+    a link adds itself to its folder's real path; one that is, is resolved in full.
+    Only for paths checked together: a link planted later is for the next check to see."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str | os.PathLike[str]) -> str:
+        head, tail = os.path.split(path)
+        if not head or tail in ("", ".", "..") or os.path.islink(path):
+            return os.path.realpath(path)
+        real = self._folders.get(head)
+        if real is None:
+            real = self._folders[head] = os.path.realpath(head)
+        return os.path.join(real, tail)
 
 
-def output_problem(path: Path, root: Path) -> str | None:
+def output_problem(
+    path: Path, root: Path, real: Callable[[Path], str] = os.path.realpath
+) -> str | None:
     """Why `path` may not be an output of a step in the project at `root`; None if it may.
 
-    Checked on the path as written (normalized) and as it resolves (symlinks followed).
+    Checked on the path as written (normalized) and as it resolves (symlinks followed, by
+    `real`: a RealPaths for many outputs checked together).
     Written on strings, not Paths: it runs for every output at plan time and again before
     each step's outputs are moved (pathlib's parsing was ~0.2 ms an output).
     """
     base = os.path.normpath(root)
-    checks = ((os.path.normpath(path), base), (os.path.realpath(path), os.path.realpath(root)))
+    checks = ((os.path.normpath(path), base), (real(path), real(root)))
     for candidate, top in checks:
         if candidate == top:
             return "it is the project root"
@@ -52,14 +71,21 @@ def output_problem(path: Path, root: Path) -> str | None:
     return None
 
 
-def nesting_problem(outputs: Mapping[str, Iterable[Path]], root: Path) -> tuple[str, str] | None:
+def nesting_problem(
+    outputs: Mapping[str, Iterable[Path]],
+    root: Path,
+    real: Callable[[Path], str] = os.path.realpath,
+) -> tuple[str, str] | None:
     """(step, message) for the first output that contains, or lies in, another output.
 
     Sorted by path parts, everything inside a path follows it directly: one pass with a
-    stack of the enclosing paths finds every nesting (n log n, not n²).
+    stack of the enclosing paths finds every nesting (n log n, not n²). The parts are those
+    of the real paths (absolute and normalized, so split on the separator as pathlib would).
     """
     entries = sorted(
-        (tuple(_real(path).parts), step, path) for step, paths in outputs.items() for path in paths
+        (tuple(real(path).split(os.sep)), step, path)
+        for step, paths in outputs.items()
+        for path in paths
     )
     stack: list[tuple[tuple[str, ...], str, Path]] = []
     for parts, step, path in entries:

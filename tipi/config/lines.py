@@ -46,6 +46,8 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 
 def _strip_comment(line: str) -> str:
+    if "#" not in line:  # most lines: no character-by-character walk
+        return line
     quote = None
     for i, ch in enumerate(line):
         if quote:

@@ -171,5 +171,5 @@ def _rooted(root: Path, params: dict[str, Any]) -> dict[str, Any]:
 
 def _absolute(root: Path, text: str) -> Path:
     """`root/text` normalized (no `..`), without resolving symlinks."""
-    path = Path(os.path.expanduser(text))
-    return Path(os.path.normpath(path if path.is_absolute() else root / path))
+    # on strings: pathlib parsed each path three times (~15 µs, two paths a step)
+    return Path(os.path.normpath(os.path.join(root, os.path.expanduser(text))))

@@ -79,10 +79,11 @@ def read_text(file: Path) -> str:
 
 def check_values(value: Any, key: tuple[str, ...], file: Path, lines: Any, depth: int = 0) -> None:
     """Every value fits tipi's state: integers within 64 bits, nesting within MAX_DEPTH."""
-    where = Location(file=file, key=".".join(key) or None, line=_line_of(lines, key))
     if depth > MAX_DEPTH:
         raise ConfigError(
-            "value nested too deeply", hint=f"at most {MAX_DEPTH} levels", location=where
+            "value nested too deeply",
+            hint=f"at most {MAX_DEPTH} levels",
+            location=_where(file, key, lines),
         )
     if isinstance(value, int) and not isinstance(value, bool):
         if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
@@ -90,7 +91,7 @@ def check_values(value: Any, key: tuple[str, ...], file: Path, lines: Any, depth
                 f"integer {str(value)[:30]}{'...' if len(str(value)) > 30 else ''} does not "
                 "fit in 64 bits",
                 hint="write it as a float or a string",
-                location=where,
+                location=_where(file, key, lines),
             )
     elif isinstance(value, dict):
         for k, v in value.items():
@@ -98,6 +99,12 @@ def check_values(value: Any, key: tuple[str, ...], file: Path, lines: Any, depth
     elif isinstance(value, list):
         for v in value:
             check_values(v, key, file, lines, depth + 1)
+
+
+def _where(file: Path, key: tuple[str, ...], lines: Any) -> Location:
+    """Where a value is written: looked up only for a value refused (every value of a big
+    pipeline is checked)."""
+    return Location(file=file, key=".".join(key) or None, line=_line_of(lines, key))
 
 
 def _line_of(lines: Any, key: tuple[str, ...]) -> int | None:
