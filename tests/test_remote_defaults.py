@@ -11,6 +11,7 @@ import pytest
 import xxhash
 from s3_server import s3, s3_env
 
+from tipi.runcache import content
 from tipi.runcache.content import ContentStore
 from tipi.runcache.remote import RemoteStore
 from tipi.runcache.remote_config import CONNECT_TIMEOUT, READ_TIMEOUT, S3_RETRIES, storage_options
@@ -95,11 +96,12 @@ def test_a_program_calling_tipi_keeps_its_garbage_collector(s3_env, unset):
     assert gc.get_freeze_count() == before
 
 
-def test_a_file_where_the_layout_has_a_folder_refuses_that_run_only(tmp_path):
+def test_a_file_where_the_layout_has_a_folder_refuses_that_run_only(tmp_path, monkeypatch):
     """A directory remote with a file planted at objects/<2 hex>: the run whose object
     belongs there is not pushed (a warning), the others are, and the remote is not taken
     for down. (Before: NotADirectoryError from the size check, or 'File exists' from
     makedirs, and the whole push failed.)"""
+    monkeypatch.setattr(content, "KEEP_INLINE_MAX", -1)  # small outputs as objects too
     local = ContentStore(tmp_path / "p" / ".tipi_cache")
     records = []
     for i, text in enumerate(("blocked", "fine")):

@@ -84,27 +84,28 @@ def fresh_clone(project, tmp_path: Path, name: str, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
-def test_a_first_build_sends_two_requests_per_run_and_a_clone_two_per_step(
+def test_a_first_build_sends_one_request_per_run_and_a_clone_one_per_step(
     project, cli, s3_env, requests, tmp_path, monkeypatch
 ):
     """A make opens the remote with one HEAD (the bucket exists) and one listing of every
-    record (a small remote), then per run one PUT of its object and one of its record; a
-    fresh clone reads per step its record and its object. (Before: 18 requests per run:
-    a HEAD and a listing per question, uploads to tmp/ then copied and deleted.)"""
+    record (a small remote), then per run one PUT of its record, which holds its small
+    output; a fresh clone reads per step its record. (Before: 18 requests per run: a HEAD
+    and a listing per question, uploads to tmp/ then copied and deleted; then two, the
+    output an object of its own.)"""
     n = 6
     project.pipeline("rq", many(chain=3, wide=2), steps=STEPS)  # 3 + 2 + the sink
     url = f"s3://{s3_env.bucket()}/cache"
     result = cli("make", "--remote", url)
     assert result.exit_code == 0, result.stderr
-    assert f"pushed {n} run(s), {n} file(s)" in result.stderr
-    assert requests.counted() == {"HEAD": 1, "LIST": 1, "PUT": 2 * n}
+    assert f"pushed {n} run(s), 0 file(s)" in result.stderr
+    assert requests.counted() == {"HEAD": 1, "LIST": 1, "PUT": n}
 
     requests.clear()
     fresh_clone(project, tmp_path, "b", monkeypatch)
     result = cli("make", "--remote", url)
     assert result.exit_code == 0 and f"done: {n} restored" in result.stderr, result.stderr
     assert "warning" not in result.stderr
-    assert requests.counted() == {"HEAD": 1, "LIST": 1, "GET": 2 * n}
+    assert requests.counted() == {"HEAD": 1, "LIST": 1, "GET": n}
 
 
 def save(local: ContentStore, key: str, files: dict[str, bytes], folder: Path):

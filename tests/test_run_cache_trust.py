@@ -17,12 +17,20 @@ import xxhash
 from tests.test_run_cache import PIPELINE, STEPS, outcomes
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.runcache import content as content_store
 from tipi.runcache.content import CachedRun, ContentStore
 from tipi.runcache.remote import RemoteStore
 
 SECRET = b"PRIVATE KEY of the victim: 7f3a9c"
 PWNED = b"planted by another user"
 EXPECTED = {"out/value.txt": "3", "out/folder/a.txt": "4", "out/folder/deep/b.txt": "5"}
+
+
+@pytest.fixture(autouse=True)
+def _objects_only(monkeypatch):
+    """Every output kept as an object, the files these attacks poison (outputs held inline
+    in a record: tests/test_run_cache_inline.py)."""
+    monkeypatch.setattr(content_store, "KEEP_INLINE_MAX", -1)
 
 
 def ran(root: Path) -> list[str]:
@@ -453,9 +461,9 @@ def test_a_sound_record_is_read_and_checked_against_its_folder_and_name(tmp_path
     assert store.records("f" * 32) == [record] and not renamed.exists()
     assert "filed under" in warnings[0] and "do not match its name" in warnings[1]
     # A record of another format version is left for the tipi that wrote it.
-    future = plant(store.root, "f" * 32, {**_valid(), "v": 2})
+    future = plant(store.root, "f" * 32, {**_valid(), "v": 3})
     assert store.records("f" * 32) == [record] and future.exists()
-    assert "format version 2" in warnings[-1]
+    assert "format version 3" in warnings[-1]
 
 
 def test_push_checks_local_objects_and_pull_checks_remote_ones(project, tmp_path, cli, monkeypatch):

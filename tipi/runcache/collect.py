@@ -54,10 +54,13 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
     if max_size is not None:
         needed: set[str] = set()
         fitting = []
+        inline = 0  # the bytes of outputs the kept records hold themselves
         for path, record in kept:  # newest first: keep runs while they fit
             extra = set(record.objects()) - needed
-            if sum(sizes.get(d, 0) for d in needed | extra) <= max_size:
+            held = record.inline_bytes()
+            if sum(sizes.get(d, 0) for d in needed | extra) + inline + held <= max_size:
                 needed |= extra
+                inline += held
                 fitting.append((path, record))
             else:
                 path.unlink(missing_ok=True)
@@ -76,6 +79,7 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
             key_dir.rmdir()
     done.kept_records = len(kept)
     done.kept_bytes = sum(sizes.get(d, 0) for d in needed)
+    done.kept_bytes += sum(record.inline_bytes() for _, record in kept)
     return done
 
 

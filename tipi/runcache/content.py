@@ -9,7 +9,8 @@ files and never merge them; the names are state/layout.py's):
     tmp/.<host>.<pid>.<random>.tmp    a file being written; renamed into place when whole
 
 A run record says which permanence configs the run used and what each output was (a file's
-hash, or a directory's files and their hashes). Every name is a hash of what it holds, so a
+hash, with its bytes when it has at most INLINE_MAX of them, or a directory's files and
+their hashes). Every name is a hash of what it holds, so a
 file is never rewritten, concurrent writers of the same name write the same bytes, and a
 record is written after its objects: a reader never finds a record whose files are missing.
 Nothing here depends on where the project is checked out.
@@ -44,6 +45,7 @@ from tipi.runcache.files import (
     temporary_name,
 )
 from tipi.runcache.record import (
+    INLINE_MAX,
     MAX_RECORD_BYTES,
     BadRecord,
     CachedRun,
@@ -56,8 +58,9 @@ from tipi.runcache.record import (
 )
 from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR, store_dir
 
-# A temporary file nobody has written for this long was left by a writer that died.
 _CHUNK = 1 << 20
+# The largest file output a record holds inline (-1: none; tests of objects set it).
+KEEP_INLINE_MAX = INLINE_MAX
 
 
 class ContentStore:
@@ -174,7 +177,7 @@ class ContentStore:
                         tree[relative] = self._keep(Path(full), hash_file(full))
                 entries[name] = {"hash": hash_file(str(path)), "tree": tree}
             else:
-                entries[name] = {"hash": self._keep(path, hash_file(str(path)))}
+                entries[name] = self._keep_file(path, hash_file(str(path)))
         record = CachedRun(key, step, dict(permanences), entries, time.time(), seconds)
         try:
             record.check()
@@ -201,6 +204,10 @@ class ContentStore:
         for name, path in staged.items():
             entry = record.outputs[name]
             tree = entry.get("tree")
+            if "data" in entry:  # checked against its hash when the record was read
+                with create(path) as out:
+                    out.write(entry["data"])
+                continue
             if tree is None:
                 self._copy_out(record, entry["hash"], path)
                 continue
@@ -353,6 +360,22 @@ class ContentStore:
                     drop(folder / name)
                     removed += 1
         return removed
+
+    def _keep_file(self, source: Path, digest: str | None) -> dict[str, Any]:
+        """The record's entry of the file output `source`: its bytes inline when they are
+        few (one file less to create), else kept as an object."""
+        if digest is None:
+            raise FileNotFoundError(f"{source} vanished before it could be kept")
+        with open(source, "rb") as f:
+            data = f.read(KEEP_INLINE_MAX + 1)
+            if len(data) > KEEP_INLINE_MAX:
+                if not self.has_object(digest):
+                    f.seek(0)
+                    self.ingest(f, digest, f"{source} (changed while it was kept)")
+                return {"hash": digest}
+        if hash_bytes(data) != digest:
+            raise CorruptCache(f"{source} changed while it was kept; not kept")
+        return {"hash": digest, "data": data}
 
     def _keep(self, source: Path, digest: str | None) -> str:
         if digest is None:

@@ -1,7 +1,12 @@
 """A cached run (`CachedRun`: the run cache's record of one successful run; a make's run of
 `tipi runs` is tipi/runs/record.py's RunRecord), and the checks it passes before anything
-trusts it: its key and name, every digest, every path of a folder output (content.py keeps
-the records)."""
+trusts it: its key and name, every digest, every path of a folder output, the bytes of a
+small output held inline (content.py keeps the records).
+
+Format versions: 1 names every output file's object; 2 (written only when a record holds
+one) may also hold a small file output's bytes inline (`{"hash": h, "data": bytes}`, at most
+INLINE_MAX bytes): a first build of many small steps then creates one file a step in the
+store, not two. A tipi that reads only version 1 skips a version 2 record and leaves it."""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from tipi.identity.hashing import hash_bytes
 
 # A record names every file of its outputs (~100 bytes each): this admits about two million.
 MAX_RECORD_BYTES = 256 << 20
+# A file output this small is kept inside its run's record, not as an object of its own.
+INLINE_MAX = 8 << 10
 _LATEST = 10_000_000_000  # seconds since 1970 (year 2286): later timestamps are garbage
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 _RECORD_NAME = re.compile(r"[0-9a-f]{32}\.msgpack")
@@ -66,8 +73,9 @@ class CachedRun:
     Attributes:
         step: the step's name when it ran (for `gc --keep-last`, and for people).
         permanences: name → config of the result-relevant permanences it used.
-        outputs: output name → {"hash": h} for a file, {"hash": "d" + h, "tree": {rel: h}}
-            for a directory (rel: a POSIX path below it).
+        outputs: output name → {"hash": h} for a file, {"hash": h, "data": its bytes} for a
+            small file held inline, {"hash": "d" + h, "tree": {rel: h}} for a directory
+            (rel: a POSIX path below it).
     """
 
     key: str
@@ -80,7 +88,7 @@ class CachedRun:
     def to_bytes(self) -> bytes:
         return msgpack.packb(
             {
-                "v": 1,
+                "v": self.version,
                 "key": self.key,
                 "step": self.step,
                 "permanences": dict(self.permanences),
@@ -109,8 +117,9 @@ class CachedRun:
             raise BadRecord(f"not msgpack ({type(exc).__name__})") from None
         if not isinstance(raw, dict):
             raise BadRecord(f"a {type(raw).__name__}, not a map")
-        if raw.get("v") != 1:
-            raise ForeignRecord(f"format version {show(raw.get('v'))}; this tipi reads 1")
+        version = raw.get("v")
+        if type(version) is not int or version not in (1, 2):
+            raise ForeignRecord(f"format version {show(version)}; this tipi reads 1 and 2")
         record = cls(
             raw.get("key"),  # type: ignore[arg-type]
             raw.get("step"),  # type: ignore[arg-type]
@@ -120,6 +129,9 @@ class CachedRun:
             _seconds(raw, "seconds"),
         )
         record.check()
+        if record.version != version:  # then its bytes would not be the ones read
+            held = "holds" if version == 1 else "does not hold"
+            raise BadRecord(f"format version {version}, but it {held} an output inline")
         if key is not None and record.key != key:
             raise BadRecord(f"it says key {record.key}, but is filed under {key}")
         return record
@@ -140,6 +152,15 @@ class CachedRun:
             _check_output(output, entry)
 
     @property
+    def version(self) -> int:
+        """2 when an output is held inline, else 1 (what a tipi before version 2 reads)."""
+        return 2 if any("data" in entry for entry in self.outputs.values()) else 1
+
+    def inline_bytes(self) -> int:
+        """How many bytes of output the record holds itself."""
+        return sum(len(entry.get("data", b"")) for entry in self.outputs.values())
+
+    @property
     def name(self) -> str:
         """The record's file name: the hash of its bytes."""
         return hash_bytes(self.to_bytes()) + ".msgpack"
@@ -149,9 +170,11 @@ class CachedRun:
         return f"run {self.key}/{self.name} of '{self.step}'"
 
     def objects(self) -> Iterator[str]:
-        """Every object hash the record needs."""
+        """Every object hash the record needs (none for an output it holds inline)."""
         for entry in self.outputs.values():
             tree = entry.get("tree")
+            if "data" in entry:
+                continue
             if tree is None:
                 yield entry["hash"]
             else:
@@ -170,15 +193,23 @@ def _seconds(raw: dict, field: str) -> float:
     return value  # as it was: to_bytes() then gives back the very bytes that were read
 
 
+_FORMS = (set(), {"tree"}, {"data"})
+
+
 def _check_output(output: object, entry: object) -> None:
     if not isinstance(output, str) or not 0 < len(output) <= 256:
         raise BadRecord(f"output name {show(output)} is not a name")
-    if not isinstance(entry, dict) or "hash" not in entry or not set(entry) <= {"hash", "tree"}:
-        raise BadRecord(f"output '{output}' is {show(entry)}, not {{hash[, tree]}}")
+    if not isinstance(entry, dict) or "hash" not in entry or set(entry) - {"hash"} not in _FORMS:
+        raise BadRecord(f"output '{output}' is {show(entry)}, not {{hash[, tree | data]}}")
     digest = entry["hash"]
     if "tree" not in entry:
         if not is_digest(digest):
             raise BadRecord(f"output '{output}' has hash {show(digest)}, not 32 hex digits")
+        data = entry.get("data", b"")
+        if not isinstance(data, bytes) or len(data) > INLINE_MAX:
+            raise BadRecord(f"output '{output}' holds {show(data)}, not up to {INLINE_MAX} bytes")
+        if "data" in entry and hash_bytes(data) != digest:
+            raise BadRecord(f"the bytes output '{output}' holds do not hash to {digest}")
         return
     if not (isinstance(digest, str) and digest[:1] == "d" and is_digest(digest[1:])):
         raise BadRecord(f"folder output '{output}' has hash {show(digest)}, not d + 32 hex")
