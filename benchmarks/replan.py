@@ -16,7 +16,13 @@ alternating (A B A B ...), medians of REPEAT:
 * set: `make -n --set s0.i=N` (a new N each time: the saved plan does not fit, the pipeline
   is planned again; no source changed);
 * comment: a comment line added to helpers.py, then `make -n` (the source changed, its code
-  did not).
+  did not);
+* edit: the body of `f10` in helpers.py changed (a new constant each time), then `make -n`
+  (the code every class reaches changed: each closure's fingerprint must change).
+
+Python's bytecode cache is on, as on a user's machine, even where the environment sets
+PYTHONDONTWRITEBYTECODE (as engine_scale.py does): with it, every make would compile the
+5,000-function helper again, which is not what a user waits for.
 
 Usage:
     .venv/bin/python benchmarks/replan.py [--baseline /tmp/tipi-base] [--current PATH]
@@ -97,6 +103,8 @@ class Tree(SourceTree):
         self.noop: list[float] = []
         self.set: list[float] = []
         self.comment: list[float] = []
+        self.edit: list[float] = []
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def main() -> None:
@@ -138,6 +146,12 @@ def main() -> None:
         for tree in trees:
             tree.helper.write_text(tree.original + f"# touched {r}\n")
             tree.comment.append(tree.make("-n"))
+    for r in range(args.repeat):
+        for tree in trees:
+            edited = tree.original.replace("return f9(x) + 10\n", f"return f9(x) + {11 + r}\n")
+            assert edited != tree.original
+            tree.helper.write_text(edited)
+            tree.edit.append(tree.make("-n"))
     if args.profile is not None:
         current = trees[-1]
         current.make("-n", "--set", "s0.i=-1", profile=args.profile)
@@ -150,16 +164,20 @@ def main() -> None:
         f"{args.steps} steps of {args.steps} classes in {STEP_MODULES} step modules, each "
         f"reaching a helper of {args.functions} functions; medians of {args.repeat}, alternating"
     )
-    header = f"{'tree':9} {'first s':>8} {'no-op s':>8} {'set -n s':>9} {'comment -n s':>13}  path"
+    header = (
+        f"{'tree':9} {'first s':>8} {'no-op s':>8} {'set -n s':>9} {'comment -n s':>13} "
+        f"{'edit -n s':>10}  path"
+    )
     print(header)
     print("-" * len(header))
     for t in trees:
         print(
             f"{t.label:9} {t.first:>8.2f} {statistics.median(t.noop):>8.3f} "
-            f"{statistics.median(t.set):>9.3f} {statistics.median(t.comment):>13.3f}  {t.path}"
+            f"{statistics.median(t.set):>9.3f} {statistics.median(t.comment):>13.3f} "
+            f"{statistics.median(t.edit):>10.3f}  {t.path}"
         )
         if args.raw:
-            for name in ("noop", "set", "comment"):
+            for name in ("noop", "set", "comment", "edit"):
                 print(f"  {name:8} {' '.join(f'{x:.3f}' for x in getattr(t, name))}")
     cur = trees[-1]
     met = [

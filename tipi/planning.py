@@ -320,6 +320,8 @@ class Planner:
         )
         self.code_units = code.units
         self.absent = code.absent
+        if self._memo is not None:
+            self._memo.forget_trees()
         return plan
 
     def _check_outputs(self, resolved: ResolvedPipeline) -> None:

@@ -32,6 +32,7 @@ import resolves to (a new `utils/` package beside pipeline.toml shadowing a root
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
@@ -82,8 +83,10 @@ class Closure:
     def reused(self) -> bool:
         return bool(self.digest)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        # computed once: a closure of 5,000 units costs ~1 ms to sort and hash, and a plan
+        # asks for it twice (the memo keeps it, the step gets it)
         return self.digest or code_digest(self.units)
 
 
@@ -274,8 +277,12 @@ class CodeScanner:
                 self._modules[file], meaning = kept
             else:
                 try:
-                    tree = ast.parse(decode(raw))
-                    meaning = meaning_of_tree(tree) if self.memo is not None else ""
+                    early = self.memo.parsed(content) if self.memo is not None else None
+                    if early is not None:
+                        tree, meaning = early
+                    else:
+                        tree = ast.parse(decode(raw))
+                        meaning = meaning_of_tree(tree) if self.memo is not None else ""
                     self._modules[file] = read_tree(tree)
                 except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
                     self._modules[file], self._raw[file] = None, content

@@ -107,6 +107,7 @@ class CodeMemo:
         self._new: dict[str, list[Any]] = {}  # key → entry (paths, not groups)
         self._sources: dict[str, bytes] = {}  # content hash → packed ModuleSource, this make
         self._used: set[str] = set()
+        self._trees: dict[str, ast.Module] = {}  # content hash → its tree, parsed for meaning
 
     def _load(self) -> dict[str, Any]:
         if self._doc is None:
@@ -141,6 +142,17 @@ class CodeMemo:
         self._sources[content] = packed
         return module, meaning
 
+    def parsed(self, content: str) -> tuple[ast.Module, str] | None:
+        """The tree (not yet stripped: read_tree's to change) and meaning of a file's
+        content that `meaning` parsed this make, handed over once: an edited file is parsed
+        and dumped once a make, not once to check the memo and again to walk it."""
+        tree = self._trees.pop(content, None)
+        return None if tree is None else (tree, self._contents[content])
+
+    def forget_trees(self) -> None:
+        """Drop the trees no walk took (the plan is made: they would only hold memory)."""
+        self._trees.clear()
+
     def meaning(self, path: str) -> str | None:
         """What the file at `path` means now (None: it cannot be read)."""
         if path not in self._now:
@@ -153,7 +165,9 @@ class CodeMemo:
             found = self._contents.get(content) or self._load()["meanings"].get(content)
             if not isinstance(found, str):
                 try:
-                    found = meaning_of_tree(ast.parse(decode(raw)))
+                    tree = ast.parse(decode(raw))
+                    found = meaning_of_tree(tree)
+                    self._trees[content] = tree  # the scanner's, when it reads the file
                 except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
                     found = "raw:" + content  # the walk counts its bytes
             self._contents[content] = found
