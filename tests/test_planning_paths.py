@@ -1,4 +1,4 @@
-"""The string versions of planning's `relative` and resolve's `_absolute` give what the
+"""The string versions of paths.py's `relative` and resolve's `_absolute` give what the
 pathlib versions gave (kept here as the reference), on every kind of path written."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tipi.config.resolve import _absolute
-from tipi.planning import relative
+from tipi.paths import relative
 
 WRITTEN = [
     *("a", "/r/o", "/r/o/x", "/r/ox", "/r/o/../x", "x/../y", "", ".", "./a", "a//b", "//x"),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
-from tipi.paths import RealPaths, nesting_problem, output_problem
+from tipi.paths import RealPaths, nesting_problem, output_problem, relative
 from tipi.uptodate.planfile import is_current, plan_key, read_plan_file, write_plan_file
 
 if TYPE_CHECKING:
@@ -106,22 +106,6 @@ class Plan:
             data["rerun_on_env"],
             data["code_files"],
         )
-
-
-def relative(path: Path, root: Path) -> str:
-    """Project-relative POSIX path when under `root`, else the path as it is. On strings
-    (pathlib's `relative_to` was ~10 µs a path, three paths a step): a pathlib path's text
-    is normalized, so a prefix of it is a prefix of its parts."""
-    text, base = str(path), str(root)
-    if text.startswith("//") or base.startswith("//"):  # POSIX's other root: pathlib decides
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            return text
-    if text == base:
-        return "."
-    prefix = base if base.endswith("/") else base + "/"
-    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def absolute(path: str, root: Path | str) -> str:
