@@ -14,9 +14,18 @@ from s3_server import s3, s3_env
 
 from tipi.engine import Engine
 from tipi.report import ListReporter
+from tipi.runcache import content as content_store
 from tipi.runcache.content import ContentStore
 from tipi.runcache.remote import RemoteStore
 from tipi.runcache.remote_pool import Outage, PooledRemote, Relay, Threads, Uploads
+
+
+@pytest.fixture(autouse=True)
+def _objects_only(monkeypatch):
+    """Every output an object, the files whose transfers these tests follow (an output held
+    inline travels in its record: tests/test_run_cache_inline.py, test_remote_requests.py)."""
+    monkeypatch.setattr(content_store, "KEEP_INLINE_MAX", -1)
+
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 DOWN = "going on without it"

@@ -19,9 +19,18 @@ from s3_server import free_port, running_s3, s3, s3_env
 
 from tests.make_helpers import runs
 from tests.test_run_cache import PIPELINE, STEPS
+from tipi.runcache import content as content_store
 from tipi.runcache.content import ContentStore
 from tipi.runcache.remote import RemoteStore, RemoteUnavailable
 from tipi.runcache.remote_suspects import FILE as SUSPECTS
+
+
+@pytest.fixture(autouse=True)
+def _objects_only(monkeypatch):
+    """Every output an object, the files whose transfers these tests follow (an output held
+    inline travels in its record: tests/test_run_cache_inline.py, test_remote_requests.py)."""
+    monkeypatch.setattr(content_store, "KEEP_INLINE_MAX", -1)
+
 
 FIXTURES = (s3, s3_env)  # pytest finds them by name in this module
 KEY = "0" * 32  # a run key nobody recorded

@@ -67,7 +67,7 @@ def test_a_make_restores_inline_outputs_and_reruns_on_lying_inline_bytes(project
     raw["outputs"]["out"]["data"] = b"4"
     data = msgpack.packb(raw, use_bin_type=True)
     path.unlink()
-    lying = path.with_name(xxh(data) + ".msgpack")
+    lying = store.record_path(scale.key, xxh(data) + ".msgpack")
     lying.write_bytes(data)
     (project.root / "out" / "value.txt").unlink()
     reporter = ListReporter()
@@ -112,3 +112,23 @@ def test_gc_counts_the_bytes_a_record_holds(tmp_path):
     assert newer.finished >= store.records("a" * 32)[0].finished
     done = collect(store, keep_last=None, max_size=1500)
     assert (done.records, done.kept_records, done.kept_bytes) == (1, 1, 1000)
+
+
+def test_records_are_filed_by_the_keys_first_digits_and_an_older_layout_is_read(tmp_path):
+    store = ContentStore(tmp_path / ".tipi_cache")
+    new = keep(store, tmp_path, "ab" + "1" * 30, b"new")
+    assert [p.relative_to(store.records_dir).as_posix() for p, _ in store.all_records()] == [
+        f"ab/{new.key}.{new.name}"
+    ]
+    # A record an older tipi filed in a folder of its own key: found, listed, collected.
+    data = CachedRun(
+        "ab" + "2" * 30, "old", {}, {"out": {"hash": xxh(b"o"), "data": b"o"}}, 1.0, 1.0
+    )
+    old = store.records_dir / data.key / data.name
+    old.parent.mkdir()
+    old.write_bytes(data.to_bytes())
+    assert store.records(data.key) == [data] and store.has_record(data.key, data.name)
+    assert {r.step for _, r in store.all_records()} == {"s", "old"}
+    done = collect(store, keep_last=None, max_size=3)  # the newer run's 3 bytes fit
+    assert (done.records, done.kept_records) == (1, 1)
+    assert not old.exists() and not old.parent.exists() and store.records(new.key) == [new]

@@ -1,11 +1,15 @@
 """The run cache: outputs of successful runs kept by content, found again by fingerprint.
 
-Layout (the same locally, in `.tipi_cache/store/`, and on a remote, so push and pull copy
-files and never merge them; the names are state/layout.py's):
+Layout (locally, in `.tipi_cache/store/`; a remote files its records as an older tipi did,
+`runs/<key>/<record hash>.msgpack`, and push and pull copy files and never merge them; the
+names are state/layout.py's):
 
     objects/<2 hex>/<hash>            a file's bytes, named by their xxh3-128 hash (32 hex)
-    runs/<key>/<record hash>.msgpack  one successful run of a step whose type, code, params
-                                      and input contents hash to <key> (32 hex)
+    runs/<2 hex>/<key>.<record hash>.msgpack
+                                      one successful run of a step whose type, code, params
+                                      and input contents hash to <key> (32 hex), filed by
+                                      the key's first two hex digits (an older tipi's
+                                      `runs/<key>/<record hash>.msgpack` is read too)
     tmp/.<host>.<pid>.<random>.tmp    a file being written; renamed into place when whole
 
 A run record says which permanence configs the run used and what each output was (a file's
@@ -44,13 +48,12 @@ from tipi.runcache.files import (
     subfolders,
     temporary_name,
 )
+from tipi.runcache.filing import all_records, legacy_records, listing, read_record
 from tipi.runcache.record import (
     INLINE_MAX,
-    MAX_RECORD_BYTES,
     BadRecord,
     CachedRun,
     CorruptCache,
-    ForeignRecord,
     is_digest,
     is_record_name,
     safe_relative,
@@ -74,7 +77,7 @@ class ContentStore:
 
     @property
     def records_dir(self) -> Path:
-        """One folder per run key, holding that key's records."""
+        """The records: `<2 hex>/<key>.<name>` (and an older tipi's `<key>/<name>`)."""
         return self.root / RECORDS_DIR
 
     def object_path(self, digest: str) -> Path:
@@ -83,9 +86,16 @@ class ContentStore:
         return self.root / OBJECTS_DIR / digest[:2] / digest
 
     def record_path(self, key: str, name: str) -> Path:
+        """Where this tipi writes record `name` of `key`: in the folder of the key's first
+        two hex digits (made once for 256 keys, not once a key, as before)."""
         if not is_digest(key) or not is_record_name(name):
             raise CorruptCache(f"{show(key)}/{show(name)} is not a run record name")
-        return self.records_dir / key / name
+        return self.records_dir / key[:2] / f"{key}.{name}"
+
+    def has_record(self, key: str, name: str) -> bool:
+        """Whether record `name` of `key` is here (where this tipi or an older one put it)."""
+        path = self.record_path(key, name)
+        return path.exists() or (self.records_dir / key / name).exists()
 
     def has_object(self, digest: str) -> bool:
         """Whether the object is here as a plain file (its bytes are checked when copied)."""
@@ -109,29 +119,12 @@ class ContentStore:
     def _records(self, key: str) -> list[tuple[Path, CachedRun]]:
         if not is_digest(key):
             return []
-        folder = self.records_dir / key
-        try:
-            names = os.listdir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        found = []
-        for name in names:
-            if name.startswith("."):  # an older tipi's temporary file
-                continue
-            path = folder / name
-            try:
-                with open_regular(path) as f:
-                    if os.fstat(f.fileno()).st_size > MAX_RECORD_BYTES:
-                        raise BadRecord("larger than any run record")
-                    data = f.read(MAX_RECORD_BYTES + 1)
-                found.append((path, CachedRun.from_bytes(data, key, name)))
-            except ForeignRecord as exc:
-                self.warn(f"skipping the run record {path}: {exc}")
-            except (BadRecord, CorruptCache) as exc:
-                self.warn(f"dropping the run record {path}: {exc}")
-                drop(path)
-            except OSError as exc:
-                self.warn(f"skipping unreadable run record {path}: {exc}")
+        found = [*legacy_records(self.records_dir, key, self.warn)]
+        shard = self.records_dir / key[:2]
+        prefix = key + "."
+        for entry in listing(shard):
+            if entry.startswith(prefix):
+                found += read_record(shard / entry, key, entry[len(prefix) :], self.warn)
         return sorted(found, key=lambda item: -item[1].finished)
 
     def lookup(
@@ -303,23 +296,17 @@ class ContentStore:
         try:
             with open(tmp, "xb") as out:
                 out.write(data)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # the first record of its folder
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
 
     def all_records(self) -> Iterator[tuple[Path, CachedRun]]:
-        runs = self.records_dir
-        if not runs.is_dir():
-            return
-        for key in sorted(os.listdir(runs)):
-            if key.startswith("."):
-                continue
-            if not is_digest(key):
-                self.warn(f"ignoring {runs / key}: not a run key")
-                continue
-            yield from self._records(key)
+        return all_records(self.records_dir, self.warn)
 
     def all_objects(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of everything in `objects/` but temporary files (an older tipi's)."""

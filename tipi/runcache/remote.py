@@ -33,7 +33,6 @@ from typing import Any
 
 from tipi.errors import UsageError
 from tipi.runcache.content import (
-    MAX_RECORD_BYTES,
     CachedRun,
     ContentStore,
     CorruptCache,
@@ -41,7 +40,7 @@ from tipi.runcache.content import (
     is_digest,
     is_record_name,
 )
-from tipi.runcache.record import BadRecord, ForeignRecord
+from tipi.runcache.record import MAX_RECORD_BYTES, BadRecord, ForeignRecord
 from tipi.runcache.remote_config import limit_own_retries, storage_options
 from tipi.runcache.remote_errors import RemoteUnavailable
 from tipi.runcache.remote_io import Connection
@@ -280,7 +279,7 @@ class RemoteStore:
         self._open_local(local)
         done = Transfer()
         for key, name in sorted(self.keys_and_names()):
-            if local.record_path(key, name).exists():
+            if local.has_record(key, name):
                 continue
             record = self._read_record(key, name)
             if record is None:
