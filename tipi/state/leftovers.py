@@ -99,17 +99,19 @@ def remove_replaced_outputs(output_paths: Iterable[Path | str]) -> list[str]:
             by_folder.setdefault(folder, set()).add(name)
     removed: list[str] = []
     for folder, names in by_folder.items():
-        pattern = re.compile(
-            rf"\.(?:{'|'.join(re.escape(n) for n in sorted(names))}){OLD_SUFFIX}", re.DOTALL
-        )
         try:
             entries = os.listdir(folder)
         except OSError:  # no such folder (yet): nothing beside it
             continue
         for entry in entries:
-            if pattern.fullmatch(entry):
+            # One pattern for every name (one alternation of 1,000 names took 0.1 s to compile).
+            match = _REPLACED.fullmatch(entry)
+            if match and match.group(1) in names:
                 removed += _remove(Path(folder) / entry, folders=True)
     return removed
+
+
+_REPLACED = re.compile(rf"\.(.+){OLD_SUFFIX}", re.DOTALL)
 
 
 def _repair_folders(cache_dir: Path, warn: Callable[[str], None]) -> list[str]:
