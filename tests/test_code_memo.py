@@ -214,7 +214,7 @@ def test_a_damaged_memo_is_reported_and_rebuilt(tmp_path):
     )
 
 
-EMPTY = {"sources": {}}
+EMPTY = {"sources": {}, "statements": {}}
 
 
 def memo_rules() -> str:
@@ -352,7 +352,7 @@ def test_an_unchanged_module_is_read_from_the_memo_not_parsed(tree, monkeypatch)
     (folder / "steps.py").write_text((folder / "steps.py").read_text() + "\n\nZ = 1\n")
     parsed: list[str] = []
     real = closure.read_tree
-    monkeypatch.setattr(closure, "read_tree", lambda t: parsed.append("x") or real(t))
+    monkeypatch.setattr(closure, "read_tree", lambda t, *a: parsed.append("x") or real(t, *a))
     again = CodeScanner(root, folder, stored.memo())
     got = again.closure_of("steps:Util")
     assert not got.reused and got.units == want

@@ -46,6 +46,7 @@ from tipi.identity.hashing import hash_bytes
 from tipi.identity.memo import CodeMemo, meaning_of_tree, start_key
 from tipi.identity.modules import module_file, module_name
 from tipi.identity.source import ModuleSource, decode, read_tree
+from tipi.identity.statements import StatementMemo
 from tipi.identity.walk import TIPI, Walk
 
 _OUTSIDE = ("site-packages", "dist-packages")
@@ -277,13 +278,15 @@ class CodeScanner:
                 self._modules[file], meaning = kept
             else:
                 try:
+                    text = decode(raw)
                     early = self.memo.parsed(content) if self.memo is not None else None
                     if early is not None:
                         tree, meaning = early
                     else:
-                        tree = ast.parse(decode(raw))
+                        tree = ast.parse(text)
                         meaning = meaning_of_tree(tree) if self.memo is not None else ""
-                    self._modules[file] = read_tree(tree)
+                    known = StatementMemo(text, self.memo) if self.memo is not None else None
+                    self._modules[file] = read_tree(tree, known)
                 except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
                     self._modules[file], self._raw[file] = None, content
                     meaning = "raw:" + content

@@ -16,7 +16,9 @@ the one) is not kept. The file is read and written by state/codetable.py (versio
 A file's meaning is memoized by its content hash, so an unchanged file costs one read and one
 hash; its content is parsed again only when it changed. Its units and bindings (source.py's
 ModuleSource) are kept by content hash too: a closure computed again (a class edited) reads
-an unchanged 5,000-function helper from the memo instead of parsing it. The memo is invalid as
+an unchanged 5,000-function helper from the memo instead of parsing it; and the unit of each
+module-level function is kept by its text (statements.py), so that a helper with one function
+edited is parsed again but only that function is read into a unit. The memo is invalid as
 a whole when tipi's closure rules or Python change (RULES). A damaged memo is reported once
 and rebuilt; a lost one only makes the next plan slower. A reused closure brings no unit map:
 the code table already holds it under the same fingerprint (or pruned it: a reason is then
@@ -41,7 +43,10 @@ from tipi.identity.source import Binding, ModuleSource, Unit, decode
 MAX_CLOSURES = 5000  # entries kept: the newest, those used by this make first
 MAX_MEANINGS = 5000
 MAX_SOURCE_BYTES = 32 << 20  # packed units of files not read by the latest make
-_RULES_FILES = ("source", "walk", "closure", "effects", "normalize", "modules", "memo")
+MAX_STATEMENTS = 50000  # function units by text (statements.py): this make's, then the newest
+_RULES_FILES = (
+    *("source", "walk", "closure", "effects", "normalize", "modules", "memo", "statements"),
+)
 _HERE = Path(__file__).resolve().parent
 _rules: str | None = None
 
@@ -108,6 +113,7 @@ class CodeMemo:
         self._sources: dict[str, bytes] = {}  # content hash → packed ModuleSource, this make
         self._used: set[str] = set()
         self._trees: dict[str, ast.Module] = {}  # content hash → its tree, parsed for meaning
+        self._statements: dict[str, bytes] = {}  # statements.py's key → packed unit, this make
 
     def _load(self) -> dict[str, Any]:
         if self._doc is None:
@@ -148,6 +154,26 @@ class CodeMemo:
         and dumped once a make, not once to check the memo and again to walk it."""
         tree = self._trees.pop(content, None)
         return None if tree is None else (tree, self._contents[content])
+
+    def statement(self, key: str) -> tuple[Unit, bool] | None:
+        """A function's unit and whether it is eager, kept under `key` (statements.py)."""
+        packed = self._statements.get(key)
+        if packed is None:
+            kept = self._load().get("statements")
+            packed = kept.get(key) if isinstance(kept, dict) else None
+        if not isinstance(packed, bytes):
+            return None
+        try:
+            *fields, eager = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+            unit = _unpack_unit(fields)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return None  # damaged: read again
+        self._statements[key] = packed
+        return unit, bool(eager)
+
+    def keep_statement(self, key: str, unit: Unit, eager: bool) -> None:
+        """Keep a function's unit just computed (statements.py)."""
+        self._statements[key] = msgpack.packb([*_pack_unit(unit), eager], use_bin_type=True)
 
     def forget_trees(self) -> None:
         """Drop the trees no walk took (the plan is made: they would only hold memory)."""
@@ -232,6 +258,9 @@ class CodeMemo:
         doc = self._load()  # (a damaged file is known once read)
         grown = any(c not in doc["meanings"] for c in self._contents)  # an edited file
         grown = grown or any(c not in doc.get("sources", {}) for c in self._sources)
+        old_statements = doc.get("statements")
+        old_statements = old_statements if isinstance(old_statements, dict) else {}
+        grown = grown or any(k not in old_statements for k in self._statements)
         if not self._new and not self._broken and not grown:
             return
         old = doc["closures"]
@@ -273,6 +302,7 @@ class CodeMemo:
                 "groups": groups,
                 "closures": closures,
                 "sources": self._kept_sources(doc, meanings),
+                "statements": _newest(self._statements, old_statements, MAX_STATEMENTS),
             }
         )
         self._doc, self._new, self._broken = None, {}, False
@@ -291,19 +321,37 @@ class CodeMemo:
         return kept
 
 
+def _newest(new: dict[str, bytes], old: dict[str, Any], limit: int) -> dict[str, bytes]:
+    """`new`, then the newest entries of `old`, `limit` in all."""
+    kept = dict(new)
+    for key, packed in reversed(old.items()):
+        if len(kept) >= limit:
+            break
+        if key not in kept and isinstance(packed, bytes):
+            kept[key] = packed
+    return kept
+
+
+def _pack_unit(u: Unit) -> list[Any]:
+    local = [[n, _pack_binding(b)] for n, b in u.local]
+    return [u.digest, [list(r) for r in u.refs], u.dynamic, local, list(u.strings), u.computed]
+
+
+def _unpack_unit(data: list[Any]) -> Unit:
+    digest, refs, dynamic, local, strings, computed = data
+    return Unit(
+        digest,
+        tuple(tuple(r) for r in refs),
+        dynamic,
+        tuple((n, _unpack_binding(b)) for n, b in local),
+        tuple(strings),
+        computed=computed,
+    )
+
+
 def pack_module(module: ModuleSource) -> bytes:
     """A ModuleSource as msgpack bytes (unpack_module reads it back)."""
-    units = {
-        name: [
-            u.digest,
-            [list(r) for r in u.refs],
-            u.dynamic,
-            [[n, _pack_binding(b)] for n, b in u.local],
-            list(u.strings),
-            u.computed,
-        ]
-        for name, u in module.units.items()
-    }
+    units = {name: _pack_unit(u) for name, u in module.units.items()}
     data = [
         units,
         module.classes,
@@ -325,17 +373,7 @@ def unpack_module(packed: bytes) -> ModuleSource:
         msgpack.unpackb(packed, raw=False, strict_map_key=False)
     )
     return ModuleSource(
-        units={
-            name: Unit(
-                digest,
-                tuple(tuple(r) for r in refs),
-                dynamic,
-                tuple((n, _unpack_binding(b)) for n, b in local),
-                tuple(strings),
-                computed=computed,
-            )
-            for name, (digest, refs, dynamic, local, strings, computed) in units.items()
-        },
+        units={name: _unpack_unit(data) for name, data in units.items()},
         classes={n: list(names) for n, names in classes.items()},
         bindings={n: [_unpack_binding(b) for b in bs] for n, bs in bindings.items()},
         stars=[(tuple(parts), level) for parts, level in stars],

@@ -19,7 +19,7 @@ decorators known to only wrap or describe (`@dataclass`, `@property`) do not mak
 (effects.py holds these rules).
 A unit that imports a module by a computed name (`importlib.import_module("m" + x)`) is marked:
 the module it loads cannot be known (closure.py counts every module of the pipeline folder).
-Everything here is iterative: a 1,000-branch `elif` chain or a 10,000-term sum is no problem.
+Everything here is iterative (a 1,000-branch `elif` chain, a 10,000-term sum).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import re
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from tipi.identity.effects import (
     PLAIN_METACLASSES,
@@ -139,8 +140,10 @@ def read_module(text: str) -> ModuleSource:
     return read_tree(ast.parse(text))
 
 
-def read_tree(tree: ast.Module) -> ModuleSource:
-    """A parsed module's units and bindings (strips the tree's docstrings in place)."""
+def read_tree(tree: ast.Module, known: Any = None) -> ModuleSource:
+    """A parsed module's units and bindings (strips the tree's docstrings in place). A
+    function's unit and whether it is eager come from `known` (statements.py) when it holds
+    them (`get(node, scope)`), and go to it when computed (`put`)."""
     module = ModuleSource()
     scope = module_scope(tree)  # a `dataclass` of the project's own is no pure decorator
     loose: list[ast.stmt] = []
@@ -151,8 +154,13 @@ def read_tree(tree: ast.Module) -> ModuleSource:
             loose += node.orelse  # type: ignore[attr-defined]
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            _add(module, node.name, [node], scope)
-            if has_effect([node], scope):
+            found = known.get(node, scope) if known is not None else None
+            if found is None:
+                found = (_unit([node], scope), has_effect([node], scope))
+                if known is not None:
+                    known.put(node, scope, *found)
+            _add(module, node.name, [node], scope, found[0])
+            if found[1]:
                 module.eager.append(node.name)
         elif isinstance(node, ast.ClassDef):
             _add_class(module, node, scope)
@@ -190,8 +198,10 @@ def read_tree(tree: ast.Module) -> ModuleSource:
     return module
 
 
-def _add(module: ModuleSource, name: str, nodes: list[ast.stmt], scope: Scope) -> None:
-    unit = _unit(nodes, scope)
+def _add(
+    module: ModuleSource, name: str, nodes: list[ast.stmt], scope: Scope, unit: Unit | None = None
+) -> None:
+    unit = unit or _unit(nodes, scope)
     old = module.units.get(name)
     if old is not None:  # `X = 1` then `X += 1`: one unit, both statements
         unit = Unit(

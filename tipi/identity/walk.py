@@ -243,6 +243,9 @@ class Walk:
                 alone = self._shared[key] = Walk(self.scanner, self.at_load)
                 alone._in_module(file, chain)
                 alone._drain()
+                # in key order once: merged into many closures, it is one long sorted run
+                # for each closure's digest to sort (closure.py `code_digest`)
+                alone.units = dict(sorted(alone.units.items()))
             self._merge(alone)
             return
         self._seen.add(("in", file, chain))
