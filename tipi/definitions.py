@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import linecache
 import textwrap
@@ -190,9 +191,23 @@ class _Text(str):
 def _missing_super(
     cls: type, init: Callable[..., Any], fallback: Location | None
 ) -> DefinitionError | None:
-    node = _function_node(init)
-    unset = [] if node is None else _left_unset(node)
-    return _super_error(cls, init, unset, fallback) if unset else None
+    text = _function_text(init)
+    unset = [] if text is None else _unset_in(text)
+    return _super_error(cls, init, list(unset), fallback) if unset else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _unset_in(text: str) -> tuple[str, ...]:
+    """`_left_unset` of the function written as `text`, read once per text in a process:
+    step classes often share one `__init__` written alike (a plan of 500 read it 500 times)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return ()
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return ()
+    return tuple(_left_unset(node))
 
 
 def _super_error(
@@ -274,8 +289,8 @@ def _from(cls: type, init: Callable[..., Any]) -> str:
     return f" (inherited from {owner})" if owner and owner != cls.__qualname__ else ""
 
 
-def _function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    """The syntax tree of `func`, read from the lines its code spans, or None.
+def _function_text(func: Callable[..., Any]) -> str | None:
+    """The source of `func` (dedented), read from the lines its code spans, or None.
 
     Not `inspect.getsource`: its tokenizer costs a planning run tens of milliseconds on first
     use, and the line span is in the code object already.
@@ -288,12 +303,7 @@ def _function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunct
     last = max(
         (end for part in _codes(code) for _, end, _, _ in part.co_positions() if end), default=0
     )
-    try:
-        tree = ast.parse(textwrap.dedent("".join(lines[code.co_firstlineno - 1 : last])))
-    except (SyntaxError, ValueError):
-        return None
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
+    return textwrap.dedent("".join(lines[code.co_firstlineno - 1 : last]))
 
 
 def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
