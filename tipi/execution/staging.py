@@ -34,21 +34,21 @@ class Staging:
         self.scratch_root = scratch_dir(cache_dir, pipeline)
         self.token = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._ready = False
+        self._slots: dict[int, Path] = {}  # the slot folders this make has made
+        self._real_root: str | None = None
 
     def prepare(
         self, step: str, outputs: Mapping[str, Path], slot: int = 0, scratch: str | None = None
     ) -> tuple[dict[str, Path], Path]:
         """Fresh staging paths for `outputs` and the scratch folder (named `scratch`, default
         the step's name; created by the step when it asks for it)."""
-        folder = self.staging_root / f"{self.token}.slot{slot}"
-        if not self._ready:
-            self.staging_root.mkdir(parents=True, exist_ok=True)
-            self._ready = True
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            for leftover in os.listdir(folder):  # left by a step that failed or was killed
-                _remove(folder / leftover)
+        folder = self._slots.get(slot) if self._ready else None
+        leftovers = _listing(folder) if folder is not None else None  # a slot made: no mkdir
+        if folder is None or leftovers is None:
+            folder = self._make_slot(slot)
+            leftovers = os.listdir(folder)
+        for leftover in leftovers:  # left by a step that failed or was killed
+            _remove(folder / leftover)
         unique = len({p.name for p in outputs.values()}) == len(outputs)
         staged = {}
         for index, (name, final) in enumerate(outputs.items()):
@@ -58,6 +58,15 @@ class Staging:
                 staged[name] = folder / str(index) / final.name
                 staged[name].parent.mkdir()
         return staged, self.scratch_root / (scratch or step)
+
+    def _make_slot(self, slot: int) -> Path:
+        if not self._ready:
+            self.staging_root.mkdir(parents=True, exist_ok=True)
+            self._slots.clear()
+            self._ready = True
+        folder = self._slots[slot] = self.staging_root / f"{self.token}.slot{slot}"
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def commit(self, step: str, staged: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
         """Move every staged output into place, after checking the step wrote them all.
@@ -74,7 +83,7 @@ class Staging:
                 hint="write every declared output to self.outputs[name]",
             )
         for name in staged:  # again now: a symlink may have been planted since the plan
-            problem = output_problem(outputs[name], self.root)
+            problem = output_problem(outputs[name], self.root, self._real)
             if problem:
                 raise DefinitionError(
                     f"output '{name}' of step '{step}' ({outputs[name]}) is not allowed: "
@@ -83,6 +92,16 @@ class Staging:
                 )
         for name, path in staged.items():
             _replace(path, outputs[name])
+
+    def _real(self, path: Path) -> str:
+        """`os.path.realpath`, the project root's resolved once a make: what matters is
+        below it (were the root itself moved meanwhile, its outputs would resolve outside
+        the root as first resolved, and be refused)."""
+        if path is self.root:
+            if self._real_root is None:
+                self._real_root = os.path.realpath(path)
+            return self._real_root
+        return os.path.realpath(path)
 
     def discard(self, staged: Mapping[str, Path]) -> None:
         """Remove whatever a step left at its staging paths (nothing, once committed)."""
@@ -113,6 +132,13 @@ class Staging:
                 except OSError:
                     break
         self._ready = False
+
+
+def _listing(folder: Path) -> list[str] | None:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:  # removed since: made again
+        return None
 
 
 def _replace(source: Path, target: Path) -> None:
