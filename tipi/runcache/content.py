@@ -62,8 +62,7 @@ from tipi.runcache.record import (
 from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR, store_dir
 
 _CHUNK = 1 << 20
-# The largest file output a record holds inline (-1: none; tests of objects set it).
-KEEP_INLINE_MAX = INLINE_MAX
+KEEP_INLINE_MAX = INLINE_MAX  # the largest file output a record holds (tests of objects: -1)
 
 
 class ContentStore:
@@ -74,11 +73,12 @@ class ContentStore:
         self.root = store_dir(cache_dir)
         self.warn = warn
         self._swept = False
+        self._runs, self._tmp = self.root / RECORDS_DIR, self.root / TMP_DIR
 
     @property
     def records_dir(self) -> Path:
         """The records: `<2 hex>/<key>.<name>` (and an older tipi's `<key>/<name>`)."""
-        return self.root / RECORDS_DIR
+        return self._runs
 
     def object_path(self, digest: str) -> Path:
         if not is_digest(digest):
@@ -119,12 +119,12 @@ class ContentStore:
     def _records(self, key: str) -> list[tuple[Path, CachedRun]]:
         if not is_digest(key):
             return []
-        found = [*legacy_records(self.records_dir, key, self.warn)]
-        shard = self.records_dir / key[:2]
+        found = [*legacy_records(self._runs, key, self.warn)]
         prefix = key + "."
-        for entry in listing(shard):
+        for entry in listing(os.path.join(self._runs, key[:2])):  # a string: once a step
             if entry.startswith(prefix):
-                found += read_record(shard / entry, key, entry[len(prefix) :], self.warn)
+                path = self._runs / key[:2] / entry
+                found += read_record(path, key, entry[len(prefix) :], self.warn)
         return sorted(found, key=lambda item: -item[1].finished)
 
     def lookup(
@@ -374,7 +374,7 @@ class ContentStore:
 
     def _temporary(self) -> Path:
         """A fresh temporary name in `tmp/`; the first one sweeps what dead writers left."""
-        folder = self.root / TMP_DIR
+        folder = self._tmp
         if not self._swept:
             folder.mkdir(parents=True, exist_ok=True)
             self.sweep()

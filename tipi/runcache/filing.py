@@ -25,7 +25,7 @@ from tipi.runcache.record import (
 Found = list[tuple[Path, CachedRun]]
 
 
-def listing(folder: Path) -> list[str]:
+def listing(folder: Path | str) -> list[str]:
     """The names in `folder`; none when it is not there (or not a folder)."""
     try:
         return os.listdir(folder)
@@ -54,11 +54,10 @@ def read_record(path: Path, key: str, name: str, warn: Callable[[str], None]) ->
 
 def legacy_records(runs: Path, key: str, warn: Callable[[str], None]) -> Found:
     """The records of `key` an older tipi filed in a folder of their own under `runs`."""
-    folder = runs / key
     found: Found = []
-    for name in listing(folder):
+    for name in listing(os.path.join(runs, key)):  # a string: asked once a step
         if not name.startswith("."):  # an older tipi's temporary file
-            found += read_record(folder / name, key, name, warn)
+            found += read_record(runs / key / name, key, name, warn)
     return found
 
 
