@@ -26,15 +26,19 @@ PYTHONDONTWRITEBYTECODE (as engine_scale.py does): with it, every make would com
 
 Usage:
     .venv/bin/python benchmarks/replan.py [--baseline /tmp/tipi-base] [--current PATH]
-        [--steps 500] [--functions 5000] [--repeat 5] [--quick]
+        [--steps 500] [--functions 5000] [--repeat 5] [--first-repeat 1] [--quick]
     # a baseline tree: mkdir /tmp/tipi-base && git archive COMMIT | tar -x -C /tmp/tipi-base
-`--quick` is 50 steps and 500 functions. `--profile FILE` writes a cProfile of one
+`--quick` is 50 steps and 500 functions; `--first-repeat K`: the first build's median of K
+clean builds per tree (alternating). Each make's CPU time (user + system, from the child's
+rusage) is printed too: on a shared machine it waits for other work far less than the wall
+time. `--profile FILE` writes a cProfile of one
 current-tree `--set` dry run (and FILE.comment of one after a comment edit).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 from pathlib import Path
@@ -104,7 +108,20 @@ class Tree(SourceTree):
         self.set: list[float] = []
         self.comment: list[float] = []
         self.edit: list[float] = []
+        self.cpu: dict[str, list[float]] = {}  # what → CPU seconds (user + system) of each
+        self.walls: dict[str, list[float]] = {}
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    def make(self, *extra: str, profile: Path | None = None, what: str = "") -> float:
+        """SourceTree.make, also noting its CPU time under `what`: on a shared machine the
+        wall time waits for other work, the CPU time much less."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = super().make(*extra, profile=profile)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        self.cpu.setdefault(what, []).append(cpu)
+        self.walls.setdefault(what, []).append(wall)
+        return wall
 
 
 def main() -> None:
@@ -117,6 +134,7 @@ def main() -> None:
     parser.add_argument("--functions", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="50 steps, 500 functions")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--first-repeat", type=int, default=1, help="clean builds per tree")
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     parser.add_argument("--profile", type=Path, help="cProfile output of the current tree")
     parser.add_argument("--raw", action="store_true", help="also print every run's time")
@@ -134,24 +152,31 @@ def main() -> None:
     for tree in trees:
         tree.check_import()
         tree.original = tree.helper.read_text()
-        tree.first = tree.make()
+        tree.make(what="first")
+    for _ in range(args.first_repeat - 1):  # clean builds again, alternating
+        for tree in trees:
+            for state in (".tipi_cache", "out"):
+                shutil.rmtree(tree.root / state)
+            tree.make(what="first")
+    for tree in trees:
+        tree.first = statistics.median(tree.walls["first"])
         tree.make()  # warm-up: bytecode caches, the first clean record
     for _ in range(args.repeat):
         for tree in trees:
-            tree.noop.append(tree.make())
+            tree.noop.append(tree.make(what="noop"))
     for value in range(1, args.repeat + 1):
         for tree in trees:
-            tree.set.append(tree.make("-n", "--set", f"s0.i={value}"))
+            tree.set.append(tree.make("-n", "--set", f"s0.i={value}", what="set"))
     for r in range(args.repeat):
         for tree in trees:
             tree.helper.write_text(tree.original + f"# touched {r}\n")
-            tree.comment.append(tree.make("-n"))
+            tree.comment.append(tree.make("-n", what="comment"))
     for r in range(args.repeat):
         for tree in trees:
             edited = tree.original.replace("return f9(x) + 10\n", f"return f9(x) + {11 + r}\n")
             assert edited != tree.original
             tree.helper.write_text(edited)
-            tree.edit.append(tree.make("-n"))
+            tree.edit.append(tree.make("-n", what="edit"))
     if args.profile is not None:
         current = trees[-1]
         current.make("-n", "--set", "s0.i=-1", profile=args.profile)
@@ -176,9 +201,13 @@ def main() -> None:
             f"{statistics.median(t.set):>9.3f} {statistics.median(t.comment):>13.3f} "
             f"{statistics.median(t.edit):>10.3f}  {t.path}"
         )
+        cpu = {what: statistics.median(v) for what, v in t.cpu.items() if what}
+        print(
+            f"  CPU s (user + system, medians): {' '.join(f'{k} {v:.3f}' for k, v in cpu.items())}"
+        )
         if args.raw:
-            for name in ("noop", "set", "comment", "edit"):
-                print(f"  {name:8} {' '.join(f'{x:.3f}' for x in getattr(t, name))}")
+            for name in ("first", "noop", "set", "comment", "edit"):
+                print(f"  {name:8} {' '.join(f'{x:.3f}' for x in t.walls[name])}")
     cur = trees[-1]
     met = [
         ("set -n <= 0.5 s", statistics.median(cur.set) <= 0.5),
