@@ -132,3 +132,17 @@ def test_records_are_filed_by_the_keys_first_digits_and_an_older_layout_is_read(
     done = collect(store, keep_last=None, max_size=3)  # the newer run's 3 bytes fit
     assert (done.records, done.kept_records) == (1, 1)
     assert not old.exists() and not old.parent.exists() and store.records(new.key) == [new]
+
+
+def test_a_first_build_restores_a_step_from_a_twin_that_ran_before_it(project):
+    """A first build looks up no folder (the store was empty), except under the keys it
+    filed: a step with the same fingerprint as an earlier one of the make is restored."""
+    twins = PIPELINE.replace("[processes.expand]", "[processes.twin]").replace(
+        'type = "Folder"\ninputs = { value = "out/value.txt" }\noutputs = { folder = "out/folder" }',
+        'type = "Scale"\nparams = { factor = 1 }\noutputs = { out = "out/twin.txt" }',
+    )
+    project.pipeline("rc", twins, steps=STEPS)
+    reporter = ListReporter()
+    Engine("rc", reporter=reporter).make()
+    assert outcomes(reporter) == {"scale": "ran", "twin": "restored"}
+    assert (project.root / "out" / "twin.txt").read_text() == "3"

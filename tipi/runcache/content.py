@@ -44,11 +44,9 @@ from tipi.runcache.files import (
     create,
     drop,
     open_regular,
-    stale_temporary,
-    subfolders,
     temporary_name,
 )
-from tipi.runcache.filing import all_records, legacy_records, listing, read_record
+from tipi.runcache.filing import all_records, legacy_records, listing, read_record, sweep
 from tipi.runcache.record import (
     INLINE_MAX,
     BadRecord,
@@ -74,6 +72,8 @@ class ContentStore:
         self.warn = warn
         self._swept = False
         self._runs, self._tmp = self.root / RECORDS_DIR, self.root / TMP_DIR
+        self._empty: bool | None = None  # no record at all when first looked up
+        self._added: set[str] = set()  # the keys this process filed records under
 
     @property
     def records_dir(self) -> Path:
@@ -132,6 +132,8 @@ class ContentStore:
     ) -> CachedRun | None:
         """The newest run under `key` whose permanences match, whose outputs are `names`
         (when given) and whose objects are here."""
+        if self._fresh(key):
+            return None
         wanted = None if names is None else set(names)
         for record in self.records(key):
             if wanted is not None and set(record.outputs) != wanted:
@@ -142,6 +144,15 @@ class ContentStore:
             ):
                 return record
         return None
+
+    def _fresh(self, key: str) -> bool:
+        """Whether `key` has no record for sure: there was none at all when this store was
+        first looked up in (a first build) and none was added under `key` since (by this
+        process: what another adds meanwhile is at most a run that could have been
+        restored). A first build of N steps lists no folder N times."""
+        if self._empty is None:
+            self._empty = not listing(self._runs)
+        return self._empty and key not in self._added
 
     def save(
         self,
@@ -292,6 +303,7 @@ class ContentStore:
         output, and a make does not wait for the disk once per file."""
         data = record.to_bytes()
         path = self.record_path(record.key, hash_bytes(data) + ".msgpack")
+        self._added.add(record.key)
         tmp = self._temporary()
         try:
             with open(tmp, "xb") as out:
@@ -326,27 +338,7 @@ class ContentStore:
     def sweep(self, everywhere: bool = False) -> int:
         """Remove temporary files left by writers that died (see `stale_temporary`); with
         `everywhere`, also an older tipi's `.<name>.tmp` files in `objects/` and `runs/`."""
-        folders = [self.root / TMP_DIR]
-        if everywhere:
-            folders += [p for f in (OBJECTS_DIR, RECORDS_DIR) for p in subfolders(self.root / f)]
-        removed = 0
-        now = time.time()
-        for folder in folders:
-            try:
-                names = os.listdir(folder)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for name in names:
-                if folder.name != TMP_DIR and not (name.startswith(".") and name.endswith(".tmp")):
-                    continue
-                try:
-                    age = now - (folder / name).lstat().st_mtime
-                except FileNotFoundError:
-                    continue
-                if stale_temporary(name, age):
-                    drop(folder / name)
-                    removed += 1
-        return removed
+        return sweep(self.root, everywhere)
 
     def _keep_file(self, source: Path, digest: str | None) -> dict[str, Any]:
         """The record's entry of the file output `source`: its bytes inline when they are

@@ -1,4 +1,5 @@
-"""Where the run cache's records lie, and reading them without trusting them.
+"""Where the run cache's records lie, reading them without trusting them, and sweeping
+what dead writers left.
 
 This tipi files a record as `runs/<first 2 hex of the key>/<key>.<record hash>.msgpack`: a
 first build of N steps makes at most 256 folders for its records, not N (a folder is as
@@ -9,10 +10,11 @@ those are read (and dropped when bad) alike. A remote keeps the older layout (re
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tipi.runcache.files import drop, open_regular
+from tipi.runcache.files import drop, open_regular, stale_temporary, subfolders
 from tipi.runcache.record import (
     MAX_RECORD_BYTES,
     BadRecord,
@@ -21,6 +23,7 @@ from tipi.runcache.record import (
     ForeignRecord,
     is_digest,
 )
+from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR
 
 Found = list[tuple[Path, CachedRun]]
 
@@ -77,3 +80,26 @@ def all_records(runs: Path, warn: Callable[[str], None]) -> Iterator[tuple[Path,
                     warn(f"ignoring {runs / entry / name}: not a run record")
         else:
             warn(f"ignoring {runs / entry}: not a run key")
+
+
+def sweep(store: Path, everywhere: bool = False) -> int:
+    """Remove the temporary files in `store`/tmp/ left by writers that died (see
+    `stale_temporary`); with `everywhere`, also an older tipi's `.<name>.tmp` files in
+    `objects/` and `runs/`. Returns how many."""
+    folders = [store / TMP_DIR]
+    if everywhere:
+        folders += [p for f in (OBJECTS_DIR, RECORDS_DIR) for p in subfolders(store / f)]
+    removed = 0
+    now = time.time()
+    for folder in folders:
+        for name in listing(folder):
+            if folder.name != TMP_DIR and not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            try:
+                age = now - (folder / name).lstat().st_mtime
+            except FileNotFoundError:
+                continue
+            if stale_temporary(name, age):
+                drop(folder / name)
+                removed += 1
+    return removed
