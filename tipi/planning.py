@@ -28,6 +28,8 @@ class PlannedStep:
             tipi/runs/; config/metrics.py).
         inert: keys of `params` that only name permanences which do not change results
             (`_inert_params`): kept with the run's params, left out of the fingerprint.
+        base, values: an instance's matrix process and values (config/instances.py); ""
+            and {} for a plain step.
     """
 
     name: str
@@ -48,6 +50,8 @@ class PlannedStep:
     env: str = ""
     metrics: Mapping[str, str] = field(default_factory=dict)
     inert: Sequence[str] = ()
+    base: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> Location:
@@ -296,6 +300,8 @@ class Planner:
                 launcher=step.spec.launcher,
                 announces_resume=bool(getattr(step.cls, "announces_resume", False)),
                 inert=_inert_params(step.cls, step.params, quiet),
+                base=step.spec.base,
+                values=dict(step.spec.values),
             )
         plan = Plan(
             pipeline=self.name,

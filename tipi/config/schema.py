@@ -48,6 +48,9 @@ class ProcessSpec:
     Attributes:
         metrics: the names of the outputs that are metrics files (`metrics = {...}`, which
             the loader adds to `outputs`; config/metrics.py).
+        base: for an instance of a `matrix` process, that process's name (`train` for
+            `train[seed=0]`); "" for a plain step (config/instances.py).
+        values: an instance's matrix values, typed, in the matrix's declaration order.
     """
 
     name: str
@@ -64,6 +67,8 @@ class ProcessSpec:
     nproc: int = 1
     launcher: str = "none"
     description: str = ""
+    base: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,8 @@ STEP_FIELDS = STEP_REQUIRED | {
     "env",
     "metrics",
     "inert",
+    "base",
+    "values",
 }
 
 
