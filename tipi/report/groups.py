@@ -1,0 +1,199 @@
+"""Step matrices in the views: the instances of one step (`train[seed=0,lr=0.001]`, ...)
+folded into one row or box, `train ×6`, with how many are in each state.
+
+Every view (`tipi status`, `tipi graph`, the report, `tipi runs`/`show`) folds by the same
+rule: a step with two or more instances is one group, in the place of its first instance;
+a group is unfolded (its instances listed under it) when asked for by name or with `--expand`.
+Only names are read here: an instance's name is its step's name and its values in brackets
+(tipi.config.instances).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from tipi.config.instances import split_instance
+from tipi.report.views import STATES, PipelineView, StepView
+
+# The state a group is drawn in when its instances differ: the one that needs a look first.
+URGENCY = ("failed", "will-run", "never-run", "up-to-date")
+MIXED_MARK = "◐"
+
+
+def base_name(name: str) -> str:
+    """The step an instance belongs to (`train[seed=0]` → `train`); a plain step's own name
+    (and anything that is no instance name, such as an output path, as it is)."""
+    try:
+        return split_instance(name)[0]
+    except ValueError:
+        return name
+
+
+def values_part(name: str) -> str:
+    """An instance's values as written in its name (`train[seed=0]` → `[seed=0]`)."""
+    return name[len(base_name(name)) :]
+
+
+@dataclass(frozen=True)
+class StepGroup:
+    """The instances of one step, in plan order."""
+
+    name: str
+    instances: tuple[StepView, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ×{len(self.instances)}"
+
+    @property
+    def type(self) -> str:
+        return self.instances[0].type
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many instances are in each state, in STATES order (only those with some)."""
+        found = [s.state for s in self.instances]
+        return {state: found.count(state) for state in STATES if state in found}
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.counts) > 1
+
+    @property
+    def state(self) -> str:
+        """Its instances' state when they agree, else the most urgent of theirs (its colour)."""
+        return next(state for state in URGENCY if state in self.counts)
+
+    @property
+    def summary(self) -> str:
+        """`4 up-to-date, 2 will-run`; `all 6 up-to-date` when they agree."""
+        counts = self.counts
+        if len(counts) == 1:
+            return f"all {len(self.instances)} {self.state}"
+        return ", ".join(f"{n} {state}" for state, n in counts.items())
+
+    @property
+    def first_reason(self) -> str:
+        """Which instance would run first and why, with how many others would too."""
+        waiting = [s for s in self.instances if s.first_reason]
+        if not waiting:
+            return ""
+        more = f" (+{len(waiting) - 1} more)" if len(waiting) > 1 else ""
+        return f"{waiting[0].name}: {waiting[0].first_reason}{more}"
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Each instance that would run with its first reason."""
+        return tuple(f"{s.name}: {s.first_reason}" for s in self.instances if s.first_reason)
+
+    @property
+    def last_run(self) -> float | None:
+        return max((s.last_run for s in self.instances if s.last_run), default=None)
+
+    @property
+    def duration(self) -> float | None:
+        """The instances' time together (what the group cost to run)."""
+        times = [s.duration for s in self.instances if s.duration is not None]
+        return sum(times) if times else None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for s in self.instances for p in s.inputs))
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for s in self.instances for p in s.outputs))
+
+
+Row = StepView | StepGroup
+
+
+def groups_of(steps: Iterable[StepView]) -> dict[str, list[StepView]]:
+    """Base name → its steps, in order; a plain step is a group of one."""
+    found: dict[str, list[StepView]] = {}
+    for step in steps:
+        found.setdefault(base_name(step.name), []).append(step)
+    return found
+
+
+def rows(view: PipelineView, expand: bool | Collection[str] = ()) -> list[tuple[Row, bool]]:
+    """The view's steps, each group of two or more instances folded into a StepGroup in the
+    place of its first instance: (row, unfolded). An unfolded group (every one with `expand`
+    True, those named in it otherwise) is followed by its instances."""
+    out: list[tuple[Row, bool]] = []
+    for base, steps in groups_of(view.steps).items():
+        if len(steps) == 1:  # a plain step, or a matrix of one: its name says it all
+            out.append((steps[0], False))
+            continue
+        unfold = expand is True or (expand is not False and base in expand)
+        out.append((StepGroup(base, tuple(steps)), unfold))
+    return out
+
+
+def folded(view: PipelineView, expand: bool | Collection[str] = ()) -> PipelineView:
+    """The view with each folded group as one step (named by its label, `train ×6`): what a
+    graph draws. Its edges join the groups; an unfolded group's instances stay steps."""
+    steps: list[StepView] = []
+    where: dict[str, str] = {}
+    for row, unfold in rows(view, expand):
+        if isinstance(row, StepView):
+            steps.append(row)
+            where[row.name] = row.name
+        elif unfold:
+            steps += row.instances
+            where.update({s.name: s.name for s in row.instances})
+        else:
+            steps.append(as_step(row))
+            where.update({s.name: row.label for s in row.instances})
+    edges = dict.fromkeys((where[a], where[b]) for a, b in view.edges if where[a] != where[b])
+    return PipelineView(view.pipeline, tuple(steps), tuple(edges), view.metrics)
+
+
+@dataclass(frozen=True)
+class GroupStep(StepView):
+    """A folded group drawn as one step: its counts instead of one state."""
+
+    group: StepGroup | None = None
+
+    @property
+    def first_reason(self) -> str:
+        return self.group.first_reason if self.group else super().first_reason
+
+
+def as_step(group: StepGroup) -> GroupStep:
+    return GroupStep(
+        name=group.label,
+        type=group.type,
+        state=group.state,
+        reasons=group.reasons,
+        inputs=group.inputs,
+        outputs=group.outputs,
+        last_run=group.last_run,
+        duration=group.duration,
+        group=group,
+    )
+
+
+def state_text(step: StepView) -> str:
+    """What a view writes for a step's state: a folded group's counts, else the state."""
+    return step.group.summary if isinstance(step, GroupStep) and step.group else step.state
+
+
+def mark(step: StepView) -> str:
+    """A folded group of mixed states gets its own mark; anything else its state's."""
+    from tipi.report.views import STATE_MARKS
+
+    if isinstance(step, GroupStep) and step.group and step.group.mixed:
+        return MIXED_MARK
+    return STATE_MARKS[step.state]
+
+
+def fold_names(names: Sequence[str]) -> list[str]:
+    """Names as a person reads them: two or more instances of one step as `train ×6`, in the
+    place of the first."""
+    found = groups_of(StepView(name=n, type="", state="up-to-date", reasons=()) for n in names)
+    return [
+        steps[0].name if len(steps) == 1 else f"{base} ×{len(steps)}"
+        for base, steps in found.items()
+    ]
