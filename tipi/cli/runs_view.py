@@ -20,7 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tipi.config.instances import group_instances
 from tipi.redact import hide_secrets, printable, printable_json, secret_hider
+from tipi.report.groups import base_name, fold_names
 from tipi.runs.diff import Change, RunDiff
 from tipi.runs.record import RunRecord
 
@@ -179,7 +181,13 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
             if names:
                 head.add_row(f"{outcome} (not shown)", Text(_names(names).replace("\n", ", ")))
     parts: list[RenderableType] = [head]
+    groups = {
+        base: names for base, names in group_instances(record.steps).items() if base not in names
+    }
     for name, step in islice(record.steps.items(), limit or None):
+        base = base_name(name)
+        if len(groups.get(base, ())) > 1 and groups[base][0] == name:
+            parts += [Text(""), _group_line(record, base, groups.pop(base))]
         parts.append(Text(""))
         outcome = printable(step.outcome or "up to date")
         took = f" in {step.seconds:.2f}s" if step.seconds is not None else ""
@@ -194,6 +202,18 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
     if hidden > 0:
         parts += [Text(""), _hidden_line(hidden, "steps", limit)]
     return Group(*parts)
+
+
+def _group_line(record: RunRecord, base: str, names: list[str]) -> Text:
+    """A step matrix's heading in `show`: how many instances and how each ended."""
+    counts: dict[str, int] = {}
+    for name in names:
+        outcome = record.steps[name].outcome or "up to date"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    took = sum(record.steps[n].seconds or 0.0 for n in names)
+    line = Text(f"{printable(base)} ×{len(names)}", style="bold underline")
+    ended = ", ".join(f"{n} {printable(o)}" for o, n in counts.items())
+    return line.append(f" ({printable(record.steps[names[0]].type)}): {ended}, {took:.2f}s")
 
 
 def _step_rows(record: RunRecord, name: str) -> Table:
@@ -271,9 +291,10 @@ def _names(names: list[str]) -> str:
 
 
 def _ran(record: RunRecord) -> Text:
-    text = Text(_names(record.ran))
+    """What ran, was restored, failed: a step matrix's instances as one `train ×6`."""
+    text = Text(_names(fold_names(record.ran)))
     for outcome, style in (("restored", "blue"), ("failed", "red"), ("interrupted", "yellow")):
-        names = record.with_outcome(outcome)
+        names = fold_names(record.with_outcome(outcome))
         if names:
             text.append(("\n" if text else "") + f"{outcome}: {_names(names)}", style=style)
     return text or Text("-")
