@@ -27,6 +27,15 @@ from collections.abc import Iterable, Mapping
 from tipi.paths import NAME, NAME_RULE
 
 
+def glob_matches(pattern: str) -> list[str]:
+    """The files `pattern` (absolute) matches, sorted: what a glob matrix's values are read
+    from (config/matrix.py), and what a cached plan compares (uptodate/planfile.py)."""
+    import glob
+    import os
+
+    return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
 def format_value(value: object) -> str:
     """A matrix value as it appears in an instance's name (and in a default output path)."""
     if isinstance(value, bool):
