@@ -206,13 +206,9 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
 
 def _group_line(record: RunRecord, base: str, names: list[str]) -> Text:
     """A step matrix's heading in `show`: how many instances and how each ended."""
-    counts: dict[str, int] = {}
-    for name in names:
-        outcome = record.steps[name].outcome or "up to date"
-        counts[outcome] = counts.get(outcome, 0) + 1
     took = sum(record.steps[n].seconds or 0.0 for n in names)
     line = Text(f"{printable(base)} ×{len(names)}", style="bold underline")
-    ended = ", ".join(f"{n} {printable(o)}" for o, n in counts.items())
+    ended = outcome_counts(RunRecord("", "", 0.0, steps={n: record.steps[n] for n in names}))
     return line.append(f" ({printable(record.steps[names[0]].type)}): {ended}, {took:.2f}s")
 
 

@@ -10,12 +10,15 @@ Only names are read here: an instance's name is its step's name and its values i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tipi.config.instances import split_instance
 from tipi.report.views import STATES, PipelineView, StepView
 
+# The reasons that name another step (tipi.uptodate.reasons): one per upstream instance.
+_UPSTREAM = re.compile(r"^upstream '(?P<name>.+)' (?P<what>will run first|failed)$")
 # The state a group is drawn in when its instances differ: the one that needs a look first.
 URGENCY = ("failed", "will-run", "never-run", "up-to-date")
 MIXED_MARK = "◐"
@@ -197,3 +200,24 @@ def fold_names(names: Sequence[str]) -> list[str]:
         steps[0].name if len(steps) == 1 else f"{base} ×{len(steps)}"
         for base, steps in found.items()
     ]
+
+
+def fold_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
+    """A step's reasons with those naming two or more instances of one upstream step matrix
+    as one (`upstream 'evaluate ×6' will run first`), in the place of the first: a step that
+    gathers 50 instances has one reason to say, not 50."""
+    named: dict[tuple[str, str], list[int]] = {}
+    for k, reason in enumerate(reasons):
+        found = _UPSTREAM.match(reason)
+        if found and base_name(found["name"]) != found["name"]:
+            named.setdefault((base_name(found["name"]), found["what"]), []).append(k)
+    folded_at = {at[0]: key for key, at in named.items() if len(at) > 1}
+    dropped = {k for at in named.values() if len(at) > 1 for k in at[1:]}
+    out = []
+    for k, reason in enumerate(reasons):
+        if k in folded_at:
+            base, what = folded_at[k]
+            out.append(f"upstream '{base} ×{len(named[base, what])}' {what}")
+        elif k not in dropped:
+            out.append(reason)
+    return tuple(out)
