@@ -361,3 +361,17 @@ def test_after_names_every_instance_or_the_paired_one(project):
     plan = Engine("m").load()
     assert plan.predecessors["report[seed=1]"] == ["evaluate[seed=1]", "train[seed=1]"]
     assert plan.predecessors["last"] == ["gather", "report[seed=0]", "report[seed=1]"]
+
+
+def test_a_sweep_over_a_matrix_step_keeps_each_variants_instances_apart(project):
+    from tipi.sweep.runner import Sweep
+    from tipi.sweep.spec import grid_from_options
+
+    project.pipeline("m", PAIRED, steps=STEPS)
+    Sweep("m", grid_from_options(["train.lr=0.5,0.7"])).run()
+    folder = project.root / "out/sweeps/m/grid"
+    for lr in (0.5, 0.7):
+        model = json.loads((folder / f"lr={lr}/train/1/model.json").read_text())
+        assert model["lr"] == lr and model["seed"] == 1
+        assert json.loads((folder / f"lr={lr}/eval/1.json").read_text())["lr"] == lr
+    assert not (project.root / "out/train").exists()  # the plain make's place is untouched
