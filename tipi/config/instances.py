@@ -16,6 +16,14 @@ Where the values live, typed (for views and Compare):
     A plain step has ``base == ""`` and ``values == {}``; `split_instance` gives the same
     (as text) from a name alone, without a plan.
 
+What a step sees of gathered inputs (config/matrix.py has the whole design): an input that
+gathers a matrix key is one entry per value in `PlannedStep.inputs` and `self.inputs`, named
+like an instance (`models[seed=0]`, `models[seed=1]`, in the values' declared order);
+`self.input_lists["models"]` is their paths in that order and `self.input_values["models"]`
+maps each value (typed back from its text; a tuple when several keys are gathered) to its
+path (process.py). Targets: `tipi make train` makes every instance, `'train[seed=0]'` those
+with seed 0 (graph/select.py `resolve_targets`).
+
 This module is pure Python over names (no plan, no TOML): the no-op path may import it.
 """
 
