@@ -375,3 +375,43 @@ def test_a_sweep_over_a_matrix_step_keeps_each_variants_instances_apart(project)
         assert model["lr"] == lr and model["seed"] == 1
         assert json.loads((folder / f"lr={lr}/eval/1.json").read_text())["lr"] == lr
     assert not (project.root / "out/train").exists()  # the plain make's place is untouched
+
+
+def test_gathered_inputs_are_grouped_for_the_step(tmp_path):
+    from tipi.process import PipelineProcess
+
+    class Step(PipelineProcess):
+        def execute(self) -> None:
+            pass
+
+    step = Step(None)
+    paths = {
+        "data": tmp_path / "d",
+        "m[seed=0,lr=0.5]": tmp_path / "a",
+        "m[seed=0,lr=1e-05]": tmp_path / "b",
+        "w[arm=01]": tmp_path / "c",
+        "l[0]": tmp_path / "e",
+        "l[1]": tmp_path / "f",
+    }
+    step.bind_paths(paths, {})
+    assert step.inputs == paths  # flat, as every existing step reads them
+    assert step.input_lists == {
+        "m": [tmp_path / "a", tmp_path / "b"],
+        "w": [tmp_path / "c"],
+        "l": [tmp_path / "e", tmp_path / "f"],
+    }
+    assert step.input_values == {
+        "m": {(0, 0.5): tmp_path / "a", (0, 1e-05): tmp_path / "b"},
+        "w": {"01": tmp_path / "c"},  # not the int 1: "01" is not how 1 is written
+    }
+
+
+def test_the_fast_path_answers_for_an_instance_target(project):
+    project.pipeline("m", PAIRED, steps=STEPS)
+    Engine("m").make()
+    age(project.root)
+    Engine("m").make()
+    from tipi._fastpath import Request, prove_noop
+
+    noop = prove_noop(Request("m", ("evaluate[seed=1]",), True, False))
+    assert noop is not None and noop.order == ["train[seed=1]", "evaluate[seed=1]"]
