@@ -415,3 +415,11 @@ def test_the_fast_path_answers_for_an_instance_target(project):
 
     noop = prove_noop(Request("m", ("evaluate[seed=1]",), True, False))
     assert noop is not None and noop.order == ["train[seed=1]", "evaluate[seed=1]"]
+
+
+def test_an_output_without_any_placeholder_is_refused(project):
+    project.pipeline(
+        "m", TWO_KEYS.replace("out/train/{seed}/{lr}/model.json", "out/model.json"), steps=STEPS
+    )
+    with pytest.raises(ConfigError, match="does not contain {seed}"):
+        Engine("m").load()

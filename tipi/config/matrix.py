@@ -243,8 +243,10 @@ def check_placeholders(
     """The matrix keys `template` gathers (keys of other processes' matrices); raises on an
     unknown placeholder (with a did-you-mean), and on an output of an instance that does not
     tell its instances apart."""
-    fields = [m.group(1) for m in _FIELD.finditer(template)]
-    location = spec.locate("processes", proc.name, section, key)
+    fields = _FIELD.findall(template) if "{" in template else []
+    if not fields and not (proc.base and section == "outputs"):
+        return []
+    location = _Where(spec, ("processes", proc.name, section, key))
     known = [*proc.values, *domains, "name", "pipeline"]
     for field in fields:
         if field.startswith("params.") or field in known:
@@ -252,7 +254,7 @@ def check_placeholders(
         raise ConfigError(
             f"unknown placeholder {{{field}}} in {section[:-1]} '{key}' ({template})",
             hint=did_you_mean(field, known) or f"placeholders: {', '.join(known)}",
-            location=location,
+            location=location(),
         )
     gathered = [f for f in dict.fromkeys(fields) if f in domains and f not in proc.values]
     if section == "outputs":
@@ -262,7 +264,7 @@ def check_placeholders(
                 "which is not a key of its matrix",
                 hint=did_you_mean(gathered[0], proc.values)
                 or "an output is one path; gather values in an input",
-                location=location,
+                location=location(),
             )
         missing = [k for k in proc.values if k not in fields]
         if proc.base and "name" not in fields and missing:
@@ -271,9 +273,19 @@ def check_placeholders(
                 f"{{{missing[0]}}}: its instances would write the same path",
                 hint=f"put every matrix key in it ({' '.join('{' + k + '}' for k in missing)}),"
                 " or {name} (one folder per value)",
-                location=location,
+                location=location(),
             )
     return gathered
+
+
+class _Where:
+    """Where a key was written, looked up only for an error (`locate` costs ~10 us)."""
+
+    def __init__(self, spec: PipelineSpec, key: tuple[str, ...]) -> None:
+        self.spec, self.key = spec, key
+
+    def __call__(self) -> Any:
+        return self.spec.locate(*self.key)
 
 
 def bind_matrix_paths(
