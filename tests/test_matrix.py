@@ -423,3 +423,13 @@ def test_an_output_without_any_placeholder_is_refused(project):
     )
     with pytest.raises(ConfigError, match="does not contain {seed}"):
         Engine("m").load()
+
+
+def test_a_bad_line_names_its_file(project):
+    toml = GLOBBED.replace('{ glob = "data/raw/*.txt" }', '{ lines = "data/parts.txt" }')
+    project.pipeline("m", toml, steps=STEPS)
+    (project.root / "data").mkdir()
+    (project.root / "data/parts.txt").write_text("a\nb/c\n")
+    with pytest.raises(ConfigError, match="a line of data/parts.txt") as caught:
+        Engine("m").load()
+    assert caught.value.location is not None and caught.value.location.line is not None

@@ -184,7 +184,15 @@ def _from_data(
             ) from None
         files.append(str(path))
         lines = (line.strip() for line in text.splitlines())
-        return [line for line in lines if line and not line.startswith("#")]
+        values = [line for line in lines if line and not line.startswith("#")]
+        for value in values:
+            problem = value_problem(value)
+            if problem:
+                raise ConfigError(
+                    f"a line of {source} cannot be a value of matrix key '{key}': {problem}",
+                    location=location,
+                )
+        return values
     matched = glob_matches(str(path))
     globs.append([str(path), matched])
     stems: dict[str, str] = {}
