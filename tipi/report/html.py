@@ -25,7 +25,7 @@ body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; vertical-align: top; }
-.state { font-weight: bold; padding: 2px 6px; border-radius: 4px; }
+.state { font-weight: bold; padding: 2px 6px; border-radius: 4px; white-space: nowrap; }
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 .chart { border: 1px solid #ddd; border-radius: 6px; padding: 8px; }
 .muted { color: #777; font-size: 12px; }
