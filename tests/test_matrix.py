@@ -433,3 +433,21 @@ def test_a_bad_line_names_its_file(project):
     with pytest.raises(ConfigError, match="a line of data/parts.txt") as caught:
         Engine("m").load()
     assert caught.value.location is not None and caught.value.location.line is not None
+
+
+@pytest.mark.slow
+def test_instances_run_in_worker_processes(project):
+    project.pipeline(
+        "m",
+        GLOBBED + PAIRED.replace("gather", "gather2").replace("all.json", "all2.json"),
+        steps=STEPS,
+    )
+    raw = project.root / "data" / "raw"
+    raw.mkdir(parents=True)
+    for stem in ("a", "b"):
+        (raw / f"{stem}.txt").write_text(stem)
+    build = Engine("m").build(jobs=2)
+    build.run()
+    assert len(ran(project)) == 8
+    assert json.loads(project.read("out/eval/1.json"))["seed"] == 1
+    assert len(json.loads(project.read("out/all.json"))["list"]) == 2
