@@ -152,6 +152,7 @@ def test_runs_show_and_diff_list_the_instances(matrix, cli):
     assert "train ×3" in row(runs, "2") and "restored: train ×6" in flat
     assert "train[seed" not in runs.split("params changed")[0]
     assert "train[seed=0,lr=0.001].lr 0.001→0.5" in runs  # params changed, then "+6 more"
+    assert "evaluate ×9.accuracy 0.9…0.92" in flat  # a matrix's metric: lowest…highest
     show = cli("show").stdout
     assert "train ×9 (Train): 3 ran, 6 restored" in show
     assert "train[seed=2,lr=0.003] (Train): restored" in show

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from tipi.config.instances import group_instances
 from tipi.redact import hide_secrets, printable, printable_json, secret_hider
-from tipi.report.groups import base_name, fold_names
+from tipi.report.groups import base_name, fold_keyed, fold_names
 from tipi.runs.diff import Change, RunDiff
 from tipi.runs.record import RunRecord
 
@@ -324,12 +324,22 @@ def key_metrics(
 
 
 def _metrics(record: RunRecord) -> Text:
-    metrics = record.metrics()
-    shown = [f"{printable(k)} {_value(v)}" for k, v in key_metrics(record, metrics=metrics)]
-    more = len(metrics) - len(shown)
+    """The key metrics; a step matrix's as one line each, its instances' lowest…highest."""
+    folded = fold_keyed(record.metrics())
+    first = {key: values[0] for key, values in folded.items()}
+    shown = [f"{printable(k)} {_spread(folded[k])}" for k, _ in key_metrics(record, metrics=first)]
+    more = len(folded) - len(shown)
     if more > 0:
         shown.append(f"+{more} more")
     return Text("\n".join(shown)) if shown else Text("-", style="dim")
+
+
+def _spread(values: list[Any]) -> str:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    if len(values) == 1 or len(numbers) != len(values):
+        return _value(values[0]) if len(values) == 1 else f"{_value(values[0])}…"
+    low, high = min(numbers), max(numbers)
+    return _value(low) if low == high else f"{_value(low)}…{_value(high)}"
 
 
 def _value(value: Any) -> str:

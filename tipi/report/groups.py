@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tipi.config.instances import split_instance
 from tipi.report.views import STATES, PipelineView, StepView
@@ -221,3 +222,22 @@ def fold_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
         elif k not in dropped:
             out.append(reason)
     return tuple(out)
+
+
+def fold_keyed(values: dict[str, Any]) -> dict[str, list[Any]]:
+    """`step.key` values (a run's metrics) with the same key of two or more instances of one
+    step matrix as one entry, `evaluate ×6.accuracy`, holding every instance's value in order;
+    any other key holds its one value."""
+    found: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    for key, value in values.items():
+        cut = key.find("].")  # a value never holds "]": the instance's name ends there
+        name, rest = (key[: cut + 1], key[cut + 2 :]) if cut > 0 else (key, "")
+        base = base_name(name) if rest else key
+        found.setdefault((base, rest) if base != name else (key, ""), []).append((key, value))
+    out: dict[str, list[Any]] = {}
+    for (base, rest), items in found.items():
+        if len(items) > 1:
+            out[f"{base} ×{len(items)}.{rest}"] = [v for _, v in items]
+        else:
+            out[items[0][0]] = [items[0][1]]
+    return out
