@@ -138,7 +138,7 @@ def test_make_explain_names_each_instance_and_its_reason(matrix, cli):
     assert "✔ train[seed=1,lr=0.01] ran" in err
     assert "✔ train[seed=1,lr=0.003]" not in err  # up to date: not run, not listed
     report = err[err.index("✔ report ran") :]
-    assert "- new input out/evaluate/0/0.01/metrics.json" in report
+    assert "- new input out/evaluate/0/0.01/metrics.json (+2 more alike)" in report
     # the summary table: one row per matrix and outcome
     assert re.search(r"^train ×3\s+ran", err, re.M) and re.search(r"^evaluate ×3\s+ran", err, re.M)
 

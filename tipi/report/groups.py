@@ -205,8 +205,10 @@ def fold_names(names: Sequence[str]) -> list[str]:
 
 def fold_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
     """A step's reasons with those naming two or more instances of one upstream step matrix
-    as one (`upstream 'evaluate ×6' will run first`), in the place of the first: a step that
-    gathers 50 instances has one reason to say, not 50."""
+    as one (`upstream 'evaluate ×6' will run first`), in the place of the first, and those
+    alike but for their file as one (`_fold_alike`): a step that gathers 50 instances has one
+    reason to say, not 50 (`tipi status --json` keeps every one)."""
+    reasons = _fold_alike(reasons)
     named: dict[tuple[str, str], list[int]] = {}
     for k, reason in enumerate(reasons):
         found = _UPSTREAM.match(reason)
@@ -240,4 +242,23 @@ def fold_keyed(values: dict[str, Any]) -> dict[str, list[Any]]:
             out[f"{base} ×{len(items)}.{rest}"] = [v for _, v in items]
         else:
             out[items[0][0]] = [items[0][1]]
+    return out
+
+
+_PATH = re.compile(r"\S*/\S*")  # the file a reason is about (`new input out/a/0/x.json`)
+ALIKE = 3  # from this many reasons alike (one per file of a glob matrix), one line says them
+
+
+def _fold_alike(reasons: Sequence[str]) -> list[str]:
+    """Reasons that differ only by their file, ALIKE or more of them, as the first with how
+    many more there are: `new input out/evaluate/0/metrics.json (+49 more alike)`."""
+    shapes = [_PATH.sub("{}", r, count=1) if _PATH.search(r) else None for r in reasons]
+    counts = {shape: shapes.count(shape) for shape in shapes if shape is not None}
+    out, said = [], set()
+    for reason, shape in zip(reasons, shapes, strict=True):
+        if shape is None or counts[shape] < ALIKE:
+            out.append(reason)
+        elif shape not in said:
+            said.add(shape)
+            out.append(f"{reason} (+{counts[shape] - 1} more alike)")
     return out
