@@ -13,7 +13,11 @@ and measures, in this one invocation, the two projects alternating (medians):
 * first: the first build (`tipi make -q`), once;
 * no-op: `tipi make -q` once built (the fast path, 5 x REPEAT runs), and through the full CLI
   (TIPI_NO_FAST=1, REPEAT runs);
-* dry: `tipi make -n -q` once built (what would run: nothing; REPEAT runs).
+* dry: `tipi make -n -q` once built (what would run: nothing; REPEAT runs);
+* in-process, in a fresh interpreter per project and round (imports done before timing):
+  `Engine.make()` of the built project through the full path (no fast path; the median of 5
+  calls) and `Engine.load()` with the plan file removed (planning alone: reading the TOML,
+  expanding the matrices, resolving, the DAG; the median of 3).
 
 Each command is timed around fork/exec with its peak RSS (engine_scale.timed).
 
@@ -74,6 +78,38 @@ def write_plain(root: Path, processes: int, instances: int) -> None:
     (folder / "pipeline.toml").write_text("\n".join(lines))
 
 
+IN_PROCESS = """
+import os, statistics, sys, time
+from tipi.engine import Engine
+
+def timed(work, n):
+    found = []
+    for _ in range(n):
+        started = time.perf_counter()
+        work()
+        found.append(time.perf_counter() - started)
+    return statistics.median(found)
+
+engine = Engine("bench")
+noop = timed(lambda: Engine("bench").make(), 5)
+
+def plan():
+    engine.layout.plan_file.unlink(missing_ok=True)
+    Engine("bench").load(save=False)
+
+print(noop, timed(plan, 3))
+"""
+
+
+def in_process(root: Path) -> tuple[float, float]:
+    """(no-op through the full path, planning) in seconds, timed inside one interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS], cwd=root, capture_output=True, text=True, check=True
+    )
+    noop, plan = done.stdout.split()
+    return float(noop), float(plan)
+
+
 def tipi(*args: str) -> list[str]:
     return [str(TIPI), *args]
 
@@ -97,6 +133,7 @@ def bench(processes: int, instances: int, repeat: int) -> dict[str, dict[str, fl
             root.mkdir()
             (write_matrix if shape == "matrix" else write_plain)(root, processes, instances)
             runs[shape] = {"plan": [], "first": [], "noop": [], "full": [], "dry": []}
+            runs[shape].update({"engine_noop": [], "engine_plan": []})
         for _ in range(repeat):
             for shape, root in roots.items():
                 shutil.rmtree(root / ".tipi_cache", ignore_errors=True)
@@ -110,6 +147,9 @@ def bench(processes: int, instances: int, repeat: int) -> dict[str, dict[str, fl
                 runs[shape]["noop"] += [timed(tipi("make", "-q"), root) for _ in range(5)]
                 runs[shape]["full"].append(timed(tipi("make", "-q"), root, {"TIPI_NO_FAST": "1"}))
                 runs[shape]["dry"].append(timed(tipi("make", "-n", "-q"), root))
+                noop, plan = in_process(root)
+                runs[shape]["engine_noop"].append((noop, 0.0))
+                runs[shape]["engine_plan"].append((plan, 0.0))
         for shape, root in roots.items():
             # a no-op must be one: nothing would run
             done = subprocess.run(
@@ -150,12 +190,20 @@ def main() -> None:
             f"{shape:8} {steps:>6} {r['plan']:>7.3f} {r['first']:>8.2f} {r['noop']:>8.3f} "
             f"{r['full']:>10.3f} {r['dry']:>6.3f} {r['plan_rss']:>7.0f}MB {r['noop_rss']:>8.0f}MB"
         )
-    ratio = {k: found["matrix"][k] / found["plain"][k] for k in ("plan", "noop", "full", "dry")}
+    print(f"\nin-process ({args.repeat} rounds, medians):")
+    for shape, r in found.items():
+        print(
+            f"  {shape:8} Engine.make() no-op (full path) {r['engine_noop'] * 1000:7.1f} ms, "
+            f"planning (Engine.load, no plan file) {r['engine_plan'] * 1000:7.1f} ms"
+        )
+    kinds = ("plan", "noop", "full", "dry", "engine_noop", "engine_plan")
+    ratio = {k: found["matrix"][k] / found["plain"][k] for k in kinds}
     print(
         f"\nmatrix / plain: plan {ratio['plan']:.2f}x, no-op {ratio['noop']:.2f}x, "
-        f"full-CLI no-op {ratio['full']:.2f}x, dry run {ratio['dry']:.2f}x. Medians: plan, "
-        f"full CLI and dry run of {args.repeat} runs, no-op of {5 * args.repeat}; first "
-        "build: one run."
+        f"full-CLI no-op {ratio['full']:.2f}x, dry run {ratio['dry']:.2f}x, in-process no-op "
+        f"{ratio['engine_noop']:.2f}x, in-process planning {ratio['engine_plan']:.2f}x. "
+        f"Medians: plan, full CLI and dry run of {args.repeat} runs, no-op of "
+        f"{5 * args.repeat}; first build: one run."
     )
 
 
