@@ -175,4 +175,5 @@ def test_the_report_draws_a_matrix_as_a_group(matrix, cli):
     assert page.count('class="group-row"') == 2
     assert page.count('class="step-row instance-row"') == 18
     assert "6 up-to-date, 3 never-run" in page
+    assert "19 steps (step matrices: train ×9, evaluate ×9): 12 up-to-date, 1 will-run" in page
     assert '<details id="instances"><summary>every instance (18 in 2 step matrices)' in page

@@ -55,9 +55,14 @@ def to_html(
         for st in STATE_COLORS
         if any(s.state == st for s in view.steps)
     )
+    matrices = [row.label for row, _ in rows(view) if isinstance(row, StepGroup)]
+    # `12 steps (step matrices: train ×6, evaluate ×6): 12 up-to-date`
+    steps = f"{len(view.steps)} steps"
+    if matrices:
+        steps += f" (step matrices: {', '.join(matrices)})"
     body = [
         f"<h1>{escape(title)}</h1>",
-        f'<p class="muted">{len(view.steps)} steps: {escape(counts)}. Made by tipi on '
+        f'<p class="muted">{escape(steps)}: {escape(counts)}. Made by tipi on '
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
         '<h2>Graph</h2><div id="dag">',
         to_svg(folded(view, expand)),
