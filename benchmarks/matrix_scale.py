@@ -97,7 +97,7 @@ plan_file = engine.layout.plan_file
 kept = plan_file.read_bytes()
 
 def plan():
-    plan_file.unlink()
+    plan_file.unlink(missing_ok=True)
     Engine("bench").load(save=False)
 
 planning = timed(plan, 3)
