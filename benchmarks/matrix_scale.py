@@ -152,6 +152,8 @@ def bench(processes: int, instances: int, repeat: int) -> dict[str, dict[str, fl
                 runs[shape]["noop"] += [timed(tipi("make", "-q"), root) for _ in range(5)]
                 runs[shape]["full"].append(timed(tipi("make", "-q"), root, {"TIPI_NO_FAST": "1"}))
                 runs[shape]["dry"].append(timed(tipi("make", "-n", "-q"), root))
+        for _ in range(repeat):  # after the commands: it rewrites the plan file
+            for shape, root in roots.items():
                 noop, plan = in_process(root)
                 runs[shape]["engine_noop"].append((noop, 0.0))
                 runs[shape]["engine_plan"].append((plan, 0.0))
