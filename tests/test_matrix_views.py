@@ -161,6 +161,12 @@ def test_runs_show_and_diff_list_the_instances(matrix, cli):
     for values in [*SIX, "[seed=0,lr=0.01]"]:
         assert f"train{values}.lr" in diff
     assert re.search(r"train\[seed=1,lr=0\.003\]\.lr\s+0\.003\s+0\.5", diff)
+    # the same change in every instance is one row; --json keeps each
+    assert cli("make", "-q", "--set", "train.lr=0.7").exit_code == 0
+    diff = cli("diff").stdout
+    assert re.search(r"^train ×9\.lr\s+0\.5\s+0\.7\s+\+0\.2", diff, re.M)
+    assert "train[seed" not in diff.split("metric")[0]
+    assert len(json.loads(cli("diff", "--json").stdout)["params"]) == 9
 
 
 def test_the_report_draws_a_matrix_as_a_group(matrix, cli):

@@ -23,7 +23,7 @@ from rich.text import Text
 from tipi.config.instances import group_instances
 from tipi.redact import hide_secrets, printable, printable_json, secret_hider
 from tipi.report.groups import base_name, fold_keyed, fold_names
-from tipi.runs.diff import Change, RunDiff
+from tipi.runs.diff import Change, RunDiff, fold_changes
 from tipi.runs.record import RunRecord
 
 STATUS_STYLES = {
@@ -125,7 +125,7 @@ def diff_view(diff: RunDiff, limit: int = 0) -> RenderableType:
     parts: list[RenderableType] = [title]
     if not diff.params and not diff.metrics:
         parts.append(Text("no param or metric differs"))
-    for label, changes in (("param", diff.params), ("metric", diff.metrics)):
+    for label, changes in (("param", fold_changes(diff.params)), ("metric", diff.metrics)):
         if changes:
             parts.append(_changes_table(label, changes[: limit or None]))
             if limit and len(changes) > limit:

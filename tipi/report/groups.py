@@ -226,16 +226,23 @@ def fold_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def instance_key(key: str) -> tuple[str, str] | None:
+    """(step, key) of an instance's `step[values].key` (`train[seed=0].lr` → `train`, `lr`);
+    None for any other key."""
+    cut = key.find("].")  # a value never holds "]": the instance's name ends there
+    if cut < 0:
+        return None
+    base = base_name(key[: cut + 1])
+    return (base, key[cut + 2 :]) if base != key[: cut + 1] else None
+
+
 def fold_keyed(values: dict[str, Any]) -> dict[str, list[Any]]:
     """`step.key` values (a run's metrics) with the same key of two or more instances of one
     step matrix as one entry, `evaluate ×6.accuracy`, holding every instance's value in order;
     any other key holds its one value."""
     found: dict[tuple[str, str], list[tuple[str, Any]]] = {}
     for key, value in values.items():
-        cut = key.find("].")  # a value never holds "]": the instance's name ends there
-        name, rest = (key[: cut + 1], key[cut + 2 :]) if cut > 0 else (key, "")
-        base = base_name(name) if rest else key
-        found.setdefault((base, rest) if base != name else (key, ""), []).append((key, value))
+        found.setdefault(instance_key(key) or (key, ""), []).append((key, value))
     out: dict[str, list[Any]] = {}
     for (base, rest), items in found.items():
         if len(items) > 1:
