@@ -183,3 +183,23 @@ def test_the_report_draws_a_matrix_as_a_group(matrix, cli):
     assert "6 up-to-date, 3 never-run" in page
     assert "19 steps (step matrices: train ×9, evaluate ×9): 12 up-to-date, 1 will-run" in page
     assert '<details id="instances"><summary>every instance (18 in 2 step matrices)' in page
+
+
+def test_a_failed_instance_is_named_with_its_error(project, cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    failing = STEPS.replace(
+        '        self.outputs["model"].write_text(f"{self.seed} {self.lr}")',
+        "        if self.seed == 2 and self.lr > 0.002:\n"
+        '            raise ValueError("diverged")\n'
+        '        self.outputs["model"].write_text(f"{self.seed} {self.lr}")',
+    )
+    project.pipeline("demo", PIPELINE, steps=failing)
+    made = cli("make", "-k")
+    assert made.exit_code == 1
+    # the summary: the instances that ran as one row, the failed one on its own
+    assert re.search(r"^train ×5\s+ran", made.stderr, re.M)
+    assert re.search(r"^train\[seed=2,lr=0\.003\]\s+failed", made.stderr, re.M)
+    train = row(cli("status").stdout, "train ×6")
+    assert "◐ 5 up-to-date, 1 failed" in train
+    assert "train[seed=2,lr=0.003]: last error: " in train and "diverged" in train
+    assert "failed: train[seed=2,lr=0.003]" in re.sub(r"\s+", " ", cli("runs").stdout)

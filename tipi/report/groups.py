@@ -79,12 +79,15 @@ class StepGroup:
 
     @property
     def first_reason(self) -> str:
-        """Which instance would run first and why, with how many others would too."""
+        """Which instance needs a look first (a failed one first, with its error) and why,
+        with how many others would run too."""
         waiting = [s for s in self.instances if s.first_reason]
         if not waiting:
             return ""
+        first = min(waiting, key=lambda s: URGENCY.index(s.state))  # the first of the most urgent
+        why = f"last error: {first.error}" if first.error else first.first_reason
         more = f" (+{len(waiting) - 1} more)" if len(waiting) > 1 else ""
-        return f"{waiting[0].name}: {waiting[0].first_reason}{more}"
+        return f"{first.name}: {why}{more}"
 
     @property
     def reasons(self) -> tuple[str, ...]:
