@@ -6,6 +6,7 @@ import enum
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -20,6 +21,7 @@ from tipi.cli.options import (
     CheckOpt,
     ConfigOpt,
     ExplainOpt,
+    MakeCommand,
     PipelineArg,
     PipelineOpt,
     QuietOpt,
@@ -28,6 +30,7 @@ from tipi.cli.options import (
     VerboseOpt,
     make_options,
 )
+from tipi.cli.resume import continue_command
 from tipi.errors import AccessError, PipelineInterrupted, TipiError, UsageError
 
 if TYPE_CHECKING:
@@ -122,7 +125,7 @@ def _handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-@app.command("make")
+@app.command("make", cls=MakeCommand)
 @guarded
 @make_options(DECIDE, RUN)
 def make_command(
@@ -141,7 +144,7 @@ def make_command(
     _make(pipeline, targets or (), set_, config, check, options, explain, verbose, quiet)
 
 
-@app.command("run")
+@app.command("run", cls=MakeCommand)
 @guarded
 @make_options(DECIDE, RUN)
 def run_command(
@@ -173,17 +176,24 @@ def _make(
     from tipi.engine import Engine
     from tipi.report import WarningsReporter
 
-    if check and not options.dry_run:
-        raise UsageError("--check goes with -n (a dry run): `tipi make -n --check`")
+    if quiet and verbose:
+        raise UsageError(
+            "-q (print only warnings and errors) and -v (list up-to-date steps too) contradict "
+            "each other",
+            hint="give one of them",
+        )
+    if check:  # a question, like `make -q`: it runs nothing (with or without -n)
+        options = replace(options, dry_run=True)
     _handle_sigterm()
     reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
     engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
+    engine.resume = continue_command()
     summary = engine.make(targets, options)
     if check and any(r.outcome == "would run" for r in summary.results):
         raise typer.Exit(1)
 
 
-@app.command("status")
+@app.command("status", cls=MakeCommand)
 @guarded
 @make_options(DECIDE)
 def status_command(
@@ -231,7 +241,7 @@ class GraphFormat(enum.StrEnum):
     html = "html"
 
 
-@app.command("graph")
+@app.command("graph", cls=MakeCommand)
 @guarded
 @make_options(DECIDE)
 def graph_command(
@@ -266,7 +276,7 @@ def graph_command(
     _emit(render_graph(view, format_.value, files, output, engine.root), output)
 
 
-@app.command("report")
+@app.command("report", cls=MakeCommand)
 @guarded
 @make_options(DECIDE)
 def report_command(

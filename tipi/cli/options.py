@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer._click.core import Context  # Typer runs its own copy of Click
+from typer._click.exceptions import BadOptionUsage
+from typer.core import TyperCommand
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -47,8 +50,8 @@ CheckOpt = Annotated[
     bool,
     typer.Option(
         "--check",
-        help="Exit 1 when something would run (for CI gates, like make -q); with make, "
-        "only together with -n.",
+        help="Exit 1 when something would run (for CI gates, like make -q); runs nothing "
+        "(make --check is make -n --check).",
     ),
 ]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")]
@@ -206,3 +209,20 @@ def _evaluated(annotation: Any, command: Callable[..., object]) -> Any:
     if isinstance(annotation, str):
         return eval(annotation, command.__globals__)
     return annotation
+
+
+class MakeCommand(TyperCommand):
+    """A command with the make options: `-f` given no step says how to force them all."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except BadOptionUsage as error:
+            if error.option_name not in ("-f", "--force"):
+                raise
+            raise BadOptionUsage(
+                error.option_name,
+                f"{error.option_name} needs the step (or output) to force, as in "
+                f"`{error.option_name} train`; to run every needed step, use -F (--force-all)",
+                ctx=ctx,
+            ) from None

@@ -19,7 +19,16 @@ from tipi.cli.app import (
     stdout,
 )
 from tipi.cli.errors import render_error
-from tipi.cli.options import DECIDE, RUN, ConfigOpt, PipelineOpt, SetOpt, TargetsArg, make_options
+from tipi.cli.options import (
+    DECIDE,
+    RUN,
+    ConfigOpt,
+    MakeCommand,
+    PipelineOpt,
+    SetOpt,
+    TargetsArg,
+    make_options,
+)
 from tipi.engine import MakeOptions
 from tipi.errors import UsageError
 
@@ -30,7 +39,7 @@ if TYPE_CHECKING:
 SWEEP_FILE = "sweep.toml"
 
 
-@app.command("sweep")
+@app.command("sweep", cls=MakeCommand)
 @guarded
 @make_options(DECIDE, RUN)
 def sweep_command(
