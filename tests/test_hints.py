@@ -109,3 +109,26 @@ def test_ctrl_c_hint_keeps_options(two: Project) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert hinted(stderr) == "tipi make -p two --set numbers.n=5 -c pipeline.toml", stderr
+
+
+def test_force_without_a_step_names_force_all(two: Project, cli) -> None:
+    for form in ("-f", "--force"):
+        result = cli("make", "-p", "two", form)
+        assert result.exit_code == 2
+        said = " ".join(result.stderr.replace("│", " ").split())
+        assert f"{form} needs the step (or output) to force" in said, said
+        assert "-F (--force-all)" in said
+
+
+def test_quiet_and_verbose_together_are_refused(two: Project, cli) -> None:
+    result = cli("make", "-p", "two", "-q", "-v")
+    assert result.exit_code == 2
+    assert "-q (print only warnings and errors) and -v" in result.stderr
+    assert not (two.root / "out").exists()
+
+
+def test_check_alone_is_a_dry_run(two: Project, cli) -> None:
+    assert cli("make", "-p", "two", "--check").exit_code == 1
+    assert not (two.root / "out").exists()
+    assert cli("make", "-p", "two").exit_code == 0
+    assert cli("make", "-p", "two", "--check").exit_code == 0
