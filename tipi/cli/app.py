@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 import tipi
+from tipi.cli import complete
 from tipi.cli.errors import render_bug, render_error
 from tipi.cli.options import (
     DECIDE,
@@ -355,7 +356,13 @@ def clean_command(
 @guarded
 def list_command(
     pipeline: Annotated[
-        str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's types.")
+        str | None,
+        typer.Option(
+            "-p",
+            "--pipeline",
+            help="Only this pipeline's types.",
+            autocompletion=complete.pipelines,
+        ),
     ] = None,
 ) -> None:
     """List the pipelines of this project and the types their TOML can name, with params."""

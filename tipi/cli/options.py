@@ -20,17 +20,31 @@ from typer._click.core import Context  # Typer runs its own copy of Click
 from typer._click.exceptions import BadOptionUsage
 from typer.core import TyperCommand
 
+from tipi.cli import complete
+
 F = TypeVar("F", bound=Callable[..., object])
 
 PipelineOpt = Annotated[
     str | None,
-    typer.Option("-p", "--pipeline", help="The pipeline (may be left out when there is one)."),
+    typer.Option(
+        "-p",
+        "--pipeline",
+        help="The pipeline (may be left out when there is one).",
+        autocompletion=complete.pipelines,
+    ),
 ]
-PipelineArg = Annotated[str, typer.Argument(help="The pipeline: a folder name under pipelines/.")]
+PipelineArg = Annotated[
+    str,
+    typer.Argument(
+        help="The pipeline: a folder name under pipelines/.", autocompletion=complete.pipelines
+    ),
+]
 TargetsArg = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Steps or output paths to build (default: every step).", show_default=False
+        help="Steps or output paths to build (default: every step).",
+        show_default=False,
+        autocompletion=complete.targets,
     ),
 ]
 ConfigOpt = Annotated[
@@ -40,7 +54,10 @@ ConfigOpt = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", metavar="STEP.PARAM=VALUE", help="Override a param (value parsed as TOML)."
+        "--set",
+        metavar="STEP.PARAM=VALUE",
+        help="Override a param (value parsed as TOML).",
+        autocompletion=complete.overrides,
     ),
 ]
 ExplainOpt = Annotated[
@@ -73,7 +90,11 @@ DECIDE: dict[str, tuple[Any, Any]] = {
         Annotated[
             list[str] | None,
             typer.Option(
-                "-f", "--force", metavar="TARGET", help="Run this step even if up to date."
+                "-f",
+                "--force",
+                metavar="TARGET",
+                help="Run this step even if up to date.",
+                autocompletion=complete.targets,
             ),
         ],
         None,

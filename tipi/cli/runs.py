@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tipi.cli import complete
 from tipi.cli.app import app, guarded, stderr, stdout
 from tipi.errors import UsageError
 
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RunsPipelineOpt = Annotated[
-    str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's runs.")
+    str | None,
+    typer.Option(
+        "-p", "--pipeline", help="Only this pipeline's runs.", autocompletion=complete.pipelines
+    ),
 ]
 DEFAULT_COUNT = 20
 # The rows `show` and `diff` print unless told: a 20,000-step run would take minutes to
