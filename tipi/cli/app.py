@@ -16,9 +16,11 @@ from rich.console import Console
 import tipi
 from tipi.cli import complete
 from tipi.cli.errors import render_bug, render_error
+from tipi.cli.examples import epilog
 from tipi.cli.options import (
     DECIDE,
     RUN,
+    AskedTargetsArg,
     CheckOpt,
     ConfigOpt,
     ExplainOpt,
@@ -53,11 +55,15 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def stdout() -> Console:
-    return Console(soft_wrap=True)
+    from tipi.report.width import output_width  # a pipe gets the full line (issue 31)
+
+    return Console(soft_wrap=True, width=output_width(sys.stdout))
 
 
 def stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    from tipi.report.width import output_width
+
+    return Console(stderr=True, soft_wrap=True, width=output_width(sys.stderr))
 
 
 def guarded(command: F) -> F:
@@ -126,7 +132,7 @@ def _handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-@app.command("make", cls=MakeCommand)
+@app.command("make", cls=MakeCommand, epilog=epilog("make"))
 @guarded
 @make_options(DECIDE, RUN)
 def make_command(
@@ -145,7 +151,7 @@ def make_command(
     _make(pipeline, targets or (), set_, config, check, options, explain, verbose, quiet)
 
 
-@app.command("run", cls=MakeCommand)
+@app.command("run", cls=MakeCommand, epilog=epilog("run"))
 @guarded
 @make_options(DECIDE, RUN)
 def run_command(
@@ -194,11 +200,11 @@ def _make(
         raise typer.Exit(1)
 
 
-@app.command("status", cls=MakeCommand)
+@app.command("status", cls=MakeCommand, epilog=epilog("status"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def status_command(
-    targets: TargetsArg = None,
+    targets: AskedTargetsArg = None,
     pipeline: PipelineOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     check: CheckOpt = False,
@@ -208,7 +214,8 @@ def status_command(
     *,
     options: MakeOptions,
 ) -> None:
-    """Say which steps are up to date and why the others would run."""
+    """Say which steps are up to date and why the others would run: a question, it runs
+    nothing and writes nothing."""
     from tipi.engine import Engine
     from tipi.report import WarningsReporter
 
@@ -242,11 +249,11 @@ class GraphFormat(enum.StrEnum):
     html = "html"
 
 
-@app.command("graph", cls=MakeCommand)
+@app.command("graph", cls=MakeCommand, epilog=epilog("graph"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def graph_command(
-    targets: TargetsArg = None,
+    targets: AskedTargetsArg = None,
     pipeline: PipelineOpt = None,
     format_: Annotated[
         GraphFormat, typer.Option("--format", help="What to draw.", case_sensitive=False)
@@ -277,9 +284,9 @@ def graph_command(
     _emit(render_graph(view, format_.value, files, output, engine.root), output)
 
 
-@app.command("report", cls=MakeCommand)
+@app.command("report", cls=MakeCommand, epilog=epilog("report"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def report_command(
     pipeline: PipelineOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file.")] = Path(

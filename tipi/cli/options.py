@@ -8,6 +8,7 @@ and reaches every command that makes or decides, with one meaning and one help t
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 import inspect
@@ -43,6 +44,14 @@ TargetsArg = Annotated[
     list[str] | None,
     typer.Argument(
         help="Steps or output paths to build (default: every step).",
+        show_default=False,
+        autocompletion=complete.targets,
+    ),
+]
+AskedTargetsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Steps or output paths to look at (default: every step).",
         show_default=False,
         autocompletion=complete.targets,
     ),
@@ -190,9 +199,24 @@ RUN: dict[str, tuple[Any, Any]] = {
 }
 
 
-def make_options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[F], F]:
-    """Add the options of `groups` (DECIDE, RUN) to a command; it receives `options`."""
+# The DECIDE options' help for the commands that only ask what a make would do (status,
+# graph, report): they run nothing, so their help must not speak of running.
+ASKED_HELP = {
+    "force": "Count this step as one that would run, even if up to date.",
+    "force_all": "Count every needed step as one that would run.",
+    "remote": "A remote run cache (directory, file://, s3://, gs://): count the steps whose runs "
+    "are there as restorable.",
+    "run_cache": "Count the steps whose earlier runs (same fingerprint) the run cache holds as "
+    "restorable.",
+}
+
+
+def make_options(*groups: dict[str, tuple[Any, Any]], asks: bool = False) -> Callable[[F], F]:
+    """Add the options of `groups` (DECIDE, RUN) to a command; it receives `options`.
+    `asks`: the command runs nothing (status, graph, report): the help says so."""
     chosen = {name: spec for group in groups for name, spec in group.items()}
+    if asks:
+        chosen = {name: _asked(name, spec) for name, spec in chosen.items()}
 
     def decorate(command: F) -> F:
         signature = inspect.signature(command)
@@ -222,6 +246,16 @@ def make_options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _asked(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
+    """`spec` with the help of ASKED_HELP, when it has one."""
+    annotation, default = spec
+    if name not in ASKED_HELP:
+        return spec
+    info = copy.copy(annotation.__metadata__[0])
+    info.help = ASKED_HELP[name]
+    return Annotated[annotation.__origin__, info], default
 
 
 def _evaluated(annotation: Any, command: Callable[..., object]) -> Any:

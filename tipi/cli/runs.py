@@ -9,6 +9,7 @@ import typer
 
 from tipi.cli import complete
 from tipi.cli.app import app, guarded, stderr, stdout
+from tipi.cli.examples import epilog
 from tipi.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ LimitOpt = Annotated[
 AllOpt = Annotated[bool, typer.Option("--all", help="Show every row (as --limit 0).")]
 
 
-@app.command("runs")
+@app.command("runs", epilog=epilog("runs"))
 @guarded
 def runs_command(
     pipeline: RunsPipelineOpt = None,

@@ -19,6 +19,7 @@ from tipi.cli.app import (
     stdout,
 )
 from tipi.cli.errors import render_error
+from tipi.cli.examples import epilog
 from tipi.cli.options import (
     DECIDE,
     RUN,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 SWEEP_FILE = "sweep.toml"
 
 
-@app.command("sweep", cls=MakeCommand)
+@app.command("sweep", cls=MakeCommand, epilog=epilog("sweep"))
 @guarded
 @make_options(DECIDE, RUN)
 def sweep_command(
