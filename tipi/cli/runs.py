@@ -48,9 +48,19 @@ def runs_command(
         int,
         typer.Option("-n", metavar="N", help="The N newest runs (0: all).", min=0),
     ] = DEFAULT_COUNT,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="NAMES",
+            help="The metric columns, comma-separated: a name, step.name or a pattern "
+            "('evaluate.*'); default: the key ones that fit the terminal.",
+        ),
+    ] = None,
 ) -> None:
     """List runs, newest first: when, commit, what ran, params changed, key metrics."""
-    from tipi.cli.runs_view import dumps, runs_table, to_json
+    from tipi.cli.runs_table import runs_table
+    from tipi.cli.runs_view import dumps, to_json
 
     store = _store(pipeline)
     records, previous = newest(store, pipeline, count)
@@ -59,7 +69,9 @@ def runs_command(
     elif not records:
         stdout().print(f"no runs{_of(pipeline)} yet: a make that runs a step records one")
     else:
-        stdout().print(runs_table(records, previous))
+        console = stdout()
+        chosen = [name.strip() for name in (metrics or "").split(",") if name.strip()]
+        console.print(runs_table(records, previous, console, chosen))
 
 
 @app.command("diff")
