@@ -28,7 +28,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "report": [
         ("tipi report -p digits", "report.html: the graph, the steps, the runs' curves"),
-        ("tipi report -p digits --runs A B", "overlay runs A and B (ids or prefixes)"),
+        ("tipi report -p digits -o digits.html", "the same report, written to digits.html"),
     ],
     "sweep": [
         ("tipi sweep -p digits --grid train.lr=0.001,0.01", "a make per lr, then a table"),
