@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from tipi.cli.options import (
     CheckOpt,
     ConfigOpt,
     ExplainOpt,
+    GraphFormat,
     MakeCommand,
     PipelineArg,
     PipelineOpt,
@@ -180,8 +180,9 @@ def _make(
     verbose: bool,
     quiet: bool,
 ) -> None:
+    from tipi.cli.durations import recorded_seconds
     from tipi.engine import Engine
-    from tipi.report import WarningsReporter
+    from tipi.report import RichReporter, WarningsReporter
 
     if quiet and verbose:
         raise UsageError(
@@ -195,6 +196,8 @@ def _make(
     reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
     engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
     engine.resume = continue_command()
+    if isinstance(reporter, RichReporter):  # the ETA counts pending steps at their last time
+        reporter.recorded = functools.partial(recorded_seconds, engine.root, engine.name)
     summary = engine.make(targets, options)
     if check and any(r.outcome == "would run" for r in summary.results):
         raise typer.Exit(1)
@@ -237,16 +240,6 @@ def status_command(
         stale = any(step.state != "up-to-date" for step in view.steps)
     if check and stale:
         raise typer.Exit(1)
-
-
-class GraphFormat(enum.StrEnum):
-    tree = "tree"
-    dot = "dot"
-    mermaid = "mermaid"
-    json = "json"
-    svg = "svg"
-    png = "png"
-    html = "html"
 
 
 @app.command("graph", cls=MakeCommand, epilog=epilog("graph"))

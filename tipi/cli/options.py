@@ -84,6 +84,16 @@ VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="List up-to-da
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only warnings and errors.")]
 
 
+class GraphFormat(enum.StrEnum):
+    tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
+    json = "json"
+    svg = "svg"
+    png = "png"
+    html = "html"
+
+
 class Executor(enum.StrEnum):
     local = "local"
     dask = "dask"
