@@ -229,11 +229,13 @@ def test_doc_block_runs(
         run_dry(block, scratch, monkeypatch)
 
 
-@pytest.mark.parametrize("command", sorted(EXAMPLES))
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=[pytest.mark.slow] if c == "sweep" else []) for c in sorted(EXAMPLES)],
+)
 def test_help_examples_run(command: str, scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples that end `--help` (tipi/cli/examples.py), as the docs' blocks are run."""
     block = Block(f"tipi {command} --help", [line for line, _ in EXAMPLES[command]])
-    if command == "sweep":
-        pytest.skip("sweeps are run from docs/sweeps.md (slow)")
     run_dry(block, scratch, monkeypatch)
 
 
