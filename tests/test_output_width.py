@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -100,3 +101,38 @@ def test_a_terminal_of_60_columns_shows_runs_without_wrapping(many_metrics, tmp_
     assert "accuracy" in lines[0]
     said = " ".join(line.strip() for line in lines)
     assert "not shown in 60 columns: 13 more metrics, when, commit, ran" in said
+
+
+NESTED = """
+import time
+from tipi.helpers import tqdm, trange
+for epoch in trange(2, desc="epochs"):
+    bar = tqdm(range(60), desc="batches of the training set", leave=False)
+    for i in bar:
+        time.sleep(0.03)
+        bar.set_postfix(loss=1.0 / (i + 1), accuracy=0.5)
+"""
+
+
+@pytest.mark.slow
+def test_bars_in_a_narrow_terminal_fold_on_one_row_each(tmp_path):
+    width = 60
+    from tests.test_progress_terminal import DONE, TMUX, Terminal
+
+    if TMUX is None:
+        pytest.skip("tmux is not installed")
+    (tmp_path / "nested.py").write_text(NESTED)
+    term = Terminal(tmp_path)
+    script = f"cd {tmp_path} && env -u CI -u COLUMNS {sys.executable} nested.py"
+    script += f"; echo {DONE} $?; sleep 600"
+    try:
+        term.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", "20", script)
+        mid = term.wait(lambda s: re.search(r"batches.*\d+/60 .*eta \d", s) is not None)
+        lines = [line for line in mid.splitlines() if line.strip()]
+        # One row per bar: every line is a bar's, none is the end of a row wrapped over.
+        assert len(lines) == 2, mid
+        assert lines[0].startswith("epochs ") and lines[1].startswith("  batches"), mid
+        assert all(len(line) <= width for line in lines), mid
+        assert re.search(r"\d+/60 +eta \d\d:\d\d", lines[1]), mid  # count and eta are whole
+    finally:
+        term.close()

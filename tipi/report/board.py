@@ -230,6 +230,7 @@ class Board(Progress):
 
 
 BAR_WIDTH = 40  # the bar's width where there is room (Rich's), MIN_BAR where there is not
+HALF_BAR = 20
 MIN_BAR = 8
 SHORTEST = 12  # a label or status is cut (…) to no less than this, then the status goes
 
@@ -240,8 +241,9 @@ def _len(cell: Any) -> int:
 
 def _fold(columns: list[Any], bar: Any, needed: dict[int, int], width: int) -> dict[int, Any]:
     """Which columns to draw and how wide (None: as wide as their cells), so that a row fits
-    `width`: first the rate goes, then the elapsed time, the bar shortens to MIN_BAR, the
-    status and the label are cut to SHORTEST, the status goes, then the eta."""
+    `width`: the bar shortens to HALF_BAR, the rate goes, then the elapsed time, the bar
+    shortens to MIN_BAR, the status and the label are cut to SHORTEST, the status goes, then
+    the eta."""
     plan: dict[int, Any] = {id(c): None for c in columns if c is not bar and needed[id(c)]}
     plan[id(bar)] = BAR_WIDTH
 
@@ -253,7 +255,7 @@ def _fold(columns: list[Any], bar: Any, needed: dict[int, int], width: int) -> d
         return next((id(c) for c in columns if isinstance(c, cls) and id(c) in plan), None)
 
     label, status = kind(_Label), kind(_Status)
-    for step in ("rate", "elapsed", "bar", "status", "label", "no status", "eta"):
+    for step in ("half", "rate", "elapsed", "bar", "status", "label", "no status", "eta"):
         excess = total() - width
         if excess <= 0:
             break
@@ -261,8 +263,8 @@ def _fold(columns: list[Any], bar: Any, needed: dict[int, int], width: int) -> d
             key = kind({"rate": _Rate, "elapsed": TimeElapsedColumn, "eta": _Eta}[step])
             if key is not None:
                 del plan[key]
-        elif step == "bar":
-            plan[id(bar)] = max(MIN_BAR, BAR_WIDTH - excess)
+        elif step in ("half", "bar"):
+            plan[id(bar)] = max(HALF_BAR if step == "half" else MIN_BAR, plan[id(bar)] - excess)
         elif step in ("status", "label"):
             key = status if step == "status" else label
             if key in plan:
