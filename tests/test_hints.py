@@ -132,3 +132,11 @@ def test_check_alone_is_a_dry_run(two: Project, cli) -> None:
     assert not (two.root / "out").exists()
     assert cli("make", "-p", "two").exit_code == 0
     assert cli("make", "-p", "two", "--check").exit_code == 0
+
+
+def test_the_hint_keeps_flags_in_any_form(two: Project, cli) -> None:
+    (two.root / "broken").write_text("x")
+    failed = cli("make", "--no-run-cache", "-p", "two", "-kF", "--rehash", "-f", "numbers")
+    assert failed.exit_code == 1
+    # In tipi's order of the options, each in one form; -F and -f dropped.
+    assert hinted(failed.stderr) == "tipi make -p two --no-run-cache --rehash -k"

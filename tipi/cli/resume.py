@@ -2,9 +2,10 @@
 
 It is the command as the user typed it, rebuilt from Click's parsed parameters (so `--set`,
 targets, `-c`, `-j`, `-p`, `--remote`, ... are kept, whatever form they were written in) and
-quoted for the shell (`shlex.join`). Dropped: `-f/--force` and `-F/--force-all`, which must
-not repeat: the forced steps that finished would run again, while the ones that did not finish
-run anyway (a step without a successful run is out of date).
+quoted for the shell (`shlex.join`), in the order tipi declares its options. Dropped:
+`-f/--force` and `-F/--force-all`, which must not repeat: the forced steps that finished would
+run again, while the ones that did not finish run anyway (a step without a successful run is
+out of date).
 """
 
 from __future__ import annotations
