@@ -38,7 +38,7 @@ from tipi.errors import AccessError, PipelineInterrupted, TipiError, UsageError
 
 if TYPE_CHECKING:
     from tipi.engine import MakeOptions
-    from tipi.report import Reporter
+    from tipi.report import RichReporter
 
 app = typer.Typer(
     name="tipi",
@@ -116,7 +116,7 @@ def _main(
     _state["debug"] = debug
 
 
-def _reporter(explain: bool = False, verbose: bool = False) -> Reporter:
+def _reporter(explain: bool = False, verbose: bool = False) -> RichReporter:
     from tipi.report import RichReporter
 
     return RichReporter(stderr(), verbose=verbose, explain=explain)
