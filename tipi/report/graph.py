@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 
 from tipi.redact import printable, printable_json
@@ -10,11 +11,25 @@ from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
 
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
 NODE_HEIGHT = 60.0  # a step's box in the SVG: name, state, first reason
+DOT_NEWLINE = "\\n"  # a line break in a DOT label (each line escaped on its own)
+BOX_CHARS = 34  # a reason's line in a DOT or Mermaid box: one long reason must not widen it
 
 
 def label(step: StepView) -> str:
     text = f"{step.name} [{step.state}]"
     return f"{text}: {step.first_reason}" if step.first_reason else text
+
+
+def boxed(reason: str, width: int = BOX_CHARS, rows: int = 2) -> list[str]:
+    """A reason as a box shows it: folded at words into `rows` lines of `width` characters,
+    the last cut with … when there is more (the whole of it is the box's tooltip)."""
+    import textwrap
+
+    lines = textwrap.wrap(reason, width, break_long_words=True) if reason else []
+    if len(lines) > rows:
+        lines = lines[:rows]
+        lines[-1] = lines[-1][: width - 1].rstrip() + "…"
+    return lines
 
 
 def nodes_and_edges(
@@ -38,18 +53,68 @@ def nodes_and_edges(
 
 
 def to_tree(view: PipelineView, files: bool = False) -> str:
-    """A readable terminal drawing (networkx's `write_network_text`)."""
-    import networkx as nx
-
-    graph = nx.DiGraph()
+    """A terminal drawing: each step once, in the order they run, under the input it waits
+    for last (a step with several inputs says which others it needs), its state and first
+    reason after its name."""
     nodes, edges = nodes_and_edges(view, files)
-    for node, text, state in nodes:
-        mark = STATE_MARKS.get(state, "□")
-        graph.add_node(node, label=f"{mark} {printable(text)}")
-    graph.add_edges_from(edges)
+    order = _topological([node for node, _, _ in nodes], edges)
+    place = {node: i for i, node in enumerate(order)}
+    parents: dict[str, list[str]] = {node: [] for node in order}
+    for a, b in edges:
+        parents[b].append(a)
+    children: dict[str | None, list[str]] = {}
+    for node in order:  # under the parent that comes last: drawn after all its inputs
+        parent = max(parents[node], key=place.__getitem__, default=None)
+        children.setdefault(parent, []).append(node)
+    shown = {node: (text, state) for node, text, state in nodes}
+    steps = {s.name: s for s in view.steps}
     lines: list[str] = []
-    nx.write_network_text(graph, path=lines.append, with_labels=True, ascii_only=False, end="")
+
+    def draw(node: str, lead: str, branch: str) -> None:
+        text, state = shown[node]
+        if state == "file":
+            line = f"▫ {printable(text)}"
+        else:
+            step = steps[node]
+            line = f"{STATE_MARKS.get(state, '□')} {printable(step.name)} [{state}]"
+            if step.first_reason:
+                line += f": {printable(step.first_reason)}"
+        main = max(parents[node], key=place.__getitem__, default=None)
+        others = [p for p in parents[node] if p != main]
+        if others:
+            named = (printable(shown[p][0] if shown[p][1] == "file" else p) for p in others)
+            line += f"  (also needs {', '.join(named)})"
+        lines.append(lead + branch + line)
+        kids = children.get(node, [])
+        below = lead + ("│  " if branch == "├─ " else "   " if branch else "")
+        for i, kid in enumerate(kids):
+            draw(kid, below, "└─ " if i == len(kids) - 1 else "├─ ")
+
+    for root in children.get(None, []):
+        draw(root, "", "")
     return "\n".join(lines) + "\n"
+
+
+def _topological(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    """`nodes` in an order where every edge goes forward, keeping their order otherwise."""
+    waiting = {node: 0 for node in nodes}
+    after: dict[str, list[str]] = {node: [] for node in nodes}
+    for a, b in edges:
+        waiting[b] += 1
+        after[a].append(b)
+    rank = {node: i for i, node in enumerate(nodes)}
+    ready = [rank[n] for n in nodes if not waiting[n]]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = nodes[heapq.heappop(ready)]
+        order.append(node)
+        for nxt in after[node]:
+            waiting[nxt] -= 1
+            if not waiting[nxt]:
+                heapq.heappush(ready, rank[nxt])
+    placed = set(order)
+    return order + [n for n in nodes if n not in placed]  # a cycle: drawn anyway
 
 
 def to_dot(view: PipelineView, files: bool = False) -> str:
@@ -68,10 +133,10 @@ def to_dot(view: PipelineView, files: bool = False) -> str:
             continue
         fill, stroke = STATE_COLORS[state]
         step = view.step(node)
-        lines = [step.name, step.state] + ([step.first_reason] if step.first_reason else [])
+        lines = [step.name, step.state, *boxed(step.first_reason)]
         tooltip = "; ".join(step.reasons)
         out.append(
-            f'  "{_dot(node)}" [label="{_dot(chr(10).join(lines))}", fillcolor="{fill}", '
+            f'  "{_dot(node)}" [label="{DOT_NEWLINE.join(map(_dot, lines))}", fillcolor="{fill}", '
             f'color="{stroke}", tooltip="{_dot(tooltip)}"];'
         )
     out += [f'  "{_dot(a)}" -> "{_dot(b)}";' for a, b in edges]
@@ -89,9 +154,7 @@ def to_mermaid(view: PipelineView, files: bool = False) -> str:
             out.append(f'  {ids[node]}[/"{_mermaid(text)}"/]:::file')
         else:
             step = view.step(node)
-            body = f"{step.name}<br/>{step.state}" + (
-                f"<br/>{step.first_reason}" if step.first_reason else ""
-            )
+            body = "<br/>".join([step.name, step.state, *boxed(step.first_reason)])
             out.append(f'  {ids[node]}["{_mermaid(body)}"]:::{state.replace("-", "_")}')
     out += [f"  {ids[a]} --> {ids[b]}" for a, b in edges]
     for state, (fill, stroke) in STATE_COLORS.items():
