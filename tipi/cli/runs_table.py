@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tipi.cli.runs_view import (
+    MAX_METRICS,
     _commit,
     _params,
     _pipeline,
@@ -118,9 +119,9 @@ def metric_columns(
 def _fitting(
     cells: dict[str, list[Any]], fixed: int, console: Console, chosen: bool = False
 ) -> list[str]:
-    """The columns that fit the console's width: the fixed ones (less those DROPPED first
-    when even they do not fit), then metrics in order while they fit (every one when they
-    were `chosen`)."""
+    """The columns that fit the console's width: the fixed ones, less those DROPPED first
+    where they leave no room for the first MAX_METRICS metrics, then metrics in order while
+    they fit (every one when they were `chosen`)."""
     from rich.measure import Measurement
 
     def width(columns: list[str]) -> int:
@@ -134,8 +135,9 @@ def _fitting(
 
     names = list(cells)
     kept, metrics = names[:fixed], names[fixed:]
+    wanted = metrics if chosen else metrics[:MAX_METRICS]  # what runs are compared by
     for column in DROPPED:
-        if column not in kept or width(kept + (metrics if chosen else [])) <= console.width:
+        if column not in kept or width(kept + wanted) <= console.width:
             continue
         kept.remove(column)
     if chosen:
