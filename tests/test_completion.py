@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def complete(line: str, env: dict[str, str] | None = None) -> list[str]:
     words = line.split() + ([""] if line.endswith(" ") else [])
     protocol = {
         "_TIPI_COMPLETE": "complete_bash",
-        "COMP_WORDS": line,
+        "COMP_WORDS": "\n".join(words),  # as the script joins them (IFS is a newline)
         "COMP_CWORD": str(len(words) - 1),
     }
     result = CliRunner().invoke(app, [], env={**protocol, **(env or {})}, prog_name="tipi")
@@ -95,6 +96,14 @@ def test_set_keys_then_values_complete(two: Project) -> None:
     assert complete("tipi sweep -p digits --set prepare.s") == ["prepare.seed="]
 
 
+def test_values_complete_as_bash_splits_words_at_equals(two: Project) -> None:
+    """Bash gives `--set train.lr=` as the words `train.lr`, `=`, and inserts after the `=`."""
+    split = "tipi make -p digits --set train.lr = "
+    assert complete(split.replace(" = ", " =")) == ["0.003"]  # the cursor on the `=`
+    assert complete("tipi make -p digits --set train.optimizer.name = Ad") == ["AdamW"]
+    assert complete("tipi make -p digits --set train.optimizer.name = x") == []
+
+
 def test_choices_and_a_broken_toml_complete_quietly(two: Project) -> None:
     assert complete("tipi graph --format m") == ["mermaid"]
     (two.root / "pipelines/digits/pipeline.toml").write_text("[processes\n")
@@ -106,6 +115,54 @@ def test_the_readme_says_what_completes() -> None:
     row = next(line for line in README.read_text().splitlines() if "--install-completion" in line)
     for said in ("`-p`", "`tipi run`", "the steps", "`--set`", "`train.lr=`", "`train.lr=0.003`"):
         assert said in row, said
+
+
+TMUX = shutil.which("tmux")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_tab_in_a_real_bash_completes_pipeline_key_and_value(two: Project) -> None:
+    """A person's bash, in tmux: the script `tipi --show-completion bash` prints, sourced,
+    then TAB after `-p digits_`, after `--set train.l` (no space after the `=`) and after it."""
+    tipi = Path(sys.executable).parent / "tipi"
+    script = two.root / "complete.sh"
+    shown = subprocess.run(
+        [tipi, "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+    )
+    script.write_text(shown.stdout)
+    assert "compopt -o nospace" in shown.stdout
+    socket = str(two.root / "tmux.sock")
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(
+            [TMUX, "-S", socket, *args], capture_output=True, text=True, timeout=30
+        ).stdout
+
+    def line_becomes(text: str) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            screen = tmux("capture-pane", "-p", "-t", "t")
+            if text in screen:
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"never showed {text!r}:\n{screen}")
+
+    path = f"{tipi.parent}:{os.environ['PATH']}"
+    tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "20",
+         f"cd {two.root} && env PATH={path} bash --norc --noprofile")  # fmt: skip
+    try:
+        tmux("send-keys", "-t", "t", f"source {script}; PS1='$ '; clear", "Enter")
+        tmux("send-keys", "-t", "t", "-l", "--", "tipi make -p digits_")
+        tmux("send-keys", "-t", "t", "Tab")
+        line_becomes("tipi make -p digits_small")
+        tmux("send-keys", "-t", "t", "-l", "--", "--set train.l")
+        tmux("send-keys", "-t", "t", "Tab")
+        line_becomes("tipi make -p digits_small --set train.lr=")  # a space after the name
+        tmux("send-keys", "-t", "t", "Tab")
+        line_becomes("tipi make -p digits_small --set train.lr=0.003")
+    finally:
+        tmux("kill-server")
 
 
 @pytest.mark.slow

@@ -49,6 +49,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+complete.bash_keeps_the_word_open_after_equals()
 _state = {"debug": False}
 EXIT_INTERNAL_ERROR = 3
 F = TypeVar("F", bound=Callable[..., object])

@@ -10,6 +10,7 @@ completion must never print an error into the user's command line.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Iterator
@@ -31,7 +32,26 @@ def pipelines(incomplete: str) -> list[str]:
 def targets(ctx: typer.Context, incomplete: str) -> list[str]:
     """The steps of the pipeline `-p` names (or of the only one)."""
     steps = _processes(ctx)
+    # Bash splits `--set KEY=VALUE` at its `=` (COMP_WORDBREAKS): KEY is taken as --set's
+    # value, and the `=` is the word under the cursor (bash inserts after it), or the word
+    # before it.
+    given, sets = ctx.params.get("targets") or [], ctx.params.get("set_") or []
+    under = _bash_word()  # Click hands a lone "=" over as ""
+    if sets and (under == "=" or (given and given[-1] == "=")):
+        value = dict(_params(steps)).get(sets[-1])
+        if value is None:
+            return []
+        return [value] if under == "=" or value.startswith(incomplete) else []
     return [name for name in steps if name.startswith(incomplete)]
+
+
+def _bash_word() -> str | None:
+    """The word under the cursor as bash gave it (`COMP_WORDS`, `COMP_CWORD`), else None."""
+    words, index = os.environ.get("COMP_WORDS"), os.environ.get("COMP_CWORD", "")
+    if words is None or not index.isdigit():
+        return None
+    split = words.split()
+    return split[int(index)] if int(index) < len(split) else ""
 
 
 def overrides(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -107,3 +127,26 @@ def _shown(value: Any) -> str | None:
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _KEYWORDS = ("true", "false", "inf", "nan")
+
+
+# Typer's bash script lets bash add a space after every completion: after `train.lr=` that
+# would end the word before its value. Bash splits words at `=` (COMP_WORDBREAKS), so the
+# value is then completed as a word of its own (`targets` above sees the `=`).
+_NOSPACE = (
+    "    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then compopt -o nospace; fi\n"
+)
+
+
+def bash_keeps_the_word_open_after_equals() -> None:
+    """Make the bash script that `tipi --install-completion` writes (and `--show-completion`
+    prints) add no space after a single completion ending in `=`. Typer keeps the script in
+    private modules: if they change shape, this does nothing and bash adds its space."""
+    try:
+        from typer import _completion_classes, _completion_shared
+    except ImportError:
+        return
+    script = _completion_shared._completion_scripts.get("bash", "")
+    if "    return 0\n" in script and _NOSPACE not in script:
+        script = script.replace("    return 0\n", _NOSPACE + "    return 0\n", 1)
+        _completion_shared._completion_scripts["bash"] = script
+        _completion_classes.BashComplete.source_template = script
