@@ -101,7 +101,8 @@ def scored(project):
     "args",
     [["runs"], ["runs", "--json"], ["show"], ["show", "--json"], ["diff"], ["diff", "--json"]],
 )
-def test_runs_show_and_diff_escape_metric_names(scored, cli, args):
+def test_runs_show_and_diff_escape_metric_names(scored, cli, args, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # room for runs' metric column (xdist sets 80)
     shown = cli(*args)
     assert shown.exit_code == 0, shown.stderr
     assert raw_in(shown.stdout + shown.stderr) == []
