@@ -140,3 +140,10 @@ def test_the_hint_keeps_flags_in_any_form(two: Project, cli) -> None:
     assert failed.exit_code == 1
     # In tipi's order of the options, each in one form; -F and -f dropped.
     assert hinted(failed.stderr) == "tipi make -p two --no-run-cache --rehash -k"
+
+
+def test_tipi_run_is_continued_by_tipi_run(two: Project, cli) -> None:
+    (two.root / "broken").write_text("x")
+    failed = cli("--debug", "run", "two", "--set", "numbers.n=2")
+    assert failed.exit_code == 1
+    assert hinted(failed.stderr) == "tipi --debug run two --set numbers.n=2"
