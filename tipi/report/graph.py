@@ -70,28 +70,31 @@ def to_tree(view: PipelineView, files: bool = False) -> str:
     steps = {s.name: s for s in view.steps}
     lines: list[str] = []
 
-    def draw(node: str, lead: str, branch: str) -> None:
+    def line(node: str) -> str:
         text, state = shown[node]
         if state == "file":
-            line = f"▫ {printable(text)}"
+            drawn = f"▫ {printable(text)}"
         else:
             step = steps[node]
-            line = f"{STATE_MARKS.get(state, '□')} {printable(step.name)} [{state}]"
+            drawn = f"{STATE_MARKS.get(state, '□')} {printable(step.name)} [{state}]"
             if step.first_reason:
-                line += f": {printable(step.first_reason)}"
+                drawn += f": {printable(step.first_reason)}"
         main = max(parents[node], key=place.__getitem__, default=None)
         others = [p for p in parents[node] if p != main]
         if others:
             named = (printable(shown[p][0] if shown[p][1] == "file" else p) for p in others)
-            line += f"  (also needs {', '.join(named)})"
-        lines.append(lead + branch + line)
+            drawn += f"  (also needs {', '.join(named)})"
+        return drawn
+
+    # Depth first with a stack of its own: a chain of a thousand steps is no recursion.
+    stack = [(root, "", "") for root in reversed(children.get(None, []))]
+    while stack:
+        node, lead, branch = stack.pop()
+        lines.append(lead + branch + line(node))
         kids = children.get(node, [])
         below = lead + ("│  " if branch == "├─ " else "   " if branch else "")
-        for i, kid in enumerate(kids):
-            draw(kid, below, "└─ " if i == len(kids) - 1 else "├─ ")
-
-    for root in children.get(None, []):
-        draw(root, "", "")
+        for i in reversed(range(len(kids))):
+            stack.append((kids[i], below, "└─ " if i == len(kids) - 1 else "├─ "))
     return "\n".join(lines) + "\n"
 
 
