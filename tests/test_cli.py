@@ -131,7 +131,8 @@ def test_the_example_pipeline_is_what_tipi_init_writes(tmp_path):
 def test_check_exits_1_when_something_would_run(numbers_project, cli):
     assert cli("status", "--check").exit_code == 1
     assert cli("make", "-n", "--check").exit_code == 1
-    assert cli("make", "--check").exit_code == 2  # --check is for dry runs
+    assert cli("make", "--check").exit_code == 1  # a question (implies -n): it ran nothing
+    assert not (numbers_project.root / "out").exists()
     assert cli("make").exit_code == 0
     assert cli("status", "--check").exit_code == 0
     assert cli("status", "--check", "--json").exit_code == 0

@@ -214,7 +214,6 @@ NO_OPS = [
     ("make", "-q"),
     ("make", "--quiet"),
     ("make", "-v"),
-    ("make", "--verbose", "-q"),
     ("make", "-p", "p"),
     ("make", "--pipeline=p", "-v"),
     ("make", "second"),
@@ -330,6 +329,7 @@ FALL_THROUGH = [
     ("make", "--explain", "-n"),
     ("make", "-j", "2"),
     ("make", "-qv"),
+    ("make", "--verbose", "-q"),  # refused by the full CLI
     ("make", "--", "first"),
     ("make", "-pp"),
     ("make", "-p", "p", "-p", "p"),

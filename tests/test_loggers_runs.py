@@ -112,7 +112,7 @@ def two_makes(tmp_path, monkeypatch, reporter=None):
 
 def wandb_runs(tmp_path):
     files = sorted((tmp_path / "logs/wandb").glob("offline-run-*/run-*.wandb"))
-    return {run(f)["name"] + "@" + run(f)["group"]: f for f in files}
+    return {run(f)["name"]: f for f in files}
 
 
 @pytest.mark.slow  # wandb starts its service process
@@ -123,12 +123,12 @@ def test_wandb_a_run_per_step_grouped_by_the_make(tmp_path, monkeypatch):
     two_makes(tmp_path, monkeypatch, reporter)
     runs = wandb_runs(tmp_path)
     assert set(runs) == {
-        f"digits/head@{FIRST}",
-        f"digits/full@{FIRST}",
-        f"digits/evaluate@{FIRST}",
-        f"digits/evaluate@{SECOND}",
+        f"digits/head {FIRST}",
+        f"digits/full {FIRST}",
+        f"digits/evaluate {FIRST}",
+        f"digits/evaluate {SECOND}",
     }
-    head = run(runs[f"digits/head@{FIRST}"])
+    head = run(runs[f"digits/head {FIRST}"])
     assert head["job_type"] == "Train"
     assert head["tags"] == ["paper", "digits"]
     assert head["project"] == "p"
@@ -137,16 +137,16 @@ def test_wandb_a_run_per_step_grouped_by_the_make(tmp_path, monkeypatch):
     assert config["api_key"] == "<hidden>" and config["url"] == "<hidden>"
     assert config["permanences"]["files"] == {"log_dir": str(tmp_path / "logs/files")}
     assert config["permanences"]["wb"]["tags"] == ["paper"]
-    assert run(runs[f"digits/evaluate@{FIRST}"])["job_type"] == "Evaluate"
+    assert run(runs[f"digits/evaluate {FIRST}"])["job_type"] == "Evaluate"
     # one global step across the make's steps; each step's metrics in its own run
     steps = {
         name: [(int(r["_step"]), r.get("epoch"), r.get("val_accuracy")) for r in history(path)]
         for name, path in runs.items()
     }
-    assert steps[f"digits/head@{FIRST}"] == [(1, "1", "0.1"), (2, "2", "0.2"), (3, "3", "0.3")]
-    assert steps[f"digits/full@{FIRST}"] == [(4, "1", "0.1"), (5, "2", "0.2")]
-    assert steps[f"digits/evaluate@{FIRST}"] == [(6, None, "0.95")]
-    assert steps[f"digits/evaluate@{SECOND}"] == [(1, None, "0.95")]
+    assert steps[f"digits/head {FIRST}"] == [(1, "1", "0.1"), (2, "2", "0.2"), (3, "3", "0.3")]
+    assert steps[f"digits/full {FIRST}"] == [(4, "1", "0.1"), (5, "2", "0.2")]
+    assert steps[f"digits/evaluate {FIRST}"] == [(6, None, "0.95")]
+    assert steps[f"digits/evaluate {SECOND}"] == [(1, None, "0.95")]
     notices = [m for kind, m in reporter.events if kind == "notice"]
     assert len(notices) == 1 and "offline runs in" in notices[0] and "wandb sync" in notices[0]
     assert_no_secret(tmp_path)

@@ -282,7 +282,7 @@ def test_a_step_that_does_not_write_its_output_fails(project, cli):
     )
     result = cli("make")
     assert result.exit_code == 1
-    assert "did not write its output 'out'" in result.stderr
+    assert "did not write its declared output 'out'" in result.stderr
 
 
 def test_skip_method_and_force_on_top_of_the_cache(project):

@@ -60,8 +60,8 @@ def test_status_and_graph_in_a_terminal(made, tmp_path):
     assert len(instances) == 9
     assert all("✔ up-to-date" in line for line in instances if "lr=0.01]" not in line)
     assert sum("○ never-run" in line for line in instances) == 3
-    assert "╙── ◐ train ×9 [6 up-to-date, 3 never-run]" in screen
-    assert "    └─╼ ◐ evaluate ×9 [6 up-to-date, 3 never-run]" in screen
+    assert "◐ train ×9 [6 up-to-date, 3 never-run]" in screen
+    assert "└─ ◐ evaluate ×9 [6 up-to-date, 3 never-run]" in screen
 
 
 def test_the_report_in_a_browser(made, cli, monkeypatch, tmp_path):

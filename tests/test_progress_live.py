@@ -15,7 +15,7 @@ from tipi.report import channel, live
 from tipi.report.board import Board
 from tipi.report.events import StepResult
 from tipi.report.live import LiveProgress
-from tipi.report.rich_reporter import RichReporter, WarningsReporter
+from tipi.report.rich_reporter import AtLeast, RichReporter, WarningsReporter
 
 
 @pytest.fixture
@@ -102,11 +102,13 @@ def test_the_overall_bar_names_the_running_steps_and_estimates_by_time(screen, m
     now = [100.0]
     monkeypatch.setattr("tipi.report.rich_reporter.time.monotonic", lambda: now[0])
     reporter = RichReporter(Console(file=io.StringIO(), force_terminal=True))
+    reporter.recorded = lambda steps: {"evaluate": 30.0, "export": 15.0}  # their last runs
     reporter.run_started("p", ["prepare", "train", "evaluate", "export"])
     view = reporter._view
     b = LiveProgress.current()
     overall = b._tasks[view.row]
-    assert view.eta() is None  # nothing to go by yet
+    eta = view.eta()  # prepare and train never ran: at least evaluate and export's times
+    assert eta == pytest.approx(45) and isinstance(eta, AtLeast)
     reporter.step_started("prepare")
     assert overall.fields["status"] == "▶ prepare"
     now[0] += 10
@@ -115,8 +117,9 @@ def test_the_overall_bar_names_the_running_steps_and_estimates_by_time(screen, m
     assert overall.fields["status"] == "▶ train"  # the step running, not the one finished
     epochs = b.add_row("epochs", total=4, parent=b.step_row("train"), slot=0)
     b.set_row(epochs, completed=1)
-    now[0] += 20  # a quarter of train in 20 s: 60 s left; then two steps of (10 + 80) / 2
-    assert view.eta() == pytest.approx(60 + 2 * 45)
+    now[0] += 20  # a quarter of train in 20 s: 60 s left; then evaluate and export's last times
+    assert view.eta() == pytest.approx(60 + 30 + 15)
+    assert not isinstance(view.eta(), AtLeast)  # every step still to come is known
     reporter.step_finished(StepResult("train", "ran", seconds=20.0))
     reporter.run_finished(_summary())
     assert LiveProgress.current() is None

@@ -122,6 +122,8 @@ def parse(argv: Sequence[str]) -> Request | None:
         else:
             positional.append(arg)
     quiet, verbose = "q" in flags, "v" in flags
+    if quiet and verbose:
+        return None  # refused by the full CLI, with why
     if argv[0] == "make":
         return Request(pipeline, tuple(positional), quiet, verbose)
     return Request(positional[0], (), quiet, verbose) if len(positional) == 1 else None

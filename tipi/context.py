@@ -21,6 +21,8 @@ class RunInfo:
         step_type: the step's process class name.
         params: the step's resolved params.
         permanences: name → params of the permanences the pipeline declares (their configs).
+        upstream: step → params of the steps whose outputs this one reads, directly or not
+            (an Evaluate's run carries `train.lr`).
     """
 
     id: str
@@ -29,6 +31,7 @@ class RunInfo:
     step_type: str
     params: Mapping[str, Any] = field(default_factory=dict)
     permanences: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    upstream: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,9 @@ class Engine:
             code_table=self.layout.code_file,
         )
         self._explicit_pipeline = pipeline is not None
+        # The command that continues this make as the user typed it (the CLI sets it, options
+        # and all); None: rebuilt from the targets and the pipeline.
+        self.resume: str | None = None
 
     def load(self, save: bool = True, fresh: bool = False) -> Plan:
         """Parse, validate and fingerprint the pipeline (from the plan cache when valid,
@@ -190,6 +193,8 @@ class Engine:
 
     def resume_command(self, targets: Sequence[str]) -> str:
         """The command that continues this make (finished steps are skipped by then)."""
+        if self.resume is not None:
+            return self.resume
         parts = ["tipi", "make", *targets]
         if self._explicit_pipeline:
             parts += ["-p", self.name]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tipi.errors import ProcessFailure, TipiError
+from tipi.execution.staging import misplaced_output
 from tipi.identity.trace import Trace
 from tipi.planning import Plan, absolute
 from tipi.report import Reporter, StepResult
@@ -279,7 +280,10 @@ class Steps:
             )
         try:
             if outcome == "ran":
-                self.state.staging.commit(name, staged, self.outputs_of(name))
+                since = time.time() - seconds
+                self.state.staging.commit(name, staged, self.outputs_of(name), since)
+            elif outcome == "failed" and isinstance(error, TipiError):
+                misplaced_output(error, self.outputs_of(name), self.root)
         except ProcessFailure as failure:
             outcome, error = "failed", failure
         finally:

@@ -72,7 +72,7 @@ class Prepared:
         from tipi.execution.types import Job, run_info
 
         step = resolved.steps[self.name]
-        run = run_info(self.run, self.pipeline, step, resolved.permanences)
+        run = run_info(self.run, self.pipeline, step, resolved.permanences, resolved.steps)
         return Job(step, self.staged, self.scratch, self.forced, self.binding, run)
 
 

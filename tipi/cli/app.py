@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -13,14 +13,19 @@ import typer
 from rich.console import Console
 
 import tipi
+from tipi.cli import complete
 from tipi.cli.errors import render_bug, render_error
+from tipi.cli.examples import epilog
 from tipi.cli.options import (
     DECIDE,
     RUN,
+    AskedTargetsArg,
     CheckOpt,
     ConfigOpt,
     ExpandOpt,
     ExplainOpt,
+    GraphFormat,
+    MakeCommand,
     PipelineArg,
     PipelineOpt,
     QuietOpt,
@@ -29,11 +34,12 @@ from tipi.cli.options import (
     VerboseOpt,
     make_options,
 )
+from tipi.cli.resume import continue_command
 from tipi.errors import AccessError, PipelineInterrupted, TipiError, UsageError
 
 if TYPE_CHECKING:
     from tipi.engine import MakeOptions
-    from tipi.report import Reporter
+    from tipi.report import RichReporter
 
 app = typer.Typer(
     name="tipi",
@@ -44,17 +50,22 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+complete.bash_keeps_the_word_open_after_equals()
 _state = {"debug": False}
 EXIT_INTERNAL_ERROR = 3
 F = TypeVar("F", bound=Callable[..., object])
 
 
 def stdout() -> Console:
-    return Console(soft_wrap=True)
+    from tipi.report.width import output_width  # a pipe gets the full line (issue 31)
+
+    return Console(soft_wrap=True, width=output_width(sys.stdout))
 
 
 def stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    from tipi.report.width import output_width
+
+    return Console(stderr=True, soft_wrap=True, width=output_width(sys.stderr))
 
 
 def guarded(command: F) -> F:
@@ -107,7 +118,7 @@ def _main(
     _state["debug"] = debug
 
 
-def _reporter(explain: bool = False, verbose: bool = False) -> Reporter:
+def _reporter(explain: bool = False, verbose: bool = False) -> RichReporter:
     from tipi.report import RichReporter
 
     return RichReporter(stderr(), verbose=verbose, explain=explain)
@@ -123,7 +134,7 @@ def _handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-@app.command("make")
+@app.command("make", cls=MakeCommand, epilog=epilog("make"))
 @guarded
 @make_options(DECIDE, RUN)
 def make_command(
@@ -142,7 +153,7 @@ def make_command(
     _make(pipeline, targets or (), set_, config, check, options, explain, verbose, quiet)
 
 
-@app.command("run")
+@app.command("run", cls=MakeCommand, epilog=epilog("run"))
 @guarded
 @make_options(DECIDE, RUN)
 def run_command(
@@ -171,24 +182,34 @@ def _make(
     verbose: bool,
     quiet: bool,
 ) -> None:
+    from tipi.cli.durations import recorded_seconds
     from tipi.engine import Engine
-    from tipi.report import WarningsReporter
+    from tipi.report import RichReporter, WarningsReporter
 
-    if check and not options.dry_run:
-        raise UsageError("--check goes with -n (a dry run): `tipi make -n --check`")
+    if quiet and verbose:
+        raise UsageError(
+            "-q (print only warnings and errors) and -v (list up-to-date steps too) contradict "
+            "each other",
+            hint="give one of them",
+        )
+    if check:  # a question, like `make -q`: it runs nothing (with or without -n)
+        options = replace(options, dry_run=True)
     _handle_sigterm()
     reporter = WarningsReporter(stderr()) if quiet else _reporter(explain, verbose)
     engine = Engine(pipeline, config=config, overrides=set_ or (), reporter=reporter)
+    engine.resume = continue_command()
+    if isinstance(reporter, RichReporter):  # the ETA counts pending steps at their last time
+        reporter.recorded = functools.partial(recorded_seconds, engine.root, engine.name)
     summary = engine.make(targets, options)
     if check and any(r.outcome == "would run" for r in summary.results):
         raise typer.Exit(1)
 
 
-@app.command("status")
+@app.command("status", cls=MakeCommand, epilog=epilog("status"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def status_command(
-    targets: TargetsArg = None,
+    targets: AskedTargetsArg = None,
     pipeline: PipelineOpt = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     check: CheckOpt = False,
@@ -199,7 +220,8 @@ def status_command(
     *,
     options: MakeOptions,
 ) -> None:
-    """Say which steps are up to date and why the others would run."""
+    """Say which steps are up to date and why the others would run: a question, it runs
+    nothing and writes nothing."""
     from tipi.engine import Engine
     from tipi.report import WarningsReporter
 
@@ -223,21 +245,11 @@ def status_command(
         raise typer.Exit(1)
 
 
-class GraphFormat(enum.StrEnum):
-    tree = "tree"
-    dot = "dot"
-    mermaid = "mermaid"
-    json = "json"
-    svg = "svg"
-    png = "png"
-    html = "html"
-
-
-@app.command("graph")
+@app.command("graph", cls=MakeCommand, epilog=epilog("graph"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def graph_command(
-    targets: TargetsArg = None,
+    targets: AskedTargetsArg = None,
     pipeline: PipelineOpt = None,
     format_: Annotated[
         GraphFormat, typer.Option("--format", help="What to draw.", case_sensitive=False)
@@ -270,9 +282,9 @@ def graph_command(
     _emit(render_graph(view, format_.value, files, output, engine.root, shown), output)
 
 
-@app.command("report")
+@app.command("report", cls=MakeCommand, epilog=epilog("report"))
 @guarded
-@make_options(DECIDE)
+@make_options(DECIDE, asks=True)
 def report_command(
     pipeline: PipelineOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file.")] = Path(
@@ -349,7 +361,13 @@ def clean_command(
 @guarded
 def list_command(
     pipeline: Annotated[
-        str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's types.")
+        str | None,
+        typer.Option(
+            "-p",
+            "--pipeline",
+            help="Only this pipeline's types.",
+            autocompletion=complete.pipelines,
+        ),
     ] = None,
 ) -> None:
     """List the pipelines of this project and the types their TOML can name, with params."""

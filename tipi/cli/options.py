@@ -8,6 +8,7 @@ and reaches every command that makes or decides, with one meaning and one help t
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 import inspect
@@ -16,18 +17,43 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer._click.core import Context  # Typer runs its own copy of Click
+from typer._click.exceptions import BadOptionUsage
+from typer.core import TyperCommand
+
+from tipi.cli import complete
 
 F = TypeVar("F", bound=Callable[..., object])
 
 PipelineOpt = Annotated[
     str | None,
-    typer.Option("-p", "--pipeline", help="The pipeline (may be left out when there is one)."),
+    typer.Option(
+        "-p",
+        "--pipeline",
+        help="The pipeline (may be left out when there is one).",
+        autocompletion=complete.pipelines,
+    ),
 ]
-PipelineArg = Annotated[str, typer.Argument(help="The pipeline: a folder name under pipelines/.")]
+PipelineArg = Annotated[
+    str,
+    typer.Argument(
+        help="The pipeline: a folder name under pipelines/.", autocompletion=complete.pipelines
+    ),
+]
 TargetsArg = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Steps or output paths to build (default: every step).", show_default=False
+        help="Steps or output paths to build (default: every step).",
+        show_default=False,
+        autocompletion=complete.targets,
+    ),
+]
+AskedTargetsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Steps or output paths to look at (default: every step).",
+        show_default=False,
+        autocompletion=complete.targets,
     ),
 ]
 ConfigOpt = Annotated[
@@ -37,7 +63,10 @@ ConfigOpt = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", metavar="STEP.PARAM=VALUE", help="Override a param (value parsed as TOML)."
+        "--set",
+        metavar="STEP.PARAM=VALUE",
+        help="Override a param (value parsed as TOML).",
+        autocompletion=complete.overrides,
     ),
 ]
 ExplainOpt = Annotated[
@@ -47,8 +76,8 @@ CheckOpt = Annotated[
     bool,
     typer.Option(
         "--check",
-        help="Exit 1 when something would run (for CI gates, like make -q); with make, "
-        "only together with -n.",
+        help="Exit 1 when something would run (for CI gates, like make -q); runs nothing "
+        "(make --check is make -n --check).",
     ),
 ]
 ExpandOpt = Annotated[
@@ -61,6 +90,16 @@ ExpandOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only warnings and errors.")]
+
+
+class GraphFormat(enum.StrEnum):
+    tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
+    json = "json"
+    svg = "svg"
+    png = "png"
+    html = "html"
 
 
 class Executor(enum.StrEnum):
@@ -78,7 +117,11 @@ DECIDE: dict[str, tuple[Any, Any]] = {
         Annotated[
             list[str] | None,
             typer.Option(
-                "-f", "--force", metavar="TARGET", help="Run this step even if up to date."
+                "-f",
+                "--force",
+                metavar="TARGET",
+                help="Run this step even if up to date.",
+                autocompletion=complete.targets,
             ),
         ],
         None,
@@ -174,9 +217,24 @@ RUN: dict[str, tuple[Any, Any]] = {
 }
 
 
-def make_options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[F], F]:
-    """Add the options of `groups` (DECIDE, RUN) to a command; it receives `options`."""
+# The DECIDE options' help for the commands that only ask what a make would do (status,
+# graph, report): they run nothing, so their help must not speak of running.
+ASKED_HELP = {
+    "force": "Count this step as one that would run, even if up to date.",
+    "force_all": "Count every needed step as one that would run.",
+    "remote": "A remote run cache (directory, file://, s3://, gs://): count the steps whose runs "
+    "are there as restorable.",
+    "run_cache": "Count the steps whose earlier runs (same fingerprint) the run cache holds as "
+    "restorable.",
+}
+
+
+def make_options(*groups: dict[str, tuple[Any, Any]], asks: bool = False) -> Callable[[F], F]:
+    """Add the options of `groups` (DECIDE, RUN) to a command; it receives `options`.
+    `asks`: the command runs nothing (status, graph, report): the help says so."""
     chosen = {name: spec for group in groups for name, spec in group.items()}
+    if asks:
+        chosen = {name: _asked(name, spec) for name, spec in chosen.items()}
 
     def decorate(command: F) -> F:
         signature = inspect.signature(command)
@@ -208,9 +266,36 @@ def make_options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[F], F]:
     return decorate
 
 
+def _asked(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
+    """`spec` with the help of ASKED_HELP, when it has one."""
+    annotation, default = spec
+    if name not in ASKED_HELP:
+        return spec
+    info = copy.copy(annotation.__metadata__[0])
+    info.help = ASKED_HELP[name]
+    return Annotated[annotation.__origin__, info], default
+
+
 def _evaluated(annotation: Any, command: Callable[..., object]) -> Any:
     """A string annotation (`from __future__ import annotations`) as the object it names:
     Typer reads its options from `Annotated[...]` in the signature."""
     if isinstance(annotation, str):
         return eval(annotation, command.__globals__)
     return annotation
+
+
+class MakeCommand(TyperCommand):
+    """A command with the make options: `-f` given no step says how to force them all."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except BadOptionUsage as error:
+            if error.option_name not in ("-f", "--force"):
+                raise
+            raise BadOptionUsage(
+                error.option_name,
+                f"{error.option_name} needs the step (or output) to force, as in "
+                f"`{error.option_name} train`; to run every needed step, use -F (--force-all)",
+                ctx=ctx,
+            ) from None

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tipi.cli import complete
 from tipi.cli.app import app, guarded, stderr, stdout
+from tipi.cli.examples import epilog
 from tipi.errors import UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +18,10 @@ if TYPE_CHECKING:
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RunsPipelineOpt = Annotated[
-    str | None, typer.Option("-p", "--pipeline", help="Only this pipeline's runs.")
+    str | None,
+    typer.Option(
+        "-p", "--pipeline", help="Only this pipeline's runs.", autocompletion=complete.pipelines
+    ),
 ]
 DEFAULT_COUNT = 20
 # The rows `show` and `diff` print unless told: a 20,000-step run would take minutes to
@@ -34,7 +39,7 @@ LimitOpt = Annotated[
 AllOpt = Annotated[bool, typer.Option("--all", help="Show every row (as --limit 0).")]
 
 
-@app.command("runs")
+@app.command("runs", epilog=epilog("runs"))
 @guarded
 def runs_command(
     pipeline: RunsPipelineOpt = None,
@@ -43,9 +48,19 @@ def runs_command(
         int,
         typer.Option("-n", metavar="N", help="The N newest runs (0: all).", min=0),
     ] = DEFAULT_COUNT,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="NAMES",
+            help="The metric columns, comma-separated: a name, step.name or a pattern "
+            "('evaluate.*'); default: the key ones that fit the terminal.",
+        ),
+    ] = None,
 ) -> None:
     """List runs, newest first: when, commit, what ran, params changed, key metrics."""
-    from tipi.cli.runs_view import dumps, runs_table, to_json
+    from tipi.cli.runs_table import runs_table
+    from tipi.cli.runs_view import dumps, to_json
 
     store = _store(pipeline)
     records, previous = newest(store, pipeline, count)
@@ -54,7 +69,9 @@ def runs_command(
     elif not records:
         stdout().print(f"no runs{_of(pipeline)} yet: a make that runs a step records one")
     else:
-        stdout().print(runs_table(records, previous))
+        console = stdout()
+        chosen = [name.strip() for name in (metrics or "").split(",") if name.strip()]
+        console.print(runs_table(records, previous, console, chosen))
 
 
 @app.command("diff")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -22,7 +22,7 @@ from rich.text import Text
 
 from tipi.config.instances import group_instances
 from tipi.redact import hide_secrets, printable, printable_json, secret_hider
-from tipi.report.groups import base_name, fold_keyed, fold_names
+from tipi.report.groups import base_name, fold_names
 from tipi.runs.diff import Change, RunDiff, fold_changes
 from tipi.runs.record import RunRecord
 
@@ -85,33 +85,6 @@ def iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
-
-
-def runs_table(records: Sequence[RunRecord], previous: dict[str, RunRecord | None]) -> Table:
-    """id, when, status, commit, what ran, params changed since the pipeline's run before,
-    key metrics; the pipeline too when the runs are of several (or of sweep variants)."""
-    from tipi.runs.diff import changed_since
-
-    several = len({r.pipeline for r in records}) > 1 or any(r.variant for r in records)
-    table = Table(header_style="bold", box=None, pad_edge=False)
-    columns = ["id", *(["pipeline"] if several else []), "when", "status", "commit", "ran"]
-    widths = {"metrics": 28, "params changed": 16, "ran": 9}  # what runs are compared by
-    for column in [*columns, "params changed", "metrics"]:
-        short = column in ("id", "when", "status", "commit")
-        table.add_column(column, overflow="fold", no_wrap=short, min_width=widths.get(column))
-    for record in records:
-        changes = changed_since(previous.get(record.id), record)
-        table.add_row(
-            Text(printable(record.id), style="cyan"),
-            *([_pipeline(record)] if several else []),
-            when(record.started),
-            _status(record),
-            _commit(record),
-            _ran(record),
-            _params(changes, previous.get(record.id) is None),
-            _metrics(record),
-        )
-    return table
 
 
 def diff_view(diff: RunDiff, limit: int = 0) -> RenderableType:
@@ -321,17 +294,6 @@ def key_metrics(
         return word, -order.get(step, 0)
 
     return sorted(items, key=rank)[:limit]
-
-
-def _metrics(record: RunRecord) -> Text:
-    """The key metrics; a step matrix's as one line each, its instances' lowest…highest."""
-    folded = fold_keyed(record.metrics())
-    first = {key: values[0] for key, values in folded.items()}
-    shown = [f"{printable(k)} {_spread(folded[k])}" for k, _ in key_metrics(record, metrics=first)]
-    more = len(folded) - len(shown)
-    if more > 0:
-        shown.append(f"+{more} more")
-    return Text("\n".join(shown)) if shown else Text("-", style="dim")
 
 
 def _spread(values: list[Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,19 @@ from tipi.cli.app import (
     stderr,
     stdout,
 )
+from tipi.cli.durations import recorded_seconds
 from tipi.cli.errors import render_error
-from tipi.cli.options import DECIDE, RUN, ConfigOpt, PipelineOpt, SetOpt, TargetsArg, make_options
+from tipi.cli.examples import epilog
+from tipi.cli.options import (
+    DECIDE,
+    RUN,
+    ConfigOpt,
+    MakeCommand,
+    PipelineOpt,
+    SetOpt,
+    TargetsArg,
+    make_options,
+)
 from tipi.engine import MakeOptions
 from tipi.errors import UsageError
 
@@ -30,7 +42,7 @@ if TYPE_CHECKING:
 SWEEP_FILE = "sweep.toml"
 
 
-@app.command("sweep")
+@app.command("sweep", cls=MakeCommand, epilog=epilog("sweep"))
 @guarded
 @make_options(DECIDE, RUN)
 def sweep_command(
@@ -134,17 +146,20 @@ def sweep_command(
         spec = _folded(spec if grid or sweep_file else None, folds, name)
     spec = _ranked(spec, metric, goal)
     console = stderr()
+    reporter = _reporter()
     sweep = Sweep(
         pipeline,
         spec,
         config=config,
         overrides=set_ or (),
-        reporter=_reporter(),
+        reporter=reporter,
         targets=targets or (),
         make_options=options,
         announce=lambda line: console.rule(f"[bold]{line}", align="left"),
         on_failure=lambda error: render_error(error, console, _state["debug"]),
     )
+    # The ETA counts a step at its last time: in an earlier variant, as often as not.
+    reporter.recorded = functools.partial(recorded_seconds, sweep.base.root, sweep.base.name)
     try:
         if wandb or logger:
             sweep.run_with(sweep_logger(sweep, logger, wandb))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from tipi.errors import DefinitionError, ProcessFailure
+from tipi.errors import DefinitionError, ProcessFailure, TipiError
 from tipi.paths import output_problem
 from tipi.state.layout import scratch_dir, staging_dir
 
@@ -68,20 +69,22 @@ class Staging:
         folder.mkdir(exist_ok=True)
         return folder
 
-    def commit(self, step: str, staged: Mapping[str, Path], outputs: Mapping[str, Path]) -> None:
-        """Move every staged output into place, after checking the step wrote them all.
+    def commit(
+        self,
+        step: str,
+        staged: Mapping[str, Path],
+        outputs: Mapping[str, Path],
+        since: float | None = None,
+    ) -> None:
+        """Move every staged output into place, after checking the step wrote them all
+        (`since`: when the step started, to tell a final path it wrote itself).
 
         Raises:
-            ProcessFailure: an output was not written; nothing is moved.
+            OutputNotWritten: an output was not written; nothing is moved.
         """
         missing = [name for name, path in staged.items() if not os.path.lexists(path)]
         if missing:
-            names = ", ".join(f"'{n}' ({outputs[n]})" for n in missing)
-            raise ProcessFailure(
-                step,
-                FileNotFoundError(f"the step did not write its output {names}"),
-                hint="write every declared output to self.outputs[name]",
-            )
+            raise OutputNotWritten(step, missing[0], outputs[missing[0]], self.root, since)
         for name in staged:  # again now: a symlink may have been planted since the plan
             problem = output_problem(outputs[name], self.root, self._real)
             if problem:
@@ -139,6 +142,73 @@ def _listing(folder: Path) -> list[str] | None:
         return os.listdir(folder)
     except FileNotFoundError:  # removed since: made again
         return None
+
+
+class OutputNotWritten(ProcessFailure):
+    """A step ended without writing a declared output (exit 1). Nothing was raised in the
+    step, so there is no traceback to show: the message says which output, where, and what
+    to do."""
+
+    def __init__(
+        self, step: str, name: str, final: Path, root: Path, since: float | None = None
+    ) -> None:
+        shown = _shown(final, root)
+        wrote = since is not None and _written_since(final, since)
+        if wrote:
+            message = (
+                f"step '{step}' wrote its output '{name}' to its final path {shown} itself; "
+                f"tipi keeps only what a step writes to self.outputs['{name}']"
+            )
+        else:
+            message = f"step '{step}' did not write its declared output '{name}' ({shown})"
+        TipiError.__init__(self, message, hint=_hint(name, shown))
+        self.step = step
+        self.error = None  # type: ignore[assignment]  # nothing raised: no traceback
+
+
+def misplaced_output(error: TipiError, outputs: Mapping[str, Path], root: Path) -> None:
+    """Say so in `error` when a step failed writing to one of its final output paths (or
+    into an output folder) instead of `self.outputs[name]`: the message names the output,
+    the hint what to do."""
+    cause = getattr(error, "error", None) or error
+    filename = getattr(cause, "filename", None) if isinstance(cause, OSError) else None
+    if filename is None:  # a worker's failure comes back as text
+        found = re.search(r"No such file or directory: '([^']+)'", str(error))
+        filename = found[1] if found else None
+    if not filename:
+        return
+    target = Path(os.path.abspath(root / os.fsdecode(filename)))
+    for name, final in outputs.items():
+        final = Path(os.path.abspath(final))
+        if target == final or final in target.parents:
+            shown = _shown(final, root)
+            error.message += (
+                f" (the step writes to its final output path {shown} instead of "
+                f"self.outputs['{name}'])"
+            )
+            error.hint = _hint(name, shown)
+            return
+
+
+def _hint(name: str, shown: str) -> str:
+    return (
+        f"write it to self.outputs['{name}'] (a staging path tipi gives the step; it moves "
+        f"what is there to {shown} when the step succeeds)"
+    )
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _written_since(path: Path, since: float) -> bool:
+    try:
+        return os.lstat(path).st_mtime >= since - 1  # file systems round times to a second
+    except OSError:
+        return False
 
 
 def _replace(source: Path, target: Path) -> None:

@@ -84,7 +84,7 @@ def run_here(task: Task, outputs: Mapping[str, str], scratch: str) -> Result:
             Path(scratch),
             task.forced,
             bytes.fromhex(task.binding),
-            run_info(task.run, task.pipeline, step, resolved.permanences),
+            run_info(task.run, task.pipeline, step, resolved.permanences, resolved.steps),
         )
         with Controller(resolved.permanences, PlainReporter(task.step)) as controller:
             result = SequentialExecutor(controller).run(job)

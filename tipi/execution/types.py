@@ -3,10 +3,10 @@ this process), a Task (a step as plain data for a worker, Dask or torchrun) and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tipi.context import RunInfo
 
@@ -107,8 +107,10 @@ def run_info(
     pipeline: str,
     step: ResolvedStep,
     permanences: Mapping[str, ResolvedPermanence],
+    steps: Mapping[str, ResolvedStep] | None = None,
 ) -> RunInfo | None:
-    """What a step's loggers are told of the make it runs in; None outside one."""
+    """What a step's loggers are told of the make it runs in; None outside one. `steps`:
+    the pipeline's, to give the loggers the params of the steps upstream of this one."""
     if not run:
         return None
     return RunInfo(
@@ -118,4 +120,43 @@ def run_info(
         step_type=step.cls.__name__,
         params=dict(step.params),
         permanences={name: dict(p.params) for name, p in permanences.items()},
+        upstream=Upstream(step, steps or {}),
     )
+
+
+class Upstream(Mapping[str, Mapping[str, Any]]):
+    """step → params of the steps whose outputs `step` reads, and theirs, nearest first (an
+    output read at its path or inside its folder); worked out when a logger first asks, so
+    that a make without loggers pays nothing."""
+
+    def __init__(self, step: ResolvedStep, steps: Mapping[str, ResolvedStep]) -> None:
+        self._step, self._steps = step, steps
+        self._found: dict[str, Mapping[str, Any]] | None = None
+
+    def _params(self) -> dict[str, Mapping[str, Any]]:
+        if self._found is None:
+            producers = {
+                out: other for other in self._steps.values() for out in other.outputs.values()
+            }
+            found: dict[str, Mapping[str, Any]] = {}
+            todo = [self._step]
+            while todo:
+                for into in todo.pop(0).inputs.values():
+                    for path in (into, *into.parents):  # the output itself, or its folder
+                        other = producers.get(path)
+                        if other is not None and other is not self._step:
+                            if other.name not in found:
+                                found[other.name] = dict(other.params)
+                                todo.append(other)
+                            break
+            self._found = found
+        return self._found
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        return self._params()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params())
+
+    def __len__(self) -> int:
+        return len(self._params())

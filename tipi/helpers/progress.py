@@ -43,12 +43,14 @@ class progress_bar(BarDisplay, TqdmProtocols, TqdmClassAPI, Generic[T]):
     bar they run inside, or under the running step in a pipeline); elsewhere each bar writes
     tqdm's text as plain `[progress]` lines: one when it opens (a top-level bar), one at most
     every `log_interval` seconds (the pipeline's ProgressManager's, 5 s in a script) or every
-    `mininterval` when one is passed, and a last one when it closes if `leave`.
+    `mininterval` when one is passed, and a last one when it closes if `leave` or nested.
+    To a `file=` of the user's it writes tqdm's lines as they are (within `ncols`).
 
     Honoured as in tqdm: iterable, desc, total, leave (None: only at position 0), file (its
     stream; disable=None turns the bar off when it is not a terminal), mininterval,
-    maxinterval, miniters, disable, unit, unit_scale, unit_divisor, initial, position (the
-    order of sibling bars; nesting otherwise follows the order bars open), postfix, colour
+    maxinterval, miniters, disable, unit, unit_scale, unit_divisor, initial, position (a bar
+    nests under the open bar at the nearest lower position; without it, in the order bars
+    open), postfix, colour
     (the Rich bar's colour), delay, write_bytes. In plain lines only (Rich lays the terminal
     out itself): ncols, ascii, bar_format. Accepted and ignored: dynamic_ncols, nrows,
     smoothing (in the terminal: Rich estimates rates), lock_args, gui.
@@ -146,9 +148,10 @@ class progress_bar(BarDisplay, TqdmProtocols, TqdmClassAPI, Generic[T]):
             except TypeError:
                 self.postfix = postfix
         self.sp = self.status_printer(file)
-        self.last_print_t = self.start_t = self._time()
+        self.last_print_t = self._time()
         if not disable and delay <= 0:
-            self._open()
+            self._open()  # before start_t, as tqdm: the first line's elapsed is 0, its rate None
+        self.start_t = self.last_print_t
 
     # Iteration and counting, as tqdm: a counter per item, the clock every `miniters` items.
 
@@ -220,7 +223,7 @@ class progress_bar(BarDisplay, TqdmProtocols, TqdmClassAPI, Generic[T]):
         shown = self.last_print_t >= self.start_t + self.delay
         if shown:
             self._show()
-        leave = self.leave if self.leave is not None else self.pos == 0
+        leave = self.leave if self.leave is not None else abs(self.pos) == 0
         self._manager.remove(self._name, leave=leave and shown)
         if self._owned:
             release_script_manager()

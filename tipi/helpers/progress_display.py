@@ -53,20 +53,23 @@ class BarDisplay:
             apart=not self._standard,
             interval=self._lines_every,
             announce=parent is None or self._lines_every is not None,
+            # A nested bar's lines are paced out by log_interval, where tqdm's (every 0.1 s)
+            # stay in a log: its last line is each epoch's trace there.
+            ends=parent is not None,
         )
         if status:
             manager.update(name, status=status)
 
     def _parent(self, manager: ProgressManager) -> str | None:
         """The open bar this one runs inside: on the same display, the nearest line above."""
-        if self.pos < 0:
-            return None
+        # An explicit `position` (stored negative, as tqdm) nests as the order of opening does.
+        mine = abs(self.pos)
         above = [
             bar
             for bar in list(self._instances)
-            if bar is not self and bar._manager is manager and bar._name and 0 <= bar.pos < self.pos
+            if bar is not self and bar._manager is manager and bar._name and abs(bar.pos) < mine
         ]
-        return max(above, key=lambda bar: bar.pos)._name if above else None
+        return max(above, key=lambda bar: abs(bar.pos))._name if above else None
 
     def _state(self) -> tuple[str, float | None, str]:
         label = self.desc[:-2] if self.desc.endswith(": ") else self.desc

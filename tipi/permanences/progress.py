@@ -41,6 +41,7 @@ class _Task:
     apart: bool = False  # its stream is not the display's: plain lines, not forwarded
     interval: float | None = None  # seconds between plain lines (None: log_interval)
     announce: bool = False  # a plain line when it opens
+    ends: bool = False  # a plain line when it ends, even when it does not stay
     live: bool = False
     row: Any = None
     outer: bool = False  # a bar has been nested under it: a line at each of its steps
@@ -114,6 +115,7 @@ class ProgressManager(Permanence):
         apart: bool | None = None,
         interval: float | None = None,
         announce: bool = False,
+        ends: bool = False,
     ) -> str:
         """Open a task; `parent` nests it under another open task.
 
@@ -130,6 +132,8 @@ class ProgressManager(Permanence):
                 is given): plain lines there even in a terminal, never forwarded.
             interval: seconds between its plain lines (default: `log_interval`).
             announce: write a plain line as it opens.
+            ends: write a plain line as it ends, even when it does not stay (a log keeps
+                tqdm's lines whatever `leave` says).
         """
         if name in self._tasks:
             raise ValueError(f"a progress task named '{name}' is already open")
@@ -141,7 +145,7 @@ class ProgressManager(Permanence):
             name, label if label is not None else name, total, parent, depth,
             leave if leave is not None else parent is None, completed, "",
             unit, unit_scale, unit_divisor, slot, colour, line, stream,
-            apart if apart is not None else stream is not None, interval, announce,
+            apart if apart is not None else stream is not None, interval, announce, ends,
         )  # fmt: skip
         task.live = self._live and not task.apart
         task.titled = task.label
@@ -282,7 +286,7 @@ class ProgressManager(Permanence):
         if why == "open":
             due = task.announce
         elif why == "close":
-            due = task.leave and state != task.logged
+            due = (task.leave or task.ends) and state != task.logged
         elif why == "refresh" and task.label != task.titled:
             due = True
         else:
@@ -306,8 +310,10 @@ class ProgressManager(Permanence):
                 postfix=task.status,
             )
         stream = task.stream if task.stream is not None else sys.stderr
+        # A stream of the user's own (tqdm's `file=`) gets tqdm's line as it is, in its ncols.
+        lead = "" if task.apart else f"{PREFIX}{'  ' * task.depth}"
         try:
-            stream.write(f"{PREFIX}{'  ' * task.depth}{text}\n")
+            stream.write(f"{lead}{text}\n")
             stream.flush()
         except (ValueError, OSError, AttributeError):
             pass  # a closed or missing stream: a progress line is not worth an error

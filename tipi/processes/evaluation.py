@@ -102,6 +102,10 @@ def _confusion_figure(confusion: Any) -> Any:
 
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.imshow(confusion.numpy(), cmap="Blues")
+    classes = len(confusion)
+    if classes <= 20:  # matplotlib's own ticks name every other class of ten
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     for (i, j), value in __import__("numpy").ndenumerate(confusion.numpy()):

@@ -22,6 +22,7 @@ from rich.progress import (
     TaskID,
     TimeElapsedColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from tipi.redact import printable
@@ -42,6 +43,7 @@ class Board(Progress):
     """The rows of the live display, drawn depth first (see the module's docstring)."""
 
     def __init__(self, console: Console) -> None:
+        self._screen = console  # Progress's console is its Live's, made after a first draw
         super().__init__(
             _Label(),
             _Bar(
@@ -59,6 +61,29 @@ class Board(Progress):
             transient=False,
         )
         self.steps: dict[str, TaskID] = {}
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        """The rows as a grid that never wraps a row onto a second line: in a narrow
+        terminal the fields fold (FOLD), the bar shortens, and labels and status end in …"""
+        shown = [task for task in tasks if task.visible]
+        columns = list(self.columns)
+        bar = next(c for c in columns if isinstance(c, _Bar))
+        cells = {id(c): [c(t) for t in shown] for c in columns if c is not bar}
+        needed = {
+            key: max((Text.from_markup(x).cell_len if isinstance(x, str) else _len(x))
+                     for x in values) if values else 0
+            for key, values in cells.items()
+        }  # fmt: skip
+        plan = _fold(columns, bar, needed, self._screen.width)
+        bar.bar_width = plan.pop(id(bar), BAR_WIDTH)
+        cells[id(bar)] = [bar(t) for t in shown]
+        kept = [c for c in columns if id(c) in plan or c is bar]
+        table = Table.grid(padding=(0, 1))
+        for column in kept:
+            table.add_column(no_wrap=True, overflow="ellipsis", max_width=plan.get(id(column)))
+        for index in range(len(shown)):
+            table.add_row(*(cells[id(c)][index] for c in kept))
+        return table
 
     def get_renderables(self) -> Iterable[Any]:
         with self._lock:
@@ -204,6 +229,51 @@ class Board(Progress):
             self.console.print(self.make_tasks_table(rows))
 
 
+BAR_WIDTH = 40  # the bar's width where there is room (Rich's), MIN_BAR where there is not
+HALF_BAR = 20
+MIN_BAR = 8
+SHORTEST = 12  # a label or status is cut (…) to no less than this, then the status goes
+
+
+def _len(cell: Any) -> int:
+    return cell.cell_len if isinstance(cell, Text) else 0
+
+
+def _fold(columns: list[Any], bar: Any, needed: dict[int, int], width: int) -> dict[int, Any]:
+    """Which columns to draw and how wide (None: as wide as their cells), so that a row fits
+    `width`: the bar shortens to HALF_BAR, the rate goes, then the elapsed time, the bar
+    shortens to MIN_BAR, the status and the label are cut to SHORTEST, the status goes, then
+    the eta."""
+    plan: dict[int, Any] = {id(c): None for c in columns if c is not bar and needed[id(c)]}
+    plan[id(bar)] = BAR_WIDTH
+
+    def total() -> int:
+        sizes = [w if w is not None else needed[key] for key, w in plan.items()]
+        return sum(sizes) + len(sizes) - 1  # a space between columns
+
+    def kind(cls: type) -> int | None:
+        return next((id(c) for c in columns if isinstance(c, cls) and id(c) in plan), None)
+
+    label, status = kind(_Label), kind(_Status)
+    for step in ("half", "rate", "elapsed", "bar", "status", "label", "no status", "eta"):
+        excess = total() - width
+        if excess <= 0:
+            break
+        if step in ("rate", "elapsed", "eta"):
+            key = kind({"rate": _Rate, "elapsed": TimeElapsedColumn, "eta": _Eta}[step])
+            if key is not None:
+                del plan[key]
+        elif step in ("half", "bar"):
+            plan[id(bar)] = max(HALF_BAR if step == "half" else MIN_BAR, plan[id(bar)] - excess)
+        elif step in ("status", "label"):
+            key = status if step == "status" else label
+            if key in plan:
+                plan[key] = max(SHORTEST, min(needed[key], needed[key] - excess))
+        elif status in plan:
+            del plan[status]
+    return plan
+
+
 def _slot_key(task: Task) -> tuple[int, str]:
     slot = task.fields.get("slot")
     return (int(slot), "") if isinstance(slot, int) else (0, str(slot or ""))
@@ -267,6 +337,8 @@ class _Eta(ProgressColumn):
         else:
             left = task.time_remaining
         shown = format_interval(left) if left is not None else "--:--"
+        if getattr(left, "at_least", False):  # a lower bound (rich_reporter.AtLeast)
+            shown = "≥" + shown
         return Text(f"eta {shown}", style="progress.remaining")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 
 from tipi.redact import printable, printable_json
@@ -12,11 +13,25 @@ from tipi.report.views import STATE_COLORS, PipelineView, StepView
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
 NODE_HEIGHT = 60.0  # a step's box in the SVG: name, state, first reason
 STACK = 8.0  # how far the cards behind a folded step matrix's box show
+DOT_NEWLINE = "\\n"  # a line break in a DOT label (each line escaped on its own)
+BOX_CHARS = 34  # a reason's line in a DOT or Mermaid box: one long reason must not widen it
 
 
 def label(step: StepView) -> str:
     text = f"{step.name} [{state_text(step)}]"
     return f"{text}: {step.first_reason}" if step.first_reason else text
+
+
+def boxed(reason: str, width: int = BOX_CHARS, rows: int = 2) -> list[str]:
+    """A reason as a box shows it: folded at words into `rows` lines of `width` characters,
+    the last cut with … when there is more (the whole of it is the box's tooltip)."""
+    import textwrap
+
+    lines = textwrap.wrap(reason, width, break_long_words=True) if reason else []
+    if len(lines) > rows:
+        lines = lines[:rows]
+        lines[-1] = lines[-1][: width - 1].rstrip() + "…"
+    return lines
 
 
 def nodes_and_edges(
@@ -40,19 +55,71 @@ def nodes_and_edges(
 
 
 def to_tree(view: PipelineView, files: bool = False) -> str:
-    """A readable terminal drawing (networkx's `write_network_text`)."""
-    import networkx as nx
-
-    graph = nx.DiGraph()
+    """A terminal drawing: each step once, in the order they run, under the input it waits
+    for last (a step with several inputs says which others it needs), its state and first
+    reason after its name."""
     nodes, edges = nodes_and_edges(view, files)
+    order = _topological([node for node, _, _ in nodes], edges)
+    place = {node: i for i, node in enumerate(order)}
+    parents: dict[str, list[str]] = {node: [] for node in order}
+    for a, b in edges:
+        parents[b].append(a)
+    children: dict[str | None, list[str]] = {}
+    for node in order:  # under the parent that comes last: drawn after all its inputs
+        parent = max(parents[node], key=place.__getitem__, default=None)
+        children.setdefault(parent, []).append(node)
+    shown = {node: (text, state) for node, text, state in nodes}
     steps = {s.name: s for s in view.steps}
-    for node, text, _ in nodes:
-        shown = mark(steps[node]) if node in steps else "□"
-        graph.add_node(node, label=f"{shown} {printable(text)}")
-    graph.add_edges_from(edges)
     lines: list[str] = []
-    nx.write_network_text(graph, path=lines.append, with_labels=True, ascii_only=False, end="")
+
+    def line(node: str) -> str:
+        text, state = shown[node]
+        if state == "file":
+            drawn = f"▫ {printable(text)}"
+        else:
+            step = steps[node]
+            drawn = f"{mark(step)} {printable(step.name)} [{state_text(step)}]"
+            if step.first_reason:
+                drawn += f": {printable(step.first_reason)}"
+        main = max(parents[node], key=place.__getitem__, default=None)
+        others = [p for p in parents[node] if p != main]
+        if others:
+            named = (printable(shown[p][0] if shown[p][1] == "file" else p) for p in others)
+            drawn += f"  (also needs {', '.join(named)})"
+        return drawn
+
+    # Depth first with a stack of its own: a chain of a thousand steps is no recursion.
+    stack = [(root, "", "") for root in reversed(children.get(None, []))]
+    while stack:
+        node, lead, branch = stack.pop()
+        lines.append(lead + branch + line(node))
+        kids = children.get(node, [])
+        below = lead + ("│  " if branch == "├─ " else "   " if branch else "")
+        for i in reversed(range(len(kids))):
+            stack.append((kids[i], below, "└─ " if i == len(kids) - 1 else "├─ "))
     return "\n".join(lines) + "\n"
+
+
+def _topological(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    """`nodes` in an order where every edge goes forward, keeping their order otherwise."""
+    waiting = {node: 0 for node in nodes}
+    after: dict[str, list[str]] = {node: [] for node in nodes}
+    for a, b in edges:
+        waiting[b] += 1
+        after[a].append(b)
+    rank = {node: i for i, node in enumerate(nodes)}
+    ready = [rank[n] for n in nodes if not waiting[n]]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = nodes[heapq.heappop(ready)]
+        order.append(node)
+        for nxt in after[node]:
+            waiting[nxt] -= 1
+            if not waiting[nxt]:
+                heapq.heappush(ready, rank[nxt])
+    placed = set(order)
+    return order + [n for n in nodes if n not in placed]  # a cycle: drawn anyway
 
 
 def to_dot(view: PipelineView, files: bool = False) -> str:
@@ -71,13 +138,13 @@ def to_dot(view: PipelineView, files: bool = False) -> str:
             continue
         fill, stroke = STATE_COLORS[state]
         step = view.step(node)
-        lines = [step.name, state_text(step)] + ([step.first_reason] if step.first_reason else [])
+        lines = [step.name, state_text(step), *boxed(step.first_reason)]
         tooltip = "; ".join(step.reasons)
         stack = (
             ', peripheries=2, style="rounded,filled,bold"' if isinstance(step, GroupStep) else ""
         )
         out.append(
-            f'  "{_dot(node)}" [label="{_dot(chr(10).join(lines))}", fillcolor="{fill}", '
+            f'  "{_dot(node)}" [label="{DOT_NEWLINE.join(map(_dot, lines))}", fillcolor="{fill}", '
             f'color="{stroke}", tooltip="{_dot(tooltip)}"{stack}];'
         )
     out += [f'  "{_dot(a)}" -> "{_dot(b)}";' for a, b in edges]
@@ -95,9 +162,7 @@ def to_mermaid(view: PipelineView, files: bool = False) -> str:
             out.append(f'  {ids[node]}[/"{_mermaid(text)}"/]:::file')
         else:
             step = view.step(node)
-            body = f"{step.name}<br/>{state_text(step)}" + (
-                f"<br/>{step.first_reason}" if step.first_reason else ""
-            )
+            body = "<br/>".join([step.name, state_text(step), *boxed(step.first_reason)])
             out.append(f'  {ids[node]}["{_mermaid(body)}"]:::{state.replace("-", "_")}')
     out += [f"  {ids[a]} --> {ids[b]}" for a, b in edges]
     for state, (fill, stroke) in STATE_COLORS.items():

@@ -14,6 +14,7 @@ RUN_COLORS = ("#1565c0", "#ef6c00", "#2e7d32", "#c62828", "#6a1b9a", "#00838f", 
 SPLIT_COLORS = {"train": "#1565c0", "val": "#ef6c00", "test": "#2e7d32", "": "#6a1b9a"}
 SPLIT_DASHES = {"train": "", "val": "6 3", "test": "2 3", "": ""}
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
+MAX_LABELLED = 20  # a confusion matrix names every class up to this many
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -
     return ticks
 
 
+def x_ticks(low: float, high: float, integer: bool) -> list[float]:
+    """Round ticks inside the data's range [low, high] (at least two: its ends when no
+    round value falls inside), up to about seven of them."""
+    if not low < high:
+        return nice_ticks(low, high, 6, integer=integer)
+    inside = [t for t in nice_ticks(low, high, 7, integer=integer) if low <= t <= high]
+    return inside if len(inside) >= 2 else [low, high]
+
+
 def tick_text(value: float, ticks: Sequence[float]) -> str:
     """A tick's label with as many decimals as the step between ticks needs."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 0.0
@@ -75,12 +85,14 @@ def line_chart(
     points = [p for s in series for p in s.points]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     whole = all(float(x).is_integer() for x in xs)
-    xt, yt = nice_ticks(min(xs), max(xs), 6, integer=whole), nice_ticks(min(ys), max(ys))
+    xt, yt = x_ticks(min(xs), max(xs), whole), nice_ticks(min(ys), max(ys))
     left, right, top = 62, 14, 26
     rows = math.ceil(len(series) / 3)
     bottom = 50 + rows * 16
     plot_w, plot_h = width - left - right, height - top - bottom
-    x0, x1, y0, y1 = min(xt), max(xt), min(yt), max(yt)
+    # The x axis is the data's range (12 epochs end at 12, not at a round 15); y rounds out.
+    x0, x1 = (min(xs), max(xs)) if min(xs) < max(xs) else (min(xt), max(xt))
+    y0, y1 = min(yt), max(yt)
 
     def sx(x: float) -> float:
         return left + (x - x0) / ((x1 - x0) or 1) * plot_w
@@ -177,7 +189,8 @@ def heat_map(matrix: Sequence[Sequence[float]], title: str = "confusion matrix")
                 f'stroke="#fff"/><text x="{x + cell / 2}" y="{y + cell / 2 + 3}" '
                 f'text-anchor="middle" fill="{ink}">{value:g}</text>'
             )
-    for k in range(n):
+    every = 1 if n <= MAX_LABELLED else math.ceil(n / MAX_LABELLED)  # every class up to 20
+    for k in range(0, n, every):
         out.append(
             f'<text x="{left - 6}" y="{top + k * cell + cell / 2 + 3}" text-anchor="end">{k}</text>'
             f'<text x="{left + k * cell + cell / 2}" y="{top + size + 12}" '

@@ -4,6 +4,7 @@ summary table; up-to-date steps are counted, not listed (unless verbose)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -31,13 +32,26 @@ class RichReporter(Reporter):
         self.console = console or Console(stderr=True)
         self.verbose = verbose
         self.explain = explain
+        # step names → seconds each took when it last ran (the CLI reads the run records);
+        # asked once, when the live display starts.
+        self.recorded: Callable[[list[str]], dict[str, float]] | None = None
         self._view: MakeView | None = None
 
     def run_started(self, pipeline: str, steps: list[str]) -> None:
         self.console.print(lines.run_header(pipeline, len(steps), _markup))
         if steps and interactive(self.console) and not silenced():
             # The overall bar and the processes' ProgressManager bars share one display.
-            self._view = MakeView(LiveProgress.acquire(self.console), pipeline, steps)
+            expected = self._expected(steps)
+            self._view = MakeView(LiveProgress.acquire(self.console), pipeline, steps, expected)
+
+    def _expected(self, steps: list[str]) -> dict[str, float]:
+        if self.recorded is None:
+            return {}
+        try:
+            return self.recorded(steps)
+        except Exception as exc:  # an ETA is not worth failing a make over
+            self.warning(f"no ETA from earlier runs: {exc}")
+            return {}
 
     def step_started(self, name: str) -> None:
         self.console.print(f"[blue]▶[/] {escape(name)}", highlight=False)
@@ -137,21 +151,36 @@ def summary_rows(results: list[StepResult]) -> list[tuple[str, str, float]]:
     return rows
 
 
+class AtLeast(float):
+    """An ETA that is a lower bound: some step still to come never ran, so its time is not
+    known (shown `≥01:23`)."""
+
+    at_least = True
+
+
 class MakeView:
     """The make on the live display: an overall bar whose status names the steps running and
     whose ETA is by time, and a row per running step with its bars nested under it.
 
-    The ETA adds what the running steps have left (from their first bar with a total, else
-    the mean time of the steps that ran) to the steps still to decide, each counted at that
-    mean times the share of decided steps that ran at all (the others were up to date)."""
+    The ETA is what the running steps have left (by their outermost bar with a total, else by
+    how long they took the last time they ran) plus the steps still to decide, each counted at
+    its last time, as if it runs (one that turns out up to date takes no time: the ETA drops).
+    A step with neither a bar nor an earlier run is not counted: the ETA is then a lower bound
+    (AtLeast), and with nothing known at all, None."""
 
-    def __init__(self, board: Any, pipeline: str, steps: list[str]) -> None:
+    def __init__(
+        self,
+        board: Any,
+        pipeline: str,
+        steps: list[str],
+        expected: dict[str, float] | None = None,
+    ) -> None:
         self.board, self.steps = board, list(steps)
+        self.expected = dict(expected or {})
         self.running: dict[str, float] = {}
         self.resumed: set[str] = set()
         self.said_last: dict[str, str] = {}
-        self.took: list[float] = []
-        self.decided = 0
+        self.decided: set[str] = set()
         self.row = board.add_row(f"make {pipeline}", total=len(steps), eta=self.eta, status="")
 
     def started(self, name: str) -> None:
@@ -178,9 +207,7 @@ class MakeView:
         channel.finish(name)
         kept = self.board.close_step(name)
         self.running.pop(name, None)
-        self.decided += 1
-        if result.outcome in lines.TIMED:
-            self.took.append(result.seconds)
+        self.decided.add(name)
         self.board.set_row(self.row, advance=1)
         self._overall()
         return kept
@@ -191,28 +218,30 @@ class MakeView:
         self.board.drop(self.row)
 
     def eta(self) -> float | None:
-        """Seconds the make has left, by time (see the class docstring); None: no idea yet."""
+        """Seconds the make has left (see the class docstring); None: no idea yet."""
         now, running = time.monotonic(), dict(self.running)
-        fractions = {name: self.board.fraction(name) for name in running}
-        whole = [(now - running[n]) / f for n, f in fractions.items() if f]  # their full time
-        typical = self.took + whole
-        mean = sum(typical) / len(typical) if typical else None
-        left = 0.0
+        known, unknown, left = False, False, 0.0
         for name, since in running.items():
-            elapsed, fraction = now - since, fractions[name]
+            elapsed, fraction = now - since, self.board.fraction(name)
             if fraction:
-                left = max(left, elapsed / fraction - elapsed)
-            elif mean is not None:
-                left = max(left, mean - elapsed)
+                left, known = max(left, elapsed / fraction - elapsed), True
+            elif name in self.expected:
+                # past its last time: it has some left, how much is not known
+                unknown |= elapsed > self.expected[name]
+                left, known = max(left, self.expected[name] - elapsed), True
             else:
-                return None
-        waiting = len(self.steps) - self.decided - len(running)
-        if waiting > 0:
-            if mean is None:
-                return None
-            share = len(self.took) / self.decided if self.took else 1.0
-            left += waiting * share * mean / max(1, len(running))
-        return max(left, 0.0)
+                unknown = True
+        waiting = [n for n in self.steps if n not in self.decided and n not in running]
+        queued = 0.0
+        for name in waiting:
+            if name in self.expected:
+                queued, known = queued + self.expected[name], True
+            else:
+                unknown = True
+        left += queued / max(1, len(running))
+        if not known:
+            return None
+        return AtLeast(max(left, 0.0)) if unknown else max(left, 0.0)
 
     def _status(self, name: str) -> str:
         said = self.said_last.get(name, "")

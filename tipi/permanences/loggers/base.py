@@ -35,15 +35,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_config(run: RunInfo) -> dict[str, Any]:
-    """What a run's step ran with, secrets hidden: its params, and under `permanences` the
-    config of every permanence the pipeline declares."""
+    """What a run's step ran with, secrets hidden: its params, the params of the steps
+    upstream of it under their names (an Evaluate's `train.lr`), and under `permanences`
+    the config of every permanence the pipeline declares."""
     params = redact(dict(run.params))
-    if not run.permanences:
-        return params
+    upstream = redact({name: dict(p) for name, p in run.upstream.items()})
     permanences = redact({name: dict(p) for name, p in run.permanences.items()})
-    if "permanences" in params:
-        return {"params": params, "permanences": permanences}
-    return {**params, "permanences": permanences}
+    added = {**upstream, **({"permanences": permanences} if permanences else {})}
+    if params.keys() & added.keys():  # a param named like a step: each under its own key
+        return {"params": params, **added}
+    return {**params, **added}
 
 
 def run_folder(log_dir: Path, run: RunInfo, with_step: bool = False) -> Path:

@@ -37,10 +37,11 @@ def wandb_key_configured() -> bool:
 class WandBLogger(BaseLoggerManager):
     """Weights & Biases. Offline (local run files, sync later) unless an API key is configured.
 
-    In a make, every step that logs gets a W&B run of its own: name `pipeline/step`, group
-    the tipi run id (the steps of one make share it), job_type the step's type, tags the
-    pipeline's name and `tags`, config the step's params and permanence configs (secrets
-    never). In a script (`logger.init`), one run with the given name, group and config.
+    In a make, every step that logs gets a W&B run of its own: name `pipeline/step run-id`,
+    group the tipi run id (the steps of one make share it), job_type the step's type, tags
+    the pipeline's name and `tags`, config the step's params, the params of the steps
+    upstream of it (`train.lr` in Evaluate's) and permanence configs (secrets never). In a
+    script (`logger.init`), one run with the given name, group and config.
 
     Args:
         project: the W&B project.
@@ -108,7 +109,7 @@ class WandBLogger(BaseLoggerManager):
             "entity": self.entity,
             "dir": str(self.log_dir),
             "mode": self.resolved_mode,
-            "name": "/".join(p for p in (prefix, run.step) if p) if stepped else self.run_name,
+            "name": _name(prefix, run) if stepped else self.run_name,
             "group": self.group or (run.id if stepped else None),
             "job_type": self.job_type or run.step_type or None,
             "tags": list(dict.fromkeys(tags)) or None,
@@ -209,6 +210,11 @@ class WandBLogger(BaseLoggerManager):
             entity=self.entity,
             count=config.get("run_cap"),
         )
+
+
+def _name(prefix: str, run: RunInfo) -> str:
+    """`pipeline/step run-id`: each make's run of a step is told apart from the others'."""
+    return f"{'/'.join(p for p in (prefix, run.step) if p)} {run.id}"
 
 
 def nested_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
