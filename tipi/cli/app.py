@@ -330,10 +330,8 @@ def _emit(data: str | bytes, output: Path | None) -> None:
         else:
             output.write_text(data, encoding="utf-8")
         stdout().print(f"[green]wrote[/] {output}")
-    elif isinstance(data, bytes):
-        sys.stdout.buffer.write(data)
     else:
-        typer.echo(data, nl=False)
+        sys.stdout.buffer.write(data) if isinstance(data, bytes) else typer.echo(data, nl=False)
 
 
 @app.command("clean")

@@ -23,7 +23,7 @@ from tipi.cli.runs_view import (
     when,
 )
 from tipi.redact import printable
-from tipi.report.groups import fold_keyed
+from tipi.report.groups import instance_key
 from tipi.report.width import WIDE
 from tipi.runs.record import RunRecord
 
@@ -60,8 +60,7 @@ def runs_table(
         }
         for name, column in cells.items():
             column.append(row[name])
-    # A step matrix's metric is one column, its instances' lowest…highest (fold_keyed).
-    values = [fold_keyed(record.metrics()) for record in records]
+    values = [_by_step(record.metrics()) for record in records]
     names = metric_columns(records, values, metrics)
     headers = _headers(names)
     for name in names:
@@ -96,6 +95,16 @@ def runs_table(
         )
     )
     return Group(table, note)
+
+
+def _by_step(metrics: dict[str, Any]) -> dict[str, list[Any]]:
+    """A step matrix's metric is one column, `evaluate.accuracy`, whatever the number of its
+    instances in each run: its instances' values (shown lowest…highest)."""
+    out: dict[str, list[Any]] = {}
+    for key, value in metrics.items():
+        found = instance_key(key)
+        out.setdefault(f"{found[0]}.{found[1]}" if found else key, []).append(value)
+    return out
 
 
 def metric_columns(
