@@ -82,3 +82,33 @@ def test_carriage_returns_and_the_memo_through_a_save() -> None:
     again = CodeMemo(lambda: (stored.get("doc"), False), lambda doc: stored.update(doc=doc))
     assert _with(plain, again) == _fresh(plain)
     assert len(again._statements) == 2  # both from the saved memo
+
+
+def _meaning(text: str, memo: CodeMemo) -> str:
+    return StatementMemo(text, memo).meaning(ast.parse(text))
+
+
+def test_meaning_from_kept_dumps_is_the_meaning_read_afresh() -> None:
+    """A module's meaning (memo.py) from the dumps kept by text equals the one computed with
+    nothing kept; comments and formatting leave it equal, any change of code does not."""
+    shared = CodeMemo()
+    texts = []
+    for header, combo in itertools.product(HEADERS, itertools.combinations(FUNCTIONS, 2)):
+        text = (
+            header
+            + "\n".join(combo)
+            + "\nclass C(Base):\n    x = 1\n\n    def m(self):\n        return f(1)\n"
+        )
+        texts.append(text)
+        assert _meaning(text, shared) == _meaning(text, CodeMemo())
+        assert _meaning(text, shared) == _meaning(text, CodeMemo())
+    # equal exactly where the modules' whole dumps are (the meaning before statements.py)
+    by_dump: dict[str, set[str]] = {}
+    for t in texts:
+        by_dump.setdefault(ast.dump(ast.parse(t)), set()).add(_meaning(t, shared))
+    assert all(len(m) == 1 for m in by_dump.values())
+    assert len(set().union(*by_dump.values())) == len(by_dump)
+    text = texts[-1]
+    commented = text.replace("return f(1)", "return f(1)  # why").replace("x = 1", "x = (1)")
+    assert _meaning(commented + "\n# the end\n", shared) == _meaning(text, shared)
+    assert _meaning(text.replace("return f(1)", "return f(2)"), shared) != _meaning(text, shared)

@@ -36,8 +36,16 @@ class RealPaths:
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
+        self._paths: dict[str, str] = {}  # the project root, asked once an output
 
     def __call__(self, path: str | os.PathLike[str]) -> str:
+        text = os.fspath(path)
+        found = self._paths.get(text)
+        if found is None:
+            found = self._paths[text] = self._real(text)
+        return found
+
+    def _real(self, path: str) -> str:
         head, tail = os.path.split(path)
         if not head or tail in ("", ".", "..") or os.path.islink(path):
             return os.path.realpath(path)

@@ -43,7 +43,7 @@ from typing import Any
 import msgpack
 
 from tipi.identity.hashing import hash_bytes
-from tipi.identity.memo import CodeMemo, meaning_of_tree, start_key
+from tipi.identity.memo import CodeMemo, start_key
 from tipi.identity.modules import module_file, module_name
 from tipi.identity.source import ModuleSource, decode, read_tree
 from tipi.identity.statements import StatementMemo
@@ -284,8 +284,10 @@ class CodeScanner:
                         tree, meaning = early
                     else:
                         tree = ast.parse(text)
-                        meaning = meaning_of_tree(tree) if self.memo is not None else ""
+                        meaning = ""
                     known = StatementMemo(text, self.memo) if self.memo is not None else None
+                    if early is None and known is not None:
+                        meaning = known.meaning(tree)
                     self._modules[file] = read_tree(tree, known)
                 except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
                     self._modules[file], self._raw[file] = None, content

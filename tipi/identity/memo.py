@@ -4,8 +4,9 @@ Computing a step class's closure walks every unit it reaches; a param-only chang
 a sweep variant or a comment added to a helper would walk them all again. The memo
 (``.tipi_cache/code_memo.msgpack``) keeps, per start (the class or function with its bases, the
 `module:attr` strings it names, the pipeline folder, whether it is a step), the closure's
-fingerprint, the files it read and what each of them *means*: the digest of the file's AST
-without positions (`ast.dump`), so that an edit to comments or formatting leaves it equal.
+fingerprint, the files it read and what each of them *means*: the digest of the file's
+statements dumped without positions (`ast.dump`, statements.py), so that an edit to comments
+or formatting leaves it equal.
 A closure is reused when every file it read means what it meant, every candidate file whose
 appearance would change an import (`absent`) is still absent and the pipeline folder holds the
 same `*.py` files (tipi imports them all at load). Everything the walk looks at is a function of
@@ -17,12 +18,12 @@ A file's meaning is memoized by its content hash, so an unchanged file costs one
 hash; its content is parsed again only when it changed. Its units and bindings (source.py's
 ModuleSource) are kept by content hash too: a closure computed again (a class edited) reads
 an unchanged 5,000-function helper from the memo instead of parsing it; and the unit of each
-module-level function is kept by its text (statements.py), so that a helper with one function
-edited is parsed again but only that function is read into a unit. The memo is invalid as
-a whole when tipi's closure rules or Python change (RULES). A damaged memo is reported once
-and rebuilt; a lost one only makes the next plan slower. A reused closure brings no unit map:
-the code table already holds it under the same fingerprint (or pruned it: a reason is then
-less precise).
+module-level function, and the dump of each definition, are kept by their text (statements.py):
+a helper with one function edited is parsed again, but only that function is read and dumped.
+The memo is invalid as a whole when tipi's closure rules or Python change (RULES). A damaged
+memo is reported once and rebuilt; a lost one only makes the next plan slower. A reused
+closure brings no unit map: the code table already holds it under the same fingerprint (or
+pruned it: a reason is then less precise).
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from typing import Any
 import msgpack
 
 from tipi.identity.hashing import hash_bytes
-from tipi.identity.source import Binding, ModuleSource, Unit, decode
+from tipi.identity.source import ModuleSource, Unit, decode
+from tipi.identity.statements import (
+    StatementMemo,
+    pack_binding,
+    pack_unit,
+    unpack_binding,
+    unpack_unit,
+)
 
 MAX_CLOSURES = 5000  # entries kept: the newest, those used by this make first
 MAX_MEANINGS = 5000
@@ -63,11 +71,6 @@ def rules() -> str:
                 data.append(b"?")
         _rules = hash_bytes(b"\0".join(data))
     return _rules
-
-
-def meaning_of_tree(tree: ast.AST) -> str:
-    """What a parsed module means to a closure (no positions, comments or formatting)."""
-    return hash_bytes(ast.dump(tree).encode())
 
 
 def start_key(obj: Any) -> str | None:
@@ -165,7 +168,7 @@ class CodeMemo:
             return None
         try:
             *fields, eager = msgpack.unpackb(packed, raw=False, strict_map_key=False)
-            unit = _unpack_unit(fields)
+            unit = unpack_unit(fields)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError):
             return None  # damaged: read again
         self._statements[key] = packed
@@ -173,7 +176,21 @@ class CodeMemo:
 
     def keep_statement(self, key: str, unit: Unit, eager: bool) -> None:
         """Keep a function's unit just computed (statements.py)."""
-        self._statements[key] = msgpack.packb([*_pack_unit(unit), eager], use_bin_type=True)
+        self._statements[key] = msgpack.packb([*pack_unit(unit), eager], use_bin_type=True)
+
+    def dumped(self, key: str) -> str | None:
+        """The digest of a definition's dump, kept under `key` (statements.py)."""
+        found = self._statements.get(key)
+        if found is None:
+            kept = self._load().get("statements")
+            found = kept.get(key) if isinstance(kept, dict) else None
+        if not isinstance(found, bytes):
+            return None
+        self._statements[key] = found
+        return found.decode("ascii", "replace")
+
+    def keep_dumped(self, key: str, digest: str) -> None:
+        self._statements[key] = digest.encode()
 
     def forget_trees(self) -> None:
         """Drop the trees no walk took (the plan is made: they would only hold memory)."""
@@ -191,8 +208,9 @@ class CodeMemo:
             found = self._contents.get(content) or self._load()["meanings"].get(content)
             if not isinstance(found, str):
                 try:
-                    tree = ast.parse(decode(raw))
-                    found = meaning_of_tree(tree)
+                    text = decode(raw)
+                    tree = ast.parse(text)
+                    found = StatementMemo(text, self).meaning(tree)
                     self._trees[content] = tree  # the scanner's, when it reads the file
                 except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
                     found = "raw:" + content  # the walk counts its bytes
@@ -332,32 +350,15 @@ def _newest(new: dict[str, bytes], old: dict[str, Any], limit: int) -> dict[str,
     return kept
 
 
-def _pack_unit(u: Unit) -> list[Any]:
-    local = [[n, _pack_binding(b)] for n, b in u.local]
-    return [u.digest, [list(r) for r in u.refs], u.dynamic, local, list(u.strings), u.computed]
-
-
-def _unpack_unit(data: list[Any]) -> Unit:
-    digest, refs, dynamic, local, strings, computed = data
-    return Unit(
-        digest,
-        tuple(tuple(r) for r in refs),
-        dynamic,
-        tuple((n, _unpack_binding(b)) for n, b in local),
-        tuple(strings),
-        computed=computed,
-    )
-
-
 def pack_module(module: ModuleSource) -> bytes:
     """A ModuleSource as msgpack bytes (unpack_module reads it back)."""
-    units = {name: _pack_unit(u) for name, u in module.units.items()}
+    units = {name: pack_unit(u) for name, u in module.units.items()}
     data = [
         units,
         module.classes,
-        {n: [_pack_binding(b) for b in bs] for n, bs in module.bindings.items()},
+        {n: [pack_binding(b) for b in bs] for n, bs in module.bindings.items()},
         [[list(parts), level] for parts, level in module.stars],
-        [_pack_binding(b) for b in module.imports],
+        [pack_binding(b) for b in module.imports],
         module.eager,
         sorted(module.headers),
         {n: [list(c) for c in chains] for n, chains in module.bases.items()},
@@ -373,23 +374,14 @@ def unpack_module(packed: bytes) -> ModuleSource:
         msgpack.unpackb(packed, raw=False, strict_map_key=False)
     )
     return ModuleSource(
-        units={name: _unpack_unit(data) for name, data in units.items()},
+        units={name: unpack_unit(data) for name, data in units.items()},
         classes={n: list(names) for n, names in classes.items()},
-        bindings={n: [_unpack_binding(b) for b in bs] for n, bs in bindings.items()},
+        bindings={n: [unpack_binding(b) for b in bs] for n, bs in bindings.items()},
         stars=[(tuple(parts), level) for parts, level in stars],
-        imports=[_unpack_binding(b) for b in imports],
+        imports=[unpack_binding(b) for b in imports],
         eager=list(eager),
         headers=set(headers),
         bases={n: tuple(tuple(c) for c in chains) for n, chains in bases.items()},
         registrars=set(registrars),
         imports_by_name=bool(by_name),
     )
-
-
-def _pack_binding(b: Binding) -> list[Any]:
-    return [b.kind, b.target, list(b.module), b.level, b.attr]
-
-
-def _unpack_binding(data: list[Any]) -> Binding:
-    kind, target, module, level, attr = data
-    return Binding(kind, target, tuple(module), level, attr)

@@ -60,6 +60,7 @@ from tipi.runcache.record import (
 from tipi.state.layout import OBJECTS_DIR, RECORDS_DIR, TMP_DIR, store_dir
 
 _CHUNK = 1 << 20
+_FILED: dict[str, set[str]] = {}  # store → the keys this process filed records under
 KEEP_INLINE_MAX = INLINE_MAX  # the largest file output a record holds (tests of objects: -1)
 
 
@@ -73,7 +74,7 @@ class ContentStore:
         self._swept = False
         self._runs, self._tmp = self.root / RECORDS_DIR, self.root / TMP_DIR
         self._empty: bool | None = None  # no record at all when first looked up
-        self._added: set[str] = set()  # the keys this process filed records under
+        self._added = _FILED.setdefault(str(self.root), set())
 
     @property
     def records_dir(self) -> Path:
@@ -147,9 +148,9 @@ class ContentStore:
 
     def _fresh(self, key: str) -> bool:
         """Whether `key` has no record for sure: there was none at all when this store was
-        first looked up in (a first build) and none was added under `key` since (by this
-        process: what another adds meanwhile is at most a run that could have been
-        restored). A first build of N steps lists no folder N times."""
+        first looked up in (a first build) and none was added under `key` since by this
+        process (a sweep's variant makes included; another process's is at most a run that
+        could have been restored). A first build of N steps lists no folder N times."""
         if self._empty is None:
             self._empty = not listing(self._runs)
         return self._empty and key not in self._added

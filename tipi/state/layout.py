@@ -8,8 +8,9 @@ own: its binding note and a worker's progress file, named by the modules given):
       code.msgpack                    code fingerprint → closure, unit by unit  state/codetable.py
       code_memo.msgpack               closures by class, kept while code unchanged  identity/memo.py
       remote-suspects.msgpack         a remote's files found corrupt or missing  runcache/
-      store/runs/<key>/<name>         the run cache: a successful run's record  runcache/content.py
-      store/objects/<xx>/<digest>     ... and its output files, by content
+      store/runs/<xx>/<key>.<name>    the run cache: a successful run's record (and its small
+                                      outputs; an older tipi's runs/<key>/<name>)  runcache/
+      store/objects/<xx>/<digest>     ... and its other output files, by content
       store/tmp/                      ... and a file of it being written
       pipelines/<p>/traces.log        each step's last successful run (append-only msgpack log)
       pipelines/<p>/failures.msgpack  each step's last failure, for status and report
