@@ -147,3 +147,13 @@ def test_tipi_run_is_continued_by_tipi_run(two: Project, cli) -> None:
     failed = cli("--debug", "run", "two", "--set", "numbers.n=2")
     assert failed.exit_code == 1
     assert hinted(failed.stderr) == "tipi --debug run two --set numbers.n=2"
+
+
+def test_a_failed_sweep_hints_the_sweep_command_with_its_grid(two: Project, cli) -> None:
+    (two.root / "broken").write_text("x")
+    args = ["sweep", "-p", "two", "--grid", "numbers.n=2,3", "--set", "numbers.label=x"]
+    failed = cli(*args)
+    assert failed.exit_code == 1
+    command = hinted(failed.stderr)
+    assert command.startswith("tipi sweep ") and "--grid numbers.n=2,3" in command
+    assert "--set numbers.label=x" in command and "-p two" in command

@@ -32,6 +32,7 @@ from tipi.cli.options import (
     TargetsArg,
     make_options,
 )
+from tipi.cli.resume import continue_command
 from tipi.engine import MakeOptions
 from tipi.errors import UsageError
 
@@ -158,6 +159,7 @@ def sweep_command(
         announce=lambda line: console.rule(f"[bold]{line}", align="left"),
         on_failure=lambda error: render_error(error, console, _state["debug"]),
     )
+    sweep.resume = continue_command()
     # The ETA counts a step at its last time: in an earlier variant, as often as not.
     reporter.recorded = functools.partial(recorded_seconds, sweep.base.root, sweep.base.name)
     try:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tipi.errors import PipelineInterrupted
 from tipi.report import NullReporter, Reporter, RunSummary, StepResult
-from tipi.sweep.failures import SWEEP_AGAIN, VariantFailed
+from tipi.sweep.failures import VariantFailed, sweep_again
 from tipi.sweep.sample import variant_name
 from tipi.sweep.slots import POLL_SECONDS, SharedSlots, VariantReporter, labelled
 
@@ -365,5 +365,5 @@ def _interrupted(sweep: Sweep) -> PipelineInterrupted:
     return PipelineInterrupted(
         f"sweep {sweep.name} of '{sweep.base.name}' interrupted; no partial output was kept "
         "and every variant's make stopped",
-        hint=SWEEP_AGAIN,
+        hint=sweep_again(sweep.resume),
     )

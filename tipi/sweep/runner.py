@@ -23,7 +23,7 @@ from tipi.errors import ConfigError, PipelineInterrupted, TipiError, UsageError
 from tipi.planning import Plan, absolute
 from tipi.redact import hide_secrets
 from tipi.report import Reporter, StepResult
-from tipi.sweep.failures import SWEEP_AGAIN, SweepFailed, VariantFailed
+from tipi.sweep.failures import SweepFailed, VariantFailed, sweep_again
 from tipi.sweep.folds import with_folds
 from tipi.sweep.results import SweepResults, VariantResult, collect_metrics
 from tipi.sweep.sample import overrides, variant_name, variants
@@ -83,6 +83,7 @@ class Sweep:
         self.dry_run = self.options.dry_run
         self.announce = announce
         self.on_failure = on_failure
+        self.resume: str | None = None  # the command that continues this sweep (hints)
         self.total = 0  # variants planned, when known in advance (not with a sweep agent)
         plan = self.base.load(save=not self.dry_run)
         if spec.folds:  # cross-validation: one variant per fold (tipi/sweep/folds.py)
@@ -218,13 +219,13 @@ class Sweep:
         """
         if isinstance(error, PipelineInterrupted):
             result.status = "interrupted"
-            error.hint = SWEEP_AGAIN  # not the variant's `tipi make`: that makes no variant
+            error.hint = sweep_again(self.resume)  # not the variant's `tipi make`
         elif isinstance(error, TipiError):
             if error.exit_code != 1:
                 self.results.variants.remove(result)
                 return
             result.status, result.error = "failed", hide_secrets(str(error))  # results.json
-            error.hint = "fix it, then run the sweep again: what finished will not run again"
+            error.hint = "fix it, then " + sweep_again(self.resume)
             self.on_failure(error)
             raise VariantFailed(f"variant {result.name} failed: {error}") from error
 
@@ -272,8 +273,7 @@ class Sweep:
             names = ", ".join(v.name for v in failed)
             raise SweepFailed(
                 f"{len(failed)} of {len(self.results.variants)} variants failed: {names}",
-                hint=f"see {self._where()}; fix, then run the sweep again: "
-                "finished variants are up to date",
+                hint=f"see {self._where()}; fix, then {sweep_again(self.resume)}",
             )
         return self.results
 
