@@ -51,6 +51,8 @@ def test_writing_the_final_path_says_to_write_self_outputs(wrong, cli):
     assert "self.outputs['report']" in error
     assert hint.startswith("hint: write it to self.outputs['report'] (a staging path")
     assert 'steps.py", line 9, in execute' in result.stderr  # the user's line still shown
+    assert "pathlib.py" not in result.stderr  # the standard library's frames under it are not
+    assert "1 standard library frame(s)" in result.stderr or "2 standard library" in result.stderr
 
 
 def test_writing_the_final_path_whose_folder_exists_is_named(wrong, cli):

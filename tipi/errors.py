@@ -199,12 +199,25 @@ def user_traceback(error: BaseException, full: bool = False) -> str:
     if not full:
         kept = [f for f in exc.stack if not f.filename.startswith(_TIPI_DIR)]
         hidden = len(exc.stack) - len(kept)
-        exc.stack = traceback.StackSummary.from_list(kept)
+        # The standard library's frames under the user's last line (pathlib's open inside
+        # write_text): the user's line is where to look, the error line says what failed.
+        inner = len(kept)
+        while inner > 1 and kept[inner - 1].filename.startswith(_stdlib()):
+            inner -= 1
+        library = len(kept) - inner
+        exc.stack = traceback.StackSummary.from_list(kept[:inner])
         exc.__cause__ = exc.__context__ = None
-        header = f"Traceback ({hidden} tipi frame(s) hidden; --debug shows them):\n"
+        also = f", {library} standard library frame(s)" if library else ""
+        header = f"Traceback ({hidden} tipi frame(s){also} hidden; --debug shows them):\n"
         body = "".join(exc.format())
         return header + body.split("\n", 1)[1] if body.startswith("Traceback") else header + body
     return "".join(exc.format())
+
+
+def _stdlib() -> str:
+    import sysconfig
+
+    return sysconfig.get_paths()["stdlib"] + os.sep
 
 
 class PipelineInterrupted(TipiError):
