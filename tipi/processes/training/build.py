@@ -95,7 +95,12 @@ def build_callbacks(step: Any) -> tuple[list[Callback], list[str]]:
             raise param_error(name, "early_stopping", str(exc)) from None
     if step.until_rule is not None:
         rule = step.until_rule
-        made.append((Transition(rule.metric, rule.above, rule.below, rule.mode), "until.metric"))
+        made.append(
+            (
+                Transition(rule.metric, rule.above, rule.below, rule.mode, rule.required),
+                "until.metric",
+            )
+        )
     return [c for c, _ in made], [k for _, k in made]
 
 

@@ -38,7 +38,9 @@ class PhaseWriter:
         step = self.step
         running = current()
         run = running.run if running is not None else None
+        loaded = self.trainer.state.get("init")
         return {
+            **({"init": loaded} if loaded else {}),
             "format": 1,
             "kind": kind,
             "pipeline": run.pipeline if run else "",
@@ -66,6 +68,9 @@ class PhaseWriter:
         step = self.step
         final = state["history"][-1] if state["history"] else {}
         ended_by = state.get("stopped_by") or epochs_text(step.epochs)
+        passed = state.get("gate_passed")
+        if passed and not state.get("stopped_by"):
+            ended_by += f" (gate passed at epoch {passed['epoch']})"
         watched = [m for m in (monitor, step.until_rule and step.until_rule.metric) if m]
         label = step.phase or step.name
         entry = phase_entry(self.phase_index, label, step.name, state, watched, ended_by)
@@ -89,6 +94,8 @@ class PhaseWriter:
             "global_step": state["global_step"],
             "phase": {"index": entry["index"], "name": entry["name"]},
             "frozen": state.get("frozen", []),
+            "gate_passed": passed,
+            "init": state.get("init"),
             "final": final,
             "history": state["history"],
             "phases": self.phases,

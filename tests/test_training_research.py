@@ -1,0 +1,176 @@
+"""The research workflow on real digits (issue 30): `until` as a stop, a gate (the whole
+budget, then fail if never crossed) and a required stop; a model without a branch starting
+the model with one non-strictly, with key prefixes renamed; EMA warm-up, loader settings on
+the splits route and step intervals for validation and logging."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.training_helpers import one_thread  # noqa: F401 - one_thread is autouse
+from tipi.permanences.network import read_checkpoint
+
+MODELS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """`body` (OFF: the only feature extractor) or `features` + `branch` (ON: a modulation
+    branch beside it, zero-initialized so ON starts as OFF's function)."""
+
+    def __init__(self, branch: bool, width: int = 4):
+        super().__init__()
+        body = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU())
+        if branch:
+            self.features = body
+            self.branch = nn.Conv2d(1, width, 3, padding=1)
+            nn.init.zeros_(self.branch.weight)
+            nn.init.zeros_(self.branch.bias)
+        else:
+            self.body = body
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * width, 10))
+
+    def forward(self, x):
+        if hasattr(self, "branch"):
+            return self.classifier(self.features(x) * (1 + self.branch(x)))
+        return self.classifier(self.body(x))
+
+
+def net(branch: bool = False, width: int = 4):
+    return Net(branch, width)
+'''
+
+HEAD = """
+[permanences.device]
+type = "Device"
+
+[permanences.off]
+type = "Network"
+params = { model = "models:net", params = { branch = false } }
+
+[permanences.on]
+type = "Network"
+params = { model = "models:net", params = { branch = true } }
+
+[processes.prepare]
+type = "PrepareDigits"
+
+[processes.a]
+type = "Train"
+inputs = { data = "data/w/splits.pt" }
+
+[processes.a.params]
+model = "off"
+batch_size = 64
+lr = 0.02
+"""
+
+B = """
+[processes.b]
+type = "Train"
+inputs = { data = "data/w/splits.pt", init = "out/w/a/model.pt" }
+
+[processes.b.params]
+model = "on"
+epochs = 1
+batch_size = 64
+"""
+
+
+def _history(project, step: str) -> dict:
+    return json.loads((project.root / f"out/w/{step}/history.json").read_text())
+
+
+def test_until_stop_gate_and_required_stop(project, cli):
+    """stop ends at the first crossing; gate trains every epoch and says when it passed; a
+    gate or a required stop that never crosses fails (exit 1) with the best value."""
+    project.pipeline(
+        "w", HEAD + 'epochs = 3\nuntil = { metric = "val_accuracy", above = 0.2 }\n', models=MODELS
+    )
+    result = cli("make", "-p", "w")
+    assert result.exit_code == 0, result.stderr
+    assert _history(project, "a")["epochs"] == 1
+    assert _history(project, "a")["stopped_by"].startswith("transition: val_accuracy")
+
+    gate = "a.until={ metric = 'val_accuracy', above = 0.2, mode = 'gate' }"
+    result = cli("make", "-p", "w", "--set", gate)
+    assert result.exit_code == 0, result.stderr
+    history = _history(project, "a")
+    assert history["epochs"] == 3 and history["gate_passed"]["epoch"] == 1
+    assert history["stopped_by"] == "3 epochs (gate passed at epoch 1)"
+    assert "a: gate passed at epoch 1 (val_accuracy" in result.stderr
+    assert "training on to the budget of 3 epochs" in result.stderr
+
+    never = "a.until={ metric = 'val_loss', below = 0.0001, mode = 'gate' }"
+    result = cli("make", "-p", "w", "--set", never, "--set", "a.epochs=2")
+    assert result.exit_code == 1
+    assert "phase 'a' did not pass its gate: val_loss never went below 0.0001 in 2 epochs" in (
+        result.stderr
+    )
+    assert "(best " in result.stderr and "ended by the cap of 2 epochs" in result.stderr
+
+    required = "a.until={ metric = 'val_loss', below = 0.0001, required = true }"
+    result = cli("make", "-p", "w", "--set", required, "--set", "a.epochs=1")
+    assert result.exit_code == 1 and "did not pass its gate" in result.stderr
+
+    loose = "a.until={ metric = 'val_loss', below = 0.1, mode = 'gate', required = false }"
+    result = cli("make", "-p", "w", "--set", loose)
+    assert result.exit_code == 2
+    assert "processes.a.params.until.required: a gate is always required" in result.stderr
+
+
+def test_off_weights_start_the_on_model_non_strictly(project, cli):
+    """The seed-004 case: the OFF model (no branch, its feature block named `body`) starts
+    the ON model (`features` + `branch`): strict, it is one clear error; with `init_map`
+    and `init_strict = false` the features and classifier load, the branch keeps its
+    built (zero) weights, and the summary and metadata list what was left out."""
+    import torch
+
+    project.pipeline("w", HEAD + "epochs = 1\n" + B, models=MODELS)
+    result = cli("make", "-p", "w")
+    assert result.exit_code == 2
+    assert "processes.b.params.init_strict: the weights of" in result.stderr
+    assert "4 missing (branch.bias, branch.weight, features.0.bias, features.0.weight)" in (
+        result.stderr
+    )
+    assert "2 unexpected (body.0.bias, body.0.weight)" in result.stderr
+    assert "set init_strict = false" in result.stderr and "Traceback" not in result.stderr
+
+    project.pipeline(
+        "w",
+        HEAD + "epochs = 1\n" + B + 'init_strict = false\ninit_map = { "body." = "features." }\n'
+        'freeze = ["features.*"]\n',
+        models=MODELS,
+    )
+    result = cli("make", "-p", "w")
+    assert result.exit_code == 0, result.stderr
+    assert "b: init loaded non-strictly: 2 missing (branch.bias, branch.weight)" in result.stderr
+    assert "b: init non-strict: 2 missing (branch.bias, branch.weight)" in result.stderr
+    a, _ = read_checkpoint(project.root / "out/w/a/model.pt")
+    b, metadata = read_checkpoint(project.root / "out/w/b/model.pt")
+    assert torch.equal(a["body.0.weight"], b["features.0.weight"])  # frozen: loaded as is
+    assert metadata["init"]["missing"] == ["branch.bias", "branch.weight"]
+    assert metadata["init"]["unexpected"] == [] and metadata["init"]["strict"] is False
+    assert metadata["init"]["mapped"] == {"body.": "features."}
+    assert metadata["phases"][-1]["init"]["missing"] == ["branch.bias", "branch.weight"]
+    assert "init" not in metadata["phases"][0]
+    assert _history(project, "b")["init"]["missing"] == ["branch.bias", "branch.weight"]
+
+
+def test_network_load_non_strict_with_a_key_map(tmp_path):
+    import torch
+
+    from tipi.permanences.network import Network
+
+    saved = tmp_path / "w.pt"
+    torch.save({"layer.weight": torch.ones(2, 2), "extra": torch.zeros(1)}, saved)
+    network = Network("tipi.permanences.zoo:mlp", {"in_features": 2, "hidden": 2, "num_classes": 2})
+    network.model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="1 missing"):
+        network.load(saved, key_map={"layer.": "0."})
+    metadata = network.load(saved, strict=False, key_map={"layer.": "0."})
+    assert torch.equal(network.model[0].weight, torch.ones(2, 2))
+    assert metadata["init"]["missing"] == ["0.bias"] and metadata["init"]["unexpected"] == ["extra"]
