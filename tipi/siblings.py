@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import multiprocessing
 import re
 import sys
@@ -192,14 +194,50 @@ def _script_imports(file: Path) -> Iterator[tuple[str, int]]:
             yield node.module.partition(".")[0], node.lineno
 
 
+@contextlib.contextmanager
+def script_argv(file: Path) -> Iterator[io.StringIO]:
+    """`sys.argv` as `python file` with no arguments would see it (`[path]`), restored after.
+
+    A script with a module-level `parser.parse_args()` (pytorch-cifar's main.py) must not
+    read tipi's own command line at import (`tipi status -p c3` → `unrecognized arguments`).
+    What it writes to stderr meanwhile is held back (yielded) and passed on after a normal
+    import, so that argparse's usage lines do not precede tipi's one-line error.
+    """
+    before, held = sys.argv, io.StringIO()
+    sys.argv = [str(file)]
+    try:
+        with contextlib.redirect_stderr(held):
+            yield held
+    except SystemExit:
+        raise  # what it wrote goes into the error
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+    finally:
+        sys.argv = before
+    sys.stderr.write(held.getvalue())
+
+
 def import_file(package: str, file: Path) -> types.ModuleType:
-    """Import `file` as a submodule of `package`, its failures as one-line DefinitionErrors."""
+    """Import `file` as a submodule of `package` with the argv a script sees
+    (`script_argv`), its failures as one-line DefinitionErrors."""
     module_name = f"{package}.{file.stem}"
     if module_name in sys.modules:  # imported already by a sibling's relative import
         return sys.modules[module_name]
     mark_imported(module_name)
+    held = io.StringIO()
     try:
-        return importlib.import_module(module_name)
+        with script_argv(file) as held:
+            return importlib.import_module(module_name)
+    except SystemExit as exc:  # argparse's parse_args() on missing arguments, sys.exit()...
+        said = [line for line in held.getvalue().splitlines() if line.strip()]
+        why = f": {said[-1].strip()}" if said else ""
+        raise DefinitionError(
+            f"importing {file.name} ran its command line and exited (SystemExit {exc.code!r}{why})",
+            hint=f"every *.py beside pipeline.toml is imported: in {file.name}, put the code "
+            'that parses arguments and runs under `if __name__ == "__main__":`',
+            location=Location(file=file, line=_line_in(file, exc)),
+        ) from None
     except SyntaxError as exc:  # in this file, or in a module it imports
         where = Path(exc.filename) if exc.filename else file
         raise DefinitionError(
