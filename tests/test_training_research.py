@@ -174,3 +174,67 @@ def test_network_load_non_strict_with_a_key_map(tmp_path):
     metadata = network.load(saved, strict=False, key_map={"layer.": "0."})
     assert torch.equal(network.model[0].weight, torch.ones(2, 2))
     assert metadata["init"]["missing"] == ["0.bias"] and metadata["init"]["unexpected"] == ["extra"]
+
+
+HOOKS = '''
+import json
+import os
+
+from tipi.processes.training import Callback
+
+
+class Record(Callback):
+    """Writes what the loaders are to $RECORD (the test reads it)."""
+
+    def on_train_start(self, trainer):
+        train = trainer.loaders.train
+        with open(os.environ["RECORD"], "w") as out:
+            json.dump({"num_workers": train.num_workers,
+                       "persistent_workers": train.persistent_workers,
+                       "pin_memory": train.pin_memory}, out)
+'''
+
+
+def test_loader_settings_ema_warmup_and_step_intervals_on_the_splits_route(
+    project, cli, monkeypatch
+):
+    """The splits-file route honours num_workers / persistent_workers / pin_memory; EMA
+    warm-up lets a 20-step EMA follow the weights (without it, decay 0.99 keeps it near the
+    initial ones); validation and logging every N optimizer steps land in history.json."""
+    record = project.root / "record.json"
+    monkeypatch.setenv("RECORD", str(record))
+    params = (
+        "epochs = 1\nema = 0.99\nnum_workers = 1\npersistent_workers = true\n"
+        'pin_memory = false\ncallbacks = ["hooks:Record"]\n'
+        "val_every_n_steps = 5\nlog_every_n_steps = 10\n"
+    )
+    ema_out = '\n[processes.a.outputs]\nema = "out/w/a/ema.pt"\n'
+    text = HEAD.replace('inputs = { data = "data/w/splits.pt" }\n', "") + params
+    text = text.replace(
+        'type = "Train"\n', 'type = "Train"\ninputs = { data = "data/w/splits.pt" }\n'
+    )
+    project.pipeline("w", text + ema_out, models=MODELS, hooks=HOOKS)
+    result = cli("make", "-p", "w")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(record.read_text()) == {
+        "num_workers": 1,
+        "persistent_workers": True,
+        "pin_memory": False,
+    }
+    history = _history(project, "a")
+    steps = history["steps"]
+    assert history["global_step"] == 20  # 1257 training digits in batches of 64
+    assert [row["step"] for row in steps] == [5, 10, 15, 20]
+    assert all("val_loss_step" in row and "ema_val_loss_step" in row for row in steps)
+    assert ["train_loss_step" in row for row in steps] == [False, True, False, True]
+    warm = history["final"]
+
+    result = cli("make", "-p", "w", "--set", "a.ema_warmup=false")
+    assert result.exit_code == 0, result.stderr
+    cold = _history(project, "a")["final"]
+    assert warm["val_loss"] == cold["val_loss"]  # the weights trained the same
+    # warm-up: the average follows the weights; without it, it is still near the start
+    assert abs(warm["ema_val_loss"] - warm["val_loss"]) < abs(
+        cold["ema_val_loss"] - cold["val_loss"]
+    )
+    assert warm["ema_val_accuracy"] > cold["ema_val_accuracy"]

@@ -98,6 +98,7 @@ class PhaseWriter:
             "init": state.get("init"),
             "final": final,
             "history": state["history"],
+            "steps": state.get("steps", []),
             "phases": self.phases,
         }
         outputs["history"].write_text(json.dumps(summary, indent=2))

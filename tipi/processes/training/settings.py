@@ -306,6 +306,9 @@ def check_numbers(step: str, values: Mapping[str, Any]) -> None:
         "ema": (lambda v: v is None or 0.0 < v < 1.0, "must lie between 0 and 1 (e.g. 0.999)"),
         "grad_clip": (lambda v: v is None or v > 0, "must be positive"),
         "checkpoint_every": (lambda v: v >= 0, "must be 0 (off) or a number of batches"),
+        "num_workers": (lambda v: v is None or v >= 0, "must be 0 or more"),
+        "val_every_n_steps": (lambda v: v is None or v >= 1, "must be at least 1"),
+        "log_every_n_steps": (lambda v: v is None or v >= 1, "must be at least 1"),
     }
     for key, (ok, message) in rules.items():
         if key in values and not ok(values[key]):

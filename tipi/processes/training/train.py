@@ -112,6 +112,12 @@ class Train(PipelineProcess):
         phase: str = "",
         init_strict: bool = True,
         init_map: dict[str, str] | None = None,
+        ema_warmup: bool = True,
+        num_workers: int | None = None,
+        persistent_workers: bool | None = None,
+        pin_memory: bool | None = None,
+        val_every_n_steps: int | None = None,
+        log_every_n_steps: int | None = None,
     ) -> None:
         params = {k: v for k, v in locals().items() if k not in ("self", "controller", "force")}
         params.pop("__class__", None)
