@@ -87,6 +87,18 @@ class Closure:
         return self.digest or code_digest(self.units)
 
 
+def with_via(units: Mapping[str, str], via: Mapping[str, str]) -> dict[str, str]:
+    """`units` with the key of each unit of a star-imported file saying so: "models/vgg.py:
+    VGG (via models/__init__.py: from .vgg import *)" (such a file counts whole)."""
+    if not via:
+        return dict(units)
+    labelled = {}
+    for key, digest in units.items():
+        why = via.get(key.partition(": ")[0])
+        labelled[f"{key} (via {why})" if why else key] = digest
+    return labelled
+
+
 def code_digest(units: Mapping[str, str]) -> str:
     """The fingerprint of a closure map."""
     return hash_bytes(msgpack.packb(sorted(units.items()), use_bin_type=True))
@@ -141,8 +153,8 @@ class CodeScanner:
             computed = set(walk.computed).union(*(part.computed for _, part in parts))
             if computed:
                 parts.append((self._computed_why(computed), self.everything_walk()))
-            units = dict(walk.units)
-            plain = set(units)
+            units = with_via(walk.units, {self.label(f): why for f, why in walk.via.items()})
+            plain = set(walk.units)
             for why, part in parts:  # a unit reached in several ways says the first way
                 units.update({f"{k} ({why})": d for k, d in part.units.items() if k not in plain})
                 plain |= set(part.units)
