@@ -9,7 +9,7 @@ from typing import Any
 from tipi.errors import ConfigError
 from tipi.permanence import Permanence
 from tipi.permanences.factory import build
-from tipi.permanences.folds import check_folds, class_labels, fold_indices
+from tipi.permanences.folds import check_folds, class_labels, fold_indices, split_sizes
 from tipi.permanences.sampling import EpochSampler, build_loader
 from tipi.permanences.zoo import DATASETS
 
@@ -93,9 +93,7 @@ class Data(Permanence):
         if self.folds:
             self.parts = self._fold_parts()
             return
-        n = len(self.dataset)
-        sizes = [int(n * f) for f in self.split]
-        sizes[0] += n - sum(sizes)
+        sizes = split_sizes(len(self.dataset), self.split)
         generator = torch.Generator().manual_seed(self.seed)
         train, val, test = random_split(self.dataset, sizes, generator=generator)
         self.parts = {"train": train, "val": val, "test": test}

@@ -19,6 +19,7 @@ from tipi.processes.stats import METRICS, classifier_metrics, mcnemar_exact, pai
 from tipi.report.live import console
 
 Metric = Literal["accuracy", "precision_macro", "recall_macro", "f1_macro"]
+ALPHA = 0.05  # the level at which the interval and the p-value are read together
 _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<index>\d+)\]$")
 
 
@@ -128,8 +129,11 @@ def compare(
     """The comparison of models' predictions on the same labels (one call, no files).
 
     Returns {"models": {label: metrics}, "pairs": [{"a", "b", "metric", "difference",
-    "ci95", "mcnemar_p"}]} with `difference` = metric(b) - metric(a); pairs are taken in the
-    order of `predictions`, for accuracy and for `metric`.
+    "ci95", "tests", ...}]} with `difference` = metric(b) - metric(a); pairs are taken in the
+    order of `predictions`, for accuracy and for `metric`. `tests` names what applies to the
+    row: the paired bootstrap to every metric, McNemar's test (on right/wrong outcomes) to
+    accuracy alone, whose row also has `mcnemar_p` and `agree` (whether "the interval
+    excludes 0" and "p < 0.05" say the same thing).
     """
     models = {
         label: _rounded(classifier_metrics(labels, predicted, num_classes))
@@ -142,16 +146,19 @@ def compare(
             difference, (low, high) = paired_bootstrap(
                 labels, predictions[a], predictions[b], num_classes, name, n_boot, seed
             )
-            pairs.append(
-                {
-                    "a": a,
-                    "b": b,
-                    "metric": name,
-                    "difference": round(difference, 6),
-                    "ci95": [round(low, 6), round(high, 6)],
-                    "mcnemar_p": float(f"{p:.6g}"),  # small p-values keep their digits
-                }
-            )
+            row: dict[str, Any] = {
+                "a": a,
+                "b": b,
+                "metric": name,
+                "difference": round(difference, 6),
+                "ci95": [round(low, 6), round(high, 6)],
+                "tests": ["bootstrap"],
+            }
+            if name == "accuracy":  # McNemar's test compares right/wrong: accuracy only
+                row["tests"].append("mcnemar")
+                row["mcnemar_p"] = float(f"{p:.6g}")  # small p-values keep their digits
+                row["agree"] = (low > 0 or high < 0) == (p < ALPHA)
+            pairs.append(row)
     return {"models": models, "pairs": pairs}
 
 
@@ -165,17 +172,35 @@ def comparison_table(report: dict[str, Any]) -> Table:
     for label, found in report["models"].items():
         table.add_row(label, *(f"{found[m]:.4f}" for m in METRICS))
     table.add_section()
-    pairs = Table(title="b - a: paired bootstrap 95% CI, McNemar's exact p")
+    notes = [
+        "95% CI: paired bootstrap, every metric; McNemar p: accuracy only (it tests "
+        "right/wrong outcomes)"
+    ]
+    for pair in report["pairs"]:
+        if pair.get("agree") is False:
+            low, high = pair["ci95"]
+            says = "excludes 0" if low > 0 or high < 0 else "includes 0"
+            notes.append(
+                f"! {pair['b']} vs {pair['a']}, {pair['metric']}: the CI {says} but p = "
+                f"{pair['mcnemar_p']:.3g} is {'above' if pair['mcnemar_p'] >= ALPHA else 'below'}"
+                f" {ALPHA}: the two disagree, so the difference is not shown yet"
+            )
+    pairs = Table(
+        title="b - a: paired bootstrap 95% CI, McNemar's exact p",
+        caption="\n".join(notes),
+        caption_justify="left",
+    )
     for column in ("b vs a", "metric", "difference", "95% CI", "McNemar p"):
         pairs.add_column(column, justify="left" if column in ("b vs a", "metric") else "right")
     for pair in report["pairs"]:
         low, high = pair["ci95"]
+        p = pair.get("mcnemar_p")
         pairs.add_row(
             f"{pair['b']} vs {pair['a']}",
             pair["metric"],
             f"{pair['difference']:+.4f}",
             f"[{low:+.4f}, {high:+.4f}]",
-            f"{pair['mcnemar_p']:.3g}",
+            "-" if p is None else f"{p:.3g}" + ("" if pair.get("agree", True) else " !"),
         )
     outer = Table.grid()
     outer.add_row(table)

@@ -13,6 +13,26 @@ from tipi.processes.training.checkpoints import write_weights
 from tipi.processes.training.summary import phase_entry, summary_table
 
 
+def input_preprocessing(
+    dataset: Any, recorded: dict[str, Any], input_key: str = "input"
+) -> dict[str, Any]:
+    """How the model's inputs were made, for the checkpoints' `preprocessing`: what the
+    splits file recorded (PrepareDigits: size, channels, mean, std, resize), else the
+    `size` and `channels` of an image-shaped (C, H, W) first sample; {} for other inputs."""
+    found: dict[str, Any] = {}
+    try:
+        sample = dataset[0]
+    except (IndexError, KeyError, TypeError):
+        return dict(recorded)
+    x = sample.get(input_key) if isinstance(sample, dict) else sample
+    if isinstance(x, tuple | list):
+        x = x[0] if x else None
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) == 3:
+        found = {"size": [int(shape[1]), int(shape[2])], "channels": int(shape[0])}
+    return {**found, **recorded}
+
+
 def epochs_text(count: int) -> str:
     return f"{count} epoch" if count == 1 else f"{count} epochs"
 
@@ -39,8 +59,10 @@ class PhaseWriter:
         running = current()
         run = running.run if running is not None else None
         loaded = self.trainer.state.get("init")
+        preprocessing = getattr(step, "preprocessing", None)
         return {
             **({"init": loaded} if loaded else {}),
+            **({"preprocessing": preprocessing} if preprocessing else {}),
             "format": 1,
             "kind": kind,
             "pipeline": run.pipeline if run else "",

@@ -255,12 +255,16 @@ class Train(PipelineProcess):
         return {**metadata, "init": report}
 
     def _datasets(self) -> tuple[Any, Any, Any]:
-        if "data" in self.inputs:
-            from tipi.processes.data import load_splits
+        from tipi.processes.training.outputs import input_preprocessing
 
-            splits = load_splits(self.inputs["data"])
+        if "data" in self.inputs:
+            from tipi.processes.data import read_splits
+
+            splits, recorded = read_splits(self.inputs["data"])
+            self.preprocessing = input_preprocessing(splits["train"], recorded, self.input_key)
             return splits["train"], splits["val"], None
         data = self.controller.get_permanence(self.data_name)
+        self.preprocessing = input_preprocessing(data.parts["train"], {}, self.input_key)
         return data.parts["train"], data.parts["val"], data
 
     def _resume(self, trainer: Any, resume: Path | None, shard: tuple[int, int] | None) -> None:
