@@ -243,7 +243,7 @@ class Train(PipelineProcess):
             raise param_error(
                 self.name,
                 "init_strict",
-                f"the weights of {self.inputs['init']} do not fit the model: "
+                f"the weights of {_shown(self.inputs['init'])} do not fit the model: "
                 f"{describe_load(error.report)}",
                 "set init_strict = false to load the keys that fit (the rest keep their "
                 'built values), or init_map = { "old.prefix." = "new.prefix." } to rename',
@@ -323,6 +323,14 @@ class Train(PipelineProcess):
         from tipi.processes.training.build import model_checkpoint
 
         return model_checkpoint(self.parts).monitor
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory (the project) where it lies inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _seed_everything(seed: int) -> None:
