@@ -90,6 +90,9 @@ def resolve_preprocess(step: Any, recorded: Mapping[str, Any]) -> Preprocess:
             )
         return given
 
+    given_size = step.image_size
+    if given_size is not None and (len(given_size) != 2 or min(given_size) < 1):
+        raise param_error(name, "image_size", "must be [height, width], both 1 or more")
     # channels' default (1) is a value, not "unset": a record of 3 channels wins over it
     given = None if step.channels == 1 and recorded.get("channels") == 3 else step.channels
     channels = int(pick("channels", given, "channels", 1))
