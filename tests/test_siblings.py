@@ -355,3 +355,36 @@ def test_a_script_with_module_level_argparse_never_reads_tipis_argv(project, cli
     assert 'under `if __name__ == "__main__":`' in result.stderr
     assert "usage:" not in result.stderr and "Traceback" not in result.stderr
     assert the_sys.argv == argv
+
+
+def test_a_factory_module_named_in_toml_is_imported_as_a_script(tmp_path, monkeypatch):
+    """`model = "cifar_main:net"` at the project root: imported with the argv a script sees;
+    exiting at import is one error naming the file and the main guard."""
+    import sys as the_sys
+
+    from tipi.permanences.factory import build
+
+    (tmp_path / "cifar_main.py").write_text(
+        CIFAR_MAIN.replace("ARGV_SEEN", "ARGV_OUT") + "\n\ndef net():\n    return list(sys.argv)\n"
+    )
+    required = CIFAR_MAIN.replace(
+        '"--resume", "-r", action="store_true"', '"--data", required=True'
+    )
+    (tmp_path / "cifar_strict.py").write_text(required + "\n\ndef net():\n    return 1\n")
+    seen = tmp_path / "argv.txt"
+    monkeypatch.setenv("ARGV_OUT", str(seen))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(the_sys, "argv", ["tipi", "make", "-p", "c3"])
+    try:
+        build("cifar_main:net", {}, {}, "model")
+        assert seen.read_text() == repr([str(tmp_path / "cifar_main.py")])
+        with pytest.raises(DefinitionError) as caught:
+            build("cifar_strict:net", {}, {}, "model")
+        message = str(caught.value)
+        assert "importing cifar_strict.py ran its command line and exited (SystemExit 2" in message
+        assert "required: --data" in message
+        assert 'under `if __name__ == "__main__":`' in caught.value.hint
+        assert the_sys.argv == ["tipi", "make", "-p", "c3"]
+    finally:
+        for name in ("cifar_main", "cifar_strict"):
+            the_sys.modules.pop(name, None)
