@@ -21,7 +21,9 @@ step's result: a step's closure takes it in (`step=True`), keyed "file: unit (im
 tipi at load: module-level code)". And where reached code imports a module by a computed name
 (`importlib.import_module("dyn" + name)`), any module of the pipeline folder may be the one:
 all of them count whole, keyed "file: unit (counted because steps.py imports a module by
-computed name)". A unit a step reaches directly keeps its plain key.
+computed name)". A unit a step reaches directly keeps its plain key; one of a file that a
+reached module star-imports (which takes the file whole) says which import: "file: unit (via
+models/__init__.py: from .vgg import *)".
 
 The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
 is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
