@@ -238,3 +238,22 @@ def test_loader_settings_ema_warmup_and_step_intervals_on_the_splits_route(
         cold["ema_val_loss"] - cold["val_loss"]
     )
     assert warm["ema_val_accuracy"] > cold["ema_val_accuracy"]
+
+
+def test_the_recorded_preprocessing_of_image_tensors():
+    """Train records how its inputs were made without reading a sample (a dataset may draw
+    random numbers): the splits file's record, else the shape of image tensors."""
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    from tipi.processes.training.outputs import input_preprocessing
+
+    images = TensorDataset(torch.zeros(5, 3, 4, 6), torch.zeros(5))
+    assert input_preprocessing(images, {}) == {"size": [4, 6], "channels": 3}
+    assert input_preprocessing(Subset(images, [0, 1]), {"resize": "box"}) == {
+        "size": [4, 6],
+        "channels": 3,
+        "resize": "box",
+    }
+    assert input_preprocessing(TensorDataset(torch.zeros(5, 7)), {}) == {}
+    assert input_preprocessing([1, 2, 3], {"size": [8, 8]}) == {"size": [8, 8]}

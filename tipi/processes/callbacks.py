@@ -204,7 +204,8 @@ class Transition(Callback):
         if first:  # a gate trains its whole budget: say once that it has passed
             trainer.state["gate_passed"] = {"epoch": epoch, "value": value}
             notice = getattr(getattr(trainer, "step", None), "controller", None)
-            if notice is not None:
+            shard = getattr(getattr(trainer, "parts", None), "shard", None)
+            if notice is not None and (shard is None or shard[0] == 0):  # rank 0 says it
                 notice.notice(
                     f"{trainer.step_name}: gate passed at epoch {epoch} ({rule.metric} "
                     f"{value:.4f} is {rule.side}); training on to the budget of "

@@ -13,23 +13,19 @@ from tipi.processes.training.checkpoints import write_weights
 from tipi.processes.training.summary import phase_entry, summary_table
 
 
-def input_preprocessing(
-    dataset: Any, recorded: dict[str, Any], input_key: str = "input"
-) -> dict[str, Any]:
+def input_preprocessing(dataset: Any, recorded: dict[str, Any]) -> dict[str, Any]:
     """How the model's inputs were made, for the checkpoints' `preprocessing`: what the
     splits file recorded (PrepareDigits: size, channels, mean, std, resize), else the
-    `size` and `channels` of an image-shaped (C, H, W) first sample; {} for other inputs."""
+    `size` and `channels` of image-shaped (N, C, H, W) inputs of a TensorDataset (or a
+    Subset of one); {} for other inputs. Samples are never read: a dataset's `__getitem__`
+    may draw random numbers, and the training's draws must stay what they were."""
     found: dict[str, Any] = {}
-    try:
-        sample = dataset[0]
-    except (IndexError, KeyError, TypeError):
-        return dict(recorded)
-    x = sample.get(input_key) if isinstance(sample, dict) else sample
-    if isinstance(x, tuple | list):
-        x = x[0] if x else None
-    shape = tuple(getattr(x, "shape", ()))
-    if len(shape) == 3:
-        found = {"size": [int(shape[1]), int(shape[2])], "channels": int(shape[0])}
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is None:
+        tensors = getattr(getattr(dataset, "dataset", None), "tensors", None)
+    shape = tuple(getattr(tensors[0], "shape", ())) if tensors else ()
+    if len(shape) == 4:
+        found = {"size": [int(shape[2]), int(shape[3])], "channels": int(shape[1])}
     return {**found, **recorded}
 
 

@@ -261,10 +261,10 @@ class Train(PipelineProcess):
             from tipi.processes.data import read_splits
 
             splits, recorded = read_splits(self.inputs["data"])
-            self.preprocessing = input_preprocessing(splits["train"], recorded, self.input_key)
+            self.preprocessing = input_preprocessing(splits["train"], recorded)
             return splits["train"], splits["val"], None
         data = self.controller.get_permanence(self.data_name)
-        self.preprocessing = input_preprocessing(data.parts["train"], {}, self.input_key)
+        self.preprocessing = input_preprocessing(data.parts["train"], {})
         return data.parts["train"], data.parts["val"], data
 
     def _resume(self, trainer: Any, resume: Path | None, shard: tuple[int, int] | None) -> None:
