@@ -165,9 +165,9 @@ def select(plan: dict[str, Any], targets: Sequence[str], root: Path) -> list[str
     """The steps the make considers, in plan order, exactly as Engine.make selects them."""
     if not targets:
         return list(plan["order"])
-    from tipi.graph.select import needed, resolve_target
+    from tipi.graph.select import needed, resolve_targets
 
-    goal = [resolve_target(t, plan["order"], plan["producers"], root) for t in targets]
+    goal = [n for t in targets for n in resolve_targets(t, plan["order"], plan["producers"], root)]
     selected = needed(goal, plan["predecessors"])
     return [name for name in plan["order"] if name in selected]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tipi.build import Build, BuildOptions, MakeContext
 from tipi.config.project import locate_pipeline, require_project_root
-from tipi.graph.select import needed, resolve_target
+from tipi.graph.select import needed, resolve_targets
 from tipi.planning import Plan, Planner, absolute
 from tipi.report import NullReporter, Reporter, RunSummary
 from tipi.state.layout import Layout
@@ -149,8 +149,8 @@ class Engine:
         options = replace(options or MakeOptions(), **changes)
         options.check()
         plan = self.load(save=not options.dry_run, fresh=options.rehash)
-        goal = [self._target(t, plan) for t in targets] or list(plan.order)
-        forced = {self._target(f, plan) for f in options.force}
+        goal = [n for t in targets for n in self._target(t, plan)] or list(plan.order)
+        forced = {n for f in options.force for n in self._target(f, plan)}
         selected = needed([*goal, *forced], plan.predecessors)
         order = [name for name in plan.order if name in selected]
         self._check_sources(plan, order)
@@ -195,8 +195,8 @@ class Engine:
             parts += ["-p", self.name]
         return " ".join(parts)
 
-    def _target(self, target: str, plan: Plan) -> str:
-        return resolve_target(target, list(plan.steps), plan.producers, self.root)
+    def _target(self, target: str, plan: Plan) -> list[str]:
+        return resolve_targets(target, list(plan.steps), plan.producers, self.root)
 
     def _check_sources(self, plan: Plan, order: Sequence[str]) -> None:
         """Every input nobody produces must exist before anything runs."""

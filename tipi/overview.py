@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tipi.engine import Engine, MakeOptions
+from tipi.report.groups import fold_reasons
 from tipi.report.views import PipelineView, StepView
 from tipi.state.failures import load_failures
 from tipi.state.store import TraceStore
@@ -41,7 +42,7 @@ def overview(
                 name=name,
                 type=planned.type,
                 state=state,
-                reasons=status.reasons,
+                reasons=fold_reasons(status.reasons),
                 inputs=tuple(planned.inputs.values()),
                 outputs=tuple(planned.outputs.values()),
                 last_run=(failure or {}).get("at") or (trace.finished if trace else None),

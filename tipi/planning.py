@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
 from tipi.paths import nesting_problem, output_problem
-from tipi.uptodate.planfile import is_current, plan_key, read_plan_file, write_plan_file
+from tipi.uptodate.planfile import (
+    PLAN_FIELDS,
+    is_current,
+    plan_key,
+    read_plan_file,
+    write_plan_file,
+)
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -48,6 +54,8 @@ class PlannedStep:
     env: str = ""
     metrics: Mapping[str, str] = field(default_factory=dict)
     inert: Sequence[str] = ()
+    base: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> Location:
@@ -74,6 +82,7 @@ class Plan:
     environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rerun_on_env: bool = False
     code_files: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    globs: Sequence[Sequence[Any]] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -88,24 +97,13 @@ class Plan:
             "environments": dict(self.environments),
             "rerun_on_env": self.rerun_on_env,
             "code_files": {k: list(v) for k, v in self.code_files.items()},
+            "globs": [list(g) for g in self.globs],
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Plan:
         steps = {s["name"]: PlannedStep(**s) for s in data["steps"]}
-        return cls(
-            data["pipeline"],
-            steps,
-            data["order"],
-            data["predecessors"],
-            data["producers"],
-            data["permanences"],
-            data["source"],
-            data["deps"],
-            data["environments"],
-            data["rerun_on_env"],
-            data["code_files"],
-        )
+        return cls(**{key: data[key] for key in PLAN_FIELDS} | {"steps": steps})
 
 
 def relative(path: Path, root: Path) -> str:
@@ -204,7 +202,7 @@ class Planner:
                 source=plan.source if plan is not None else None,
             )
             if plan is not None:
-                check_unchanged(plan.deps, self.file)
+                check_unchanged(plan.deps, self.file, plan.globs)
         return self.resolved
 
     def key(self) -> list[Any]:
@@ -296,6 +294,8 @@ class Planner:
                 launcher=step.spec.launcher,
                 announces_resume=bool(getattr(step.cls, "announces_resume", False)),
                 inert=_inert_params(step.cls, step.params, quiet),
+                base=step.spec.base,
+                values=dict(step.spec.values),
             )
         plan = Plan(
             pipeline=self.name,
@@ -305,10 +305,11 @@ class Planner:
             producers={relative(p, self.root): s for p, s in graph.producers.items()},
             permanences=permanences,
             source=resolved.spec.source,
-            deps=self._dependencies(resolved, code.files),
+            deps=self._dependencies(resolved, [*code.files, *resolved.spec.matrix_files]),
             code_files={fp: sorted(files) for fp, files in code.files_of.items()},
             environments=code.environments,
             rerun_on_env=resolved.spec.rerun_on_env,
+            globs=resolved.spec.matrix_globs,
         )
         self.code_units = code.units
         self.absent = code.absent

@@ -32,6 +32,12 @@ class PipelineProcess(ABC):
     Inputs and outputs may be declared as class attributes (name → path template) and are
     extended or overridden by the step's TOML ``inputs``/``outputs``. At run time
     ``self.inputs`` and ``self.outputs`` map each name to a resolved ``pathlib.Path``.
+    An input listed in the TOML (``models = ["a.pt", "b.pt"]``: ``models[0]``, ``models[1]``)
+    or gathered over a matrix key (``models = "out/p/train/{seed}/model.pt"`` in a step
+    without ``seed``: ``models[seed=0]``, ``models[seed=1]``, ...) is there entry by entry, and
+    grouped in ``self.input_lists["models"]`` (the paths, in order) and, when gathered,
+    ``self.input_values["models"]`` (value → path; a tuple of values when it gathers several
+    keys; values read back from their text: `0` an int, `0.5` a float, `true` a bool).
 
     Attributes:
         controller: gives access to permanences: ``self.controller.get_permanence("device")``.
@@ -92,6 +98,7 @@ class PipelineProcess(ABC):
         # the templates, the instance holds the paths of this run.
         self.inputs = dict(inputs)  # type: ignore[misc]
         self.outputs = dict(outputs)  # type: ignore[misc]
+        self.input_lists, self.input_values = _grouped(self.inputs)
         self._scratch_dir = scratch_dir
         self._scratch_binding = binding
         self.name = name or type(self).__name__
@@ -162,6 +169,37 @@ class PipelineProcess(ABC):
         except (ValueError, msgpack.UnpackException):
             return {}
         return data if isinstance(data, dict) else {}
+
+
+def _grouped(
+    inputs: Mapping[str, Path],
+) -> tuple[dict[str, list[Path]], dict[str, dict[object, Path]]]:
+    """(name → paths, name → {value: path}) of the inputs named `name[...]` (above)."""
+    lists: dict[str, list[Path]] = {}
+    values: dict[str, dict[object, Path]] = {}
+    for key, path in inputs.items():
+        name, bracket, rest = key.partition("[")
+        if not bracket or not rest.endswith("]") or name in inputs:
+            continue
+        lists.setdefault(name, []).append(path)
+        if "=" in rest:
+            parts = tuple(_literal(item.partition("=")[2]) for item in rest[:-1].split(","))
+            values.setdefault(name, {})[parts[0] if len(parts) == 1 else parts] = path
+    return lists, values
+
+
+def _literal(text: str) -> object:
+    """A matrix value from its text in a name (config/instances.py `format_value`)."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        if (str(value) if kind is int else repr(value)) == text:
+            return value
+    return text
 
 
 def _ordered(value: object) -> object:

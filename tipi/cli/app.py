@@ -19,6 +19,7 @@ from tipi.cli.options import (
     RUN,
     CheckOpt,
     ConfigOpt,
+    ExpandOpt,
     ExplainOpt,
     PipelineArg,
     PipelineOpt,
@@ -192,6 +193,7 @@ def status_command(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     check: CheckOpt = False,
     explain: ExplainOpt = False,
+    expand: ExpandOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     *,
@@ -211,11 +213,11 @@ def status_command(
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2, ensure_ascii=False))
         stale = any(row.status == "will-run" for row in rows)
     else:
-        from tipi.cli.views import status_table
+        from tipi.cli.views import status_table, unfolded
         from tipi.overview import overview
 
         view = overview(engine, targets or (), options=options)
-        stdout().print(status_table(view, explain=explain))
+        stdout().print(status_table(view, explain, unfolded(targets or (), expand)))
         stale = any(step.state != "up-to-date" for step in view.steps)
     if check and stale:
         raise typer.Exit(1)
@@ -242,13 +244,14 @@ def graph_command(
     ] = GraphFormat.tree,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
     files: Annotated[bool, typer.Option("--files", help="Draw artifact files as nodes.")] = False,
+    expand: ExpandOpt = False,
     set_: SetOpt = None,
     config: ConfigOpt = None,
     *,
     options: MakeOptions,
 ) -> None:
     """Draw the step graph, each step marked by its state and first reason."""
-    from tipi.cli.views import render_graph
+    from tipi.cli.views import render_graph, unfolded
     from tipi.engine import Engine
     from tipi.overview import overview
     from tipi.report import WarningsReporter
@@ -263,7 +266,8 @@ def graph_command(
         pipeline, config=config, overrides=set_ or (), reporter=WarningsReporter(stderr())
     )
     view = overview(engine, targets or (), options=options)
-    _emit(render_graph(view, format_.value, files, output, engine.root), output)
+    shown = unfolded(targets or (), expand)
+    _emit(render_graph(view, format_.value, files, output, engine.root, shown), output)
 
 
 @app.command("report")

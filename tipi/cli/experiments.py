@@ -241,10 +241,12 @@ def _row(runs: Runs, run: str) -> RunRow:
     changed = ", ".join(f"{c.key} {_text(c.old)}→{_text(c.new)}" for c in changes[:3])
     if len(changes) > 3:
         changed += f", +{len(changes) - 3} more"
-    ran = ", ".join(record.ran)
+    from tipi.report.groups import fold_names
+
+    ran = ", ".join(fold_names(record.ran))  # a step matrix's instances: `train ×6`
     for outcome in ("restored", "failed", "interrupted"):
-        if record.with_outcome(outcome):
-            ran += ("; " if ran else "") + f"{outcome}: {', '.join(record.with_outcome(outcome))}"
+        if names := fold_names(record.with_outcome(outcome)):
+            ran += ("; " if ran else "") + f"{outcome}: {', '.join(names)}"
     commit = (record.commit or "")[:8] + ("*" if record.dirty else "")
     return RunRow(
         id=run,

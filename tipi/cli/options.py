@@ -51,6 +51,14 @@ CheckOpt = Annotated[
         "only together with -n.",
     ),
 ]
+ExpandOpt = Annotated[
+    bool,
+    typer.Option(
+        "--expand",
+        help="List every instance of a step matrix (folded as `train ×6` otherwise; naming a "
+        "step as a target unfolds it).",
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="List up-to-date steps too.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only warnings and errors.")]
 

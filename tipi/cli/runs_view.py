@@ -20,8 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tipi.config.instances import group_instances
 from tipi.redact import hide_secrets, printable, printable_json, secret_hider
-from tipi.runs.diff import Change, RunDiff
+from tipi.report.groups import base_name, fold_keyed, fold_names
+from tipi.runs.diff import Change, RunDiff, fold_changes
 from tipi.runs.record import RunRecord
 
 STATUS_STYLES = {
@@ -123,7 +125,7 @@ def diff_view(diff: RunDiff, limit: int = 0) -> RenderableType:
     parts: list[RenderableType] = [title]
     if not diff.params and not diff.metrics:
         parts.append(Text("no param or metric differs"))
-    for label, changes in (("param", diff.params), ("metric", diff.metrics)):
+    for label, changes in (("param", fold_changes(diff.params)), ("metric", diff.metrics)):
         if changes:
             parts.append(_changes_table(label, changes[: limit or None]))
             if limit and len(changes) > limit:
@@ -179,7 +181,13 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
             if names:
                 head.add_row(f"{outcome} (not shown)", Text(_names(names).replace("\n", ", ")))
     parts: list[RenderableType] = [head]
+    groups = {
+        base: names for base, names in group_instances(record.steps).items() if base not in names
+    }
     for name, step in islice(record.steps.items(), limit or None):
+        base = base_name(name)
+        if len(groups.get(base, ())) > 1 and groups[base][0] == name:
+            parts += [Text(""), _group_line(record, base, groups.pop(base))]
         parts.append(Text(""))
         outcome = printable(step.outcome or "up to date")
         took = f" in {step.seconds:.2f}s" if step.seconds is not None else ""
@@ -194,6 +202,14 @@ def show_view(record: RunRecord, limit: int = 0) -> RenderableType:
     if hidden > 0:
         parts += [Text(""), _hidden_line(hidden, "steps", limit)]
     return Group(*parts)
+
+
+def _group_line(record: RunRecord, base: str, names: list[str]) -> Text:
+    """A step matrix's heading in `show`: how many instances and how each ended."""
+    took = sum(record.steps[n].seconds or 0.0 for n in names)
+    line = Text(f"{printable(base)} ×{len(names)}", style="bold underline")
+    ended = outcome_counts(RunRecord("", "", 0.0, steps={n: record.steps[n] for n in names}))
+    return line.append(f" ({printable(record.steps[names[0]].type)}): {ended}, {took:.2f}s")
 
 
 def _step_rows(record: RunRecord, name: str) -> Table:
@@ -271,9 +287,10 @@ def _names(names: list[str]) -> str:
 
 
 def _ran(record: RunRecord) -> Text:
-    text = Text(_names(record.ran))
+    """What ran, was restored, failed: a step matrix's instances as one `train ×6`."""
+    text = Text(_names(fold_names(record.ran)))
     for outcome, style in (("restored", "blue"), ("failed", "red"), ("interrupted", "yellow")):
-        names = record.with_outcome(outcome)
+        names = fold_names(record.with_outcome(outcome))
         if names:
             text.append(("\n" if text else "") + f"{outcome}: {_names(names)}", style=style)
     return text or Text("-")
@@ -307,12 +324,22 @@ def key_metrics(
 
 
 def _metrics(record: RunRecord) -> Text:
-    metrics = record.metrics()
-    shown = [f"{printable(k)} {_value(v)}" for k, v in key_metrics(record, metrics=metrics)]
-    more = len(metrics) - len(shown)
+    """The key metrics; a step matrix's as one line each, its instances' lowest…highest."""
+    folded = fold_keyed(record.metrics())
+    first = {key: values[0] for key, values in folded.items()}
+    shown = [f"{printable(k)} {_spread(folded[k])}" for k, _ in key_metrics(record, metrics=first)]
+    more = len(folded) - len(shown)
     if more > 0:
         shown.append(f"+{more} more")
     return Text("\n".join(shown)) if shown else Text("-", style="dim")
+
+
+def _spread(values: list[Any]) -> str:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    if len(values) == 1 or len(numbers) != len(values):
+        return _value(values[0]) if len(values) == 1 else f"{_value(values[0])}…"
+    low, high = min(numbers), max(numbers)
+    return _value(low) if low == high else f"{_value(low)}…{_value(high)}"
 
 
 def _value(value: Any) -> str:

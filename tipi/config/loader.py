@@ -6,10 +6,12 @@ import copy
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tipi.config.lines import key_lines
+from tipi.config.matrix import expand
 from tipi.config.metrics import declare_metrics
 from tipi.config.schema import (
     LAUNCHERS,
@@ -70,7 +72,10 @@ def load_pipeline(
     permanences = {
         n: _permanence(n, t, spec_base) for n, t in _tables(data, "permanences", spec_base)
     }
-    processes = {n: _process(n, t, spec_base) for n, t in _tables(data, "processes", spec_base)}
+    tables = dict(_tables(data, "processes", spec_base))
+    processes = {n: _process(n, t, spec_base) for n, t in tables.items()}
+    _check_after(replace(spec_base, processes=processes))
+    processes, domains, globs, files = expand(processes, tables, spec_base)
     meta = _meta(data.get("pipeline", {}), spec_base)
     spec = PipelineSpec(
         name=name,
@@ -84,8 +89,10 @@ def load_pipeline(
         folder=folder,
         source=text,
         rerun_on_env=meta.get("rerun_on_env", False),
+        matrix_domains=domains,
+        matrix_globs=tuple(globs),
+        matrix_files=tuple(files),
     )
-    _check_after(spec)
     return spec
 
 

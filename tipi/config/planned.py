@@ -41,15 +41,26 @@ def load_resolved(
     return apply_variant(resolve_pipeline(spec), variant)
 
 
-def check_unchanged(deps: Sequence[Sequence[Any]], pipeline_file: Path | str) -> None:
+def check_unchanged(
+    deps: Sequence[Sequence[Any]], pipeline_file: Path | str, globs: Sequence[Any] = ()
+) -> None:
     """Raise when a code file a plan was made from changed since: its steps' fingerprints no
     longer describe the code they would run. (The pipeline file itself may change: a make
-    runs with the text it planned with.)
+    runs with the text it planned with.) Nor may a glob matrix (`globs`: [[pattern, files]],
+    config/matrix.py) match other files: the plan's instances would not be the pipeline's.
 
     A dep is `stat_dep`'s [path, mtime_ns, size, inode], or that and the file's content
     digest (`with_content`, what a Dask task carries): then a file whose stat signature
     differs but whose bytes are the same is unchanged. Another machine's view of a shared
     file system (NFS, FUSE) may show its own inode numbers and times."""
+    from tipi.config.instances import glob_matches
+
+    for pattern, matched in globs:
+        if glob_matches(pattern) != list(matched):
+            raise ConfigError(
+                f"the files {pattern} matches changed after this make planned its steps",
+                hint="run the make again: it plans with the files as they are now",
+            )
     skip = str(pipeline_file)
     changed = [d[0] for d in deps if d[0] != skip and not unchanged(d)]
     if changed:

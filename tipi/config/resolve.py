@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from tipi.config.matrix import bind_matrix_paths, path_name
 from tipi.config.metrics import metrics_of
 from tipi.config.params import check_params
 from tipi.config.schema import PermanenceSpec, PipelineSpec, ProcessSpec
@@ -82,7 +83,7 @@ def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Re
             ),
         )
         permanences[name] = ResolvedPermanence(perm, cls, params)
-    steps = {}
+    bound = []
     for name, proc in spec.processes.items():
         path = ("processes", name)
         cls = registry.resolve(proc.type, PipelineProcess, spec.locate(*path, "type"))
@@ -94,9 +95,17 @@ def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Re
                 lambda key, p=path: spec.locate(*p, "params", key) if key else spec.locate(*p),
             ),
         )
-        inputs = _bind(spec, proc, {**cls.inputs, **proc.inputs}, params, "inputs")
         outputs = _bind(spec, proc, {**cls.outputs, **proc.outputs}, params, "outputs")
-        steps[name] = ResolvedStep(proc, cls, params, inputs, outputs)
+        bound.append((proc, cls, params, outputs))
+    # An input that gathers a matrix key keeps the combinations some step produces.
+    produced = set()
+    if spec.matrix_domains:
+        produced = {p for *_, outputs in bound for p in outputs.values()}
+    steps = {}
+    for proc, cls, params, outputs in bound:
+        templates = {**cls.inputs, **proc.inputs}
+        inputs = _bind(spec, proc, templates, params, "inputs", produced)
+        steps[proc.name] = ResolvedStep(proc, cls, params, inputs, outputs)
     return ResolvedPipeline(spec, permanences, steps, registry)
 
 
@@ -106,18 +115,29 @@ def _bind(
     templates: Mapping[str, str],
     params: Mapping[str, Any],
     section: str,
+    produced: Collection[Path] = (),
 ) -> dict[str, Path]:
     bound = {}
+    name = path_name(proc)
     for key, template in templates.items():
-        try:
-            text = interpolate(template, proc.name, spec.name, params)
-        except ValueError as exc:
-            raise ConfigError(
-                f"bad placeholder in path '{template}': {exc}",
-                hint="placeholders: {name}, {pipeline}, {params.NAME}; write {{ }} for braces",
-                location=spec.locate("processes", proc.name, section, key),
-            ) from None
-        bound[key] = _absolute(spec.root, text)
+        entries = {key: template}
+        if spec.matrix_domains:
+            entries = bind_matrix_paths(proc, key, template, section, spec.matrix_domains, spec)
+        paths = {}
+        for entry, text in entries.items():
+            try:
+                text = interpolate(text, name, spec.name, params)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"bad placeholder in path '{template}': {exc}",
+                    hint="placeholders: {name}, {pipeline}, {params.NAME}, a matrix key; "
+                    "write {{ }} for braces",
+                    location=spec.locate("processes", proc.name, section, key),
+                ) from None
+            paths[entry] = _absolute(spec.root, text)
+        if key not in paths:  # gathered: the combinations some step makes, if any
+            paths = {e: p for e, p in paths.items() if p in produced} or paths
+        bound.update(paths)
     return bound
 
 

@@ -25,6 +25,7 @@ PROCESS_KEYS = (
     "nproc",
     "launcher",
     "description",
+    "matrix",
 )
 RESOURCE_KEYS = ("gpu", "cpu", "mem_gb", "retries")
 LAUNCHERS = ("none", "torchrun")
@@ -48,6 +49,9 @@ class ProcessSpec:
     Attributes:
         metrics: the names of the outputs that are metrics files (`metrics = {...}`, which
             the loader adds to `outputs`; config/metrics.py).
+        base: for an instance of a `matrix` process, that process's name (`train` for
+            `train[seed=0]`); "" for a plain step (config/instances.py).
+        values: an instance's matrix values, typed, in the matrix's declaration order.
     """
 
     name: str
@@ -64,6 +68,8 @@ class ProcessSpec:
     nproc: int = 1
     launcher: str = "none"
     description: str = ""
+    base: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,11 @@ class PipelineSpec:
         source: the file's text as parsed (a make runs steps with exactly this text).
         rerun_on_env: `[pipeline] rerun_on_env`: a changed environment (package versions)
             reruns steps instead of only being reported.
+        matrix_domains: each matrix key's values across the processes that have it (what an
+            input gathers over; config/matrix.py).
+        matrix_globs: `[[absolute pattern, [matched files]], ...]` of the glob matrices:
+            a cached plan holds only while each pattern matches the same files.
+        matrix_files: the files lines matrices were read from (dependencies of the plan).
     """
 
     name: str
@@ -87,6 +98,9 @@ class PipelineSpec:
     folder: Path | None = None
     source: str = field(default="", repr=False)
     rerun_on_env: bool = False
+    matrix_domains: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    matrix_globs: tuple[Any, ...] = ()
+    matrix_files: tuple[str, ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -95,6 +109,8 @@ class PipelineSpec:
 
     def locate(self, *key: str) -> Location:
         """Where `key` (a path of table keys) was written: the line, or the nearest table's."""
+        if len(key) > 1 and key[0] == "processes" and "[" in key[1]:
+            key = (key[0], key[1].partition("[")[0], *key[2:])  # an instance: its process's
         dotted = ".".join(key)
         if key in self.overridden or any(key[:n] in self.overridden for n in range(len(key))):
             # ("processes", "train", "params", "lr") was written as --set train.lr

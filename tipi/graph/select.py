@@ -40,6 +40,51 @@ def resolve_target(
     )
 
 
+def resolve_targets(
+    target: str,
+    steps: Sequence[str],
+    producers: Mapping[str, str],
+    root: Path,
+    cwd: Path | None = None,
+) -> list[str]:
+    """The steps a target names, in `steps`' order: one step or the producer of a path
+    (`resolve_target`), or instances of a matrix step (config/instances.py): `train` names
+    all of them, `train[seed=0]` those with that value (of any other keys).
+
+    Raises:
+        UsageError: no step, path or instance matches; the hint suggests close names, keys
+            or values.
+    """
+    if target in steps:
+        return [target]
+    from tipi.config.instances import group_instances, matches, split_instance
+
+    found = [name for name in steps if matches(name, target)]
+    if found:
+        return found
+    try:
+        base, wanted = split_instance(target)
+    except ValueError:
+        base, wanted = target, {}
+    instances = group_instances(steps).get(base)
+    if not wanted or not instances or instances == [base]:
+        return [resolve_target(target, steps, producers, root, cwd)]
+    known: dict[str, list[str]] = {}
+    for name in instances:
+        for key, value in split_instance(name)[1].items():
+            known.setdefault(key, []).extend([] if value in known.get(key, []) else [value])
+    for key in wanted:
+        if key not in known:
+            raise UsageError(
+                f"unknown target '{target}': step '{base}' has no matrix key '{key}'",
+                hint=did_you_mean(key, known) or f"keys: {', '.join(known)}",
+            )
+    raise UsageError(
+        f"unknown target '{target}': no instance of '{base}' has these values",
+        hint="; ".join(f"{k} = {', '.join(v)}" for k, v in known.items() if k in wanted),
+    )
+
+
 def needed(targets: Sequence[str], predecessors: Mapping[str, Sequence[str]]) -> set[str]:
     """The targets and all their ancestors."""
     seen: set[str] = set()

@@ -6,14 +6,16 @@ import json
 
 from tipi.redact import printable, printable_json
 from tipi.redact import printable_html as escape  # text is data: no control characters
-from tipi.report.views import STATE_COLORS, STATE_MARKS, PipelineView, StepView
+from tipi.report.groups import GroupStep, base_name, mark, state_text
+from tipi.report.views import STATE_COLORS, PipelineView, StepView
 
 FORMATS = ("tree", "dot", "mermaid", "json", "svg", "png", "html")
 NODE_HEIGHT = 60.0  # a step's box in the SVG: name, state, first reason
+STACK = 8.0  # how far the cards behind a folded step matrix's box show
 
 
 def label(step: StepView) -> str:
-    text = f"{step.name} [{step.state}]"
+    text = f"{step.name} [{state_text(step)}]"
     return f"{text}: {step.first_reason}" if step.first_reason else text
 
 
@@ -43,9 +45,10 @@ def to_tree(view: PipelineView, files: bool = False) -> str:
 
     graph = nx.DiGraph()
     nodes, edges = nodes_and_edges(view, files)
-    for node, text, state in nodes:
-        mark = STATE_MARKS.get(state, "□")
-        graph.add_node(node, label=f"{mark} {printable(text)}")
+    steps = {s.name: s for s in view.steps}
+    for node, text, _ in nodes:
+        shown = mark(steps[node]) if node in steps else "□"
+        graph.add_node(node, label=f"{shown} {printable(text)}")
     graph.add_edges_from(edges)
     lines: list[str] = []
     nx.write_network_text(graph, path=lines.append, with_labels=True, ascii_only=False, end="")
@@ -68,11 +71,14 @@ def to_dot(view: PipelineView, files: bool = False) -> str:
             continue
         fill, stroke = STATE_COLORS[state]
         step = view.step(node)
-        lines = [step.name, step.state] + ([step.first_reason] if step.first_reason else [])
+        lines = [step.name, state_text(step)] + ([step.first_reason] if step.first_reason else [])
         tooltip = "; ".join(step.reasons)
+        stack = (
+            ', peripheries=2, style="rounded,filled,bold"' if isinstance(step, GroupStep) else ""
+        )
         out.append(
             f'  "{_dot(node)}" [label="{_dot(chr(10).join(lines))}", fillcolor="{fill}", '
-            f'color="{stroke}", tooltip="{_dot(tooltip)}"];'
+            f'color="{stroke}", tooltip="{_dot(tooltip)}"{stack}];'
         )
     out += [f'  "{_dot(a)}" -> "{_dot(b)}";' for a, b in edges]
     out.append("}")
@@ -89,7 +95,7 @@ def to_mermaid(view: PipelineView, files: bool = False) -> str:
             out.append(f'  {ids[node]}[/"{_mermaid(text)}"/]:::file')
         else:
             step = view.step(node)
-            body = f"{step.name}<br/>{step.state}" + (
+            body = f"{step.name}<br/>{state_text(step)}" + (
                 f"<br/>{step.first_reason}" if step.first_reason else ""
             )
             out.append(f'  {ids[node]}["{_mermaid(body)}"]:::{state.replace("-", "_")}')
@@ -112,6 +118,7 @@ def to_json(view: PipelineView, files: bool = False) -> str:
                 **(
                     {
                         "state": state,
+                        "step": base_name(node),
                         "type": steps[node].type,
                         "reasons": list(steps[node].reasons),
                         "last_run": steps[node].last_run,
@@ -134,9 +141,10 @@ def to_svg(view: PipelineView, engine: str = "auto") -> str:
     and by tipi's layered layout otherwise (`engine`: see tipi.report.layout.layout)."""
     from tipi.report.layout import layout
 
-    sizes = {s.name: (_box_width(s), NODE_HEIGHT) for s in view.steps}
+    sizes = {s.name: (_box_width(s), _box_height(s)) for s in view.steps}
     placed = layout(sizes, view.edges, engine)
-    width, height = f"{placed.width:.0f}", f"{placed.height:.0f}"
+    behind = STACK if any(isinstance(s, GroupStep) for s in view.steps) else 0.0
+    width, height = f"{placed.width + behind:.0f}", f"{placed.height + behind:.0f}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
@@ -157,18 +165,49 @@ def to_svg(view: PipelineView, engine: str = "auto") -> str:
         reason = step.first_reason
         reason = reason if len(reason) <= room else reason[: room - 1] + "…"
         title = escape("; ".join(step.reasons))
+        group = step.group if isinstance(step, GroupStep) else None
+        kind = f"group {step.state}" + (" mixed" if group and group.mixed else "")
+        parts.append(
+            f'<g class="step {kind if group else step.state}" data-step="{escape(step.name)}">'
+            f"<title>{title}</title>"
+        )
+        if group:  # a stack of cards: the instances behind the first
+            for k in (2, 1):
+                parts.append(
+                    f'<rect x="{x + k * STACK / 2}" y="{y + k * STACK / 2}" '
+                    f'width="{box.w:.1f}" height="{box.h:.1f}" rx="8" fill="{fill}" '
+                    f'stroke="{stroke}" stroke-width="1"/>'
+                )
         parts += [
-            f'<g class="step {step.state}" data-step="{escape(step.name)}"><title>{title}</title>',
             f'<rect x="{x}" y="{y}" width="{box.w:.1f}" height="{box.h:.1f}" rx="8" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>',
             f'<text x="{x + 10}" y="{y + 20}" font-weight="bold">{escape(step.name)}</text>',
-            f'<text x="{x + 10}" y="{y + 36}" fill="{stroke}">{STATE_MARKS[step.state]} '
-            f"{step.state}</text>",
+            f'<text x="{x + 10}" y="{y + 36}" fill="{stroke}">{mark(step)} '
+            f"{escape(state_text(step))}</text>",
             f'<text x="{x + 10}" y="{y + 52}" fill="#444" font-size="10">{escape(reason)}</text>',
-            "</g>",
         ]
+        if group:
+            parts += _count_bar(group.counts, x + 10, y + 58, box.w - 20)
+        parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _count_bar(counts: dict[str, int], x: float, y: float, width: float) -> list[str]:
+    """A group's instances as a bar, a segment per state as wide as its share."""
+    total, out = sum(counts.values()), []
+    for state, n in counts.items():
+        w = width * n / total
+        out.append(
+            f'<rect class="count {state}" data-count="{n}" x="{x:.1f}" y="{y:.1f}" '
+            f'width="{w:.1f}" height="5" fill="{STATE_COLORS[state][1]}"/>'
+        )
+        x += w
+    return out
+
+
+def _box_height(step: StepView) -> float:
+    return NODE_HEIGHT + (10 if isinstance(step, GroupStep) else 0)  # room for the count bar
 
 
 def _box_width(step: StepView) -> float:

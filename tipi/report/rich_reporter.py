@@ -12,6 +12,7 @@ from rich.markup import escape
 from tipi.redact import hide_secrets, printable, shown_text
 from tipi.report import channel, lines
 from tipi.report.events import Reporter, RunSummary, StepResult
+from tipi.report.groups import base_name, fold_reasons
 from tipi.report.live import LiveProgress, interactive, silence, silenced
 
 
@@ -64,7 +65,7 @@ class RichReporter(Reporter):
         kept = self._view.finished(result) if self._view is not None else []
         if result.outcome == "skipped" and not (self.verbose or self.explain):
             return
-        reasons = list(result.reasons) if result.outcome != "failed" else []
+        reasons = list(fold_reasons(result.reasons)) if result.outcome != "failed" else []
         shown = [] if self.explain else reasons  # --explain: each on a line of its own
         text = lines.step_line(result.name, result.outcome, result.seconds, shown, _markup)
         self.console.print(text, highlight=False)
@@ -100,10 +101,10 @@ class RichReporter(Reporter):
             table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
             for column in ("step", "outcome", "time"):
                 table.add_column(column)
-            for result in shown:
-                took = lines.seconds(result.seconds) if result.outcome in lines.TIMED else ""
-                outcome = _markup(result.outcome, lines.STYLE[result.outcome])
-                table.add_row(escape(result.name), outcome, took)
+            for name, outcome_of, seconds in summary_rows(shown):
+                took = lines.seconds(seconds) if outcome_of in lines.TIMED else ""
+                outcome = _markup(outcome_of, lines.STYLE[outcome_of])
+                table.add_row(escape(name), outcome, took)
             self.console.print(table)
         counts = {
             k: len(summary.of(k)) for k in lines.ORDER if k != "not run" or not summary.stopped
@@ -116,6 +117,24 @@ class RichReporter(Reporter):
         elif summary.ok and not summary.of("ran") and not summary.of("restored"):
             verdict = "up to date"
         self.console.print(lines.summary_line(verdict, counts, summary.seconds, _markup))
+
+
+def summary_rows(results: list[StepResult]) -> list[tuple[str, str, float]]:
+    """(name, outcome, seconds) rows of the summary table: the instances of one step matrix
+    that ended the same way are one row, `train ×6` with their time together, in the place
+    of the first; a failed instance keeps its own row (its name is what to look at)."""
+    same: dict[tuple[str, str], list[StepResult]] = {}
+    for result in results:
+        base = base_name(result.name)
+        folds = base != result.name and result.outcome != "failed"
+        same.setdefault((base, result.outcome) if folds else (result.name, ""), []).append(result)
+    rows = []
+    for (base, _), found in same.items():
+        if len(found) == 1:
+            rows.append((found[0].name, found[0].outcome, found[0].seconds))
+        else:
+            rows.append((f"{base} ×{len(found)}", found[0].outcome, sum(r.seconds for r in found)))
+    return rows
 
 
 class MakeView:

@@ -122,3 +122,26 @@ def _same(a: Any, b: Any) -> bool:
 def changed_since(previous: RunRecord | None, record: RunRecord) -> list[Change]:
     """The params `record` changed from `previous` (the run of its pipeline before it)."""
     return [] if previous is None else param_changes(previous, record)
+
+
+def fold_changes(changes: list[Change]) -> list[Change]:
+    """The same change of one param in several instances of a step matrix (`--set
+    train.epochs=3` over 50 instances) as one, `train ×50.epochs`, in the place of the first:
+    what `tipi diff` shows (`--json` keeps every key). Changes that differ stay apart."""
+    from tipi.report.groups import instance_key
+
+    found: dict[tuple[str, str | None], list[Change]] = {}
+    for change in changes:
+        found.setdefault(instance_key(change.key) or (change.key, None), []).append(change)
+    out: list[Change] = []
+    for (base, key), alike in found.items():
+        first = alike[0]
+        if key is not None and len(alike) > 1 and all(_same_change(first, c) for c in alike):
+            out.append(Change(f"{base} ×{len(alike)}.{key}", first.old, first.new))
+        else:
+            out += alike
+    return out
+
+
+def _same_change(a: Change, b: Change) -> bool:
+    return _same(a.old, b.old) and _same(a.new, b.new)

@@ -106,15 +106,15 @@ class Selection:
 
     @classmethod
     def of(cls, sweep: Sweep, engine: Engine) -> Selection:
-        from tipi.graph.select import needed, resolve_target
+        from tipi.graph.select import needed, resolve_targets
 
         plan = engine.load()
 
-        def target(name: str) -> str:
-            return resolve_target(name, list(plan.steps), plan.producers, engine.root)
+        def target(name: str) -> list[str]:
+            return resolve_targets(name, list(plan.steps), plan.producers, engine.root)
 
-        goal = [target(t) for t in sweep.targets] or list(plan.order)
-        forced = [target(f) for f in sweep.options.force]
+        goal = [n for t in sweep.targets for n in target(t)] or list(plan.order)
+        forced = [n for f in sweep.options.force for n in target(f)]
         selected = needed([*goal, *forced], plan.predecessors)
         order = [n for n in plan.order if n in selected]
         shared = [n for n in order if n not in sweep.steps]

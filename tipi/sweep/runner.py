@@ -292,6 +292,8 @@ class Sweep:
         keys = self.spec.swept or list(self.spec.parameters)  # only constants: one variant
         touched = apply_overrides(copy.deepcopy(data), [f"{key}=0" for key in keys])
         owned = {name for section, name, *_ in touched if section == "processes"}
+        # A matrix process is its instances (config/instances.py): each one is swept.
+        owned |= {n for n in plan.order if n.partition("[")[0] in owned}
         if any(
             section == "permanences" and plan.permanences.get(name) is not None
             for section, name, *_ in touched

@@ -50,6 +50,7 @@ PLAN_FIELDS = frozenset(
         "environments",
         "rerun_on_env",
         "code_files",
+        "globs",
     }
 )
 STEP_REQUIRED = frozenset(
@@ -75,6 +76,8 @@ STEP_FIELDS = STEP_REQUIRED | {
     "env",
     "metrics",
     "inert",
+    "base",
+    "values",
 }
 
 
@@ -91,7 +94,7 @@ def write_plan_file(path: Path, key: Sequence[Any], absent: Iterable[str], plan:
     digest = _digest(
         msgpack.packb(summary, use_bin_type=True), msgpack.packb(data, use_bin_type=True)
     )
-    document = {"key": key, "deps": plan.deps, "absent": sorted(absent)}
+    document = {"key": key, "deps": plan.deps, "absent": sorted(absent), "globs": plan.globs}
     document |= {"summary": summary, "digest": digest, "plan": data}
     write_document(path, PLAN_KIND, document)
 
@@ -252,6 +255,12 @@ def is_current(cached: Mapping[str, Any], key: Sequence[Any], folder: Path) -> b
         return False
     if any(os.path.lexists(path) for path in cached.get("absent", [])):
         return False  # a new module or package now shadows one the plan's imports used
+    globs = cached.get("globs", [])
+    if globs:  # a glob matrix: a file added, removed or renamed changes the instances
+        from tipi.config.instances import glob_matches
+
+        if any(glob_matches(pattern) != list(matched) for pattern, matched in globs):
+            return False
     return all(stat_dep(path) == [path, *sig] for path, *sig in deps)
 
 
