@@ -1,5 +1,6 @@
 """Compare: two or more models on one test split; per pair the metric difference with a paired
-bootstrap 95% interval and McNemar's exact p-value (comparison.json, a table, a figure)."""
+bootstrap 95% interval and McNemar's exact p-value (comparison.json, a table, a figure).
+Arms of models gathered over a matrix key (seeds) are compared over the seeds: compare_seeds.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any, Literal
 
 from rich.table import Table
 
+from tipi.config.instances import format_value, split_instance
 from tipi.process import PipelineProcess
 from tipi.processes.checks import param_error
+from tipi.processes.compare_seeds import compare_seeds, seeds_table, verdicts
 from tipi.processes.data import load_splits
 from tipi.processes.evaluation import _predict
 from tipi.processes.stats import METRICS, classifier_metrics, mcnemar_exact, paired_bootstrap
@@ -31,6 +34,12 @@ class Compare(PipelineProcess):
     (JSON: each model's metrics and per-class accuracy; per pair `b - a` for accuracy and
     `metric`, its percentile bootstrap 95% interval over `n_boot` paired resamples drawn with
     `seed`, and McNemar's exact p-value). A per-class accuracy figure goes to `loggers`.
+
+    Over seeds: inputs that gather a matrix key (`a = "out/p/a/{seed}/best.pt"` in a step
+    without `seed`) are arms, paired by the gathered value; the report then holds each seed's
+    comparison and, per pair of arms, the mean per-seed difference with a t-interval, the
+    paired t-test, Wilcoxon's exact p and the pooled bootstrap (compare_seeds.py). `data`
+    may be gathered too (one split per seed).
     """
 
     outputs = {"comparison": "out/{pipeline}/{name}/comparison.json"}
@@ -56,6 +65,10 @@ class Compare(PipelineProcess):
         self.names, self.num_classes = names, num_classes
 
     def execute(self) -> None:
+        arms = self._arms()
+        if arms is not None:
+            self._over_seeds(*arms)
+            return
         models = self._models()
         splits = load_splits(self.inputs["data"])
         if self.part not in splits:
@@ -76,6 +89,91 @@ class Compare(PipelineProcess):
         if self.loggers_name:
             loggers = self.controller.get_permanence(self.loggers_name)
             loggers.log_figure("per_class_accuracy", per_class_figure(report))
+
+    def _arms(self) -> tuple[str, dict[str, dict[object, Path]]] | None:
+        """(the gathered key, arm label → {value: weights}), or None when no model input is
+        gathered. Refuses arms that cannot be paired, naming the values one arm lacks."""
+        gathered = {k: v for k, v in self.input_values.items() if k != "data"}
+        if not gathered:
+            return None
+        plain = [k for k in self.inputs if k != "data" and "[" not in k]
+        listed = [k for k in self.input_lists if k not in gathered and k != "data"]
+        if plain or listed:
+            raise param_error(
+                self.name,
+                "inputs",
+                f"{', '.join(plain + listed)} names one model, {', '.join(gathered)} a model "
+                "per matrix value: over seeds every arm is a gathered input",
+                section="inputs",
+            )
+        first = next(k for k in self.inputs if k.partition("[")[0] in gathered)
+        key = ",".join(split_instance(first)[1])
+        labels = list(gathered)
+        if self.names is not None:
+            if len(self.names) != len(labels) or len(set(self.names)) != len(self.names):
+                raise param_error(
+                    self.name, "names", f"needs {len(labels)} distinct names, one per arm"
+                )
+            labels = list(self.names)
+        if len(labels) < 2:
+            raise param_error(
+                self.name, "inputs", "Compare over seeds needs two or more arms", section="inputs"
+            )
+        values = list(dict.fromkeys(v for arm in gathered.values() for v in arm))
+        for name, arm in [*gathered.items(), *(("data", self.input_values.get("data")),)]:
+            missing = [v for v in values if arm is not None and v not in arm]
+            if missing:
+                has = ", ".join(_text(key, v) for v in arm)  # type: ignore[union-attr]
+                raise param_error(
+                    self.name,
+                    "inputs",
+                    f"cannot pair the arms by {key}: '{name}' has no model for "
+                    f"{', '.join(_text(key, v) for v in missing)} (it has {has})"
+                    if name != "data"
+                    else f"cannot pair the arms by {key}: 'data' has no split for "
+                    f"{', '.join(_text(key, v) for v in missing)}",
+                    section="inputs",
+                )
+        if self.n_boot < 1:
+            raise param_error(self.name, "n_boot", f"must be at least 1, not {self.n_boot}")
+        arms = {
+            label: {v: arm[v] for v in values}
+            for label, arm in zip(labels, gathered.values(), strict=True)
+        }
+        return key, arms
+
+    def _over_seeds(self, key: str, arms: dict[str, dict[object, Path]]) -> None:
+        values = list(next(iter(arms.values())))
+        data = self.input_values.get("data") or dict.fromkeys(values, self.inputs["data"])
+        splits_of: dict[Path, Any] = {}
+        labels: dict[str, Any] = {}
+        predictions: dict[str, dict[str, Any]] = {label: {} for label in arms}
+        networks = self._networks(len(arms))
+        for value in values:
+            text = format_value(value) if "," not in key else _text(key, value)
+            splits = splits_of.setdefault(data[value], load_splits(data[value]))
+            if self.part not in splits:
+                raise param_error(self.name, "part", f"no part {self.part!r} in {sorted(splits)}")
+            for (label, arm), network in zip(arms.items(), networks, strict=True):
+                predicted, truth = _predict(
+                    self.controller, network, self.device_name, arm[value], splits[self.part]
+                )
+                predictions[label][text] = predicted.numpy()
+                labels[text] = truth.numpy()
+        report = compare_seeds(
+            labels, predictions, self.num_classes, self.metric, self.n_boot, self.seed
+        )
+        sizes = sorted({len(found) for found in labels.values()})
+        report = {
+            "part": self.part,
+            "samples": sizes[0] if len(sizes) == 1 else sizes,
+            "paired_by": key.split(","),
+            **report,
+        }
+        self.outputs["comparison"].write_text(json.dumps(report, indent=2))
+        console().print(seeds_table(report))
+        for line in verdicts(report):
+            console().print(f"{self.name}: {line}", highlight=False)
 
     def _models(self) -> dict[str, Path]:
         """label → weights, in the order the inputs declare them."""
@@ -240,6 +338,13 @@ def _label(path: Path, paths: list[Path]) -> str:
     if sum(p.parent == path.parent for p in paths) == 1:
         return path.parent.name
     return f"{path.parent.name}/{path.stem}"
+
+
+def _text(key: str, value: object) -> str:
+    """`seed=0` (or `seed=0,fold=1` for a tuple of values over several keys)."""
+    keys = key.split(",")
+    values = value if isinstance(value, tuple) else (value,)
+    return ",".join(f"{k}={format_value(v)}" for k, v in zip(keys, values, strict=True))
 
 
 def _rounded(found: dict[str, Any]) -> dict[str, Any]:
