@@ -183,6 +183,12 @@ def verdicts(report: dict[str, Any]) -> list[str]:
             says = f"{pair['b'] if ci[0] > 0 else pair['a']} is better (the interval excludes 0)"
         else:
             says = "no difference shown (the interval includes 0)"
+            low, high = pair["pooled"]["ci95"]
+            if low > 0 or high < 0:  # the test samples alone would have called it
+                says += (
+                    f"; the pooled bootstrap excludes 0, but it leaves out the {key}-to-{key}"
+                    " variation"
+                )
         interval = "" if ci is None else f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}], p {pair['p']:.3g}"
         lines.append(
             f"{pair['b']} vs {pair['a']}, {pair['metric']}: {pair['difference']:+.4f} over "
