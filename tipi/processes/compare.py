@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +17,10 @@ from tipi.processes.checks import param_error
 from tipi.processes.compare_seeds import compare_seeds, seeds_table, verdicts
 from tipi.processes.data import load_splits
 from tipi.processes.evaluation import _predict
-from tipi.processes.stats import METRICS, classifier_metrics, mcnemar_exact, paired_bootstrap
+from tipi.processes.stats import ALPHA, METRICS, compare
 from tipi.report.live import console
 
 Metric = Literal["accuracy", "precision_macro", "recall_macro", "f1_macro"]
-ALPHA = 0.05  # the level at which the interval and the p-value are read together
 _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<index>\d+)\]$")
 
 
@@ -216,50 +214,6 @@ class Compare(PipelineProcess):
         return list(self.model_name)
 
 
-def compare(
-    labels: Any,
-    predictions: dict[str, Any],
-    num_classes: int,
-    metric: str = "f1_macro",
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The comparison of models' predictions on the same labels (one call, no files).
-
-    Returns {"models": {label: metrics}, "pairs": [{"a", "b", "metric", "difference",
-    "ci95", "tests", ...}]} with `difference` = metric(b) - metric(a); pairs are taken in the
-    order of `predictions`, for accuracy and for `metric`. `tests` names what applies to the
-    row: the paired bootstrap to every metric, McNemar's test (on right/wrong outcomes) to
-    accuracy alone, whose row also has `mcnemar_p` and `agree` (whether "the interval
-    excludes 0" and "p < 0.05" say the same thing).
-    """
-    models = {
-        label: _rounded(classifier_metrics(labels, predicted, num_classes))
-        for label, predicted in predictions.items()
-    }
-    pairs = []
-    for a, b in combinations(predictions, 2):
-        p = mcnemar_exact(predictions[a] == labels, predictions[b] == labels)
-        for name in dict.fromkeys(("accuracy", metric)):
-            difference, (low, high) = paired_bootstrap(
-                labels, predictions[a], predictions[b], num_classes, name, n_boot, seed
-            )
-            row: dict[str, Any] = {
-                "a": a,
-                "b": b,
-                "metric": name,
-                "difference": round(difference, 6),
-                "ci95": [round(low, 6), round(high, 6)],
-                "tests": ["bootstrap"],
-            }
-            if name == "accuracy":  # McNemar's test compares right/wrong: accuracy only
-                row["tests"].append("mcnemar")
-                row["mcnemar_p"] = float(f"{p:.6g}")  # small p-values keep their digits
-                row["agree"] = (low > 0 or high < 0) == (p < ALPHA)
-            pairs.append(row)
-    return {"models": models, "pairs": pairs}
-
-
 def comparison_table(report: dict[str, Any]) -> Table:
     """Each model's metrics, then each pair's difference, interval and p-value."""
     samples = report.get("samples", "")
@@ -345,10 +299,3 @@ def _text(key: str, value: object) -> str:
     keys = key.split(",")
     values = value if isinstance(value, tuple) else (value,)
     return ",".join(f"{k}={format_value(v)}" for k, v in zip(keys, values, strict=True))
-
-
-def _rounded(found: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: round(v, 6) if isinstance(v, float) else [None if x is None else round(x, 6) for x in v]
-        for k, v in found.items()
-    }

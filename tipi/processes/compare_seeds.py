@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tipi.processes.stats import METRICS, paired_bootstrap, paired_t, wilcoxon_exact
+from tipi.processes.stats import METRICS, compare, paired_bootstrap, paired_t, wilcoxon_exact
 
 LEVEL = 0.95
 
@@ -44,8 +44,6 @@ def compare_seeds(
     "difference", "ci95"}, "tests"}]}.
     """
     import numpy as np
-
-    from tipi.processes.compare import compare
 
     per_seed = {
         value: compare(

@@ -1,15 +1,19 @@
-"""Paired statistics for comparing classifiers on one test set: metrics from predictions, a
-seeded paired bootstrap confidence interval and McNemar's exact test (numpy only)."""
+"""Paired statistics for comparing classifiers: on one test set, metrics from predictions, a
+seeded paired bootstrap confidence interval, McNemar's exact test and `compare` (every pair of
+models); across seeds, the t-interval and paired t-test, and Wilcoxon's exact signed-rank test
+(numpy and the standard library only)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from itertools import combinations
 from math import comb
 from typing import Any
 
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 BLOCK = 256  # bootstrap resamples evaluated at once (bounds memory on large test sets)
+ALPHA = 0.05  # the level at which the interval and the p-value are read together
 
 
 def confusion(labels: Any, predicted: Any, num_classes: int) -> Any:
@@ -227,3 +231,54 @@ def wilcoxon_exact(differences: list[float]) -> tuple[float, float]:
     above = sum(c for total, c in counts.items() if total >= observed)
     p = min(Fraction(1), 2 * Fraction(min(below, above), 2**n))
     return float(p), float(min(Fraction(1), Fraction(2, 2**n)))
+
+
+def compare(
+    labels: Any,
+    predictions: dict[str, Any],
+    num_classes: int,
+    metric: str = "f1_macro",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The comparison of models' predictions on the same labels (one call, no files).
+
+    Returns {"models": {label: metrics}, "pairs": [{"a", "b", "metric", "difference",
+    "ci95", "tests", ...}]} with `difference` = metric(b) - metric(a); pairs are taken in the
+    order of `predictions`, for accuracy and for `metric`. `tests` names what applies to the
+    row: the paired bootstrap to every metric, McNemar's test (on right/wrong outcomes) to
+    accuracy alone, whose row also has `mcnemar_p` and `agree` (whether "the interval
+    excludes 0" and "p < 0.05" say the same thing).
+    """
+    models = {
+        label: _rounded(classifier_metrics(labels, predicted, num_classes))
+        for label, predicted in predictions.items()
+    }
+    pairs = []
+    for a, b in combinations(predictions, 2):
+        p = mcnemar_exact(predictions[a] == labels, predictions[b] == labels)
+        for name in dict.fromkeys(("accuracy", metric)):
+            difference, (low, high) = paired_bootstrap(
+                labels, predictions[a], predictions[b], num_classes, name, n_boot, seed
+            )
+            row: dict[str, Any] = {
+                "a": a,
+                "b": b,
+                "metric": name,
+                "difference": round(difference, 6),
+                "ci95": [round(low, 6), round(high, 6)],
+                "tests": ["bootstrap"],
+            }
+            if name == "accuracy":  # McNemar's test compares right/wrong: accuracy only
+                row["tests"].append("mcnemar")
+                row["mcnemar_p"] = float(f"{p:.6g}")  # small p-values keep their digits
+                row["agree"] = (low > 0 or high < 0) == (p < ALPHA)
+            pairs.append(row)
+    return {"models": models, "pairs": pairs}
+
+
+def _rounded(found: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: round(v, 6) if isinstance(v, float) else [None if x is None else round(x, 6) for x in v]
+        for k, v in found.items()
+    }
