@@ -140,6 +140,34 @@ def test_compare_over_seeds_of_two_matrix_arms(project, cli):
     assert "compare: fast vs slow, accuracy: +" in result.stderr
     assert "fast is better (the interval excludes 0)" in result.stderr
 
+    # a model given once beside the arms is refused; `data` may be gathered too (a split
+    # per seed: the models of seed S are scored on split S)
+    once = 'a = "out/s/a/{seed}/model.pt", c = "out/s/a/0/history.json",'
+    project.pipeline(
+        "s", PIPELINE.replace("SEEDS", "[0, 1, 2]").replace('a = "out/s/a/{seed}/model.pt",', once)
+    )
+    result = cli("make", "-p", "s")
+    assert result.exit_code == 2
+    assert "processes.compare.inputs: c names one model, a, b a model per matrix value" in (
+        result.stderr
+    )
+    splits = (
+        '[processes.split]\ntype = "PrepareDigits"\nmatrix = { seed = [0, 1, 2] }\n'
+        'params = { seed = "{seed}" }\noutputs = { splits = "data/s/{seed}/splits.pt" }\n'
+    )
+    gathered = PIPELINE.replace("SEEDS", "[0, 1, 2]").replace(
+        '[processes.compare]\ntype = "Compare"\ninputs = { data = "data/s/splits.pt",',
+        '[processes.compare]\ntype = "Compare"\ninputs = { data = "data/s/{seed}/splits.pt",',
+    )
+    project.pipeline("s", gathered + splits)
+    result = cli("make", "-p", "s")
+    assert result.exit_code == 0, result.stderr
+    assert "✔ a[" not in result.stderr  # the arms were not trained again
+    again = json.loads((project.root / "out/s/compare/comparison.json").read_text())
+    assert again["samples"] == 271
+    scores = [again["seeds"][s]["models"]["fast"]["accuracy"] for s in ("0", "1", "2")]
+    assert scores != [report["seeds"][s]["models"]["fast"]["accuracy"] for s in ("0", "1", "2")]
+
     project.pipeline("s", PIPELINE.replace("SEEDS", "[0, 1]"))
     result = cli("make", "-p", "s")
     assert result.exit_code == 2
