@@ -93,6 +93,14 @@ class Compare(PipelineProcess):
         gathered. Refuses arms that cannot be paired, naming the values one arm lacks."""
         gathered = {k: v for k, v in self.input_values.items() if k != "data"}
         if not gathered:
+            if "data" in self.input_values:
+                raise param_error(
+                    self.name,
+                    "inputs",
+                    "'data' is one split per matrix value, but no model input is: gather the "
+                    'models too (a = "out/p/a/{seed}/best.pt") or give one data file',
+                    section="inputs",
+                )
             return None
         plain = [k for k in self.inputs if k != "data" and "[" not in k]
         listed = [k for k in self.input_lists if k not in gathered and k != "data"]
@@ -149,7 +157,9 @@ class Compare(PipelineProcess):
         networks = self._networks(len(arms))
         for value in values:
             text = format_value(value) if "," not in key else _text(key, value)
-            splits = splits_of.setdefault(data[value], load_splits(data[value]))
+            if data[value] not in splits_of:  # one split shared by every seed: read once
+                splits_of[data[value]] = load_splits(data[value])
+            splits = splits_of[data[value]]
             if self.part not in splits:
                 raise param_error(self.name, "part", f"no part {self.part!r} in {sorted(splits)}")
             for (label, arm), network in zip(arms.items(), networks, strict=True):
