@@ -212,7 +212,49 @@ def test_unresolvable_references_count_their_whole_module(tmp_path):
     assert module.units["f"].dynamic and not module.units["g"].dynamic
     scanner = CodeScanner(tmp_path, folder)
     walk_units = scanner.closure_of("b:h").units
-    assert {"pipelines/p/a.py: f", "pipelines/p/a.py: g", "pipelines/p/b.py: h"} <= set(walk_units)
+    via = " (via pipelines/p/b.py: from .a import *)"  # a star-imported file counts whole
+    assert {f"pipelines/p/a.py: f{via}", f"pipelines/p/a.py: g{via}", "pipelines/p/b.py: h"} <= set(
+        walk_units
+    )
+
+
+def test_a_reason_names_the_star_import_that_reached_a_unit(project, cli):
+    """pytorch-cifar's models/__init__.py star-imports every architecture: an edit to one
+    no step uses reruns the step (the star import runs it), and the reason says why."""
+    folder = project.pipeline(
+        "c",
+        """
+        [processes.fit]
+        type = "Fit"
+        outputs = { out = "out/fit.txt" }
+        """,
+        steps="""
+        from pathlib import Path
+
+        from tipi import PipelineProcess
+        from models import ResNet
+
+
+        class Fit(PipelineProcess):
+            def execute(self):
+                Path(self.outputs["out"]).write_text(ResNet().name)
+        """,
+    )
+    (folder / "models").mkdir()
+    (folder / "models/__init__.py").write_text("from .vgg import *\nfrom .resnet import *\n")
+    (folder / "models/vgg.py").write_text(
+        "class VGG:\n    def __init__(self):\n        self.name = 'vgg'\n"
+    )
+    (folder / "models/resnet.py").write_text("class ResNet:\n    name = 'resnet'\n")
+    assert cli("make", "-p", "c").exit_code == 0
+    (folder / "models/vgg.py").write_text(
+        "class VGG:\n    def __init__(self):\n        self.name = 'VGG'\n"
+    )
+    result = cli("make", "-p", "c")
+    assert (
+        "code changed: pipelines/c/models/vgg.py: VGG.__init__ "
+        "(via pipelines/c/models/__init__.py: from .vgg import *)"
+    ) in result.stderr
 
 
 def test_a_factory_named_by_a_network_counts_for_the_steps_that_use_it(project):

@@ -98,7 +98,16 @@ def test_compare_report_shape_and_hand_figures():
         ("a", "b", "f1_macro"),
     ]
     accuracy = report["pairs"][0]
-    assert set(accuracy) == {"a", "b", "metric", "difference", "ci95", "mcnemar_p"}
+    assert set(accuracy) == {
+        "a",
+        "b",
+        "metric",
+        "difference",
+        "ci95",
+        "tests",
+        "mcnemar_p",
+        "agree",
+    }
     assert accuracy["difference"] == 0.25
     assert accuracy["mcnemar_p"] == 0.5
     low, high = accuracy["ci95"]

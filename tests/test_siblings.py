@@ -303,3 +303,88 @@ def test_the_multifile_example_runs_as_a_script_and_as_a_pipeline(tmp_path):
     assert made.returncode == 0, made.stderr
     assert float((project / "out/accuracy.txt").read_text()) > 0.5
     assert "up to date: 2 skipped" in run(tipi, "make", cwd=project).stderr
+
+
+# A pytorch-cifar-style main.py (kuangliu/pytorch-cifar): argparse at module level.
+CIFAR_MAIN = """
+import argparse
+import os
+import sys
+
+parser = argparse.ArgumentParser(description="PyTorch CIFAR10 Training")
+parser.add_argument("--lr", default=0.1, type=float, help="learning rate")
+parser.add_argument("--resume", "-r", action="store_true", help="resume from checkpoint")
+args = parser.parse_args()
+with open(os.environ["ARGV_SEEN"], "w") as seen:
+    seen.write(repr(sys.argv))
+"""
+
+PLAIN = """
+[processes.noop]
+type = "PrepareDigits"
+"""
+
+
+def test_a_script_with_module_level_argparse_never_reads_tipis_argv(project, cli, monkeypatch):
+    """tipi imports every sibling with `sys.argv` reduced to the file's path (what
+    `python main.py` sees), restored afterwards; a script that exits at import (required
+    arguments) is one error naming the file and the main guard."""
+    import sys as the_sys
+
+    folder = project.pipeline("c3", PLAIN, main=CIFAR_MAIN)
+    argv = ["tipi", "status", "-p", "c3"]
+    monkeypatch.setattr(the_sys, "argv", list(argv))
+    seen = project.root / "argv.txt"
+    monkeypatch.setenv("ARGV_SEEN", str(seen))
+    result = cli("status", "-p", "c3")
+    assert result.exit_code == 0, result.stderr
+    assert "unrecognized arguments" not in result.stderr
+    assert the_sys.argv == argv
+    assert seen.read_text() == repr([str(folder / "main.py")])
+
+    required = CIFAR_MAIN.replace(
+        '"--resume", "-r", action="store_true"', '"--data", required=True'
+    )
+    project.pipeline("c4", PLAIN, main=required)
+    result = cli("status", "-p", "c4")
+    assert result.exit_code != 0
+    assert "main.py" in result.stderr and "ran its command line and exited (SystemExit 2" in (
+        result.stderr
+    )
+    assert "the following arguments are required: --data" in result.stderr
+    assert 'under `if __name__ == "__main__":`' in result.stderr
+    assert "usage:" not in result.stderr and "Traceback" not in result.stderr
+    assert the_sys.argv == argv
+
+
+def test_a_factory_module_named_in_toml_is_imported_as_a_script(tmp_path, monkeypatch):
+    """`model = "cifar_main:net"` at the project root: imported with the argv a script sees;
+    exiting at import is one error naming the file and the main guard."""
+    import sys as the_sys
+
+    from tipi.permanences.factory import build
+
+    (tmp_path / "cifar_main.py").write_text(
+        CIFAR_MAIN.replace("ARGV_SEEN", "ARGV_OUT") + "\n\ndef net():\n    return list(sys.argv)\n"
+    )
+    required = CIFAR_MAIN.replace(
+        '"--resume", "-r", action="store_true"', '"--data", required=True'
+    )
+    (tmp_path / "cifar_strict.py").write_text(required + "\n\ndef net():\n    return 1\n")
+    seen = tmp_path / "argv.txt"
+    monkeypatch.setenv("ARGV_OUT", str(seen))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(the_sys, "argv", ["tipi", "make", "-p", "c3"])
+    try:
+        build("cifar_main:net", {}, {}, "model")
+        assert seen.read_text() == repr([str(tmp_path / "cifar_main.py")])
+        with pytest.raises(DefinitionError) as caught:
+            build("cifar_strict:net", {}, {}, "model")
+        message = str(caught.value)
+        assert "importing cifar_strict.py ran its command line and exited (SystemExit 2" in message
+        assert "required: --data" in message
+        assert 'under `if __name__ == "__main__":`' in caught.value.hint
+        assert the_sys.argv == ["tipi", "make", "-p", "c3"]
+    finally:
+        for name in ("cifar_main", "cifar_strict"):
+            the_sys.modules.pop(name, None)

@@ -33,7 +33,12 @@ def _train_tables(document: dict) -> list[tuple[str, dict]]:
 def test_every_toml_block_settles(text):
     document = tomllib.loads(text)
     for name, table in _train_tables(document):
-        params = check_params(Train, table.get("params", {}), lambda key: Location(key=key))
+        first = {f"{{{k}}}": v[0] for k, v in table.get("matrix", {}).items()}  # one instance
+        given = {
+            k: first.get(v, v) if isinstance(v, str) else v
+            for k, v in table.get("params", {}).items()
+        }
+        params = check_params(Train, given, lambda key: Location(key=key))
         step = Train(None, **params)
         outputs = {**Train.outputs, **table.get("outputs", {})}
         step.bind_paths({}, {k: Path(v) for k, v in outputs.items()}, None, name)  # settles

@@ -1,7 +1,9 @@
 """Train's accumulate + EMA path computes what a hand-written loop computes, bit for bit: the
 EMA update (one `_foreach_lerp_` and one `_foreach_copy_`) against a per-tensor loop and the
-formula, and the Trainer's batch loop (accumulation over an odd number of batches, a
-per-step scheduler, EMA) against the plain PyTorch loop benchmarks/digits_overhead.py times."""
+formula (with warm-up, timm's `min(decay, (1 + n) / (10 + n))` at the n-th update; without,
+`decay`), and the Trainer's batch loop (accumulation over an odd number of batches, a
+per-step scheduler, EMA with and without warm-up) against the plain PyTorch loop
+benchmarks/digits_overhead.py times."""
 
 from __future__ import annotations
 
@@ -44,18 +46,25 @@ def _batches(count: int, size: int = 8) -> list[tuple[Any, Any]]:
     ]
 
 
-def test_ema_update_is_the_per_tensor_update_bit_for_bit_and_the_formula():
+def _decay(n: int, decay: float, warmup: bool) -> float:
+    """The decay of the n-th update (from 0), as timm's ModelEma warm-up computes it."""
+    return min(decay, (1 + n) / (10 + n)) if warmup else decay
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_update_is_the_per_tensor_update_bit_for_bit_and_the_formula(warmup):
     """The foreach kernels give bitwise the per-tensor `lerp_` / `copy_` of the previous
-    implementation's loop, and the formula `ema + (1 - decay) * (w - ema)` within float
-    rounding."""
+    implementation's loop, and the formula `ema + (1 - d) * (w - ema)` within float
+    rounding, `d` the decay of that update (warm-up: 0.1, 0.18, 0.25, ... up to `decay`)."""
     import torch
 
     model = _model()
-    ema = EMA(model, 0.9)
+    ema = EMA(model, 0.9, warmup)
     reference = {k: v.clone() for k, v in ema.module.state_dict().items()}
     frozen_before = ema.module[0].bias.clone()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    for x, y in _batches(5):
+    for n, (x, y) in enumerate(_batches(5)):
+        weight = 1 - _decay(n, 0.9, warmup)
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -66,7 +75,7 @@ def test_ema_update_is_the_per_tensor_update_bit_for_bit_and_the_formula():
                 if name == "0.bias":
                     continue
                 if value.is_floating_point():
-                    value.lerp_(weights[name], 0.1)
+                    value.lerp_(weights[name], weight)
                 else:
                     value.copy_(weights[name])
         ema.update()
@@ -74,11 +83,12 @@ def test_ema_update_is_the_per_tensor_update_bit_for_bit_and_the_formula():
         for name, value in reference.items():
             assert torch.equal(mine[name], value), name
             if value.is_floating_point() and name != "0.bias":
-                formula = previous[name] + 0.1 * (weights[name] - previous[name])
+                formula = previous[name] + weight * (weights[name] - previous[name])
                 assert torch.allclose(mine[name], formula, rtol=1e-6, atol=1e-7), name
     assert torch.equal(ema.module[0].bias, frozen_before)
     assert int(ema.module[1].num_batches_tracked) == 5  # integer buffers copied
     assert not any(p.requires_grad for p in ema.module.parameters())
+    assert ema.updates == 5
 
 
 def test_ema_update_follows_weights_loaded_in_place():
@@ -94,8 +104,10 @@ def test_ema_update_follows_weights_loaded_in_place():
     assert torch.equal(ema.module[4].weight, before.lerp(torch.ones_like(before), 0.5))
 
 
-@pytest.mark.parametrize("accumulate", [1, 2, 3])
-def test_trainer_batches_match_a_plain_loop_bit_for_bit(accumulate):
+@pytest.mark.parametrize(
+    ("accumulate", "warmup"), [(1, False), (2, False), (3, False), (1, True), (3, True)]
+)
+def test_trainer_batches_match_a_plain_loop_bit_for_bit(accumulate, warmup):
     import torch
     from torch.nn import functional
 
@@ -121,7 +133,7 @@ def test_trainer_batches_match_a_plain_loop_bit_for_bit(accumulate):
         frozen=[],
         frozen_modules=[],
         precision=Precision("32", cpu),
-        ema=EMA(mine, 0.99),
+        ema=EMA(mine, 0.99, warmup),
         hook=SupervisedStep(mine, functional.cross_entropy, "input", "target"),
         val_metrics=TorchMetrics("s", []),
         callbacks=[],
@@ -169,7 +181,7 @@ def test_trainer_batches_match_a_plain_loop_bit_for_bit(accumulate):
                 optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():
                     for target, source in zip(targets, sources, strict=True):
-                        target.lerp_(source, 1 - 0.99)
+                        target.lerp_(source, 1 - _decay(steps, 0.99, warmup))
                     for counter, source in counters:  # num_batches_tracked
                         counter.copy_(source)
                 scheduler.step()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import multiprocessing
 import re
 import sys
@@ -192,14 +194,43 @@ def _script_imports(file: Path) -> Iterator[tuple[str, int]]:
             yield node.module.partition(".")[0], node.lineno
 
 
+@contextlib.contextmanager
+def script_argv(file: Path) -> Iterator[io.StringIO]:
+    """`sys.argv` as `python file` with no arguments would see it (`[path]`), restored after.
+
+    A script with a module-level `parser.parse_args()` (pytorch-cifar's main.py) must not
+    read tipi's own command line at import (`tipi status -p c3` → `unrecognized arguments`).
+    What it writes to stderr meanwhile is held back (yielded) and passed on after a normal
+    import, so that argparse's usage lines do not precede tipi's one-line error.
+    """
+    before, held = sys.argv, io.StringIO()
+    sys.argv = [str(file)]
+    try:
+        with contextlib.redirect_stderr(held):
+            yield held
+    except SystemExit:
+        raise  # what it wrote goes into the error
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+    finally:
+        sys.argv = before
+    sys.stderr.write(held.getvalue())
+
+
 def import_file(package: str, file: Path) -> types.ModuleType:
-    """Import `file` as a submodule of `package`, its failures as one-line DefinitionErrors."""
+    """Import `file` as a submodule of `package` with the argv a script sees
+    (`script_argv`), its failures as one-line DefinitionErrors."""
     module_name = f"{package}.{file.stem}"
     if module_name in sys.modules:  # imported already by a sibling's relative import
         return sys.modules[module_name]
     mark_imported(module_name)
+    held = io.StringIO()
     try:
-        return importlib.import_module(module_name)
+        with script_argv(file) as held:
+            return importlib.import_module(module_name)
+    except SystemExit as exc:  # argparse's parse_args() on missing arguments, sys.exit()...
+        raise _exited(file, exc, held, "every *.py beside pipeline.toml is imported") from None
     except SyntaxError as exc:  # in this file, or in a module it imports
         where = Path(exc.filename) if exc.filename else file
         raise DefinitionError(
@@ -214,6 +245,38 @@ def import_file(package: str, file: Path) -> types.ModuleType:
             hint="every *.py beside pipeline.toml is imported; it must import cleanly",
             location=Location(file=file, line=line),
         ) from exc
+
+
+def _exited(file: Path, exc: SystemExit, held: io.StringIO, why: str) -> DefinitionError:
+    """The error for a module that exited while tipi imported it (what it printed last,
+    the file and line, and the fix)."""
+    said = [line for line in held.getvalue().splitlines() if line.strip()]
+    last = f": {said[-1].strip()}" if said else ""
+    return DefinitionError(
+        f"importing {file.name} ran its command line and exited (SystemExit {exc.code!r}{last})",
+        hint=f"{why}: in {file.name}, put the code that parses arguments and runs under "
+        '`if __name__ == "__main__":`',
+        location=Location(file=file, line=_line_in(file, exc)),
+    )
+
+
+def import_as_script(module_name: str) -> types.ModuleType:
+    """`importlib.import_module(module_name)` for a `module:attr` that TOML names (a model
+    factory, an optimizer, a callback): a module not imported yet runs with `script_argv`,
+    and exiting at import is one DefinitionError naming its file and the fix."""
+    found = sys.modules.get(module_name)
+    if found is not None:
+        return found
+    held, file = io.StringIO(), Path(module_name.replace(".", "/") + ".py")
+    try:
+        with script_argv(file) as held:
+            spec = importlib.util.find_spec(module_name)
+            if spec is not None and spec.has_location and spec.origin:
+                file = Path(spec.origin)
+                sys.argv = [str(file)]
+            return importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise _exited(file, exc, held, f"'{module_name}' is named in the pipeline") from None
 
 
 def _line_in(file: Path, exc: BaseException) -> int | None:

@@ -1,8 +1,10 @@
 """The hypothesis model: a small digits CNN whose second block is normalized, then modulated
 by an optional conditioning branch (SPADE-style: scale and shift predicted per pixel from a
-conditioning map, here the input image itself). With the branch off, the normalization is
-plain; switching it on adds what the branch predicts, starting from zero (its output
-convolutions are zero-initialized), so phase B starts from exactly phase A's function."""
+conditioning map, here the input image itself). With the branch off, the model has no branch
+at all (its weights have no `spade.shared`, `spade.gamma`, `spade.beta`: loading them into the
+model with the branch takes `init_strict = false`); switching it on adds what the branch
+predicts, starting from zero (its output convolutions are zero-initialized), so the model
+with the branch starts from exactly the function of the weights without it."""
 
 from __future__ import annotations
 
@@ -16,9 +18,13 @@ from torch.nn import functional
 class SpadeNorm(nn.Module):
     """Batch norm without its own affine; the conditioning map predicts scale and shift."""
 
-    def __init__(self, channels: int, cond_channels: int = 1, hidden: int = 16) -> None:
+    def __init__(
+        self, channels: int, branch: bool = True, cond_channels: int = 1, hidden: int = 16
+    ) -> None:
         super().__init__()
         self.norm = nn.BatchNorm2d(channels, affine=False)
+        if not branch:  # off: plain normalization, no branch weights at all
+            return
         self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
@@ -28,7 +34,7 @@ class SpadeNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.norm(x)
-        if cond is None:
+        if cond is None or not hasattr(self, "shared"):
             return h
         c = self.shared(functional.interpolate(cond, size=h.shape[-2:], mode="nearest"))
         return h * (1 + self.gamma(c)) + self.beta(c)
@@ -46,7 +52,7 @@ class ConditionedCNN(nn.Module):
             nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, padding=1),
         )
-        self.spade = SpadeNorm(2 * width)
+        self.spade = SpadeNorm(2 * width, branch)
         self.classifier = nn.Sequential(
             nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8 * width, num_classes)
         )

@@ -21,7 +21,9 @@ step's result: a step's closure takes it in (`step=True`), keyed "file: unit (im
 tipi at load: module-level code)". And where reached code imports a module by a computed name
 (`importlib.import_module("dyn" + name)`), any module of the pipeline folder may be the one:
 all of them count whole, keyed "file: unit (counted because steps.py imports a module by
-computed name)". A unit a step reaches directly keeps its plain key.
+computed name)". A unit a step reaches directly keeps its plain key; one of a file that a
+reached module star-imports (which takes the file whole) says which import: "file: unit (via
+models/__init__.py: from .vgg import *)".
 
 The closure is a map "file: qualname" → digest of the unit's normalized AST; its fingerprint
 is the hash of that map, and two maps tell which units changed ("pipelines/x/models.py:
@@ -91,6 +93,18 @@ class Closure:
         return self.digest or code_digest(self.units)
 
 
+def with_via(units: Mapping[str, str], via: Mapping[str, str]) -> dict[str, str]:
+    """`units` with the key of each unit of a star-imported file saying so: "models/vgg.py:
+    VGG (via models/__init__.py: from .vgg import *)" (such a file counts whole)."""
+    if not via:
+        return dict(units)
+    labelled = {}
+    for key, digest in units.items():
+        why = via.get(key.partition(": ")[0])
+        labelled[f"{key} (via {why})" if why else key] = digest
+    return labelled
+
+
 def code_digest(units: Mapping[str, str]) -> str:
     """The fingerprint of a closure map."""
     return hash_bytes(msgpack.packb(sorted(units.items()), use_bin_type=True))
@@ -145,8 +159,8 @@ class CodeScanner:
             computed = set(walk.computed).union(*(part.computed for _, part in parts))
             if computed:
                 parts.append((self._computed_why(computed), self.everything_walk()))
-            units = dict(walk.units)
-            plain = set(units)
+            units = with_via(walk.units, {self.label(f): why for f, why in walk.via.items()})
+            plain = set(walk.units)
             for why, part in parts:  # a unit reached in several ways says the first way
                 units.update({f"{k} ({why})": d for k, d in part.units.items() if k not in plain})
                 plain |= set(part.units)

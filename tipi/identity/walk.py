@@ -59,6 +59,8 @@ class Walk:
         self.counted: set[Path] = set()  # the files units were taken from
         self.computed: set[Path] = set()  # files whose reached code imports by computed name
         self.imports: set[str] = set()
+        # files taken whole because a module star-imports them → "importer: from .x import *"
+        self.via: dict[Path, str] = {}
         self._seen: set[Any] = set()
         self._todo: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
 
@@ -144,7 +146,7 @@ class Walk:
                 if self.scanner.base_registers(file, module, name):
                     self._later(self._unit, file, module, name)
             for parts, level in () if self.at_load else module.stars:  # at load: only run
-                self._later(self._module_ref, file, parts, level, ())
+                self._later(self._star, file, parts, level)
             for binding in module.imports:  # importing runs them: their effects count
                 self._later(self._imported, file, binding)
         return module
@@ -232,6 +234,15 @@ class Walk:
             return
         self._in_module(target, rest)
 
+    def _star(self, file: Path, parts: tuple[str, ...], level: int) -> None:
+        """`from parts import *` in `file`: the module it names counts whole, and its units
+        say why (the reason for an edit there names the import)."""
+        target = self.scanner.find(parts, level, file)
+        if target is not None and target not in self.via:
+            names = "." * level + ".".join(parts)
+            self.via[target] = f"{self.scanner.label(file)}: from {names} import *"
+        self._module_ref(file, parts, level, ())
+
     def _in_module(self, file: Path, chain: tuple[str, ...]) -> None:
         """`chain` looked up in the module `file`; the whole module when it is empty."""
         if ("in", file, chain) in self._seen:
@@ -271,6 +282,7 @@ class Walk:
         self.counted |= other.counted
         self.computed |= other.computed
         self.imports |= other.imports
+        self.via = {**other.via, **self.via}
         self._seen |= other._seen
 
     def _whole(self, file: Path) -> None:

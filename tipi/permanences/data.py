@@ -9,7 +9,7 @@ from typing import Any
 from tipi.errors import ConfigError
 from tipi.permanence import Permanence
 from tipi.permanences.factory import build
-from tipi.permanences.folds import check_folds, class_labels, fold_indices
+from tipi.permanences.folds import check_folds, class_labels, fold_indices, split_sizes
 from tipi.permanences.sampling import EpochSampler, build_loader
 from tipi.permanences.zoo import DATASETS
 
@@ -93,9 +93,7 @@ class Data(Permanence):
         if self.folds:
             self.parts = self._fold_parts()
             return
-        n = len(self.dataset)
-        sizes = [int(n * f) for f in self.split]
-        sizes[0] += n - sum(sizes)
+        sizes = split_sizes(len(self.dataset), self.split)
         generator = torch.Generator().manual_seed(self.seed)
         train, val, test = random_split(self.dataset, sizes, generator=generator)
         self.parts = {"train": train, "val": val, "test": test}
@@ -118,13 +116,19 @@ class Data(Permanence):
         shuffle: bool | None = None,
         batch_size: int | None = None,
         sampler: EpochSampler | None = None,
+        num_workers: int | None = None,
+        persistent_workers: bool | None = None,
+        pin_memory: bool | None = None,
     ) -> Any:
-        """A DataLoader over "train", "val" or "test" with this permanence's settings.
+        """A DataLoader over "train", "val" or "test" with this permanence's settings
+        (`num_workers`, `persistent_workers`, `pin_memory`: the caller's when given).
 
         Without `sampler`, the order is `EpochSampler(seed=self.seed)`'s: shuffled for
         train, unless `shuffle` says otherwise. Train passes its own sampler (its seed per
         epoch, and the sample to resume at).
         """
+        if pin_memory is None:
+            pin_memory = self._on_cuda() if self.pin_memory is None else self.pin_memory
         if part not in self.parts:
             raise KeyError(f"no data part '{part}' (parts: train, val, test)")
         dataset = self.parts[part]
@@ -135,9 +139,11 @@ class Data(Permanence):
             dataset,
             batch_size or self.batch_size,
             sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
-            pin_memory=self._on_cuda() if self.pin_memory is None else self.pin_memory,
+            num_workers=self.num_workers if num_workers is None else num_workers,
+            persistent_workers=(
+                self.persistent_workers if persistent_workers is None else persistent_workers
+            ),
+            pin_memory=pin_memory,
             collate_fn=self.collate_fn(),
             prefetch_factor=self.prefetch_factor,
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tipi.errors import ConfigError
+from tipi.siblings import import_as_script
 from tipi.suggest import did_you_mean
 
 
@@ -17,7 +18,7 @@ def build(
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
-            factory = getattr(importlib.import_module(module_name), attr)
+            factory = getattr(import_as_script(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot load {what} factory '{spec}': {exc}") from exc
     elif spec in builtins:

@@ -33,21 +33,28 @@ def stratified_folds(labels: Sequence[int], k: int, seed: int) -> list[list[int]
     return [sorted(fold) for fold in folds]
 
 
+def split_sizes(n: int, split: Sequence[float]) -> list[int]:
+    """How many of `n` samples train, val and test get: `int(n * fraction)` for train and
+    val, the rest for test. PrepareDigits, the Data permanence and its folds all cut this
+    way (with one seed, one permutation), so their test parts are the same samples."""
+    train, val = int(n * split[0]), int(n * split[1])
+    return [train, val, n - train - val]
+
+
 def fold_indices(
     labels: Sequence[int], split: Sequence[float], seed: int, folds: int, fold: int
 ) -> dict[str, list[int]]:
     """Sample indices of train, val and test for fold `fold` of `folds`.
 
-    The test part is the one the plain split makes (the last `split[2]` of a permutation
-    seeded with `seed`, as `random_split` draws it), so every fold and the run without
-    folds hold out the same test samples. The rest is cut into `folds` stratified folds:
-    fold `fold` is val, the others are train.
+    The test part is the one the plain split makes (the last part of a permutation seeded
+    with `seed`, as `random_split` draws it, sized by `split_sizes`), so every fold, the run
+    without folds and PrepareDigits (same seed and split) hold out the same test samples.
+    The rest is cut into `folds` stratified folds: fold `fold` is val, the others are train.
     """
     import torch
 
     n = len(labels)
-    sizes = [int(n * f) for f in split]
-    sizes[0] += n - sum(sizes)
+    sizes = split_sizes(n, split)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     pool, test = order[: sizes[0] + sizes[1]], order[sizes[0] + sizes[1] :]
     dealt = stratified_folds([labels[i] for i in pool], folds, seed)

@@ -91,17 +91,23 @@ class Network(Permanence):
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
 
-    def load(self, path: Path) -> dict[str, Any]:
+    def load(
+        self, path: Path, strict: bool = True, key_map: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """Load what `save` wrote, a Train checkpoint or a bare state dict; tensors only
-        (`weights_only=True`), never arbitrary pickles. Returns the checkpoint's metadata
-        ({} when it has none)."""
+        (`weights_only=True`), never arbitrary pickles. `key_map` renames key prefixes
+        (`{"old.": "new."}`) first; `strict=False` loads the keys that fit and skips the
+        rest (see `load_weights`). Returns the checkpoint's metadata ({} when it has none),
+        with what a non-strict or mapped load skipped under `"init"`."""
         import torch
 
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
         weights, metadata = unwrap_checkpoint(state)
-        self.model.load_state_dict(weights)
+        report = load_weights(self.model, weights, strict, key_map)
         if self.optimizer is not None and isinstance(state, dict) and "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
+        if not strict or key_map:
+            metadata = {**metadata, "init": report}
         return metadata
 
     def get_state(self) -> dict[str, Any]:
@@ -111,6 +117,81 @@ class Network(Permanence):
     def cleanup(self) -> None:
         self.model = None
         self.optimizer = None
+
+
+def map_keys(weights: Mapping[str, Any], key_map: Mapping[str, str] | None) -> dict[str, Any]:
+    """`weights` with each key's longest matching prefix of `key_map` replaced."""
+    if not key_map:
+        return dict(weights)
+    prefixes = sorted(key_map, key=len, reverse=True)
+    mapped = {}
+    for key, value in weights.items():
+        old = next((p for p in prefixes if key.startswith(p)), None)
+        mapped[key if old is None else key_map[old] + key[len(old) :]] = value
+    return mapped
+
+
+class WeightsMismatch(ValueError):
+    """A strict load whose keys or shapes do not match the model's (`report` says which)."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        super().__init__(describe_load(report))
+        self.report = report
+
+
+def load_weights(
+    model: Any,
+    weights: Mapping[str, Any],
+    strict: bool = True,
+    key_map: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Load `weights` (prefixes renamed by `key_map`) into `model`.
+
+    Returns the report `{"strict", "mapped", "missing", "unexpected", "mismatched"}`: the
+    model's keys the file lacks, the file's keys the model lacks, and those whose shapes
+    differ (name: file shape → model shape). Non-strict, the keys that fit are loaded and the
+    rest keep the model's values.
+
+    Raises:
+        WeightsMismatch: strict, and any key is missing, unexpected or of another shape.
+    """
+    mapped = map_keys(weights, key_map)
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in mapped)
+    unexpected = sorted(k for k in mapped if k not in own)
+    mismatched = {
+        k: f"{list(mapped[k].shape)} → {list(own[k].shape)}"
+        for k in sorted(mapped)
+        if k in own and hasattr(mapped[k], "shape") and mapped[k].shape != own[k].shape
+    }
+    report = {
+        "strict": strict,
+        "mapped": dict(key_map or {}),
+        "missing": missing,
+        "unexpected": unexpected,
+        "mismatched": mismatched,
+    }
+    if strict and (missing or unexpected or mismatched):
+        raise WeightsMismatch(report)
+    fitting = {k: v for k, v in mapped.items() if k in own and k not in mismatched}
+    model.load_state_dict(fitting, strict=strict)
+    return report
+
+
+def describe_load(report: Mapping[str, Any], shown: int = 4) -> str:
+    """One line: what a load left out (`3 missing (a, b, c), 1 unexpected (d)`)."""
+
+    def some(names: Any) -> str:
+        names = list(names)
+        more = f", {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    parts = [
+        f"{len(report[kind])} {kind} ({some(report[kind])})"
+        for kind in ("missing", "unexpected", "mismatched")
+        if report[kind]
+    ]
+    return ", ".join(parts) or "every key matched"
 
 
 def unwrap_checkpoint(saved: Any) -> tuple[dict[str, Any], dict[str, Any]]:

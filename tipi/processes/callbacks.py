@@ -168,8 +168,10 @@ class LearningRateMonitor(Callback):
 
 
 class Transition(Callback):
-    """The phase transition rule: stop once `metric` crosses `above`/`below` (epochs cap the
-    rest). `mode = "gate"` also fails the phase when the cap comes first (Train raises)."""
+    """The phase's `until` rule: `mode = "stop"` ends the phase once `metric` crosses
+    `above`/`below` (epochs cap the rest); `mode = "gate"` records the first crossing and
+    trains on to the cap; a gate, or a stop with `required`, fails the phase that never
+    crossed (Train raises)."""
 
     def __init__(
         self,
@@ -177,10 +179,11 @@ class Transition(Callback):
         above: float | None = None,
         below: float | None = None,
         mode: str = "stop",
+        required: bool = False,
     ) -> None:
         if (above is None) == (below is None):
             raise ConfigError("a transition rule needs exactly one of `above` or `below`")
-        self.rule = UntilRule(metric, above, below, mode)
+        self.rule = UntilRule(metric, above, below, mode, required)
         self.best: float | None = None
         self.best_epoch = 0
         self.reached = False
@@ -190,11 +193,24 @@ class Transition(Callback):
         value = metric_value(metrics, rule.metric, "until")
         if better(value, self.best, "max" if rule.above is not None else "min"):
             self.best, self.best_epoch = value, epoch
-        if rule.crossed(value):
-            self.reached = True
-            kind = "gate" if rule.mode == "gate" else "transition"
+        if not rule.crossed(value):
+            return False
+        first = not self.reached
+        self.reached = True
+        if rule.stops:
+            kind = "gate" if rule.required else "transition"
             trainer.stop(f"{kind}: {rule.metric} {value:.4f} is {rule.side}")
             return True
+        if first:  # a gate trains its whole budget: say once that it has passed
+            trainer.state["gate_passed"] = {"epoch": epoch, "value": value}
+            notice = getattr(getattr(trainer, "step", None), "controller", None)
+            shard = getattr(getattr(trainer, "parts", None), "shard", None)
+            if notice is not None and (shard is None or shard[0] == 0):  # rank 0 says it
+                notice.notice(
+                    f"{trainer.step_name}: gate passed at epoch {epoch} ({rule.metric} "
+                    f"{value:.4f} is {rule.side}); training on to the budget of "
+                    f"{trainer.step.epochs} epochs"
+                )
         return False
 
     def state_dict(self) -> dict[str, Any]:

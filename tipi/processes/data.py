@@ -5,21 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+PREPROCESSING = "preprocessing"  # the splits file's key that is no part
 
-def save_splits(path: Path, splits: dict[str, tuple[Any, Any]]) -> None:
-    """Write {"train": (x, y), "val": ..., "test": ...} tensors to `path`."""
+
+def save_splits(
+    path: Path, splits: dict[str, tuple[Any, Any]], preprocessing: dict[str, Any] | None = None
+) -> None:
+    """Write {"train": (x, y), "val": ..., "test": ...} tensors to `path`, with how the
+    images were made from the raw data (`preprocessing`: size, channels, mean, std, resize),
+    which Train records in its checkpoints and Predict applies to image files."""
     import torch
 
-    torch.save({name: (x, y) for name, (x, y) in splits.items()}, path)
+    payload: dict[str, Any] = {name: (x, y) for name, (x, y) in splits.items()}
+    if preprocessing:
+        payload[PREPROCESSING] = preprocessing
+    torch.save(payload, path)
 
 
-def load_splits(path: Path) -> dict[str, Any]:
-    """TensorDatasets per part, from a file written by `save_splits` (tensors only)."""
+def read_splits(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """TensorDatasets per part and the recorded preprocessing ({} if none), from a file
+    written by `save_splits` (tensors only)."""
     import torch
     from torch.utils.data import TensorDataset
 
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    return {name: TensorDataset(x, y) for name, (x, y) in raw.items()}
+    preprocessing = raw.pop(PREPROCESSING, None)
+    parts = {name: TensorDataset(x, y) for name, (x, y) in raw.items()}
+    return parts, dict(preprocessing) if isinstance(preprocessing, dict) else {}
+
+
+def load_splits(path: Path) -> dict[str, Any]:
+    """TensorDatasets per part, from a file written by `save_splits` (tensors only)."""
+    return read_splits(path)[0]
 
 
 def make_loader(

@@ -6,8 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from tipi.errors import ConfigError
+from tipi.permanences.folds import split_sizes
 from tipi.process import PipelineProcess
 from tipi.processes.data import save_splits
+
+# How scikit-learn made the digits (32x32 bitmaps, the pixels of each 4x4 block counted:
+# an area, "box", downscale) and how they are scaled here: what a picture of a digit needs
+# to become this data (Predict on image files applies it).
+DIGITS_PREPROCESSING = {
+    "size": [8, 8],
+    "channels": 1,
+    "mean": [0.0],
+    "std": [1.0],
+    "resize": "box",
+}
 
 
 class PrepareDigits(PipelineProcess):
@@ -33,11 +45,15 @@ class PrepareDigits(PipelineProcess):
         images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         labels = torch.tensor(digits.target, dtype=torch.int64)
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-        n_train = int(len(order) * self.split[0])
-        n_val = int(len(order) * self.split[1])
+        # the Data permanence's cut (its folds too): one seed, one test part for both
+        n_train, n_val, _ = split_sizes(len(order), self.split)
         parts = {
             "train": order[:n_train],
             "val": order[n_train : n_train + n_val],
             "test": order[n_train + n_val :],
         }
-        save_splits(self.outputs["splits"], {k: (images[i], labels[i]) for k, i in parts.items()})
+        save_splits(
+            self.outputs["splits"],
+            {k: (images[i], labels[i]) for k, i in parts.items()},
+            DIGITS_PREPROCESSING,
+        )

@@ -149,26 +149,17 @@ class Predict(PipelineProcess):
     ) -> None:
         super().__init__(controller, force)
         self.model_name, self.device_name, self.part = model, device, part
-        self.image_size, self.channels, self.invert = list(image_size or [8, 8]), channels, invert
-        self.mean, self.std = list(mean or [0.0]), list(std or [1.0])
+        # None: as the checkpoint's metadata records the training data (predict_files.py)
+        self.image_size, self.channels, self.invert = image_size, channels, invert
+        self.mean, self.std = mean, std
         self.batch_size, self.classes = batch_size, classes
 
-    def preprocess(self) -> Any:
-        """The checked image preprocessing (folder mode)."""
-        from tipi.processes.predict_files import Preprocess
+    def preprocess(self, recorded: dict[str, Any] | None = None) -> Any:
+        """The checked image preprocessing (folder mode): the params, else what `recorded`
+        (the checkpoint's `preprocessing`) says; a param that contradicts it is an error."""
+        from tipi.processes.predict_files import resolve_preprocess
 
-        if len(self.image_size) != 2 or min(self.image_size) < 1:
-            raise param_error(self.name, "image_size", "must be [height, width], both 1 or more")
-        for key in ("mean", "std"):
-            if len(getattr(self, key)) not in (1, self.channels):
-                message = f"needs 1 or {self.channels} values (one per channel)"
-                raise param_error(self.name, key, message)
-        if min(self.std) <= 0 or self.batch_size < 1:
-            key = "std" if min(self.std) <= 0 else "batch_size"
-            raise param_error(self.name, key, "must be above 0")
-        mean, std = (v * self.channels if len(v) == 1 else v for v in (self.mean, self.std))
-        height, width = self.image_size
-        return Preprocess((height, width), self.channels, tuple(mean), tuple(std), self.invert)
+        return resolve_preprocess(self, recorded or {})
 
     def execute(self) -> None:
         if "images" in self.inputs:

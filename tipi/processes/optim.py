@@ -4,12 +4,12 @@ patterns (frozen modules kept in eval mode so their BatchNorm statistics stay fr
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tipi.errors import ConfigError
 from tipi.processes.training.settings import GroupSpec, Named, SchedulerSpec, param_error
+from tipi.siblings import import_as_script
 from tipi.suggest import did_you_mean
 
 
@@ -21,7 +21,7 @@ def load_attr(path: str, what: str) -> Any:
     """
     module_name, _, attr = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = import_as_script(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {what} '{path}': {exc}") from exc
     for part in attr.split("."):

@@ -27,16 +27,21 @@ from tipi.state.layout import predictions_beside
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+RESIZES = ("bilinear", "box")
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How a file becomes the model's input: (channels, height, width) floats, each pixel
-    `(value / 255 - mean) / std` per channel, after `1 - value / 255` with `invert`."""
+    """How a file becomes the model's input: resized to `size` (`resize`: "bilinear", or
+    "box", the area average a downscaled scan is), (channels, height, width) floats, each
+    pixel `(value / 255 - mean) / std` per channel, after `1 - value / 255` with `invert`."""
 
     size: tuple[int, int]
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     invert: bool = False
+    resize: str = "bilinear"
 
     def load(self, path: Path) -> Any:
         import numpy as np
@@ -45,7 +50,8 @@ class Preprocess:
         with Image.open(path) as image:
             converted = image.convert("L" if self.channels == 1 else "RGB")
             height, width = self.size
-            resized = converted.resize((width, height), Image.Resampling.BILINEAR)
+            method = Image.Resampling.BOX if self.resize == "box" else Image.Resampling.BILINEAR
+            resized = converted.resize((width, height), method)
             pixels = np.asarray(resized, dtype=np.float32) / 255.0
         if self.invert:
             pixels = 1.0 - pixels
@@ -53,6 +59,74 @@ class Preprocess:
         mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
         return (pixels - mean) / std
+
+
+def resolve_preprocess(step: Any, recorded: Mapping[str, Any]) -> Preprocess:
+    """Predict's preprocessing for files: each of `image_size`, `channels`, `mean` and `std`
+    from the step's params, else from `recorded` (the checkpoint's `preprocessing`: how the
+    training data was made), else the old defaults ([8, 8], [0], [1]). A param that
+    contradicts the record would feed the model inputs unlike its training data: refused.
+    (`channels` defaults to 1, which a record of 3 channels overrides.)
+
+    Raises:
+        ConfigError: a contradicted record, or a value out of range (at the step and key).
+    """
+    from tipi.errors import ConfigError, Location
+    from tipi.processes.checks import param_error
+
+    name = step.name
+
+    def pick(key: str, given: Any, field: str, default: Any) -> Any:
+        have = recorded.get(field)
+        if given is None:
+            return default if have is None else have
+        if have is not None and _widened(given, step) != _widened(have, step):
+            raise ConfigError(
+                f"{given} is not what the model was trained on: its checkpoint records "
+                f"{field} = {have} (the training data's preprocessing)",
+                hint=f"leave {key} out: Predict then applies the recorded preprocessing "
+                "(files of any size are resized to it)",
+                location=Location(key=f"processes.{name}.params.{key}"),
+            )
+        return given
+
+    given_size = step.image_size
+    if given_size is not None and (len(given_size) != 2 or min(given_size) < 1):
+        raise param_error(name, "image_size", "must be [height, width], both 1 or more")
+    # channels' default (1) is a value, not "unset": a record of 3 channels wins over it
+    given = None if step.channels == 1 and recorded.get("channels") == 3 else step.channels
+    channels = int(pick("channels", given, "channels", 1))
+    image_size = list(pick("image_size", step.image_size, "size", [8, 8]))
+    mean = list(pick("mean", step.mean, "mean", [0.0]))
+    std = list(pick("std", step.std, "std", [1.0]))
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise param_error(name, "image_size", "must be [height, width], both 1 or more")
+    for key, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, channels):
+            raise param_error(name, key, f"needs 1 or {channels} values (one per channel)")
+    if min(std) <= 0 or step.batch_size < 1:
+        key = "std" if min(std) <= 0 else "batch_size"
+        raise param_error(name, key, "must be above 0")
+    mean, std = (v * channels if len(v) == 1 else v for v in (mean, std))
+    resize = recorded.get("resize", "bilinear")
+    height, width = image_size
+    return Preprocess(
+        (height, width),
+        channels,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+        step.invert,
+        resize if resize in RESIZES else "bilinear",
+    )
+
+
+def _widened(value: Any, step: Any) -> Any:
+    """A param or recorded value as compared: numbers as floats, one value per channel."""
+    if not isinstance(value, list | tuple):
+        return float(value)
+    values = [float(v) for v in value]
+    channels = step.channels or 1
+    return values * channels if len(values) == 1 and channels > 1 else values
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -184,11 +258,12 @@ def run_folder(step: Any) -> str:
     """Predict's folder mode (`images` input): predictions.csv for every image, the model
     run only on files whose prediction is not cached. Returns a line saying what ran."""
     from tipi.permanences.factory import require
-    from tipi.permanences.network import read_weights
+    from tipi.permanences.network import read_checkpoint
 
     require("PIL", "images", "Predict on a folder of images")
     folder = step.inputs["images"]
-    preprocess = step.preprocess()
+    weights, metadata = read_checkpoint(step.inputs["model"])
+    preprocess = step.preprocess(metadata.get("preprocessing") or {})
     files = image_files(folder)
     keys = {f: content_key(f) for f in files}
     # Keyed by everything the step's result depends on but the images themselves, which
@@ -204,7 +279,7 @@ def run_folder(step: Any) -> str:
     device = step.controller.get_permanence(step.device_name).device
     if fresh:
         model = network.model
-        model.load_state_dict(read_weights(step.inputs["model"]))
+        model.load_state_dict(weights)
         model.eval()
         predict_files(model, device, files, keys, preprocess, cache, step.batch_size)
     cache.save(set(keys.values()))

@@ -57,7 +57,7 @@ def build_parts(step: Any, model: Any, device: Any, shard: tuple[int, int] | Non
         frozen=frozen,
         frozen_modules=frozen_modules(model) if step.freeze_bn else [],
         precision=precision,
-        ema=EMA(model, step.ema) if step.ema else None,
+        ema=EMA(model, step.ema, step.params.get("ema_warmup", True)) if step.ema else None,
         hook=hook,
         val_metrics=TorchMetrics(name, step.metric_specs),
         callbacks=callbacks,
@@ -95,7 +95,12 @@ def build_callbacks(step: Any) -> tuple[list[Callback], list[str]]:
             raise param_error(name, "early_stopping", str(exc)) from None
     if step.until_rule is not None:
         rule = step.until_rule
-        made.append((Transition(rule.metric, rule.above, rule.below, rule.mode), "until.metric"))
+        made.append(
+            (
+                Transition(rule.metric, rule.above, rule.below, rule.mode, rule.required),
+                "until.metric",
+            )
+        )
     return [c for c, _ in made], [k for _, k in made]
 
 
@@ -111,22 +116,39 @@ def build_loaders(
     step: Any, train_set: Any, val_set: Any, data: Any, shard: tuple[int, int] | None, on_cuda: bool
 ) -> Loaders:
     """The train loader (an EpochSampler: the step's seed + epoch, resumable at any batch)
-    and the val loader, with the Data permanence's settings when the data comes from one."""
+    and the val loader. The step's `num_workers`, `persistent_workers` and `pin_memory`
+    apply on both routes; unset, a Data permanence's own settings do (the splits-file route:
+    no workers, pinned on CUDA)."""
+    p = step.params
     batch = step.batch_size or (data.batch_size if data is not None else 64)
     tag = bool(data is not None and data.seed_samples)
     sampler = EpochSampler(len(train_set), True, step.seed, shard, tag=tag)
     val_sampler = EpochSampler(len(val_set), False, 0, tag=tag)
+    settings = {
+        "num_workers": p.get("num_workers"),
+        "persistent_workers": p.get("persistent_workers"),
+        "pin_memory": p.get("pin_memory"),
+    }
     if data is not None:
+        pinned = settings["pin_memory"]
+        pinned = data.pin_memory is not False if pinned is None else pinned
         return Loaders(
-            train=data.loader("train", batch_size=batch, sampler=sampler),
+            train=data.loader("train", batch_size=batch, sampler=sampler, **settings),
             sampler=sampler,
-            val=data.loader("val", batch_size=VAL_BATCH, sampler=val_sampler),
+            val=data.loader("val", batch_size=VAL_BATCH, sampler=val_sampler, **settings),
             batch_size=batch,
-            pinned=on_cuda and data.pin_memory is not False,
+            pinned=on_cuda and pinned,
         )
+    pin = on_cuda if settings["pin_memory"] is None else on_cuda and settings["pin_memory"]
+    options = {
+        "num_workers": settings["num_workers"] or 0,
+        "persistent_workers": bool(settings["persistent_workers"]),
+        "pin_memory": pin,
+    }
     return Loaders(
-        train=build_loader(train_set, batch, sampler),
+        train=build_loader(train_set, batch, sampler, **options),
         sampler=sampler,
-        val=build_loader(val_set, VAL_BATCH, val_sampler),
+        val=build_loader(val_set, VAL_BATCH, val_sampler, **options),
         batch_size=batch,
+        pinned=pin,
     )

@@ -16,6 +16,7 @@ from tipi.processes.callbacks import Callback, metric_value, overrides
 from tipi.processes.training.checkpoints import rng_states, save_resume
 from tipi.processes.training.metrics import Means, TorchMetrics
 from tipi.processes.training.numerics import EMA, Precision
+from tipi.processes.training.periodic import StepEvents
 from tipi.processes.training.ranks import Ranks
 from tipi.processes.training.settings import SchedulerSpec, param_error
 from tipi.processes.training.step import batch_size, to_device, training_result
@@ -101,6 +102,7 @@ class Trainer:
         self.ranks = Ranks(*parts.shard) if parts.shard is not None else None
         self.move = self.device.type != "cpu"
         self.batch_callbacks = [c for c in parts.callbacks if overrides(c, "on_batch_end")]
+        self.step_events = StepEvents.of(step)
         self.stepped_per_batch = [  # indices: a callback may replace a scheduler
             i
             for i, spec in enumerate(parts.scheduler_specs)
@@ -190,6 +192,7 @@ class Trainer:
         unsynced = contextlib.nullcontext()  # reusable; DDP's no_sync() is made per batch
         agree = self._agree if self.ranks is not None else None
         checkpoint_due = self._checkpoint_due
+        events = self.step_events
         shown = time.monotonic()
         for batch in self.loaders.train:
             if move:
@@ -210,6 +213,8 @@ class Trainer:
             state["batch"] = index
             if boundary:
                 self._optimizer_step()
+                if events is not None:
+                    events.after_step(self, loss)
             for callback in batch_callbacks:
                 callback.on_batch_end(self, index, loss.detach())
             now = time.monotonic()
@@ -332,6 +337,8 @@ class Trainer:
         self.last_save = time.monotonic()
         if self.resume is None:
             return
+        if self.parts.ema is not None:
+            self.state["ema_updates"] = self.parts.ema.updates
         state = dict(self.state)
         ranks = None
         if self.ranks is not None:
@@ -369,6 +376,7 @@ class Trainer:
         parts.precision.load_state_dict(saved.get("scaler"))
         if parts.ema is not None and saved.get("ema") is not None:
             parts.ema.load_state_dict(saved["ema"])
+            parts.ema.updates = int(saved["state"].get("ema_updates", 0))
         for callback, state in zip(parts.callbacks, saved.get("callbacks", []), strict=False):
             if state:
                 callback.load_state_dict(state)

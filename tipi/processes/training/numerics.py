@@ -91,16 +91,18 @@ class Precision:
 class EMA:
     """An exponential moving average of the model's weights, in a copy of the model.
 
-    After each optimizer step: `ema = ema + (1 - decay) * (weights - ema)` over the trainable
+    After each optimizer step: `ema = ema + (1 - d) * (weights - ema)` over the trainable
     parameters and the floating-point buffers (BatchNorm statistics); integer buffers are
-    copied. `module` is the copy, in eval mode, validated as `ema_*` metrics and saved as
-    `ema.pt`.
+    copied. With `warmup` (timm's and TensorFlow's), `d = min(decay, (1 + n) / (10 + n))`
+    at the n-th update (from 0), so a short run's average is not stuck at the initial
+    weights; without it, `d = decay`. `updates` counts them (a resume puts it back).
+    `module` is the copy, in eval mode, validated as `ema_*` metrics and saved as `ema.pt`.
     """
 
-    def __init__(self, model: Any, decay: float) -> None:
+    def __init__(self, model: Any, decay: float, warmup: bool = False) -> None:
         import torch
 
-        self.decay = decay
+        self.decay, self.warmup, self.updates = decay, warmup, 0
         self.module = copy.deepcopy(model).eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
@@ -125,9 +127,14 @@ class EMA:
     def update(self) -> None:
         """One foreach call for the floats and one for the integer buffers (on a small
         model, a Python loop over the tensors costs as much as their arithmetic)."""
+        weight = self._weight
+        if self.warmup:
+            n = self.updates
+            weight = 1.0 - min(self.decay, (1 + n) / (10 + n))
+        self.updates += 1
         with self._no_grad:
             if self._lerp is not None:
-                self._lerp(self.targets, self.sources, self._weight)
+                self._lerp(self.targets, self.sources, weight)
             if self._copy is not None:
                 self._copy(self.copy_targets, self.copy_sources)
 

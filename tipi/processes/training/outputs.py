@@ -13,6 +13,22 @@ from tipi.processes.training.checkpoints import write_weights
 from tipi.processes.training.summary import phase_entry, summary_table
 
 
+def input_preprocessing(dataset: Any, recorded: dict[str, Any]) -> dict[str, Any]:
+    """How the model's inputs were made, for the checkpoints' `preprocessing`: what the
+    splits file recorded (PrepareDigits: size, channels, mean, std, resize), else the
+    `size` and `channels` of image-shaped (N, C, H, W) inputs of a TensorDataset (or a
+    Subset of one); {} for other inputs. Samples are never read: a dataset's `__getitem__`
+    may draw random numbers, and the training's draws must stay what they were."""
+    found: dict[str, Any] = {}
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is None:
+        tensors = getattr(getattr(dataset, "dataset", None), "tensors", None)
+    shape = tuple(getattr(tensors[0], "shape", ())) if tensors else ()
+    if len(shape) == 4:
+        found = {"size": [int(shape[2]), int(shape[3])], "channels": int(shape[1])}
+    return {**found, **recorded}
+
+
 def epochs_text(count: int) -> str:
     return f"{count} epoch" if count == 1 else f"{count} epochs"
 
@@ -38,7 +54,11 @@ class PhaseWriter:
         step = self.step
         running = current()
         run = running.run if running is not None else None
+        loaded = self.trainer.state.get("init")
+        preprocessing = getattr(step, "preprocessing", None)
         return {
+            **({"init": loaded} if loaded else {}),
+            **({"preprocessing": preprocessing} if preprocessing else {}),
             "format": 1,
             "kind": kind,
             "pipeline": run.pipeline if run else "",
@@ -66,6 +86,9 @@ class PhaseWriter:
         step = self.step
         final = state["history"][-1] if state["history"] else {}
         ended_by = state.get("stopped_by") or epochs_text(step.epochs)
+        passed = state.get("gate_passed")
+        if passed and not state.get("stopped_by"):
+            ended_by += f" (gate passed at epoch {passed['epoch']})"
         watched = [m for m in (monitor, step.until_rule and step.until_rule.metric) if m]
         label = step.phase or step.name
         entry = phase_entry(self.phase_index, label, step.name, state, watched, ended_by)
@@ -89,8 +112,11 @@ class PhaseWriter:
             "global_step": state["global_step"],
             "phase": {"index": entry["index"], "name": entry["name"]},
             "frozen": state.get("frozen", []),
+            "gate_passed": passed,
+            "init": state.get("init"),
             "final": final,
             "history": state["history"],
+            "steps": state.get("steps", []),
             "phases": self.phases,
         }
         outputs["history"].write_text(json.dumps(summary, indent=2))

@@ -66,13 +66,28 @@ class GroupSpec:
 
 @dataclass(frozen=True)
 class UntilRule:
-    """The phase transition: `metric` crossing `above` / `below`; `gate` fails a phase that
-    never crosses it."""
+    """The phase's threshold on `metric` (crossing `above` / `below`).
+
+    `stop` ends the phase at the first crossing; `gate` trains the whole budget (`epochs`)
+    and fails the phase (exit 1) if it never crossed; `stop` with `required` does both:
+    it ends at the first crossing and fails when the budget comes first.
+    """
 
     metric: str
     above: float | None
     below: float | None
     mode: str = "stop"
+    required: bool = False
+
+    @property
+    def stops(self) -> bool:
+        """Whether the first crossing ends the phase."""
+        return self.mode == "stop"
+
+    @property
+    def must_cross(self) -> bool:
+        """Whether a phase that never crosses fails."""
+        return self.mode == "gate" or self.required
 
     def crossed(self, value: float) -> bool:
         if math.isnan(value):
@@ -193,7 +208,7 @@ def until_rule(step: str, value: Mapping[str, Any] | None) -> UntilRule | None:
     """The `until` table: `{ metric = "train_loss", below = 0.5, mode = "gate" }`."""
     if not value:
         return None
-    allowed = ("metric", "above", "below", "mode")
+    allowed = ("metric", "above", "below", "mode", "required")
     for key in value:
         if key not in allowed:
             raise param_error(
@@ -221,14 +236,43 @@ def until_rule(step: str, value: Mapping[str, Any] | None) -> UntilRule | None:
             step,
             "until.mode",
             f"expected 'stop' or 'gate', found {mode!r}",
-            "stop ends the phase early; gate also fails it when the epoch cap comes first",
+            "stop ends the phase at the first crossing; gate trains every epoch and fails "
+            "the phase if it never crossed",
+        )
+    required = value.get("required", False)
+    if not isinstance(required, bool):
+        raise param_error(step, "until.required", f"expected true or false, found {required!r}")
+    if mode == "gate" and "required" in value and not required:
+        raise param_error(
+            step,
+            "until.required",
+            "a gate is always required (it fails the phase that never crosses)",
+            'for a threshold that only ends the phase, write mode = "stop"',
         )
     return UntilRule(
         metric,
         None if above is None else float(above),
         None if below is None else float(below),
         mode,
+        required,
     )
+
+
+def init_map_of(step: str, value: Any) -> dict[str, str]:
+    """The `init_map` table (`{ "old.prefix." = "new.prefix." }`): key prefixes renamed
+    before `init` is loaded."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
+    ):
+        raise param_error(
+            step,
+            "init_map",
+            f"expected a table of key prefixes, found {value!r}",
+            'e.g. init_map = { "backbone." = "features." }',
+        )
+    return dict(value)
 
 
 def precision_of(step: str, precision: str | int | None) -> str | None:
@@ -262,6 +306,9 @@ def check_numbers(step: str, values: Mapping[str, Any]) -> None:
         "ema": (lambda v: v is None or 0.0 < v < 1.0, "must lie between 0 and 1 (e.g. 0.999)"),
         "grad_clip": (lambda v: v is None or v > 0, "must be positive"),
         "checkpoint_every": (lambda v: v >= 0, "must be 0 (off) or a number of batches"),
+        "num_workers": (lambda v: v is None or v >= 0, "must be 0 or more"),
+        "val_every_n_steps": (lambda v: v is None or v >= 1, "must be at least 1"),
+        "log_every_n_steps": (lambda v: v is None or v >= 1, "must be at least 1"),
     }
     for key, (ok, message) in rules.items():
         if key in values and not ok(values[key]):

@@ -22,7 +22,9 @@ def phase_entry(
     final = state["history"][-1] if state["history"] else {}
     names = [n for n in (*KEY_METRICS, *watched) if n in final]
     metrics = {n: final[n] for n in dict.fromkeys(names)}
+    loaded = state.get("init")
     return {
+        **({"init": loaded} if loaded else {}),
         "index": index,
         "name": label,
         "step": step,
@@ -53,10 +55,17 @@ def summary_table(phases: Sequence[Mapping[str, Any]]) -> str:
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
-    )
+    ]
+    for phase in phases:  # what a non-strict or mapped init left out, under the table
+        if phase.get("init"):
+            from tipi.permanences.network import describe_load
+
+            how = "strict" if phase["init"].get("strict") else "non-strict"
+            lines.append(f"{phase['name']}: init {how}: {describe_load(phase['init'], 8)}")
+    return "\n".join(lines)
 
 
 def pipeline_summary(checkpoint: Path) -> str:

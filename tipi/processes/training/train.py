@@ -16,6 +16,7 @@ from tipi.processes.callbacks import Callback
 from tipi.processes.training.settings import (
     check_numbers,
     groups_of,
+    init_map_of,
     named,
     named_list,
     param_error,
@@ -31,8 +32,9 @@ DEFAULT_OUTPUTS = {"ema": "ema.pt", "top_k": "top_k"}
 
 
 class GateNotPassed(TipiError):
-    """A phase with `until.mode = "gate"` reached its epoch cap (or early stopping) without
-    crossing its threshold: the phase fails (exit 1) and no later phase starts from it."""
+    """A phase with `until.mode = "gate"` (or `required = true`) reached its epoch cap (or
+    early stopping) without crossing its threshold: the phase fails (exit 1) and no later
+    phase starts from it."""
 
     exit_code = 1
 
@@ -108,6 +110,14 @@ class Train(PipelineProcess):
         checkpoint_seconds: float = 30.0,
         seed: int = 0,
         phase: str = "",
+        init_strict: bool = True,
+        init_map: dict[str, str] | None = None,
+        ema_warmup: bool = True,
+        num_workers: int | None = None,
+        persistent_workers: bool | None = None,
+        pin_memory: bool | None = None,
+        val_every_n_steps: int | None = None,
+        log_every_n_steps: int | None = None,
     ) -> None:
         params = {k: v for k, v in locals().items() if k not in ("self", "controller", "force")}
         params.pop("__class__", None)
@@ -142,6 +152,7 @@ class Train(PipelineProcess):
         self.metric_specs = named_list(name, "metrics", p["metrics"])
         self.callback_specs = named_list(name, "callbacks", p["callbacks"])
         self.until_rule = until_rule(name, p["until"])
+        self.init_map = init_map_of(name, p["init_map"])
         self.precision = precision_of(name, p["precision"])
         bound = "outputs" in vars(self)  # outside the engine nothing is written anyway
         for output, wanted in (("ema", bool(self.ema)), ("top_k", self.save_top_k > 1)):
@@ -187,6 +198,8 @@ class Train(PipelineProcess):
             "frozen": parts.frozen,
             "global_step": int(start.get("global_step") or 0),
         }
+        if "init" in start:
+            state["init"] = start["init"]
         # The scratch folder is made (with its fsynced binding) only when a checkpoint goes in.
         scratch: Path | None = getattr(self, "_scratch_dir", None)
         resume = scratch / RESUME_FILE if scratch else None
@@ -209,24 +222,49 @@ class Train(PipelineProcess):
             writer.outputs(state, self._monitor(), parts.ema)
 
     def _start_weights(self, network: Any) -> dict[str, Any]:
-        """Load `init` (returns its metadata), or make sure the model is as built."""
-        from tipi.permanences.network import read_checkpoint
+        """Load `init` (returns its metadata, with under `"init"` what a non-strict or mapped
+        load left out), or make sure the model is as built."""
+        from tipi.permanences.network import (
+            WeightsMismatch,
+            describe_load,
+            load_weights,
+            read_checkpoint,
+        )
 
         if "init" not in self.inputs:
             if getattr(network, "trained_by", None):
                 network.reset()
             return {}
         weights, metadata = read_checkpoint(self.inputs["init"])
-        network.model.load_state_dict(weights)
-        return metadata
+        strict = self.params["init_strict"]
+        try:
+            report = load_weights(network.model, weights, strict, self.init_map)
+        except WeightsMismatch as error:
+            raise param_error(
+                self.name,
+                "init_strict",
+                f"the weights of {_shown(self.inputs['init'])} do not fit the model: "
+                f"{describe_load(error.report)}",
+                "set init_strict = false to load the keys that fit (the rest keep their "
+                'built values), or init_map = { "old.prefix." = "new.prefix." } to rename',
+            ) from None
+        metadata = {k: v for k, v in metadata.items() if k != "init"}  # the init's own load
+        if strict and not self.init_map:
+            return metadata
+        self.controller.notice(f"{self.name}: init loaded non-strictly: {describe_load(report)}")
+        return {**metadata, "init": report}
 
     def _datasets(self) -> tuple[Any, Any, Any]:
-        if "data" in self.inputs:
-            from tipi.processes.data import load_splits
+        from tipi.processes.training.outputs import input_preprocessing
 
-            splits = load_splits(self.inputs["data"])
+        if "data" in self.inputs:
+            from tipi.processes.data import read_splits
+
+            splits, recorded = read_splits(self.inputs["data"])
+            self.preprocessing = input_preprocessing(splits["train"], recorded)
             return splits["train"], splits["val"], None
         data = self.controller.get_permanence(self.data_name)
+        self.preprocessing = input_preprocessing(data.parts["train"], {})
         return data.parts["train"], data.parts["val"], data
 
     def _resume(self, trainer: Any, resume: Path | None, shard: tuple[int, int] | None) -> None:
@@ -268,7 +306,7 @@ class Train(PipelineProcess):
         from tipi.processes.training.outputs import epochs_text
 
         gate = transition(self.parts)
-        if gate is None or gate.rule.mode != "gate" or gate.reached:
+        if gate is None or not gate.rule.must_cross or gate.reached:
             return
         rule, label = gate.rule, self.phase or self.name
         best = (
@@ -285,6 +323,14 @@ class Train(PipelineProcess):
         from tipi.processes.training.build import model_checkpoint
 
         return model_checkpoint(self.parts).monitor
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory (the project) where it lies inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _seed_everything(seed: int) -> None:
