@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tipi.identity.trace import Trace
-from tipi.uptodate.rebuilder import StepFacts, decide
+from tipi.uptodate.rebuilder import NAMES, StepFacts, decide
 
 NET = {"type": "Network", "params": {"width": 8}, "code": "c1"}
 FACTS = StepFacts(
@@ -17,6 +17,7 @@ FACTS = StepFacts(
     params={"lr": 0.001, "epochs": 3},
     inputs={"data/x.pt": "h-x"},
     outputs={"models/m.pt": "h-m"},
+    input_names={"data": "data/x.pt"},
     permanences={"net": NET, "data": {"type": "Data", "params": {}, "code": "c2"}},
 )
 
@@ -30,6 +31,7 @@ def trace_of(facts: StepFacts, used=("net",), **changes) -> Trace:
         inputs=facts.inputs,
         permanences=facts.used_configs(list(used)),
         outputs=facts.outputs,
+        extra={NAMES: dict(facts.input_names)},
     )
     return dataclasses.replace(base, **changes)
 
@@ -122,3 +124,24 @@ def test_the_rebuilder_is_pure():
     decide(FACTS, trace)
     assert before == FACTS
     assert trace == trace_of(FACTS)
+
+
+def test_a_file_read_under_one_more_name_reruns_the_step():
+    """The same files, one more input name for one of them: the step sees another input
+    (Compare's arms are its inputs), so it is another run."""
+    now = dataclasses.replace(FACTS, input_names={"data": "data/x.pt", "again": "data/x.pt"})
+    assert reasons(now, trace_of(FACTS)) == ["inputs changed: again (none) → 'data/x.pt'"]
+    renamed = dataclasses.replace(FACTS, input_names={"train": "data/x.pt"})
+    assert reasons(renamed, trace_of(FACTS)) == [
+        "inputs changed: data 'data/x.pt' → (none)",
+        "inputs changed: train (none) → 'data/x.pt'",
+    ]
+
+
+def test_a_trace_made_before_names_counted_stays_up_to_date():
+    """A trace of an older tipi has no names and its fingerprint none: the step is not rerun
+    for the upgrade alone, and is when anything it did count changes."""
+    old = trace_of(FACTS, fingerprint=FACTS.fingerprint(["net"], names=False), extra={})
+    assert reasons(FACTS, old) == []
+    changed = dataclasses.replace(FACTS, params={"lr": 0.01, "epochs": 3})
+    assert reasons(changed, old) == ["params changed: lr 0.001 → 0.01"]

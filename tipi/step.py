@@ -33,7 +33,7 @@ from tipi.step_facts import RAN_OR_RESTORED, FactReader, declare_secrets_of
 from tipi.step_protocol import BuildOptions, Pending, Prepared
 from tipi.uptodate.clean import forget as forget_clean
 from tipi.uptodate.reasons import Reason
-from tipi.uptodate.rebuilder import StepFacts
+from tipi.uptodate.rebuilder import NAMES, StepFacts
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -317,7 +317,7 @@ class Steps:
             outputs=outputs,
             finished=time.time(),
             seconds=seconds,
-            extra={"inert": dict(facts.inert)},
+            extra={"inert": dict(facts.inert), NAMES: dict(facts.input_names)},
             environment=facts.environment,
         )
         self.state.traces.put(self.layout.key(name), trace)

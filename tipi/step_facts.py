@@ -94,6 +94,7 @@ class FactReader:
             environment=self.plan.environments.get(step.env, {}),
             rerun_on_env=self.plan.rerun_on_env,
             codes=self.state.codes,
+            input_names=dict(step.inputs),
         )
 
     def hash(self, path: str) -> str | None:

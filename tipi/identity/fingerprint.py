@@ -75,12 +75,17 @@ def step_fingerprint(
     params: Mapping[str, Any],
     inputs: Mapping[str, str | None],
     permanences: Mapping[str, Any],
+    input_names: Mapping[str, str] | None = None,
 ) -> str:
     """The fingerprint of a step: everything that decides what its outputs contain.
 
     The parts are already canonical (params and configs were canonicalized when the plan was
     made; paths and hashes are strings), so they are packed as they are: this runs for every
-    step of every make.
+    step of every make. `input_names` (input name → path) counts what the step sees its
+    inputs as: the same files under another name, or one more name for a file it already
+    reads, are another run (None: as a tipi that did not count them fingerprinted).
     """
-    packed = msgpack.packb([type_name, code, params, inputs, permanences], use_bin_type=True)
-    return hash_bytes(packed)
+    parts = [type_name, code, params, inputs, permanences]
+    if input_names is not None:
+        parts.append(dict(sorted(input_names.items())))
+    return hash_bytes(msgpack.packb(parts, use_bin_type=True))

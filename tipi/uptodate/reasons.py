@@ -23,6 +23,7 @@ _SENTENCES = {
     "input-changed": "input {subject} changed",
     "input-new": "new input {subject}",
     "input-dropped": "input {subject} no longer used",
+    "input-name": "inputs changed: {subject} {old_or_none} → {new_or_none}",
     "upstream": "upstream '{subject}' will run first",
     "upstream-changed": "input {subject} changed: upstream '{new_plain}' made it again",
     "permanence-changed": "permanence '{subject}' config changed{detail}",

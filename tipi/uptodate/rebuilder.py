@@ -53,15 +53,22 @@ class StepFacts:
     rerun_on_env: bool = False
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     inert: Mapping[str, Any] = field(default_factory=dict)
+    input_names: Mapping[str, str] = field(default_factory=dict)
 
     def used_configs(self, used: list[str] | Mapping[str, Any]) -> dict[str, Any]:
         """Current configs of the permanences named in `used` (absent ones as None)."""
         return {name: self.permanences.get(name) for name in used}
 
-    def fingerprint(self, used: list[str] | Mapping[str, Any]) -> str:
-        """The fingerprint, given the permanences the step uses."""
+    def fingerprint(self, used: list[str] | Mapping[str, Any], names: bool = True) -> str:
+        """The fingerprint, given the permanences the step uses (`names`: with the inputs'
+        names, as traces are made now; without, to compare a trace of an older tipi)."""
         return step_fingerprint(
-            self.type, self.code, self.params, self.inputs, self.used_configs(used)
+            self.type,
+            self.code,
+            self.params,
+            self.inputs,
+            self.used_configs(used),
+            self.input_names if names else None,
         )
 
 
@@ -83,6 +90,7 @@ class Decision:
 
 
 UP_TO_DATE = Decision(False, (Reason("up-to-date"),))
+NAMES = "names"  # a trace's extra: the step's input name → path, as its fingerprint counted
 
 
 def decide(facts: StepFacts, trace: Trace | None) -> Decision:
@@ -102,7 +110,8 @@ def decide(facts: StepFacts, trace: Trace | None) -> Decision:
         reasons.append(Reason("new"))
         return Decision(True, tuple(reasons))
     # The common case first: an unchanged fingerprint makes the part-by-part diff unnecessary.
-    same = not facts.pending and facts.fingerprint(trace.permanences) == trace.fingerprint
+    named = NAMES in trace.extra  # a trace of an older tipi was made without the names
+    same = not facts.pending and facts.fingerprint(trace.permanences, named) == trace.fingerprint
     if not same and not facts.pending and facts.inert and "inert" not in trace.extra:
         same = _legacy_fingerprint(facts, trace) == trace.fingerprint
     if not same:
@@ -141,6 +150,13 @@ def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
                 else Reason("input-changed", path)
             )
     reasons += [Reason("input-dropped", p) for p in trace.inputs if p not in facts.inputs]
+    then = trace.extra.get(NAMES)
+    if then is not None and then != facts.input_names:
+        reasons += [
+            Reason("input-name", key, then.get(key), facts.input_names.get(key))
+            for key in sorted(set(then) | set(facts.input_names))
+            if then.get(key) != facts.input_names.get(key)
+        ]
     for name, old in trace.permanences.items():
         new = facts.permanences.get(name)
         if new is None:

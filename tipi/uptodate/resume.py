@@ -32,7 +32,7 @@ from tipi.identity.fingerprint import digest
 from tipi.identity.trace import Trace
 from tipi.state.layout import BINDING_FILE
 from tipi.uptodate.reasons import Reason
-from tipi.uptodate.rebuilder import StepFacts, changes, environment_changes
+from tipi.uptodate.rebuilder import NAMES, StepFacts, changes, environment_changes
 
 
 def _fingerprint(facts: StepFacts, configs: dict[str, Any]) -> str:
@@ -90,6 +90,7 @@ def mismatch(old: dict[str, Any] | None, facts: StepFacts) -> tuple[Reason, ...]
             permanences=old["permanences"],
             outputs={},
             environment=old.get("environment", {}),
+            extra={NAMES: old["names"]} if "names" in old else {},
         )
     except (KeyError, TypeError):
         return (Reason("fingerprint"),)
