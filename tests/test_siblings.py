@@ -388,3 +388,26 @@ def test_a_factory_module_named_in_toml_is_imported_as_a_script(tmp_path, monkey
     finally:
         for name in ("cifar_main", "cifar_strict"):
             the_sys.modules.pop(name, None)
+
+
+def test_a_type_named_by_module_path_is_imported_as_a_script(project, cli, monkeypatch):
+    """`type = "trainer.main:Step"` (a module outside the pipeline folder): imported with the
+    argv a script sees, like siblings and factories."""
+    import sys as the_sys
+
+    package = project.root / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "main.py").write_text(
+        CIFAR_MAIN
+        + "\nfrom tipi import PipelineProcess\n\n\nclass Step(PipelineProcess):\n"
+        + '    outputs = {"x": "out/x.txt"}\n\n    def execute(self):\n'
+        + '        self.outputs["x"].write_text("x")\n'
+    )
+    project.pipeline("c5", '[processes.step]\ntype = "trainer.main:Step"\n')
+    seen = project.root / "argv.txt"
+    monkeypatch.setenv("ARGV_SEEN", str(seen))
+    monkeypatch.setattr(the_sys, "argv", ["tipi", "status", "-p", "c5"])
+    result = cli("status", "-p", "c5")
+    assert result.exit_code == 0, result.stderr
+    assert seen.read_text() == repr([str(package / "main.py")])

@@ -19,6 +19,7 @@ from tipi.siblings import (
     IMPORTED_MARK,
     SIBLINGS,
     SiblingShadowWarning,
+    import_as_script,
     import_file,
     local_package,
     warn_unreachable_siblings,
@@ -180,7 +181,7 @@ class Registry:
         if self.project_root is not None and str(self.project_root) not in sys.path:
             sys.path.insert(0, str(self.project_root))
         try:
-            module = importlib.import_module(module_name)
+            module = import_as_script(module_name)  # argv-safe, SystemExit one error
         except ImportError as exc:
             raise DefinitionError(
                 f"cannot import module '{module_name}' for type '{path}': {exc}",
