@@ -85,7 +85,7 @@ VARIANTS = {
     "default": ("", "", 1, None),
     "accumulate + EMA": (
         'outputs = { ema = "out/bench/train/ema.pt" }',
-        "accumulate = 2\nema = 0.999",
+        "accumulate = 2\nema = 0.999\nema_warmup = false",
         2,
         0.999,
     ),
