@@ -125,3 +125,36 @@ def relative(path: Path, root: Path) -> str:
         return "."
     prefix = base if base.endswith("/") else base + "/"
     return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def self_input_problem(
+    step: str,
+    inputs: Mapping[str, Path],
+    outputs: Mapping[str, Path],
+    root: Path,
+    real: Callable[[Path], str] = os.path.realpath,
+) -> str | None:
+    """Why a step's outputs may not be what it reads; None if they may be.
+
+    An output that is one of the step's own inputs, lies inside an input folder, or holds an
+    input, would be written over (a source lost) and change the step's own fingerprint, so
+    the step would rerun at every make. Compared on the real paths, as nesting_problem."""
+    for out_key, out in outputs.items():
+        out_parts = real(out).split(os.sep)
+        for in_key, source in inputs.items():
+            in_parts = real(source).split(os.sep)
+            n = min(len(out_parts), len(in_parts))
+            if out_parts[:n] != in_parts[:n]:
+                continue
+            how = (
+                "is its own input"
+                if len(out_parts) == len(in_parts)
+                else "lies inside its input"
+                if len(out_parts) > len(in_parts)
+                else "holds its input"
+            )
+            return (
+                f"output '{out_key}' of step '{step}' ({_shown(out, root)}) {how} "
+                f"'{in_key}' ({_shown(source, root)}): the step would write over what it reads"
+            )
+    return None

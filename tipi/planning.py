@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tipi.config.planned import check_unchanged, load_resolved, stat_dep
 from tipi.errors import ConfigError, DefinitionError, Location
-from tipi.paths import RealPaths, nesting_problem, output_problem, relative
+from tipi.paths import RealPaths, nesting_problem, output_problem, relative, self_input_problem
 from tipi.uptodate.planfile import (
     PLAN_FIELDS,
     is_current,
@@ -325,6 +325,10 @@ class Planner:
                         "(e.g. out/...); read other files as inputs",
                         location=step.spec.location,
                     )
+            problem = self_input_problem(step.name, step.inputs, step.outputs, self.root, real)
+            if problem:
+                hint = "write the output to a path of its own (e.g. out/...)"
+                raise DefinitionError(problem, hint=hint, location=step.spec.location)
         outputs = {n: s.outputs.values() for n, s in resolved.steps.items()}
         found = nesting_problem(outputs, self.root, real)
         if found is not None:
