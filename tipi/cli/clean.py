@@ -71,17 +71,30 @@ def _remove_pipeline(layout: Layout, keep_runs: bool) -> list[str]:
 
 
 def _remove_outputs(root: Path, name: str) -> list[str]:
-    """The outputs recorded in `name`'s traces, each confined again before it goes; then
-    the sweeps' result tables and the folders left empty."""
+    """The outputs recorded in `name`'s traces that still hold what their trace recorded,
+    each confined again before it goes; then the sweeps' result tables and the folders
+    left empty. An output changed since is kept, and said so."""
+    from tipi.identity.hashing import StatCache  # hashes: only when outputs go
+
     removed: list[str] = []
     folders: set[Path] = set()
+    recorded: dict[str, set[str | None]] = {}
     with TraceStore(Layout(root, name).traces_file) as store:
-        recorded = {path for trace in store.traces.values() for path in trace.outputs}
-    for relative in sorted(recorded):
+        for trace in store.traces.values():
+            for relative, digest in trace.outputs.items():
+                recorded.setdefault(relative, set()).add(digest)
+    hashes = StatCache(trusted=False)
+    for relative, made in sorted(recorded.items()):
         path = root / relative
-        if output_problem(path, root) is None:
-            removed += _remove(path, root)
-            folders.add(path.parent)
+        if output_problem(path, root) is not None or not (path.exists() or path.is_symlink()):
+            continue
+        # Only what still holds the bytes tipi made: a file put there since (the user's own,
+        # at the path of a step no longer planned) or edited is not tipi's to delete.
+        if hashes.hash_path(path) not in made - {None}:
+            removed.append(f"kept {relative} (changed since tipi made it)")
+            continue
+        removed += _remove(path, root)
+        folders.add(path.parent)
     sweeps = root / SWEEPS_DIR / name
     if sweeps.is_dir() and not sweeps.is_symlink():
         for sweep in sweeps.iterdir():
