@@ -31,7 +31,8 @@ outputs = { names = "out/names.txt" }
 """
 
 
-def test_one_more_name_for_a_file_already_read_reruns_the_step(project, cli):
+def test_one_more_name_for_a_file_already_read_reruns_the_step(project, cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the reasons read on one line
     project.pipeline("p", PIPELINE, steps=STEPS)
     assert cli("make", "-q").exit_code == 0
     assert project.read("out/names.txt") == "a"

@@ -152,10 +152,14 @@ def changes(facts: StepFacts, trace: Trace) -> list[Reason]:
     reasons += [Reason("input-dropped", p) for p in trace.inputs if p not in facts.inputs]
     then = trace.extra.get(NAMES)
     if then is not None and then != facts.input_names:
+        # Only what the file reasons above do not say already: a name for a file the step
+        # read before under another name (or still reads), not a new or dropped file.
         reasons += [
-            Reason("input-name", key, then.get(key), facts.input_names.get(key))
+            Reason("input-name", key, old, new)
             for key in sorted(set(then) | set(facts.input_names))
-            if then.get(key) != facts.input_names.get(key)
+            if (old := then.get(key)) != (new := facts.input_names.get(key))
+            and (old is None or old in facts.inputs)
+            and (new is None or new in trace.inputs)
         ]
     for name, old in trace.permanences.items():
         new = facts.permanences.get(name)
