@@ -84,7 +84,8 @@ def model(xs: list[int], ys: list[str], salt: int) -> dict[str, tuple[str, str]]
     return steps
 
 
-values_x = st.lists(st.integers(0, 4), unique=True, max_size=3)
+# at least one value: a matrix with none is refused (tests/test_matrix_attack.py)
+values_x = st.lists(st.integers(0, 4), unique=True, min_size=1, max_size=3)
 values_y = st.lists(st.sampled_from("pqrs"), unique=True, min_size=1, max_size=2)
 edits = st.lists(
     st.one_of(
@@ -105,7 +106,7 @@ def edit(xs: list[int], ys: list[str], salt: int, change: tuple) -> tuple:
     xs, ys = list(xs), list(ys)
     if kind == "add-x" and arg not in xs:
         xs.append(arg)
-    elif kind == "drop-x" and xs:
+    elif kind == "drop-x" and len(xs) > 1:
         xs.pop(arg % len(xs))
     elif kind == "add-y" and arg not in ys:
         ys.append(arg)

@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 
 from tipi.paths import NAME, NAME_RULE
 
+MAX_VALUE = 200  # characters of a string value (a name, and a folder of default outputs)
+
 
 def glob_matches(pattern: str) -> list[str]:
     """The files `pattern` (absolute) matches, sorted: what a glob matrix's values are read
@@ -67,7 +69,12 @@ def value_problem(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         return f"a matrix value is a string, number or boolean, not a {type(value).__name__}"
-    if NAME.match(value) is None or len(value) > 200:
+    if len(value) > MAX_VALUE:
+        return (
+            f"{value[:40]!r}... is {len(value)} characters long: a value names an instance "
+            f"and a folder, at most {MAX_VALUE} characters"
+        )
+    if NAME.match(value) is None:
         return f"{value!r} cannot name an instance: use {NAME_RULE}"
     return None
 
@@ -106,9 +113,11 @@ def same_value(a: str, b: str) -> bool:
     if a == b:
         return True
     try:
-        return float(a) == float(b)
+        x, y = float(a), float(b)
     except ValueError:
         return False
+    # 0.0 and -0.0 are equal floats but distinct values (two instances)
+    return x == y and math.copysign(1.0, x) == math.copysign(1.0, y)
 
 
 def matches(name: str, target: str) -> bool:

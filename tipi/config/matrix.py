@@ -34,10 +34,10 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from tipi.config.instances import format_value, glob_matches, instance_name, value_problem
+from tipi.config.instances import format_value, instance_name, value_problem
+from tipi.config.matrix_sources import read_source
 from tipi.config.schema import PipelineSpec, ProcessSpec
 from tipi.errors import ConfigError
 from tipi.suggest import did_you_mean
@@ -59,7 +59,7 @@ def expand(
     globs: list[list[Any]] = []
     files: list[str] = []
     matrices = {
-        name: _matrix(name, tables[name]["matrix"], spec, globs, files)
+        name: _matrix(name, tables[name]["matrix"], spec, processes, globs, files)
         for name in processes
         if "matrix" in tables.get(name, {})
     }
@@ -98,7 +98,10 @@ def expand(
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    # Values are one when they are written alike: the text names the instance and its
+    # folders. So 0.0 and -0.0 (equal as floats), 1, 1.0 and true are distinct values,
+    # and the int 1 and a lines file's "1" are one (same name, same paths).
+    return format_value(a) == format_value(b)
 
 
 def _after(proc: ProcessSpec, instances: Mapping[str, list[ProcessSpec]]) -> tuple[str, ...]:
@@ -112,7 +115,12 @@ def _after(proc: ProcessSpec, instances: Mapping[str, list[ProcessSpec]]) -> tup
 
 
 def _matrix(
-    name: str, table: Any, spec: PipelineSpec, globs: list[list[Any]], files: list[str]
+    name: str,
+    table: Any,
+    spec: PipelineSpec,
+    processes: Mapping[str, ProcessSpec],
+    globs: list[list[Any]],
+    files: list[str],
 ) -> dict[str, list[Any]]:
     where = ("processes", name, "matrix")
     if not isinstance(table, dict) or not table:
@@ -131,9 +139,16 @@ def _matrix(
                 location=location,
             )
         if isinstance(given, dict):
-            values = _from_data(key, given, spec, location, globs, files)
+            values = read_source(name, key, given, spec, location, processes, globs, files)
         elif isinstance(given, list):
             values = given
+            if not values:
+                raise ConfigError(
+                    f"matrix key '{key}' of '{name}' has no values, so '{name}' would have "
+                    "no instance",
+                    hint=f"{key} = [0, 1, 2]; or remove the matrix for a single step",
+                    location=location,
+                )
         else:
             raise ConfigError(
                 f"matrix key '{key}' needs a list of values, {{ glob = ... }} or {{ lines = ... }}",
@@ -147,72 +162,14 @@ def _matrix(
         texts = [format_value(v) for v in values]
         twice = next((t for i, t in enumerate(texts) if t in texts[:i]), None)
         if twice is not None:
+            where = f" (from {next(iter(given.values()))})" if isinstance(given, dict) else ""
             raise ConfigError(
-                f"matrix key '{key}' has the value {twice} twice",
+                f"matrix key '{key}' has the value {twice} twice{where}",
                 hint="each value makes one instance: list it once",
                 location=location,
             )
         matrix[key] = list(values)
     return matrix
-
-
-def _from_data(
-    key: str,
-    given: Mapping[str, Any],
-    spec: PipelineSpec,
-    location: Any,
-    globs: list[list[Any]],
-    files: list[str],
-) -> list[str]:
-    kind = next(iter(given), None)
-    source = given.get(kind) if kind else None
-    if len(given) != 1 or kind not in ("glob", "lines") or not isinstance(source, str):
-        raise ConfigError(
-            f"matrix key '{key}' reads its values from {{ glob = \"...\" }} or "
-            '{ lines = "file.txt" }',
-            hint=did_you_mean(str(kind), ("glob", "lines")) or f'{key} = {{ glob = "data/*.png" }}',
-            location=location,
-        )
-    path = Path(source) if Path(source).is_absolute() else spec.root / source
-    if kind == "lines":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read the values of matrix key '{key}' from {source}: {exc}",
-                location=location,
-            ) from None
-        files.append(str(path))
-        lines = (line.strip() for line in text.splitlines())
-        values = [line for line in lines if line and not line.startswith("#")]
-        for value in values:
-            problem = value_problem(value)
-            if problem:
-                raise ConfigError(
-                    f"a line of {source} cannot be a value of matrix key '{key}': {problem}",
-                    location=location,
-                )
-        return values
-    matched = glob_matches(str(path))
-    globs.append([str(path), matched])
-    stems: dict[str, str] = {}
-    for file in matched:
-        stem = Path(file).stem
-        problem = value_problem(stem)
-        if problem:
-            raise ConfigError(
-                f"file {file} cannot be an instance of matrix key '{key}': {problem}",
-                hint="rename the file, or narrow the glob",
-                location=location,
-            )
-        if stem in stems:
-            raise ConfigError(
-                f"files {stems[stem]} and {file} give matrix key '{key}' the same value {stem}",
-                hint="values are the files' names without their suffix: narrow the glob",
-                location=location,
-            )
-        stems[stem] = file
-    return list(stems)
 
 
 def substitute(value: Any, values: Mapping[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from tipi.config.matrix import bind_matrix_paths, path_name
+from tipi.config.matrix_sources import check_sources
 from tipi.config.metrics import metrics_of
 from tipi.config.params import check_params
 from tipi.config.schema import PermanenceSpec, PipelineSpec, ProcessSpec
@@ -97,6 +98,8 @@ def resolve_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Re
         )
         outputs = _bind(spec, proc, {**cls.outputs, **proc.outputs}, params, "outputs")
         bound.append((proc, cls, params, outputs))
+    if spec.matrix_files or spec.matrix_globs:  # values must come from source files
+        check_sources(spec, {proc.name: outputs for proc, _, _, outputs in bound})
     # An input that gathers a matrix key keeps the combinations some step produces.
     produced = set()
     if spec.matrix_domains:
