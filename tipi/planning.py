@@ -17,6 +17,7 @@ from tipi.uptodate.planfile import (
     is_current,
     plan_key,
     read_plan_file,
+    warn_once,
     write_plan_file,
 )
 
@@ -141,6 +142,7 @@ class Planner:
     planned: Plan | None = None
     from_cache: bool = False
     _memo: Any = None  # the code memo of the plan built in this process (identity/memo.py)
+    _said: set[Any] = field(default_factory=set)  # warnings given (planfile.warn_once)
 
     @property
     def folder(self) -> Path:
@@ -153,7 +155,8 @@ class Planner:
             # Asked again (an Engine that makes more than once): the plan, the pipeline it
             # resolved and where the plan came from were the last make's; files have changed since.
             self.planned, self.resolved, self.from_cache = None, None, False
-        cached = None if fresh else read_plan_file(self.cache_file, self.warn)
+        warn = warn_once(self.cache_file, self.warn, self._said)
+        cached = None if fresh else read_plan_file(self.cache_file, warn)
         if cached is not None:
             try:
                 if self.is_current(cached):
@@ -162,7 +165,7 @@ class Planner:
                     self.planned = plan
                     return plan
             except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-                self.warn(f"{self.cache_file} is malformed; rebuilding the plan")
+                warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build_settled()
         if save and self.code_table is not None:
             from tipi.state.codetable import save_code_table

@@ -107,6 +107,20 @@ def read_plan_file(path: Path, warn: Callable[[str], None]) -> Any:
     return read_document(path, PLAN_KIND, warn)
 
 
+def warn_once(path: Path, warn: Callable[[str], None], said: set[Any]) -> Callable[[str], None]:
+    """`warn`, saying each message about the plan file at `path` as it is now (its stat
+    signature) once: a command that plans twice (`tipi status`: the table, then the question)
+    reads an unusable file twice, unchanged, as nothing was saved in between."""
+
+    def once(message: str) -> None:
+        key = (message, tuple(stat_dep(str(path)) or ()))
+        if key not in said:
+            said.add(key)
+            warn(message)
+
+    return once
+
+
 def step_paths(steps: Iterable[Any]) -> dict[str, list[str]]:
     """Each step's input paths, then its output paths, by name, as the plan spells them
     (planning.PlannedStep's `inputs` and `outputs`; relative to the root unless absolute)."""
@@ -230,12 +244,21 @@ def _loadable(plan: Any) -> bool:
     return count == 0 or (type(first) is dict and STEP_REQUIRED <= first.keys() <= STEP_FIELDS)
 
 
+# The shape of the plan this tipi writes (PLAN_FIELDS, STEP_FIELDS, what each holds): part of
+# the key, so that a plan file of another shape, written by an earlier or later tipi of the
+# same version number, is not current and is replanned silently (a cache, not damage). Bump
+# it with any change of Plan.to_data's shape (tests/test_attack_fixes_planfile.py asks).
+PLAN_FORMAT = 2
+
+
 def plan_key(
     file: Path, overrides: Sequence[str], root: Path, variant: Mapping[str, Any] | None
 ) -> list[Any]:
     """What a cached plan must have been made for: the pipeline file, the `--set` strings,
-    this tipi, the project root, the sweep variant (its to_data()) and this Python."""
-    return [str(file), list(overrides), __version__, str(root), variant, python_version()]
+    this tipi and the plan's format, the project root, the sweep variant (its to_data()) and
+    this Python."""
+    version = f"{__version__}/plan-{PLAN_FORMAT}"
+    return [str(file), list(overrides), version, str(root), variant, python_version()]
 
 
 def is_current(cached: Mapping[str, Any], key: Sequence[Any], folder: Path) -> bool:
