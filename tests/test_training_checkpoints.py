@@ -196,6 +196,10 @@ def test_params_mistakes_are_one_line_with_the_step_and_key(project, cli):
     assert result.exit_code == 2
     assert "processes.fit.params.monitor: monitor 'val_acc' is not a metric" in result.stderr
     assert "did you mean 'val_accuracy'" in result.stderr
+    project.pipeline("c", tiny('epochs = 1\nuntil = { metric = "train_loss", below = nan }'))
+    result = cli("make", "-p", "c")
+    assert result.exit_code == 2
+    assert "until.below: expected a finite number, found nan" in result.stderr
 
 
 def test_a_gate_not_passed_fails_the_phase_with_the_best_value(project, cli):

@@ -230,6 +230,8 @@ def until_rule(step: str, value: Mapping[str, Any] | None) -> UntilRule | None:
             not isinstance(threshold, int | float) or isinstance(threshold, bool)
         ):
             raise param_error(step, f"until.{side}", f"expected a number, found {threshold!r}")
+        if threshold is not None and not math.isfinite(threshold):  # nan never crosses
+            raise param_error(step, f"until.{side}", f"expected a finite number, found {threshold}")
     mode = value.get("mode", "stop")
     if mode not in UNTIL_MODES:
         raise param_error(
