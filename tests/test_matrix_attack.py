@@ -181,3 +181,18 @@ def test_a_lines_file_that_is_not_a_regular_file_is_refused(project):
     os.mkfifo(fifo)  # opening it would block forever
     error = refused(project, GATHERED.replace("VALUES", f'{{ lines = "{fifo}" }}'))
     assert "not a regular file" in str(error)
+
+
+def test_what_a_step_writing_near_a_glob_may_write():
+    from tipi.config.matrix_sources import _writes
+
+    assert _writes("/p/data/a_p.txt", "/p/data/*.txt", glob=True)
+    assert _writes("/p/data", "/p/data/*.txt", glob=True)  # a folder output
+    assert _writes("/p/data/sub/x.png", "/p/data/**/*.png", glob=True)
+    assert not _writes("/p/data/sub/stats.json", "/p/data/**/*.png", glob=True)
+    assert not _writes("/p/data/sub/x.png", "/p/data/*.png", glob=True)  # * stays in a folder
+    assert not _writes("/p/data/.hidden.txt", "/p/data/*.txt", glob=True)  # as glob does
+    assert not _writes("/p/out/train", "/p/data/*.txt", glob=True)
+    assert _writes("/p/out/list.txt", "/p/out/list.txt", glob=False)
+    assert _writes("/p/out/lists", "/p/out/lists/a.txt", glob=False)
+    assert not _writes("/p/out/list.txt.bak", "/p/out/list.txt", glob=False)

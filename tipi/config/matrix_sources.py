@@ -155,23 +155,28 @@ def _component(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
-def _may_hold(path: list[str], pattern: list[str]) -> bool:
-    """Whether `path` matches the glob `pattern`, or is a folder where a match could lie."""
+def _may_hold(path: list[str], pattern: list[str], folder: bool) -> bool:
+    """Whether `path` matches the glob `pattern`, or, when it may be a `folder`, holds a
+    place where a match could lie."""
     if not path:
-        return True
+        return folder or all(part == "**" for part in pattern)
     if not pattern:
         return False
     if pattern[0] == "**":
-        return _may_hold(path, pattern[1:]) or _may_hold(path[1:], pattern)
-    return _component(path[0], pattern[0]) and _may_hold(path[1:], pattern[1:])
+        return _may_hold(path, pattern[1:], folder) or _may_hold(path[1:], pattern, folder)
+    return _component(path[0], pattern[0]) and _may_hold(path[1:], pattern[1:], folder)
 
 
 def _writes(output: str | Path, source: str | Path, glob: bool) -> bool:
-    """Whether writing `output` (a file, or a folder) may write the source `source`."""
+    """Whether writing `output` may write the source `source`: it is the source (matches the
+    glob), or a folder that holds it. An output is taken for a folder when it has no suffix
+    (`out/images`) or is one on disk; `stats.json` is a file, so a step writing it under a
+    glob's `**` does not feed a glob of `*.png`."""
     out, src = _parts(output), _parts(source)
+    folder = len(out) < len(src) and (not Path(output).suffix or os.path.isdir(output))
     if glob:
-        return _may_hold(out, src)
-    return src[: len(out)] == out
+        return _may_hold(out, src, folder)
+    return out == src or (folder and src[: len(out)] == out)
 
 
 def _writer(
