@@ -20,6 +20,7 @@ from tipi.uptodate.planfile import (
     warn_once,
     write_plan_file,
 )
+from tipi.uptodate.stale import warn_stale_inputs
 
 if TYPE_CHECKING:
     from tipi.config.resolve import ResolvedPipeline
@@ -152,8 +153,7 @@ class Planner:
         """The plan, from the cache when valid (never when `fresh`); a new one is saved when
         `save`."""
         if self.planned is not None:
-            # Asked again (an Engine that makes more than once): the plan, the pipeline it
-            # resolved and where the plan came from were the last make's; files have changed since.
+            # Asked again (an Engine that makes more than once): all that was the last make's.
             self.planned, self.resolved, self.from_cache = None, None, False
         warn = warn_once(self.cache_file, self.warn, self._said)
         cached = None if fresh else read_plan_file(self.cache_file, warn)
@@ -167,6 +167,8 @@ class Planner:
             except (KeyError, TypeError, ValueError, AttributeError, IndexError):
                 warn(f"{self.cache_file} is malformed; rebuilding the plan")
         plan = self.planned = self._build_settled()
+        if self.variant is None:  # a variant reads the base's outputs, made by its traces
+            warn_stale_inputs(plan, self.root, warn)
         if save and self.code_table is not None:
             from tipi.state.codetable import save_code_table
 
@@ -313,9 +315,8 @@ class Planner:
         return plan
 
     def _check_outputs(self, resolved: ResolvedPipeline) -> None:
-        """Every output lies strictly inside the project, outside `.tipi_cache/` and
-        `pipelines/`, and neither inside nor around another output (paths.py). One
-        RealPaths for all: the outputs of a pipeline share a few folders."""
+        """Every output lies strictly inside the project, outside `.tipi_cache/` and `pipelines/`,
+        around no input of its step and no other output (paths.py; one RealPaths for all)."""
         real = RealPaths()
         for step in resolved.steps.values():
             for key, path in step.outputs.items():
