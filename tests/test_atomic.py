@@ -164,7 +164,9 @@ def test_concurrent_writers_end_with_one_whole_content(tmp_path):
 
 def test_temp_names_are_unique_and_what_the_leftover_sweep_removes(tmp_path):
     made = {temp_path(tmp_path / "resume.pt").name for _ in range(1000)}
-    assert len(made) == 1000
+    # 32 random bits: two of 1,000 names alike happens about once in 8,600 runs (it did in CI),
+    # and is harmless: a taken name is never written through (the test below).
+    assert len(made) >= 998
     for name in made:
         assert name.startswith(".resume.pt.tipi-") and name.endswith(".tmp")
         assert TEMP_NAME.fullmatch(name)
