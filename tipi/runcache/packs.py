@@ -197,6 +197,10 @@ class Packs:
         return [self.folder / n for n in sorted(names) if n.endswith(".pack")]
 
     def index(self) -> dict[str, list[PackEntry]]:
+        with self._lock:  # not while a record is filed: the index would miss it
+            return self._load_index()
+
+    def _load_index(self) -> dict[str, list[PackEntry]]:
         if self._index is None:
             index: dict[str, list[PackEntry]] = {}
             for pack in self.packs():
