@@ -9,11 +9,13 @@ from pathlib import Path
 import msgpack
 import xxhash
 
+from tests.pack_helpers import unpack
 from tests.test_run_cache import PIPELINE, STEPS, outcomes
 from tipi.engine import Engine
 from tipi.report import ListReporter
 from tipi.runcache.collect import collect
 from tipi.runcache.content import ContentStore
+from tipi.runcache.packs import PackEntry
 from tipi.runcache.record import INLINE_MAX, CachedRun
 
 
@@ -53,6 +55,7 @@ def test_a_make_restores_inline_outputs_and_reruns_on_lying_inline_bytes(project
     project.pipeline("rc", PIPELINE, steps=STEPS)
     Engine("rc").make()
     store = ContentStore(project.root / ".tipi_cache")
+    unpack(store)  # a record file (an older layout, still read) to rewrite
     [(path, scale)] = [(p, r) for p, r in store.all_records() if r.step == "scale"]
     assert scale.outputs["out"]["data"] == b"3"
     (project.root / "out" / "value.txt").unlink()
@@ -117,6 +120,9 @@ def test_gc_counts_the_bytes_a_record_holds(tmp_path):
 def test_records_are_filed_by_the_keys_first_digits_and_an_older_layout_is_read(tmp_path):
     store = ContentStore(tmp_path / ".tipi_cache")
     new = keep(store, tmp_path, "ab" + "1" * 30, b"new")
+    [(where, _)] = store.all_records()  # in this make's pack
+    assert isinstance(where, PackEntry) and where.pack.parent == store.root / "packs"
+    unpack(store)  # the layout before packs: still read
     assert [p.relative_to(store.records_dir).as_posix() for p, _ in store.all_records()] == [
         f"ab/{new.key}.{new.name}"
     ]

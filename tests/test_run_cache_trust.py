@@ -14,6 +14,7 @@ import msgpack
 import pytest
 import xxhash
 
+from tests.pack_helpers import unpack
 from tests.test_run_cache import PIPELINE, STEPS, outcomes
 from tipi.engine import Engine
 from tipi.report import ListReporter
@@ -358,6 +359,7 @@ def test_a_corrupt_local_store_warns_and_reruns(corrupt, project, tmp_path):
     store = ContentStore(project.root / ".tipi_cache")
     first = [record for _, record in store.all_records()]
     Engine("rc", overrides=["scale.factor=2"]).make()
+    unpack(store)  # record files (an older layout, still read); packs: test_run_cache_packs
     corrupt(store, first, outside)
 
     reporter = ListReporter()
@@ -509,6 +511,7 @@ def test_gc_removes_non_files_and_dead_writers_temporaries(project, cli, tmp_pat
     legacy = store.root / "objects" / "ab" / ".abab.1234abcd.tmp"  # an older tipi's
     legacy.write_bytes(b"half")
     os.utime(legacy, (1, 1))
+    (store.root / "runs").mkdir(exist_ok=True)
     (store.root / "runs" / ".DS_Store").write_bytes(b"")
     result = cli("cache", "gc", "--keep-last", "5")
     assert result.exit_code == 0, result.stderr

@@ -118,7 +118,7 @@ def made(project, permissions_apply) -> Path:
 
 REFUSED = [
     (".tipi_cache/store", 0o000, ".tipi_cache/store cannot be entered"),
-    (".tipi_cache/store/runs", 0o500, ".tipi_cache/store/runs cannot be written"),
+    (".tipi_cache/store/packs", 0o500, ".tipi_cache/store/packs cannot be written"),
     (".tipi_cache/pipelines/p", 0o000, ".tipi_cache/pipelines/p cannot be entered"),
     (".tipi_cache/pipelines/p", 0o500, ".tipi_cache/pipelines/p cannot be written"),
     (".tipi_cache", 0o000, ".tipi_cache cannot be entered"),

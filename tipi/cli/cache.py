@@ -139,11 +139,13 @@ def push_command(remote: RemoteArg) -> None:
 def pull_command(remote: RemoteArg) -> None:
     """Download the runs this project does not have; the next make restores what matches."""
     lock = _lock()
+    store = _store()
     try:
-        done = _remote(remote).pull(_store())
+        done = _remote(remote).pull(store)
     except OSError as exc:
         raise _failed("pull from", remote, exc, "downloaded") from None
     finally:
+        store.close()  # index the pack of what was pulled (runcache/packs.py)
         lock.release()
     stdout().print(
         f"pulled {done.records} run(s), {done.objects} file(s) ({_size(done.bytes)}) from {remote}",

@@ -43,10 +43,11 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
     kept = []
     per_step: dict[str, int] = defaultdict(int)
     done = Collected()
+    dropped = []
     for path, record in records:
         per_step[record.step] += 1
         if keep_last is not None and per_step[record.step] > keep_last:
-            path.unlink(missing_ok=True)
+            dropped.append(path)
             done.records += 1
         else:
             kept.append((path, record))
@@ -63,9 +64,10 @@ def collect(store: ContentStore, keep_last: int | None, max_size: int | None) ->
                 inline += held
                 fitting.append((path, record))
             else:
-                path.unlink(missing_ok=True)
+                dropped.append(path)
                 done.records += 1
         kept = fitting
+    store.forget(dropped)  # before the objects: a record never outlives its files
     needed = {d for _, record in kept for d in record.objects()}
     for digest, path in store.all_objects():
         if digest not in needed or digest not in sizes:  # unneeded, or not a file: corrupt

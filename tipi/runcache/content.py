@@ -5,6 +5,8 @@ Layout (locally, in `.tipi_cache/store/`; a remote files its records as an older
 names are state/layout.py's):
 
     objects/<2 hex>/<hash>            a file's bytes, named by their xxh3-128 hash (32 hex)
+    packs/<host>.<pid>.<random>.pack  the records one make filed, one after the other, and
+    packs/<...>.idx                   their index (packs.py); a record of an older tipi lies in
     runs/<2 hex>/<key>.<record hash>.msgpack
                                       one successful run of a step whose type, code, params
                                       and input contents hash to <key> (32 hex), filed by
@@ -14,8 +16,8 @@ names are state/layout.py's):
 
 A run record says which permanence configs the run used and what each output was (a file's
 hash, with its bytes when it has at most INLINE_MAX of them, or a directory's files and
-their hashes). Every name is a hash of what it holds, so a
-file is never rewritten, concurrent writers of the same name write the same bytes, and a
+their hashes). Every name is a hash of what it holds, so a file is never rewritten,
+concurrent writers of the same name write the same bytes, and a
 record is written after its objects: a reader never finds a record whose files are missing.
 Nothing here depends on where the project is checked out.
 
@@ -47,6 +49,7 @@ from tipi.runcache.files import (
     temporary_name,
 )
 from tipi.runcache.filing import all_records, legacy_records, listing, read_record, sweep
+from tipi.runcache.packs import PackEntry, Packs
 from tipi.runcache.record import (
     INLINE_MAX,
     BadRecord,
@@ -75,6 +78,10 @@ class ContentStore:
         self._runs, self._tmp = self.root / RECORDS_DIR, self.root / TMP_DIR
         self._empty: bool | None = None  # no record at all when first looked up
         self._added = _FILED.setdefault(str(self.root), set())
+        self._packs = Packs(self.root, warn)
+
+    def close(self) -> None:  # stop filing into this make's pack, and index it
+        self._packs.close()
 
     @property
     def records_dir(self) -> Path:
@@ -96,7 +103,8 @@ class ContentStore:
     def has_record(self, key: str, name: str) -> bool:
         """Whether record `name` of `key` is here (where this tipi or an older one put it)."""
         path = self.record_path(key, name)
-        return path.exists() or (self.records_dir / key / name).exists()
+        old = path.exists() or (self.records_dir / key / name).exists()
+        return old or self._packs.has(key, name)
 
     def has_object(self, digest: str) -> bool:
         """Whether the object is here as a plain file (its bytes are checked when copied)."""
@@ -117,10 +125,11 @@ class ContentStore:
         """The runs recorded under `key`, newest first (bad ones are dropped, with a warning)."""
         return [record for _, record in self._records(key)]
 
-    def _records(self, key: str) -> list[tuple[Path, CachedRun]]:
+    def _records(self, key: str) -> list[tuple[Path | PackEntry, CachedRun]]:
         if not is_digest(key):
             return []
-        found = [*legacy_records(self._runs, key, self.warn)]
+        found: list[tuple[Path | PackEntry, CachedRun]] = [*self._packs.records(key)]
+        found += legacy_records(self._runs, key, self.warn)
         prefix = key + "."
         for entry in listing(os.path.join(self._runs, key[:2])):  # a string: once a step
             if entry.startswith(prefix):
@@ -152,7 +161,7 @@ class ContentStore:
         process (a sweep's variant makes included; another process's is at most a run that
         could have been restored). A first build of N steps lists no folder N times."""
         if self._empty is None:
-            self._empty = not listing(self._runs)
+            self._empty = not listing(self._runs) and not self._packs.any()
         return self._empty and key not in self._added
 
     def save(
@@ -297,29 +306,28 @@ class ContentStore:
         return size
 
     def add_record(self, record: CachedRun) -> None:
-        """Write `record` under its name, atomically (after its objects).
+        """File `record` (after its objects) at the end of this make's pack (packs.py).
 
-        Nothing in the store is fsynced: every file is checked against its name when read,
-        so what a power cut leaves half-written costs a warning and a rerun, never a wrong
-        output, and a make does not wait for the disk once per file."""
-        data = record.to_bytes()
-        path = self.record_path(record.key, hash_bytes(data) + ".msgpack")
+        Nothing in the store is fsynced: every record is checked against its name when
+        read, so what a power cut leaves half-written costs a warning and a rerun, never a
+        wrong output, and a make does not wait for the disk once per record."""
+        if not is_digest(record.key):
+            raise CorruptCache(f"{show(record.key)} is not a run key")
         self._added.add(record.key)
-        tmp = self._temporary()
-        try:
-            with open(tmp, "xb") as out:
-                out.write(data)
-            try:
-                os.replace(tmp, path)
-            except FileNotFoundError:  # the first record of its folder
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self._packs.append(record.key, record.to_bytes())
 
-    def all_records(self) -> Iterator[tuple[Path, CachedRun]]:
-        return all_records(self.records_dir, self.warn)
+    def all_records(self) -> Iterator[tuple[Path | PackEntry, CachedRun]]:
+        yield from self._packs.all_records()
+        yield from all_records(self.records_dir, self.warn)
+
+    def forget(self, dropped: Iterable[Path | PackEntry]) -> int:
+        """Remove these records (gc): files are unlinked, packs rewritten without them."""
+        dropped = list(dropped)
+        entries = [d for d in dropped if isinstance(d, PackEntry)]
+        for path in dropped:
+            if isinstance(path, Path):
+                path.unlink(missing_ok=True)
+        return self._packs.forget(entries)
 
     def all_objects(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of everything in `objects/` but temporary files (an older tipi's)."""

@@ -8,8 +8,10 @@ own: its binding note and a worker's progress file, named by the modules given):
       code.msgpack                    code fingerprint → closure, unit by unit  state/codetable.py
       code_memo.msgpack               closures by class, kept while code unchanged  identity/memo.py
       remote-suspects.msgpack         a remote's files found corrupt or missing  runcache/
-      store/runs/<xx>/<key>.<name>    the run cache: a successful run's record (and its small
-                                      outputs; an older tipi's runs/<key>/<name>)  runcache/
+      store/packs/<writer>.pack       the run cache: the records of successful runs (and their
+                                      small outputs) one make filed, and <writer>.idx, their
+                                      index; an older tipi's store/runs/<xx>/<key>.<name>
+                                      and runs/<key>/<name> are read too         runcache/
       store/objects/<xx>/<digest>     ... and its other output files, by content
       store/tmp/                      ... and a file of it being written
       pipelines/<p>/traces.log        each step's last successful run (append-only msgpack log)
@@ -66,7 +68,8 @@ PER_PIPELINE = (PIPELINES_DIR, STAGING_DIR, SCRATCH_DIR, PREDICTIONS_DIR, LOGS_D
 STORE_DIR = "store"
 # Inside the store (the same on a remote, where there is no CACHE_DIR): runcache/content.py.
 OBJECTS_DIR = "objects"
-RECORDS_DIR = "runs"
+RECORDS_DIR = "runs"  # an older tipi's records, one file each (still read)
+PACKS_DIR = "packs"  # the records each make filed, one file a make (runcache/packs.py)
 TMP_DIR = "tmp"
 SUSPECTS_FILE = "remote-suspects.msgpack"
 RANKS_PREFIX = ".ranks-"
@@ -85,9 +88,9 @@ def store_dir(cache: Path) -> Path:
 
 
 def store_folders(cache: Path) -> tuple[Path, Path, Path, Path]:
-    """The run cache's folder, then those it writes in: objects, records, temporary files."""
+    """The run cache's folder, then those it writes in: objects, record packs, temporary files."""
     store = store_dir(cache)
-    return store, store / OBJECTS_DIR, store / RECORDS_DIR, store / TMP_DIR
+    return store, store / OBJECTS_DIR, store / PACKS_DIR, store / TMP_DIR
 
 
 def lock_file(cache: Path) -> Path:

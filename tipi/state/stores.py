@@ -141,6 +141,8 @@ class State:
         from tipi.identity.hashing import STAT_KIND
         from tipi.state.store import write_document
 
+        if self._run_cache is not None:
+            self._run_cache.close()
         if self._traces is not None:
             self._traces.close()
             if write and self.lock_held:
