@@ -3,6 +3,7 @@ index, gc over packs, a record found by the make that filed it, older layouts be
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -156,3 +157,76 @@ def test_a_make_files_its_records_in_one_pack_and_the_next_restores_from_it(proj
     reporter = ListReporter()
     Engine("rc", reporter=reporter).make()
     assert outcomes(reporter) == {"scale": "restored", "expand": "skipped"}
+
+
+def test_gc_keeps_the_good_records_behind_a_garbled_one(tmp_path):
+    """A byte flipped inside one record of an indexed pack: gc drops that record only (it
+    read past it from the index), never the good ones after it (engineer M's finding)."""
+    cache = tmp_path / ".tipi_cache"
+    store = ContentStore(cache)
+    records = filed(store, 6)
+    store.close()
+    [pack] = packs(store)
+    entries = ContentStore(cache)._packs.entries(pack)
+    content = bytearray(pack.read_bytes())
+    content[entries[2].offset + 4 + 20] ^= 0xFF
+    pack.write_bytes(bytes(content))
+    reader = ContentStore(cache, warn=lambda _: None)
+    found = [r for r in records if reader.records(r.key)]
+    assert found == [r for i, r in enumerate(records) if i != 2]
+    collect(reader, keep_last=None, max_size=None)
+    after = ContentStore(cache, warn=lambda _: None)
+    assert [r for r in records if after.records(r.key)] == found
+
+
+def test_a_damaged_index_is_not_used_and_never_crashes(tmp_path):
+    """An index row with a negative length, an array for a key or a name, an offset past
+    the end: the pack is scanned instead (make and gc both), every record still found."""
+    import msgpack
+
+    cache = tmp_path / ".tipi_cache"
+    store = ContentStore(cache)
+    records = filed(store, 3)
+    store.close()
+    [pack] = packs(store)
+    index = pack.with_suffix(".idx")
+    good = msgpack.unpackb(index.read_bytes())
+    for row, at, value in [(0, 3, -5), (1, 0, [1, 2]), (2, 1, ["x"]), (1, 2, 10**9)]:
+        bad = {**good, "entries": [list(r) for r in good["entries"]]}
+        bad["entries"][row][at] = value
+        index.write_bytes(msgpack.packb(bad))
+        reader = ContentStore(cache, warn=lambda _: None)
+        assert [reader.records(r.key) for r in records] == [[r] for r in records], (row, at)
+        collect(ContentStore(cache, warn=lambda _: None), keep_last=None, max_size=None)
+        assert [ContentStore(cache).records(r.key) for r in records] == [[r] for r in records]
+        index = packs(ContentStore(cache))[0].with_suffix(".idx")
+        good = msgpack.unpackb(index.read_bytes()) if index.exists() else good
+
+
+def test_a_short_write_loses_only_its_own_record(tmp_path, monkeypatch):
+    """A full disk writes part of one frame: that record is lost, the ones filed after it
+    are found through the index (their offsets count the torn bytes)."""
+    import os
+
+    from tipi.runcache import packs as packs_module
+
+    real = os.write
+    calls = {"n": 0}
+
+    def short_once(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        return real(fd, data[: len(data) // 2] if calls["n"] == 3 else data)
+
+    cache = tmp_path / ".tipi_cache"
+    store = ContentStore(cache, warn=lambda _: None)
+    monkeypatch.setattr(packs_module.os, "write", short_once)
+    records = [run(f"{i:02x}" * 16, "s", b"x%d" % i, 1.0 + i) for i in range(6)]
+    for record in records:
+        with contextlib.suppress(OSError):  # the short write's own record
+            store.add_record(record)
+    monkeypatch.setattr(packs_module.os, "write", real)
+    store.close()
+    reader = ContentStore(cache, warn=lambda _: None)
+    assert [r for r in records if reader.records(r.key)] == [
+        r for i, r in enumerate(records) if i != 2
+    ]

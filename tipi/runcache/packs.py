@@ -54,22 +54,46 @@ def frame(key: str, data: bytes) -> bytes:
 
 
 def scan(pack: Path, content: bytes) -> list[PackEntry]:
-    """The whole frames of a pack's bytes, up to the first torn or garbled one."""
+    """The whole frames of a pack's bytes, up to the first torn or garbled one. A scan
+    never looks for frames past that point: a frame found there could lie inside a
+    record's bytes (a step's output is kept inline), and those bytes are not tipi's."""
     entries = []
     at = 0
-    end = len(content)
-    while at + _HEAD.size <= end:
-        (length,) = _HEAD.unpack_from(content, at)
-        stop = at + _HEAD.size + length + _SUM
-        if length < 16 or length > MAX_RECORD_BYTES + 16 or stop > end:
+    while at + _HEAD.size <= len(content):
+        found = _frame_at(pack, content, at)
+        if found is None:
             break
-        body = content[at + _HEAD.size : stop - _SUM]
-        if xxhash.xxh3_64_digest(body) != content[stop - _SUM : stop]:
-            break
-        data = body[16:]
-        entries.append(PackEntry(pack, body[:16].hex(), _name(data), at, length))
-        at = stop
+        entries.append(found)
+        at += _HEAD.size + found.length + _SUM
     return entries
+
+
+def _frame_at(pack: Path, content: bytes, at: int) -> PackEntry | None:
+    if at + _HEAD.size > len(content):
+        return None
+    (length,) = _HEAD.unpack_from(content, at)
+    stop = at + _HEAD.size + length + _SUM
+    if length < 16 or length > MAX_RECORD_BYTES + 16 or stop > len(content):
+        return None
+    body = content[at + _HEAD.size : stop - _SUM]
+    if xxhash.xxh3_64_digest(body) != content[stop - _SUM : stop]:
+        return None
+    return PackEntry(pack, body[:16].hex(), _name(body[16:]), at, length)
+
+
+def _plausible(entry: PackEntry, size: int) -> bool:
+    key, name, offset, length = entry.key, entry.name, entry.offset, entry.length
+    return (
+        isinstance(key, str)
+        and len(key) == 32
+        and all(c in "0123456789abcdef" for c in key)
+        and isinstance(name, str)
+        and type(offset) is int
+        and type(length) is int
+        and offset >= 0
+        and 16 <= length <= MAX_RECORD_BYTES + 16
+        and offset + _HEAD.size + length + _SUM <= size
+    )
 
 
 def _name(data: bytes) -> str:
@@ -121,7 +145,8 @@ class Packs:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
         assert self._path is not None
         written = os.write(self._fd, chunk)
-        if written != len(chunk):  # a full disk: the torn frame is ignored when read
+        if written != len(chunk):  # a full disk: the torn frame is skipped when read
+            self._size += written  # the next frames' offsets lie past the torn bytes
             raise OSError(f"could not write the run record to {self._path}")
         entry = PackEntry(self._path, key, name, self._size, len(chunk) - _HEAD.size - _SUM)
         self._size += len(chunk)
@@ -163,9 +188,12 @@ class Packs:
                 doc = msgpack.unpackb(f.read(), raw=False)
             if doc.get("v") != _INDEX_VERSION or doc.get("size") != size:
                 return None
-            return [PackEntry(pack, k, n, int(o), int(n_)) for k, n, o, n_ in doc["entries"]]
+            entries = [PackEntry(pack, k, n, o, n_) for k, n, o, n_ in doc["entries"]]
         except (OSError, ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException):
             return None
+        # An index is a cache of the pack: one row it cannot vouch for and it is not used
+        # (the pack is scanned instead); a row that passes is still checked when read.
+        return entries if all(_plausible(e, size) for e in entries) else None
 
     def entries(self, pack: Path) -> list[PackEntry]:
         """The records of one pack: from its index, else scanned (and indexed when its
@@ -270,9 +298,11 @@ class Packs:
                 pack, time.time() - info.st_mtime
             ):
                 continue
-            entries = scan(pack, content)
+            # From the index where there is one, each frame checked where it says: gc drops
+            # what it was asked to and what is damaged, never a good record behind a bad one.
+            entries = self._whole_frames(pack, content, info.st_size)
             kept = [e for e in entries if (e.name, e.offset) not in names]
-            removed += len(entries) - len(kept)
+            removed += len(entries) - len(kept) + len(names - {(e.name, e.offset) for e in entries})
             if kept:
                 self._rewrite(pack, content, kept)
             else:
@@ -280,6 +310,13 @@ class Packs:
                 drop(pack)
         self._index = None
         return removed
+
+    def _whole_frames(self, pack: Path, content: bytes, size: int) -> list[PackEntry]:
+        indexed = self._read_index(pack, size)
+        if indexed is None:
+            return scan(pack, content)
+        found = [_frame_at(pack, content, e.offset) for e in indexed]
+        return [f for f, e in zip(found, indexed, strict=True) if f is not None and f == e]
 
     def _rewrite(self, pack: Path, content: bytes, kept: list[PackEntry]) -> None:
         """Write `kept` of `pack` as a new pack (with its index), then remove the old one: a
